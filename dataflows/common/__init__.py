@@ -1,0 +1,1 @@
+"""Shared helpers for the weft demo Chronon config repository (not compiled themselves)."""

@@ -1,0 +1,152 @@
+//! The SQL engine (DataFusion) over the warehouse: every table is registered as
+//! `<ns>.<name>` with its Hive partition columns, Spark functions are added
+//! (`datafusion-spark` plus [`spark_fns`]), identifiers keep their case as in Spark, and
+//! Chronon source scans are rendered by [`scan`].
+
+pub mod scan;
+pub mod spark_fns;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use datafusion::catalog::MemorySchemaProvider;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::common::TableReference;
+
+use crate::error::{Error, Result};
+use crate::warehouse::{file_name, read_dir_sorted, TableName, Warehouse};
+
+/// File in a table folder that turns the table into a view (staging queries with `createView`).
+pub const VIEW_FILE: &str = "_weft_view.sql";
+
+/// A DataFusion session bound to one warehouse.
+pub struct Engine {
+    ctx: SessionContext,
+    rt: tokio::runtime::Runtime,
+    wh: Warehouse,
+}
+
+impl Engine {
+    /// A session with every table and view of the warehouse registered.
+    pub fn new(wh: &Warehouse) -> Result<Engine> {
+        let mut config = SessionConfig::new().with_information_schema(true).with_target_partitions(2);
+        config.options_mut().sql_parser.enable_ident_normalization = false;
+        let ctx = SessionContext::new_with_config(config);
+        for f in datafusion_spark::all_default_scalar_functions() {
+            // Spark's own semantics for the functions DataFusion also has (concat, if, …).
+            ctx.register_udf(f.as_ref().clone());
+        }
+        for f in spark_fns::udfs() {
+            ctx.register_udf(f);
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("starting the SQL runtime", e))?;
+        let engine = Engine { ctx, rt, wh: wh.clone() };
+        engine.refresh()?;
+        Ok(engine)
+    }
+
+    pub fn warehouse(&self) -> &Warehouse {
+        &self.wh
+    }
+
+    /// Re-registers every table (after writes that add partitions, columns or tables).
+    pub fn refresh(&self) -> Result<()> {
+        let mut views = Vec::new();
+        for t in self.wh.tables()? {
+            let view = self.wh.table_dir(&t).join(VIEW_FILE);
+            if view.exists() {
+                views.push((t, view));
+            } else {
+                self.register_table(&t)?;
+            }
+        }
+        for (t, path) in views {
+            let sql = std::fs::read_to_string(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+            self.ensure_schema(&t.namespace);
+            let _ = self.ctx.deregister_table(TableReference::partial(t.namespace.as_str(), t.name.as_str()));
+            self.query(&format!("CREATE VIEW {t} AS {sql}"), &format!("registering view {t}"))?;
+        }
+        Ok(())
+    }
+
+    fn ensure_schema(&self, ns: &str) {
+        let catalog = self.ctx.catalog("datafusion").expect("default catalog");
+        if catalog.schema(ns).is_none() {
+            let _ = catalog.register_schema(ns, Arc::new(MemorySchemaProvider::new()));
+        }
+    }
+
+    /// Registers one table with its partition columns (found from its folder names).
+    pub fn register_table(&self, t: &TableName) -> Result<()> {
+        let dir = self.wh.table_dir(t);
+        let part_cols = partition_columns(&dir)?;
+        if part_cols.is_empty() {
+            return Ok(()); // no data yet
+        }
+        let schema = self.wh.table_schema_under(t, &part_cols)?;
+        self.ensure_schema(&t.namespace);
+        let url = ListingTableUrl::parse(format!("{}/", dir.display()))
+            .map_err(|e| sql_err(&format!("registering table {t}"), e))?;
+        let opts = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet")
+            .with_table_partition_cols(part_cols.iter().map(|c| (c.clone(), DataType::Utf8)).collect());
+        let cfg = ListingTableConfig::new(url).with_listing_options(opts).with_schema(schema);
+        let table = ListingTable::try_new(cfg).map_err(|e| sql_err(&format!("registering table {t}"), e))?;
+        let r = TableReference::partial(t.namespace.as_str(), t.name.as_str());
+        let _ = self.ctx.deregister_table(r.clone());
+        self.ctx
+            .register_table(r, Arc::new(table))
+            .map_err(|e| sql_err(&format!("registering table {t}"), e))?;
+        Ok(())
+    }
+
+    /// Runs a SQL statement and collects its result.
+    pub fn query(&self, sql: &str, context: &str) -> Result<Vec<RecordBatch>> {
+        self.query_with_schema(sql, context).map(|(_, b)| b)
+    }
+
+    /// Runs a SQL statement, returning the result schema too (also for empty results).
+    pub fn query_with_schema(&self, sql: &str, context: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        tracing::debug!(%sql, context, "sql");
+        self.rt.block_on(async {
+            let df = self.ctx.sql(sql).await.map_err(|e| sql_err(context, e))?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let batches = df.collect().await.map_err(|e| sql_err(context, e))?;
+            Ok((schema, batches))
+        })
+    }
+}
+
+fn sql_err(context: &str, e: impl std::fmt::Display) -> Error {
+    Error::Sql { context: context.to_string(), message: e.to_string(), fix: None }
+}
+
+/// The Hive partition columns of a table, read from the first path of `k=v` folders.
+fn partition_columns(dir: &Path) -> Result<Vec<String>> {
+    let mut cols = Vec::new();
+    let mut cur = dir.to_path_buf();
+    loop {
+        if !cur.is_dir() {
+            break;
+        }
+        let next = read_dir_sorted(&cur)?
+            .into_iter()
+            .find(|p| p.is_dir() && file_name(p).contains('=') && !file_name(p).starts_with('.'));
+        match next {
+            Some(p) => {
+                cols.push(file_name(&p).split('=').next().unwrap_or_default().to_string());
+                cur = p;
+            }
+            None => break,
+        }
+    }
+    Ok(cols)
+}

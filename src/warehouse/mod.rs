@@ -1,0 +1,198 @@
+//! The embedded warehouse: a folder of Hive-layout Parquet tables
+//! (`<root>/<ns>/<name>/ds=YYYY-MM-DD/*.parquet`, readable by DuckDB, pyarrow and Spark),
+//! with table properties stored beside the data ([`properties`]) and crash-safe partition
+//! writes ([`write`]).
+
+pub mod properties;
+pub mod read;
+pub mod write;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::partition::Ds;
+
+pub use read::PartitionInfo;
+
+/// The partition column every table has.
+pub const DS: &str = "ds";
+
+/// Folder for partitions being written (renamed into place when complete).
+const STAGING_DIR: &str = ".weft-staging";
+/// Folder for partitions being replaced (restored if a crash interrupts the swap).
+const TRASH_DIR: &str = ".weft-trash";
+
+/// A table name `ns.name`; a name without a namespace lives in `default`.
+/// Chronon sub-partition specs (`ns.t/k=v`) are kept as equality filters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TableName {
+    pub namespace: String,
+    pub name: String,
+    pub sub_partition_filters: Vec<(String, String)>,
+}
+
+impl TableName {
+    pub fn parse(s: &str) -> Result<TableName> {
+        let mut pieces = s.trim().split('/');
+        let base = pieces.next().unwrap_or_default();
+        let mut filters = Vec::new();
+        for p in pieces {
+            let (k, v) = p.split_once('=').ok_or_else(|| {
+                Error::Usage(format!("table `{s}`: sub-partition `{p}` must look like key=value"))
+            })?;
+            filters.push((k.to_string(), v.to_string()));
+        }
+        let (namespace, name) = match base.split_once('.') {
+            Some((ns, n)) => (ns.to_string(), n.to_string()),
+            None => ("default".to_string(), base.to_string()),
+        };
+        let valid = |x: &str| !x.is_empty() && x.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid(&namespace) || !valid(&name) {
+            return Err(Error::Usage(format!(
+                "`{s}` is not a table name; expected namespace.table with letters, digits and underscores"
+            )));
+        }
+        Ok(TableName { namespace, name, sub_partition_filters: filters })
+    }
+}
+
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.namespace, self.name)
+    }
+}
+
+/// A warehouse rooted at a folder.
+#[derive(Debug, Clone)]
+pub struct Warehouse {
+    root: PathBuf,
+}
+
+impl Warehouse {
+    /// Opens (creating if needed) a warehouse folder and finishes any partition swap that a
+    /// crash interrupted, so readers never see a half-written partition.
+    pub fn open(root: impl AsRef<Path>) -> Result<Warehouse> {
+        let root = root.as_ref().to_path_buf();
+        std::fs::create_dir_all(&root)
+            .map_err(|e| Error::io(format!("creating warehouse folder {}", root.display()), e))?;
+        let wh = Warehouse { root };
+        write::recover(&wh)?;
+        Ok(wh)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn table_dir(&self, t: &TableName) -> PathBuf {
+        self.root.join(&t.namespace).join(&t.name)
+    }
+
+    /// The folder of one partition, given its partition columns in order.
+    pub fn partition_dir(&self, t: &TableName, spec: &[(String, String)]) -> PathBuf {
+        let mut p = self.table_dir(t);
+        for (k, v) in spec {
+            p.push(format!("{k}={v}"));
+        }
+        p
+    }
+
+    pub fn exists(&self, t: &TableName) -> bool {
+        self.table_dir(t).is_dir()
+    }
+
+    /// Every table in the warehouse, sorted.
+    pub fn tables(&self) -> Result<Vec<TableName>> {
+        let mut out = Vec::new();
+        for ns in read_dir_sorted(&self.root)? {
+            let ns_name = file_name(&ns);
+            if ns_name.starts_with('.') || !ns.is_dir() {
+                continue;
+            }
+            for t in read_dir_sorted(&ns)? {
+                let t_name = file_name(&t);
+                if t_name.starts_with('.') || t_name.starts_with('_') || !t.is_dir() {
+                    continue;
+                }
+                out.push(TableName { namespace: ns_name.clone(), name: t_name, sub_partition_filters: vec![] });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Error for a table that does not exist, listing close names.
+    pub fn missing_table(&self, t: &TableName, needed_by: &str) -> Error {
+        let others: Vec<String> = self
+            .tables()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|o| o.namespace == t.namespace || o.name == t.name)
+            .map(|o| o.to_string())
+            .take(8)
+            .collect();
+        let hint = if others.is_empty() {
+            String::new()
+        } else {
+            format!(" (tables nearby: {})", others.join(", "))
+        };
+        Error::NotFound {
+            what: format!("table `{t}` (needed by {needed_by}) in warehouse {}{hint}", self.root.display()),
+            fix: "write the table first (a staging query or an upstream job), or fix the table name in the config".into(),
+        }
+    }
+
+    /// The `ds` partitions of a table, sorted (empty if the table does not exist).
+    pub fn partitions(&self, t: &TableName) -> Result<Vec<Ds>> {
+        self.partitions_by(t, DS)
+    }
+
+    /// The partitions of a table by its top-level partition column `col`, sorted.
+    pub fn partitions_by(&self, t: &TableName, col: &str) -> Result<Vec<Ds>> {
+        let dir = self.table_dir(t);
+        let prefix = format!("{col}=");
+        if !dir.is_dir() {
+            return Ok(vec![]);
+        }
+        let mut out = Vec::new();
+        for p in read_dir_sorted(&dir)? {
+            let name = file_name(&p);
+            if let Some(v) = name.strip_prefix(prefix.as_str()) {
+                if p.is_dir() {
+                    out.push(Ds::parse(v).map_err(|_| {
+                        Error::data(&t.to_string(), Some(&name), format!("partition folder name is not {col}=yyyy-MM-dd"))
+                            .with_fix("rename or remove the folder")
+                    })?);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+pub(crate) fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    let mut v: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+    v.sort();
+    Ok(v)
+}
+
+pub(crate) fn file_name(p: &Path) -> String {
+    p.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names() {
+        let t = TableName::parse("data.purchases").unwrap();
+        assert_eq!((t.namespace.as_str(), t.name.as_str()), ("data", "purchases"));
+        assert_eq!(TableName::parse("purchases").unwrap().namespace, "default");
+        let s = TableName::parse("db.t/hr=00:00").unwrap();
+        assert_eq!(s.sub_partition_filters, vec![("hr".to_string(), "00:00".to_string())]);
+        assert!(TableName::parse("bad name.x").is_err());
+    }
+}

@@ -1,0 +1,131 @@
+//! Crash-safe partition writes. Files are written and synced under `.weft-staging/`, then the
+//! finished folder is renamed into place; a replaced partition is parked in `.weft-trash/`
+//! first and restored by [`recover`] if a crash interrupts the swap. Readers see the old
+//! partition or the new one, never a half-written one.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use super::{file_name, read_dir_sorted, TableName, Warehouse, STAGING_DIR, TRASH_DIR};
+use crate::error::{Error, Result};
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn unique() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{}-{}", std::process::id(), nanos, SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(f) = File::open(dir) {
+        let _ = f.sync_all();
+    }
+}
+
+impl Warehouse {
+    /// Writes one partition (replacing it if present) from record batches that do not contain
+    /// the partition columns. An empty batch list writes an empty partition with the schema.
+    pub fn write_partition(
+        &self,
+        t: &TableName,
+        spec: &[(String, String)],
+        schema: SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<()> {
+        let staging = self.root().join(STAGING_DIR).join(unique());
+        std::fs::create_dir_all(&staging).map_err(|e| Error::io(format!("creating {}", staging.display()), e))?;
+        let file_path = staging.join("part-00000.parquet");
+        let where_ = || format!("writing {} partition {}", t, spec_label(spec));
+        let file = File::create(&file_path).map_err(|e| Error::io(where_(), e))?;
+        let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+        let mut w = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| Error::parquet(where_(), e))?;
+        for b in batches {
+            w.write(b).map_err(|e| Error::parquet(where_(), e))?;
+        }
+        let file = w.into_inner().map_err(|e| Error::parquet(where_(), e))?;
+        file.sync_all().map_err(|e| Error::io(where_(), e))?;
+        drop(file);
+        sync_dir(&staging);
+        self.publish(&staging, &self.partition_dir(t, spec))
+    }
+
+    /// Moves a finished staging folder to `target`, parking any existing folder in the trash.
+    fn publish(&self, staging: &Path, target: &Path) -> Result<()> {
+        let parent = target.parent().expect("partition has a table folder");
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+        let mut parked: Option<PathBuf> = None;
+        if target.exists() {
+            let trash_root = self.root().join(TRASH_DIR);
+            std::fs::create_dir_all(&trash_root).map_err(|e| Error::io("creating trash folder", e))?;
+            let id = unique();
+            let marker = trash_root.join(format!("{id}.target"));
+            std::fs::write(&marker, target.to_string_lossy().as_bytes()).map_err(|e| Error::io("writing trash marker", e))?;
+            let dest = trash_root.join(&id);
+            std::fs::rename(target, &dest).map_err(|e| Error::io(format!("parking {}", target.display()), e))?;
+            parked = Some(dest);
+        }
+        std::fs::rename(staging, target).map_err(|e| Error::io(format!("publishing {}", target.display()), e))?;
+        sync_dir(parent);
+        if let Some(p) = parked {
+            let _ = std::fs::remove_dir_all(&p);
+            let _ = std::fs::remove_file(p.with_extension("target"));
+        }
+        Ok(())
+    }
+
+    /// Removes a partition (used when a re-landed input leaves an output partition empty).
+    pub fn drop_partition(&self, t: &TableName, spec: &[(String, String)]) -> Result<()> {
+        let dir = self.partition_dir(t, spec);
+        if dir.exists() {
+            let trash = self.root().join(TRASH_DIR).join(unique());
+            std::fs::create_dir_all(trash.parent().unwrap()).map_err(|e| Error::io("creating trash folder", e))?;
+            std::fs::rename(&dir, &trash).map_err(|e| Error::io(format!("removing {}", dir.display()), e))?;
+            let _ = std::fs::remove_dir_all(&trash);
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn spec_label(spec: &[(String, String)]) -> String {
+    spec.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("/")
+}
+
+/// Finishes interrupted swaps: a parked partition whose target is missing is put back;
+/// everything else in the staging and trash folders is deleted.
+pub(crate) fn recover(wh: &Warehouse) -> Result<()> {
+    let trash_root = wh.root().join(TRASH_DIR);
+    if trash_root.is_dir() {
+        for entry in read_dir_sorted(&trash_root)? {
+            if entry.extension().is_some_and(|e| e == "target") {
+                let parked = entry.with_extension("");
+                let target = std::fs::read_to_string(&entry).unwrap_or_default();
+                if parked.is_dir() && !target.is_empty() && !Path::new(&target).exists() {
+                    tracing::warn!(partition = %target, "restoring a partition whose replacement was interrupted");
+                    std::fs::rename(&parked, &target).map_err(|e| Error::io(format!("restoring {target}"), e))?;
+                }
+                let _ = std::fs::remove_file(&entry);
+            }
+        }
+        for entry in read_dir_sorted(&trash_root)? {
+            let _ = std::fs::remove_dir_all(&entry);
+        }
+    }
+    let staging = wh.root().join(STAGING_DIR);
+    if staging.is_dir() {
+        for entry in read_dir_sorted(&staging)? {
+            tracing::debug!(folder = %file_name(&entry), "removing an unfinished partition write");
+            let _ = std::fs::remove_dir_all(&entry);
+        }
+    }
+    Ok(())
+}
