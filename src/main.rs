@@ -1,1 +1,19 @@
-fn main() {}
+//! The `weft` binary: parses the command line, sets up logging, and reports errors.
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() {
+    let cli = weft::cli::Cli::parse();
+    let default = match cli.verbose {
+        0 => "warn",
+        1 => "warn,weft=info",
+        _ => "info,weft=debug",
+    };
+    let filter = EnvFilter::try_from_env("WEFT_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    if let Err(e) = weft::cli::run(cli) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

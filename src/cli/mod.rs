@@ -1,1 +1,66 @@
-//! todo
+//! The `weft` command line: one subcommand per job, mirroring Chronon's run.py modes.
+//! Argument parsing and dispatch live here; each subcommand's work is in its own module.
+
+mod backfill;
+mod demo;
+mod inspect;
+mod progress;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Result;
+
+/// weft — build and maintain Chronon training data incrementally.
+///
+/// weft reads the JSON that Chronon's compile.py writes (joins, group_bys, staging_queries)
+/// and computes the same tables over a local Parquet warehouse, with one differential
+/// dataflow per join.
+///
+/// Start with `weft demo`, then explore with `weft tables` and `weft show <table>`.
+#[derive(Debug, Parser)]
+#[command(name = "weft", version, about, long_about, max_term_width = 100)]
+pub struct Cli {
+    /// Warehouse folder: table `ns.name` is stored at <DIR>/ns/name/ds=YYYY-MM-DD/*.parquet.
+    #[arg(long, global = true, env = "WEFT_WAREHOUSE", default_value = "warehouse")]
+    pub warehouse: PathBuf,
+
+    /// More logging (-v info, -vv debug); WEFT_LOG=<filter> overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compute the missing output partitions of a join, GroupBy or staging query.
+    ///
+    /// Partitions that already exist are skipped, so re-running is cheap. Example:
+    ///   weft backfill --conf dataflows/production/joins/risk/checkout.v1 --end-ds 2026-02-28
+    Backfill(backfill::BackfillArgs),
+    /// Parse compiled configs and print each one's output table and columns.
+    ///
+    /// Takes files or folders (e.g. dataflows/production); every problem is reported.
+    Validate(inspect::ValidateArgs),
+    /// List the warehouse's tables with partition ranges and row counts.
+    Tables(inspect::TablesArgs),
+    /// Show one table: schema, properties, partitions with row counts, and sample rows.
+    Show(inspect::ShowArgs),
+    /// Generate a realistic sample warehouse, run the dataflows/ configs on it, and print
+    /// what was computed.
+    Demo(demo::DemoArgs),
+}
+
+/// Runs the command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Backfill(a) => backfill::run(&cli.warehouse, a),
+        Command::Validate(a) => inspect::validate(a),
+        Command::Tables(a) => inspect::tables(&cli.warehouse, a),
+        Command::Show(a) => inspect::show(&cli.warehouse, a),
+        Command::Demo(a) => demo::run(a),
+    }
+}

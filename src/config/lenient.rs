@@ -42,19 +42,19 @@ pub fn opt_json_string<'de, D: Deserializer<'de>>(
     }
 }
 
-/// A list of JSON documents stored as strings (`metaData.dependencies`).
+/// A list of JSON documents stored as strings (`metaData.dependencies`). Staging queries
+/// write plain table specs (`ns.t/ds={{ ds }}`) instead; those are kept as strings.
 pub fn json_string_list<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Vec<serde_json::Value>, D::Error> {
     let list = Option::<Vec<String>>::deserialize(d)?.unwrap_or_default();
-    list.iter()
-        .enumerate()
-        .map(|(i, s)| {
-            serde_json::from_str(s).map_err(|e| {
-                de::Error::custom(format!("element {i}: expected a JSON document in a string: {e}"))
-            })
+    Ok(list
+        .into_iter()
+        .map(|s| match serde_json::from_str(&s) {
+            Ok(v @ serde_json::Value::Object(_)) => v,
+            _ => serde_json::Value::String(s),
         })
-        .collect()
+        .collect())
 }
 
 /// Declares a thrift enum that Chronon serialises as an integer code.

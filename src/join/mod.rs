@@ -1,1 +1,10 @@
-//! todo
+//! Join backfill: plans a join ([`plan`]), reads its left and GroupBy sources through the SQL
+//! engine into dataflow updates ([`inputs`]), runs them through the join dataflow, and writes
+//! the output partitions ([`output`]). [`backfill`] drives it step by step.
+
+pub mod backfill;
+pub mod inputs;
+pub mod output;
+pub mod plan;
+
+pub use backfill::{backfill_join, JoinOptions, JoinReport};

@@ -35,6 +35,8 @@ impl Engine {
     pub fn new(wh: &Warehouse) -> Result<Engine> {
         let mut config = SessionConfig::new().with_information_schema(true).with_target_partitions(2);
         config.options_mut().sql_parser.enable_ident_normalization = false;
+        // Deterministic row order: whole files per partition, partitions concatenated in order.
+        config.options_mut().optimizer.repartition_file_scans = false;
         let ctx = SessionContext::new_with_config(config);
         for f in datafusion_spark::all_default_scalar_functions() {
             // Spark's own semantics for the functions DataFusion also has (concat, if, …).
@@ -119,7 +121,8 @@ impl Engine {
         self.rt.block_on(async {
             let df = self.ctx.sql(sql).await.map_err(|e| sql_err(context, e))?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let batches = df.collect().await.map_err(|e| sql_err(context, e))?;
+            let parts = df.collect_partitioned().await.map_err(|e| sql_err(context, e))?;
+            let batches = parts.into_iter().flatten().filter(|b| b.num_rows() > 0).collect();
             Ok((schema, batches))
         })
     }

@@ -137,3 +137,18 @@ impl Engine {
         None
     }
 }
+
+impl Engine {
+    /// The schema a scan produces, without reading data (errors as for [`Engine::scan`]).
+    pub fn scan_schema(&self, scan: &Scan) -> Result<SchemaRef> {
+        let t = scan.table_name()?;
+        if !self.warehouse().exists(&t) || self.warehouse().partitions_by(&t, &scan.partition_column())?.is_empty() {
+            return Err(self.warehouse().missing_table(&t, &scan.purpose));
+        }
+        let sql = format!("{} LIMIT 0", scan.sql()?);
+        match self.query_with_schema(&sql, &format!("reading {t} for {}", scan.purpose)) {
+            Ok((s, _)) => Ok(s),
+            Err(e) => Err(self.diagnose(scan, &t).unwrap_or(e)),
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! `weft validate`, `weft tables` and `weft show`: look at configs and warehouse tables.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use crate::config::{conf_files, load_conf, naming, Conf, GroupBy, Join};
+use crate::error::{Error, Result};
+use crate::warehouse::{TableName, Warehouse};
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Config files or folders (for example dataflows/production).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TablesArgs {
+    /// Only tables in this namespace.
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Table name, `namespace.table`.
+    pub table: String,
+    /// Sample rows to print from the latest partition.
+    #[arg(long, default_value_t = 5)]
+    pub rows: usize,
+    /// Partition to sample instead of the latest.
+    #[arg(long)]
+    pub ds: Option<String>,
+}
+
+/// Output columns of a GroupBy inside a join, prefixed.
+fn group_by_columns(gb: &GroupBy) -> Vec<String> {
+    match &gb.aggregations {
+        Some(a) if !a.is_empty() => naming::aggregation_parts(gb).into_iter().map(|p| p.column).collect(),
+        _ => gb
+            .sources
+            .first()
+            .and_then(|s| s.query().selects.as_ref())
+            .map(|s| s.keys().filter(|k| !gb.key_columns.contains(k) && *k != "ts" && *k != "ds").cloned().collect())
+            .unwrap_or_default(),
+    }
+}
+
+fn join_columns(j: &Join) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let left: Vec<String> = j.left.query().selects.as_ref().map(|s| s.keys().cloned().collect()).unwrap_or_else(|| vec!["*".into()]);
+    out.push(("left".to_string(), left));
+    for jp in &j.join_parts {
+        let prefix = naming::part_full_prefix(jp);
+        out.push((format!("part {}", jp.group_by.meta_data.name), group_by_columns(&jp.group_by).into_iter().map(|c| format!("{prefix}_{c}")).collect()));
+    }
+    for ep in &j.online_external_parts {
+        let name = &ep.source.metadata.name;
+        let fields: Vec<String> = ep.source.value_schema.as_ref().map(|s| s.params.iter().map(|f| f.name.clone()).collect()).unwrap_or_default();
+        let pre = match (&ep.prefix, name.as_str()) {
+            (_, "contextual") => "ext_contextual".to_string(),
+            (Some(p), _) => format!("ext_{p}_{name}"),
+            (None, _) => format!("ext_{name}"),
+        };
+        out.push((format!("external {name}"), fields.iter().map(|f| format!("{pre}_{f}")).collect()));
+    }
+    if !j.derivations.is_empty() {
+        out.push(("derivations".into(), j.derivations.iter().map(|d| d.name.clone()).collect()));
+    }
+    if let Some(lp) = &j.label_part {
+        for jp in &lp.labels {
+            let prefix = naming::part_full_prefix(jp);
+            out.push((format!("label {}", jp.group_by.meta_data.name), group_by_columns(&jp.group_by).into_iter().map(|c| format!("label_{prefix}_{c}")).collect()));
+        }
+    }
+    out
+}
+
+pub fn validate(a: ValidateArgs) -> Result<()> {
+    let mut errors = Vec::new();
+    let mut count = 0;
+    for root in &a.paths {
+        for f in conf_files(root)? {
+            count += 1;
+            match load_conf(&f) {
+                Err(e) => errors.push(e),
+                Ok(conf) => {
+                    let table = naming::output_table(conf.meta()).unwrap_or_else(|e| format!("<{e}>"));
+                    match &conf {
+                        Conf::StagingQuery(sq) => println!("staging_query {}\n  output {table} (from {})", sq.meta_data.name, sq.start_partition.as_deref().unwrap_or("unpartitioned")),
+                        Conf::GroupBy(gb) => {
+                            println!("group_by {}\n  output {table}\n  keys {}", gb.meta_data.name, gb.key_columns.join(", "));
+                            println!("  columns {}", group_by_columns(gb).join(", "));
+                        }
+                        Conf::Join(j) => {
+                            println!("join {}\n  output {table}", j.meta_data.name);
+                            for (what, cols) in join_columns(j) {
+                                println!("  {what}: {}", cols.join(", "));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    println!("{count} config(s), {} with problems", errors.len());
+    Error::collect(errors)
+}
+
+pub fn tables(warehouse: &Path, a: TablesArgs) -> Result<()> {
+    let wh = Warehouse::open(warehouse)?;
+    let mut any = false;
+    for t in wh.tables()? {
+        if a.namespace.as_ref().is_some_and(|ns| *ns != t.namespace) {
+            continue;
+        }
+        any = true;
+        let infos = wh.partition_infos(&t)?;
+        let rows: u64 = infos.iter().map(|i| i.rows).sum();
+        match (infos.first(), infos.last()) {
+            (Some(f), Some(l)) => println!("{t:<50} {:>4} partitions  {} .. {}  {rows:>10} rows", infos.len(), f.ds, l.ds),
+            _ => println!("{t:<50} (no ds partitions)"),
+        }
+    }
+    if !any {
+        println!("no tables in {} (try `weft demo`)", warehouse.display());
+    }
+    Ok(())
+}
+
+pub fn show(warehouse: &Path, a: ShowArgs) -> Result<()> {
+    let wh = Warehouse::open(warehouse)?;
+    let t = TableName::parse(&a.table)?;
+    if !wh.exists(&t) {
+        return Err(wh.missing_table(&t, "weft show"));
+    }
+    println!("table {t}  ({})", wh.table_dir(&t).display());
+    let schema = wh.table_schema(&t)?;
+    println!("columns:");
+    for f in schema.fields() {
+        println!("  {:<50} {}", f.name(), f.data_type());
+    }
+    println!("  {:<50} partition (yyyy-MM-dd)", "ds");
+    let props = wh.properties(&t)?;
+    if !props.is_empty() {
+        println!("properties:");
+        for (k, v) in &props {
+            println!("  {k} = {v}");
+        }
+    }
+    let infos = wh.partition_infos(&t)?;
+    println!("partitions: {}", infos.len());
+    for i in &infos {
+        println!("  ds={}  {:>8} rows  {} file(s)  {} bytes", i.ds, i.rows, i.files, i.bytes);
+    }
+    let sample = match &a.ds {
+        Some(d) => Some(crate::partition::Ds::parse(d)?),
+        None => infos.last().map(|i| i.ds),
+    };
+    if let (Some(ds), true) = (sample, a.rows > 0) {
+        let batches = wh.read_partition(&t, ds)?;
+        let mut rows = Vec::new();
+        let mut left = a.rows;
+        for b in batches {
+            if left == 0 {
+                break;
+            }
+            let n = left.min(b.num_rows());
+            rows.push(b.slice(0, n));
+            left -= n;
+        }
+        println!("sample of ds={ds}:");
+        println!("{}", arrow::util::pretty::pretty_format_batches(&rows).map_err(|e| Error::arrow("formatting rows", e))?);
+    }
+    Ok(())
+}

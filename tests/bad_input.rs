@@ -1,0 +1,305 @@
+//! Bad input gives errors that say what is wrong and where: missing tables, bad select and
+//! where expressions (with the table's columns), malformed config files (with the file and the
+//! JSON path), invalid JSON (with line and column) and invalid Source unions.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use indexmap::IndexMap;
+use serde_json::json;
+
+use weft::config::{load_conf, parse_conf, Conf, Query};
+use weft::partition::{Ds, PartitionRange};
+use weft::sql::scan::Scan;
+use weft::sql::Engine;
+use weft::staging::{run, StagingOptions};
+use weft::warehouse::{TableName, Warehouse};
+use weft::Error;
+
+fn ds(s: &str) -> Ds {
+    Ds::parse(s).unwrap()
+}
+
+/// `data.purchases(user, amount, ts)` over two days.
+fn warehouse() -> (tempfile::TempDir, Warehouse) {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::open(dir.path()).unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("user", DataType::Utf8, true),
+        Field::new("amount", DataType::Int64, true),
+        Field::new("ts", DataType::Int64, true),
+    ]));
+    for (i, d) in ["2026-01-01", "2026-01-02"].iter().enumerate() {
+        let b = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef,
+                Arc::new(Int64Array::from(vec![10 + i as i64, 20 + i as i64])),
+                Arc::new(Int64Array::from(vec![ds(d).start_millis(), ds(d).start_millis() + 1])),
+            ],
+        )
+        .unwrap();
+        wh.write_partition(&TableName::parse("data.purchases").unwrap(), &[("ds".into(), d.to_string())], schema.clone(), &[b])
+            .unwrap();
+    }
+    (dir, wh)
+}
+
+fn scan(table: &str, selects: Option<&[(&str, &str)]>, wheres: &[&str]) -> Scan {
+    Scan {
+        table: table.to_string(),
+        query: Query {
+            selects: selects.map(|s| s.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<IndexMap<_, _>>()),
+            wheres: wheres.iter().map(|w| w.to_string()).collect(),
+            ..Default::default()
+        },
+        fill_ins: vec![],
+        range: Some(PartitionRange::new(ds("2026-01-01"), ds("2026-01-02"))),
+        purpose: "left of join risk.checkout.v1".to_string(),
+    }
+}
+
+const PURPOSE: &str = "left of join risk.checkout.v1";
+
+// ---------------------------------------------------------------- scans
+
+#[test]
+fn good_scan_applies_selects_wheres_and_range() {
+    let (_dir, wh) = warehouse();
+    let engine = Engine::new(&wh).unwrap();
+    let mut s = scan("data.purchases", Some(&[("user", "user"), ("cents", "amount * 100")]), &["amount > 10"]);
+    s.fill_ins = vec![("ts".into(), None)];
+    s.range = Some(PartitionRange::new(ds("2026-01-02"), ds("2026-01-02")));
+    let (schema, batches) = engine.scan(&s).unwrap();
+    let cols: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(cols, vec!["user", "cents", "ts"]);
+    let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(n, 2, "both rows of 2026-01-02 (amounts 11, 21), none of 2026-01-01");
+    let cents: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| {
+            let c = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap().clone();
+            c.values().to_vec()
+        })
+        .collect();
+    let mut cents = cents;
+    cents.sort();
+    assert_eq!(cents, vec![1100, 2100]);
+}
+
+#[test]
+fn scan_of_a_missing_table_names_the_table_and_the_purpose() {
+    let (_dir, wh) = warehouse();
+    let engine = Engine::new(&wh).unwrap();
+    let e = engine.scan(&scan("data.purchase", None, &[])).unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
+    let m = e.to_string();
+    assert!(m.contains("data.purchase`"), "{m}");
+    assert!(m.contains(PURPOSE), "{m}");
+    // lists tables nearby (same namespace) to catch typos
+    assert!(m.contains("data.purchases"), "{m}");
+
+    // an unknown namespace too
+    let m = engine.scan(&scan("nowhere.purchases", None, &[])).unwrap_err().to_string();
+    assert!(m.contains("nowhere.purchases") && m.contains(PURPOSE), "{m}");
+}
+
+#[test]
+fn select_with_an_unknown_column_names_table_select_and_columns() {
+    let (_dir, wh) = warehouse();
+    let engine = Engine::new(&wh).unwrap();
+    let s = scan("data.purchases", Some(&[("user", "user"), ("amount_cents", "amout * 100")]), &[]);
+    let e = engine.scan(&s).unwrap_err();
+    assert!(matches!(e, Error::Sql { .. }), "{e:?}");
+    let m = e.to_string();
+    assert!(m.contains("data.purchases"), "{m}");
+    assert!(m.contains(PURPOSE), "{m}");
+    assert!(m.contains("amount_cents"), "names the select output: {m}");
+    assert!(m.contains("amout * 100"), "names the expression: {m}");
+    assert!(m.contains("amout"), "{m}");
+    assert!(m.contains("user, amount, ts"), "lists the table's columns: {m}");
+    // the good select is not blamed
+    assert!(!m.contains("select `user`"), "{m}");
+}
+
+#[test]
+fn bad_where_names_table_where_and_columns() {
+    let (_dir, wh) = warehouse();
+    let engine = Engine::new(&wh).unwrap();
+    let s = scan("data.purchases", Some(&[("user", "user")]), &["amount > 0", "country = 'US'"]);
+    let m = engine.scan(&s).unwrap_err().to_string();
+    assert!(m.contains("data.purchases") && m.contains(PURPOSE), "{m}");
+    assert!(m.contains("where `country = 'US'`"), "names the where: {m}");
+    assert!(!m.contains("where `amount > 0`"), "{m}");
+    assert!(m.contains("country"), "{m}");
+    assert!(m.contains("user, amount, ts"), "lists the table's columns: {m}");
+
+    // a where that does not parse at all
+    let s = scan("data.purchases", None, &["amount >"]);
+    let m = engine.scan(&s).unwrap_err().to_string();
+    assert!(m.contains("where `amount >`") && m.contains("data.purchases"), "{m}");
+}
+
+#[test]
+fn staging_query_without_ds_is_rejected() {
+    let (_dir, wh) = warehouse();
+    let engine = Engine::new(&wh).unwrap();
+    let sq = match parse_conf(
+        Path::new("staging_queries/t/x.v1"),
+        &json!({"metaData": {"name": "t.no_ds", "outputNamespace": "out"}, "query": "SELECT user FROM data.purchases"}).to_string(),
+    )
+    .unwrap()
+    {
+        Conf::StagingQuery(s) => *s,
+        _ => unreachable!(),
+    };
+    let opts = StagingOptions { end_ds: ds("2026-01-02"), start_override: None, step_days: 1 };
+    let m = run(&engine, &sq, &opts, &|_| {}).unwrap_err().to_string();
+    assert!(m.contains("t.no_ds") && m.contains("no `ds` column"), "{m}");
+
+    // no outputNamespace: the error names the field to set
+    let sq = match parse_conf(
+        Path::new("staging_queries/t/x.v1"),
+        &json!({"metaData": {"name": "t.no_ns"}, "query": "SELECT user, ds FROM data.purchases"}).to_string(),
+    )
+    .unwrap()
+    {
+        Conf::StagingQuery(s) => *s,
+        _ => unreachable!(),
+    };
+    let m = run(&engine, &sq, &opts, &|_| {}).unwrap_err().to_string();
+    assert!(m.contains("metaData.outputNamespace"), "{m}");
+
+    // a staging query over a missing table names it
+    let sq = match parse_conf(
+        Path::new("staging_queries/t/x.v1"),
+        &json!({"metaData": {"name": "t.missing", "outputNamespace": "out"}, "query": "SELECT user, ds FROM data.nothing"}).to_string(),
+    )
+    .unwrap()
+    {
+        Conf::StagingQuery(s) => *s,
+        _ => unreachable!(),
+    };
+    let m = run(&engine, &sq, &opts, &|_| {}).unwrap_err().to_string();
+    assert!(m.contains("t.missing") && m.contains("data.nothing"), "{m}");
+}
+
+// ---------------------------------------------------------------- config files
+
+fn join_doc(operation: serde_json::Value) -> serde_json::Value {
+    json!({
+        "metaData": {"name": "risk.checkout.v1", "outputNamespace": "risk"},
+        "left": {"events": {"table": "data.checkouts", "query": {"selects": {"user": "user"}, "timeColumn": "ts"}}},
+        "joinParts": [{
+            "groupBy": {
+                "metaData": {"name": "risk.purchases.v1"},
+                "sources": [{"events": {"table": "data.purchases", "query": {"selects": {"user": "user", "amount": "amount"}}}}],
+                "keyColumns": ["user"],
+                "aggregations": [{"inputColumn": "amount", "operation": operation, "windows": [{"length": 7, "timeUnit": 1}]}]
+            }
+        }]
+    })
+}
+
+#[test]
+fn good_join_config_parses() {
+    match parse_conf(Path::new("joins/risk/checkout.v1"), &join_doc(json!(7)).to_string()).unwrap() {
+        Conf::Join(j) => {
+            let agg = &j.join_parts[0].group_by.aggregations.as_ref().unwrap()[0];
+            assert_eq!(agg.operation, weft::config::Operation::Sum);
+            assert_eq!(j.left.table(), "data.checkouts");
+        }
+        other => panic!("expected a join, got {:?}", other.kind()),
+    }
+}
+
+#[test]
+fn bad_field_names_the_file_and_json_path() {
+    let e = parse_conf(Path::new("joins/risk/checkout.v1"), &join_doc(json!(42)).to_string()).unwrap_err();
+    match &e {
+        Error::Config { file, path, message } => {
+            assert_eq!(file, "joins/risk/checkout.v1");
+            assert_eq!(path, "joinParts[0].groupBy.aggregations[0].operation");
+            assert!(message.contains("42"), "{message}");
+            assert!(message.contains("7=Sum"), "lists valid codes: {message}");
+        }
+        other => panic!("expected a config error, got {other:?}"),
+    }
+    let m = e.to_string();
+    assert!(m.contains("joins/risk/checkout.v1") && m.contains("joinParts[0].groupBy.aggregations[0].operation"), "{m}");
+
+    // The same through load_conf: the error names the real file path.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("joins/risk/checkout.v1");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, serde_json::to_string_pretty(&join_doc(json!("SUMM"))).unwrap()).unwrap();
+    let m = load_conf(&file).unwrap_err().to_string();
+    assert!(m.contains(&file.display().to_string()), "{m}");
+    assert!(m.contains("joinParts[0].groupBy.aggregations[0].operation") && m.contains("SUMM"), "{m}");
+
+    // A missing file is an I/O error naming it.
+    let m = load_conf(&dir.path().join("joins/nope.v1")).unwrap_err().to_string();
+    assert!(m.contains("joins/nope.v1"), "{m}");
+
+    // Wrong types elsewhere: a boolean that is neither true/false nor 0/1, a window length string.
+    let mut doc = join_doc(json!(7));
+    doc["metaData"]["online"] = json!(2);
+    let m = parse_conf(Path::new("joins/risk/checkout.v1"), &doc.to_string()).unwrap_err().to_string();
+    assert!(m.contains("metaData.online") && m.contains("boolean"), "{m}");
+    let mut doc = join_doc(json!(7));
+    doc["joinParts"][0]["groupBy"]["aggregations"][0]["windows"][0]["length"] = json!("7d");
+    let m = parse_conf(Path::new("joins/risk/checkout.v1"), &doc.to_string()).unwrap_err().to_string();
+    assert!(m.contains("joinParts[0].groupBy.aggregations[0].windows[0].length"), "{m}");
+}
+
+#[test]
+fn invalid_json_names_line_and_column() {
+    let text = "{\n  \"metaData\": {\"name\": \"t.x\"},\n  \"query\": \"SELECT 1\",,\n}";
+    let e = parse_conf(Path::new("staging_queries/t/x.v1"), text).unwrap_err();
+    match &e {
+        Error::Config { file, path, message } => {
+            assert_eq!(file, "staging_queries/t/x.v1");
+            assert_eq!(path, "line 3 column 23");
+            assert!(message.contains("not valid JSON"), "{message}");
+        }
+        other => panic!("expected a config error, got {other:?}"),
+    }
+    // truncated file
+    let m = parse_conf(Path::new("joins/a/b.v1"), "{\"metaData\": {").unwrap_err().to_string();
+    assert!(m.contains("joins/a/b.v1") && m.contains("line 1 column 14"), "{m}");
+
+    // valid JSON that is no known kind of config, outside a kind folder
+    let m = parse_conf(Path::new("misc/x.v1"), "{\"foo\": 1}").unwrap_err().to_string();
+    assert!(m.contains("misc/x.v1") && m.contains("joins/"), "{m}");
+}
+
+#[test]
+fn source_with_both_events_and_entities_is_rejected() {
+    let mut doc = join_doc(json!(7));
+    doc["left"] = json!({
+        "events": {"table": "data.checkouts", "query": {}},
+        "entities": {"snapshotTable": "data.users", "query": {}}
+    });
+    let e = parse_conf(Path::new("joins/risk/checkout.v1"), &doc.to_string()).unwrap_err();
+    let m = e.to_string();
+    assert!(m.contains("joins/risk/checkout.v1"), "{m}");
+    assert!(m.contains("exactly one of `events`, `entities` or `joinSource`"), "{m}");
+    match &e {
+        Error::Config { path, .. } => assert_eq!(path, "left"),
+        other => panic!("expected a config error, got {other:?}"),
+    }
+
+    // neither set, inside a GroupBy source: the path points at the source
+    let mut doc = join_doc(json!(7));
+    doc["joinParts"][0]["groupBy"]["sources"][0] = json!({});
+    let e = parse_conf(Path::new("joins/risk/checkout.v1"), &doc.to_string()).unwrap_err();
+    match &e {
+        Error::Config { path, message, .. } => {
+            assert_eq!(path, "joinParts[0].groupBy.sources[0]");
+            assert!(message.contains("exactly one of"), "{message}");
+        }
+        other => panic!("expected a config error, got {other:?}"),
+    }
+}
