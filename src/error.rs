@@ -30,7 +30,11 @@ impl fmt::Display for Location {
 pub enum Error {
     /// A config file is malformed or inconsistent.
     #[error("config {file}: at `{path}`: {message}")]
-    Config { file: String, path: String, message: String },
+    Config {
+        file: String,
+        path: String,
+        message: String,
+    },
 
     /// Something the command needs does not exist.
     #[error("{what} not found; {fix}")]
@@ -38,11 +42,19 @@ pub enum Error {
 
     /// Data in the warehouse cannot be used as asked.
     #[error("{location}: {message}{}", fix_suffix(fix))]
-    Data { location: Location, message: String, fix: Option<String> },
+    Data {
+        location: Location,
+        message: String,
+        fix: Option<String>,
+    },
 
     /// A SQL expression or query failed to plan or run.
     #[error("{context}: {message}{}", fix_suffix(fix))]
-    Sql { context: String, message: String, fix: Option<String> },
+    Sql {
+        context: String,
+        message: String,
+        fix: Option<String>,
+    },
 
     /// A command-line argument or combination of settings is invalid.
     #[error("{0}")]
@@ -87,13 +99,22 @@ fn fix_suffix(fix: &Option<String>) -> String {
 
 impl Error {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
     pub fn arrow(context: impl Into<String>, source: arrow::error::ArrowError) -> Self {
-        Error::Arrow { context: context.into(), source }
+        Error::Arrow {
+            context: context.into(),
+            source,
+        }
     }
     pub fn parquet(context: impl Into<String>, source: parquet::errors::ParquetError) -> Self {
-        Error::Parquet { context: context.into(), source }
+        Error::Parquet {
+            context: context.into(),
+            source,
+        }
     }
     pub fn data(table: &str, partition: Option<&str>, message: impl Into<String>) -> Self {
         Error::Data {

@@ -11,7 +11,10 @@ fn main() {
         _ => "info,weft=debug",
     };
     let filter = EnvFilter::try_from_env("WEFT_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     if let Err(e) = weft::cli::run(cli) {
         eprintln!("error: {e}");
         std::process::exit(1);

@@ -11,14 +11,18 @@ use crate::error::{Error, Result};
 pub const DAY_MS: i64 = 86_400_000;
 
 /// A daily partition, stored as days since 1970-01-01.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Ds(pub i32);
 
 impl Ds {
     /// Parses `yyyy-MM-dd`.
     pub fn parse(s: &str) -> Result<Ds> {
         let d = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
-            Error::Usage(format!("`{s}` is not a partition date; expected yyyy-MM-dd, e.g. 2026-01-31"))
+            Error::Usage(format!(
+                "`{s}` is not a partition date; expected yyyy-MM-dd, e.g. 2026-01-31"
+            ))
         })?;
         Ok(Ds(d.num_days_from_ce() - EPOCH_CE))
     }
@@ -69,7 +73,11 @@ impl PartitionRange {
         (self.start.0..=self.end.0).map(Ds)
     }
     pub fn len(&self) -> usize {
-        if self.is_empty() { 0 } else { (self.end.0 - self.start.0 + 1) as usize }
+        if self.is_empty() {
+            0
+        } else {
+            (self.end.0 - self.start.0 + 1) as usize
+        }
     }
     pub fn contains(&self, ds: Ds) -> bool {
         self.start <= ds && ds <= self.end
@@ -126,6 +134,12 @@ mod tests {
         assert_eq!(s.len(), 3);
         assert_eq!(s[2], PartitionRange::new(Ds(6), Ds(6)));
         let c = PartitionRange::contiguous(&[Ds(1), Ds(2), Ds(4)]);
-        assert_eq!(c, vec![PartitionRange::new(Ds(1), Ds(2)), PartitionRange::new(Ds(4), Ds(4))]);
+        assert_eq!(
+            c,
+            vec![
+                PartitionRange::new(Ds(1), Ds(2)),
+                PartitionRange::new(Ds(4), Ds(4))
+            ]
+        );
     }
 }

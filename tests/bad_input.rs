@@ -37,12 +37,20 @@ fn warehouse() -> (tempfile::TempDir, Warehouse) {
             vec![
                 Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef,
                 Arc::new(Int64Array::from(vec![10 + i as i64, 20 + i as i64])),
-                Arc::new(Int64Array::from(vec![ds(d).start_millis(), ds(d).start_millis() + 1])),
+                Arc::new(Int64Array::from(vec![
+                    ds(d).start_millis(),
+                    ds(d).start_millis() + 1,
+                ])),
             ],
         )
         .unwrap();
-        wh.write_partition(&TableName::parse("data.purchases").unwrap(), &[("ds".into(), d.to_string())], schema.clone(), &[b])
-            .unwrap();
+        wh.write_partition(
+            &TableName::parse("data.purchases").unwrap(),
+            &[("ds".into(), d.to_string())],
+            schema.clone(),
+            &[b],
+        )
+        .unwrap();
     }
     (dir, wh)
 }
@@ -51,7 +59,11 @@ fn scan(table: &str, selects: Option<&[(&str, &str)]>, wheres: &[&str]) -> Scan 
     Scan {
         table: table.to_string(),
         query: Query {
-            selects: selects.map(|s| s.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<IndexMap<_, _>>()),
+            selects: selects.map(|s| {
+                s.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<IndexMap<_, _>>()
+            }),
             wheres: wheres.iter().map(|w| w.to_string()).collect(),
             ..Default::default()
         },
@@ -69,18 +81,30 @@ const PURPOSE: &str = "left of join risk.checkout.v1";
 fn good_scan_applies_selects_wheres_and_range() {
     let (_dir, wh) = warehouse();
     let engine = Engine::new(&wh).unwrap();
-    let mut s = scan("data.purchases", Some(&[("user", "user"), ("cents", "amount * 100")]), &["amount > 10"]);
+    let mut s = scan(
+        "data.purchases",
+        Some(&[("user", "user"), ("cents", "amount * 100")]),
+        &["amount > 10"],
+    );
     s.fill_ins = vec![("ts".into(), None)];
     s.range = Some(PartitionRange::new(ds("2026-01-02"), ds("2026-01-02")));
     let (schema, batches) = engine.scan(&s).unwrap();
     let cols: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(cols, vec!["user", "cents", "ts"]);
     let n: usize = batches.iter().map(|b| b.num_rows()).sum();
-    assert_eq!(n, 2, "both rows of 2026-01-02 (amounts 11, 21), none of 2026-01-01");
+    assert_eq!(
+        n, 2,
+        "both rows of 2026-01-02 (amounts 11, 21), none of 2026-01-01"
+    );
     let cents: Vec<i64> = batches
         .iter()
         .flat_map(|b| {
-            let c = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap().clone();
+            let c = b
+                .column(1)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .clone();
             c.values().to_vec()
         })
         .collect();
@@ -102,15 +126,25 @@ fn scan_of_a_missing_table_names_the_table_and_the_purpose() {
     assert!(m.contains("data.purchases"), "{m}");
 
     // an unknown namespace too
-    let m = engine.scan(&scan("nowhere.purchases", None, &[])).unwrap_err().to_string();
-    assert!(m.contains("nowhere.purchases") && m.contains(PURPOSE), "{m}");
+    let m = engine
+        .scan(&scan("nowhere.purchases", None, &[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        m.contains("nowhere.purchases") && m.contains(PURPOSE),
+        "{m}"
+    );
 }
 
 #[test]
 fn select_with_an_unknown_column_names_table_select_and_columns() {
     let (_dir, wh) = warehouse();
     let engine = Engine::new(&wh).unwrap();
-    let s = scan("data.purchases", Some(&[("user", "user"), ("amount_cents", "amout * 100")]), &[]);
+    let s = scan(
+        "data.purchases",
+        Some(&[("user", "user"), ("amount_cents", "amout * 100")]),
+        &[],
+    );
     let e = engine.scan(&s).unwrap_err();
     assert!(matches!(e, Error::Sql { .. }), "{e:?}");
     let m = e.to_string();
@@ -119,7 +153,10 @@ fn select_with_an_unknown_column_names_table_select_and_columns() {
     assert!(m.contains("amount_cents"), "names the select output: {m}");
     assert!(m.contains("amout * 100"), "names the expression: {m}");
     assert!(m.contains("amout"), "{m}");
-    assert!(m.contains("user, amount, ts"), "lists the table's columns: {m}");
+    assert!(
+        m.contains("user, amount, ts"),
+        "lists the table's columns: {m}"
+    );
     // the good select is not blamed
     assert!(!m.contains("select `user`"), "{m}");
 }
@@ -128,18 +165,28 @@ fn select_with_an_unknown_column_names_table_select_and_columns() {
 fn bad_where_names_table_where_and_columns() {
     let (_dir, wh) = warehouse();
     let engine = Engine::new(&wh).unwrap();
-    let s = scan("data.purchases", Some(&[("user", "user")]), &["amount > 0", "country = 'US'"]);
+    let s = scan(
+        "data.purchases",
+        Some(&[("user", "user")]),
+        &["amount > 0", "country = 'US'"],
+    );
     let m = engine.scan(&s).unwrap_err().to_string();
     assert!(m.contains("data.purchases") && m.contains(PURPOSE), "{m}");
     assert!(m.contains("where `country = 'US'`"), "names the where: {m}");
     assert!(!m.contains("where `amount > 0`"), "{m}");
     assert!(m.contains("country"), "{m}");
-    assert!(m.contains("user, amount, ts"), "lists the table's columns: {m}");
+    assert!(
+        m.contains("user, amount, ts"),
+        "lists the table's columns: {m}"
+    );
 
     // a where that does not parse at all
     let s = scan("data.purchases", None, &["amount >"]);
     let m = engine.scan(&s).unwrap_err().to_string();
-    assert!(m.contains("where `amount >`") && m.contains("data.purchases"), "{m}");
+    assert!(
+        m.contains("where `amount >`") && m.contains("data.purchases"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -155,14 +202,19 @@ fn staging_query_without_ds_is_rejected() {
         Conf::StagingQuery(s) => *s,
         _ => unreachable!(),
     };
-    let opts = StagingOptions { end_ds: ds("2026-01-02"), start_override: None, step_days: 1 };
+    let opts = StagingOptions {
+        end_ds: ds("2026-01-02"),
+        start_override: None,
+        step_days: 1,
+    };
     let m = run(&engine, &sq, &opts, &|_| {}).unwrap_err().to_string();
     assert!(m.contains("t.no_ds") && m.contains("no `ds` column"), "{m}");
 
     // no outputNamespace: the error names the field to set
     let sq = match parse_conf(
         Path::new("staging_queries/t/x.v1"),
-        &json!({"metaData": {"name": "t.no_ns"}, "query": "SELECT user, ds FROM data.purchases"}).to_string(),
+        &json!({"metaData": {"name": "t.no_ns"}, "query": "SELECT user, ds FROM data.purchases"})
+            .to_string(),
     )
     .unwrap()
     {
@@ -205,7 +257,12 @@ fn join_doc(operation: serde_json::Value) -> serde_json::Value {
 
 #[test]
 fn good_join_config_parses() {
-    match parse_conf(Path::new("joins/risk/checkout.v1"), &join_doc(json!(7)).to_string()).unwrap() {
+    match parse_conf(
+        Path::new("joins/risk/checkout.v1"),
+        &join_doc(json!(7)).to_string(),
+    )
+    .unwrap()
+    {
         Conf::Join(j) => {
             let agg = &j.join_parts[0].group_by.aggregations.as_ref().unwrap()[0];
             assert_eq!(agg.operation, weft::config::Operation::Sum);
@@ -217,9 +274,17 @@ fn good_join_config_parses() {
 
 #[test]
 fn bad_field_names_the_file_and_json_path() {
-    let e = parse_conf(Path::new("joins/risk/checkout.v1"), &join_doc(json!(42)).to_string()).unwrap_err();
+    let e = parse_conf(
+        Path::new("joins/risk/checkout.v1"),
+        &join_doc(json!(42)).to_string(),
+    )
+    .unwrap_err();
     match &e {
-        Error::Config { file, path, message } => {
+        Error::Config {
+            file,
+            path,
+            message,
+        } => {
             assert_eq!(file, "joins/risk/checkout.v1");
             assert_eq!(path, "joinParts[0].groupBy.aggregations[0].operation");
             assert!(message.contains("42"), "{message}");
@@ -228,30 +293,53 @@ fn bad_field_names_the_file_and_json_path() {
         other => panic!("expected a config error, got {other:?}"),
     }
     let m = e.to_string();
-    assert!(m.contains("joins/risk/checkout.v1") && m.contains("joinParts[0].groupBy.aggregations[0].operation"), "{m}");
+    assert!(
+        m.contains("joins/risk/checkout.v1")
+            && m.contains("joinParts[0].groupBy.aggregations[0].operation"),
+        "{m}"
+    );
 
     // The same through load_conf: the error names the real file path.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("joins/risk/checkout.v1");
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    std::fs::write(&file, serde_json::to_string_pretty(&join_doc(json!("SUMM"))).unwrap()).unwrap();
+    std::fs::write(
+        &file,
+        serde_json::to_string_pretty(&join_doc(json!("SUMM"))).unwrap(),
+    )
+    .unwrap();
     let m = load_conf(&file).unwrap_err().to_string();
     assert!(m.contains(&file.display().to_string()), "{m}");
-    assert!(m.contains("joinParts[0].groupBy.aggregations[0].operation") && m.contains("SUMM"), "{m}");
+    assert!(
+        m.contains("joinParts[0].groupBy.aggregations[0].operation") && m.contains("SUMM"),
+        "{m}"
+    );
 
     // A missing file is an I/O error naming it.
-    let m = load_conf(&dir.path().join("joins/nope.v1")).unwrap_err().to_string();
+    let m = load_conf(&dir.path().join("joins/nope.v1"))
+        .unwrap_err()
+        .to_string();
     assert!(m.contains("joins/nope.v1"), "{m}");
 
     // Wrong types elsewhere: a boolean that is neither true/false nor 0/1, a window length string.
     let mut doc = join_doc(json!(7));
     doc["metaData"]["online"] = json!(2);
-    let m = parse_conf(Path::new("joins/risk/checkout.v1"), &doc.to_string()).unwrap_err().to_string();
-    assert!(m.contains("metaData.online") && m.contains("boolean"), "{m}");
+    let m = parse_conf(Path::new("joins/risk/checkout.v1"), &doc.to_string())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        m.contains("metaData.online") && m.contains("boolean"),
+        "{m}"
+    );
     let mut doc = join_doc(json!(7));
     doc["joinParts"][0]["groupBy"]["aggregations"][0]["windows"][0]["length"] = json!("7d");
-    let m = parse_conf(Path::new("joins/risk/checkout.v1"), &doc.to_string()).unwrap_err().to_string();
-    assert!(m.contains("joinParts[0].groupBy.aggregations[0].windows[0].length"), "{m}");
+    let m = parse_conf(Path::new("joins/risk/checkout.v1"), &doc.to_string())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        m.contains("joinParts[0].groupBy.aggregations[0].windows[0].length"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -259,7 +347,11 @@ fn invalid_json_names_line_and_column() {
     let text = "{\n  \"metaData\": {\"name\": \"t.x\"},\n  \"query\": \"SELECT 1\",,\n}";
     let e = parse_conf(Path::new("staging_queries/t/x.v1"), text).unwrap_err();
     match &e {
-        Error::Config { file, path, message } => {
+        Error::Config {
+            file,
+            path,
+            message,
+        } => {
             assert_eq!(file, "staging_queries/t/x.v1");
             assert_eq!(path, "line 3 column 23");
             assert!(message.contains("not valid JSON"), "{message}");
@@ -267,11 +359,18 @@ fn invalid_json_names_line_and_column() {
         other => panic!("expected a config error, got {other:?}"),
     }
     // truncated file
-    let m = parse_conf(Path::new("joins/a/b.v1"), "{\"metaData\": {").unwrap_err().to_string();
-    assert!(m.contains("joins/a/b.v1") && m.contains("line 1 column 14"), "{m}");
+    let m = parse_conf(Path::new("joins/a/b.v1"), "{\"metaData\": {")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        m.contains("joins/a/b.v1") && m.contains("line 1 column 14"),
+        "{m}"
+    );
 
     // valid JSON that is no known kind of config, outside a kind folder
-    let m = parse_conf(Path::new("misc/x.v1"), "{\"foo\": 1}").unwrap_err().to_string();
+    let m = parse_conf(Path::new("misc/x.v1"), "{\"foo\": 1}")
+        .unwrap_err()
+        .to_string();
     assert!(m.contains("misc/x.v1") && m.contains("joins/"), "{m}");
 }
 
@@ -285,7 +384,10 @@ fn source_with_both_events_and_entities_is_rejected() {
     let e = parse_conf(Path::new("joins/risk/checkout.v1"), &doc.to_string()).unwrap_err();
     let m = e.to_string();
     assert!(m.contains("joins/risk/checkout.v1"), "{m}");
-    assert!(m.contains("exactly one of `events`, `entities` or `joinSource`"), "{m}");
+    assert!(
+        m.contains("exactly one of `events`, `entities` or `joinSource`"),
+        "{m}"
+    );
     match &e {
         Error::Config { path, .. } => assert_eq!(path, "left"),
         other => panic!("expected a config error, got {other:?}"),

@@ -28,7 +28,14 @@ fn table(s: &str) -> TableName {
     TableName::parse(s).unwrap()
 }
 
-const DAYS: [&str; 6] = ["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04", "2026-01-05", "2026-01-06"];
+const DAYS: [&str; 6] = [
+    "2026-01-01",
+    "2026-01-02",
+    "2026-01-03",
+    "2026-01-04",
+    "2026-01-05",
+    "2026-01-06",
+];
 
 /// `data.events(user, amount, ts)` over 2026-01-01..06: 4 rows on odd dates (alice, bob, alice,
 /// carol), 3 on even dates (alice, bob, alice); amount = 10 * (day index + 1) + row index.
@@ -45,8 +52,12 @@ fn warehouse_with_events() -> (tempfile::TempDir, Warehouse) {
         if i % 2 == 0 {
             users.push("carol");
         }
-        let amounts: Vec<i64> = (0..users.len()).map(|j| (i as i64 + 1) * 10 + j as i64).collect();
-        let ts: Vec<i64> = (0..users.len()).map(|j| ds(d).start_millis() + j as i64 * 3_600_000).collect();
+        let amounts: Vec<i64> = (0..users.len())
+            .map(|j| (i as i64 + 1) * 10 + j as i64)
+            .collect();
+        let ts: Vec<i64> = (0..users.len())
+            .map(|j| ds(d).start_millis() + j as i64 * 3_600_000)
+            .collect();
         let batch = RecordBatch::try_new(
             schema.clone(),
             vec![
@@ -56,7 +67,13 @@ fn warehouse_with_events() -> (tempfile::TempDir, Warehouse) {
             ],
         )
         .unwrap();
-        wh.write_partition(&table("data.events"), &[("ds".into(), d.to_string())], schema.clone(), &[batch]).unwrap();
+        wh.write_partition(
+            &table("data.events"),
+            &[("ds".into(), d.to_string())],
+            schema.clone(),
+            &[batch],
+        )
+        .unwrap();
     }
     (dir, wh)
 }
@@ -70,13 +87,20 @@ fn staging_query(doc: serde_json::Value) -> StagingQuery {
 }
 
 fn opts(end: &str, step_days: usize) -> StagingOptions {
-    StagingOptions { end_ds: ds(end), start_override: None, step_days }
+    StagingOptions {
+        end_ds: ds(end),
+        start_override: None,
+        step_days,
+    }
 }
 
 /// Runs a staging query, returning the report and the progress messages.
 fn run_sq(engine: &Engine, sq: &StagingQuery, o: &StagingOptions) -> (StagingReport, Vec<String>) {
     let log = RefCell::new(Vec::new());
-    let report = run(engine, sq, o, &|m: &str| log.borrow_mut().push(m.to_string())).unwrap();
+    let report = run(engine, sq, o, &|m: &str| {
+        log.borrow_mut().push(m.to_string())
+    })
+    .unwrap();
     (report, log.into_inner())
 }
 
@@ -149,44 +173,76 @@ fn staging_query_backfills_in_steps_and_skips_existing() {
     // Every output partition equals the query run directly for that day.
     engine.refresh().unwrap();
     for d in &DAYS[..5] {
-        let direct = SUM_QUERY.replace("{{ start_date }}", d).replace("{{end_date}}", d);
+        let direct = SUM_QUERY
+            .replace("{{ start_date }}", d)
+            .replace("{{end_date}}", d);
         let expected = sql_rows(&engine, &direct);
         assert!(!expected.is_empty());
-        let got = sql_rows(&engine, &format!("SELECT user, total, n, ds FROM {out_name} WHERE ds = '{d}'"));
+        let got = sql_rows(
+            &engine,
+            &format!("SELECT user, total, n, ds FROM {out_name} WHERE ds = '{d}'"),
+        );
         assert_eq!(got, expected, "partition {d}");
     }
     // and spot-check real values: alice on 2026-01-01 has amounts 10 and 12
     assert_eq!(
-        sql_rows(&engine, &format!("SELECT total, n FROM {out_name} WHERE ds = '2026-01-01' AND user = 'alice'")),
+        sql_rows(
+            &engine,
+            &format!("SELECT total, n FROM {out_name} WHERE ds = '2026-01-01' AND user = 'alice'")
+        ),
         vec![vec!["22".to_string(), "2".to_string()]]
     );
 
     // Properties: Chronon's markers plus the conf's tableProperties.
     let props = wh.properties(&out).unwrap();
-    assert_eq!(props.get("chronon_generated").map(String::as_str), Some("true"));
-    assert_eq!(props.get("chronon_table_type").map(String::as_str), Some("staging_query"));
-    assert_eq!(props.get("sample_config_json").map(String::as_str), Some("{\"sample_key\": \"sample_value\"}"));
+    assert_eq!(
+        props.get("chronon_generated").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        props.get("chronon_table_type").map(String::as_str),
+        Some("staging_query")
+    );
+    assert_eq!(
+        props.get("sample_config_json").map(String::as_str),
+        Some("{\"sample_key\": \"sample_value\"}")
+    );
     assert_eq!(props.get("owner").map(String::as_str), Some("ml"));
 
     // Extending the end date computes only the new partition.
     let (report, log) = run_sq(&engine, &sq, &opts("2026-01-06", 2));
     assert_eq!(report.skipped_existing, 5);
     assert_eq!(report.written, dss(&["2026-01-06"]));
-    assert_eq!(log.iter().filter(|m| m.contains("computing")).count(), 1, "{log:?}");
+    assert_eq!(
+        log.iter().filter(|m| m.contains("computing")).count(),
+        1,
+        "{log:?}"
+    );
     assert_eq!(wh.partitions(&out).unwrap(), dss(&DAYS));
 
     // Re-running with everything present writes nothing and leaves the data alone.
-    let before = sql_rows(&engine, &format!("SELECT user, total, n, ds FROM {out_name}"));
+    let before = sql_rows(
+        &engine,
+        &format!("SELECT user, total, n, ds FROM {out_name}"),
+    );
     let (report, log) = run_sq(&engine, &sq, &opts("2026-01-06", 1));
     assert_eq!(report.skipped_existing, 6);
     assert!(report.written.is_empty());
     assert_eq!(report.rows, 0);
     assert!(log.iter().all(|m| !m.contains("computing")), "{log:?}");
     engine.refresh().unwrap();
-    assert_eq!(sql_rows(&engine, &format!("SELECT user, total, n, ds FROM {out_name}")), before);
+    assert_eq!(
+        sql_rows(
+            &engine,
+            &format!("SELECT user, total, n, ds FROM {out_name}")
+        ),
+        before
+    );
 
     // The whole table equals the query over the whole range.
-    let direct = SUM_QUERY.replace("{{ start_date }}", DAYS[0]).replace("{{end_date}}", DAYS[5]);
+    let direct = SUM_QUERY
+        .replace("{{ start_date }}", DAYS[0])
+        .replace("{{end_date}}", DAYS[5]);
     assert_eq!(before, sql_rows(&engine, &direct));
     assert_eq!(before.len(), 3 + 2 + 3 + 2 + 3 + 2);
 }
@@ -200,18 +256,124 @@ fn start_override_and_hole_filling() {
         "query": SUM_QUERY,
         "startPartition": "2026-01-01"
     }));
-    // start override limits the first run to [03, 04]
-    let o = StagingOptions { end_ds: ds("2026-01-04"), start_override: Some(ds("2026-01-03")), step_days: 30 };
+    let out = table("out.t_holes");
+    let (r, _) = run_sq(&engine, &sq, &opts("2026-01-02", 30));
+    assert_eq!(r.written, dss(&["2026-01-01", "2026-01-02"]));
+    // a start override limits a run to [override, end]
+    let o = StagingOptions {
+        end_ds: ds("2026-01-04"),
+        start_override: Some(ds("2026-01-04")),
+        step_days: 30,
+    };
     let (r, _) = run_sq(&engine, &sq, &o);
-    assert_eq!(r.written, dss(&["2026-01-03", "2026-01-04"]));
-    // a later full run fills the holes on both sides, in separate contiguous ranges
+    assert_eq!(r.written, dss(&["2026-01-04"]));
+    assert_eq!(r.skipped_existing, 0);
+    assert_eq!(
+        wh.partitions(&out).unwrap(),
+        dss(&["2026-01-01", "2026-01-02", "2026-01-04"])
+    );
+    // a full run fills the missing partitions, as separate contiguous ranges
     let (r, log) = run_sq(&engine, &sq, &opts("2026-01-06", 30));
-    assert_eq!(r.skipped_existing, 2);
-    assert_eq!(r.written, dss(&["2026-01-01", "2026-01-02", "2026-01-05", "2026-01-06"]));
+    assert_eq!(r.skipped_existing, 3);
+    assert_eq!(r.written, dss(&["2026-01-03", "2026-01-05", "2026-01-06"]));
     let steps: Vec<&String> = log.iter().filter(|m| m.contains("computing")).collect();
     assert_eq!(steps.len(), 2, "{log:?}");
-    assert!(steps[0].contains("[2026-01-01, 2026-01-02]") && steps[1].contains("[2026-01-05, 2026-01-06]"), "{log:?}");
-    assert_eq!(wh.partitions(&table("out.t_holes")).unwrap(), dss(&DAYS));
+    assert!(
+        steps[0].contains("[2026-01-03, 2026-01-03]")
+            && steps[1].contains("[2026-01-05, 2026-01-06]"),
+        "{log:?}"
+    );
+    assert_eq!(wh.partitions(&out).unwrap(), dss(&DAYS));
+    engine.refresh().unwrap();
+    let direct = SUM_QUERY
+        .replace("{{ start_date }}", DAYS[0])
+        .replace("{{end_date}}", DAYS[5]);
+    assert_eq!(
+        sql_rows(&engine, "SELECT user, total, n, ds FROM out.t_holes"),
+        sql_rows(&engine, &direct)
+    );
+}
+
+/// A failing step ends its unfilled range (no gap is left behind later partitions); the other
+/// ranges still run, and every failure is reported together (chronon-semantics §8, Errors).
+#[test]
+fn failed_steps_end_their_range_and_are_reported_together() {
+    let (_dir, wh) = warehouse_with_events();
+    let engine = Engine::new(&wh).unwrap();
+    // CAST('boom' AS BIGINT) fails for the chunks starting on the given dates
+    let failing = |dates: &str| {
+        staging_query(json!({
+            "metaData": {"name": "t.flaky", "outputNamespace": "out"},
+            "query": format!(
+                "SELECT user, amount + CAST(CASE WHEN '{{{{ start_date }}}}' IN ({dates}) THEN 'boom' ELSE '0' END AS BIGINT) AS amount, ds \
+                 FROM data.events WHERE ds BETWEEN '{{{{ start_date }}}}' AND '{{{{ end_date }}}}'"
+            ),
+            "startPartition": "2026-01-01"
+        }))
+    };
+    let out = table("out.t_flaky");
+    // leave 2026-01-05 in place so that there are two unfilled ranges: [01, 04] and [06, 06]
+    let o = StagingOptions {
+        end_ds: ds("2026-01-05"),
+        start_override: Some(ds("2026-01-05")),
+        step_days: 1,
+    };
+    run_sq(&engine, &failing("'none'"), &o);
+
+    let log = RefCell::new(Vec::new());
+    let e = run(
+        &engine,
+        &failing("'2026-01-03'"),
+        &opts("2026-01-06", 1),
+        &|m: &str| log.borrow_mut().push(m.to_string()),
+    )
+    .unwrap_err();
+    let m = e.to_string();
+    assert!(m.contains("t.flaky") && m.contains("boom"), "{m}");
+    assert!(
+        !matches!(e, weft::Error::Many(_)),
+        "one failing range, one error: {m}"
+    );
+    // 01, 02 written; 03 failed so 04 was not attempted; 06 (the other range) was written
+    assert_eq!(
+        wh.partitions(&out).unwrap(),
+        dss(&["2026-01-01", "2026-01-02", "2026-01-05", "2026-01-06"])
+    );
+    let computed: Vec<String> = log
+        .into_inner()
+        .into_iter()
+        .filter(|m| m.contains("computing"))
+        .collect();
+    assert_eq!(computed.len(), 4, "{computed:?}");
+    assert!(
+        computed[2].contains("[2026-01-03, 2026-01-03]")
+            && computed[3].contains("[2026-01-06, 2026-01-06]"),
+        "{computed:?}"
+    );
+
+    // failures in two ranges are reported together
+    std::fs::remove_dir_all(wh.root().join("out/t_flaky/ds=2026-01-06")).unwrap();
+    let e = run(
+        &engine,
+        &failing("'2026-01-03', '2026-01-06'"),
+        &opts("2026-01-06", 1),
+        &|_| {},
+    )
+    .unwrap_err();
+    match &e {
+        weft::Error::Many(errs) => assert_eq!(errs.len(), 2, "{e}"),
+        other => panic!("expected both failures, got {other}"),
+    }
+    assert!(e.to_string().starts_with("2 problems"), "{e}");
+    assert_eq!(
+        wh.partitions(&out).unwrap(),
+        dss(&["2026-01-01", "2026-01-02", "2026-01-05"])
+    );
+
+    // once fixed, the next run fills exactly the gaps
+    let (r, _) = run_sq(&engine, &failing("'none'"), &opts("2026-01-06", 1));
+    assert_eq!(r.written, dss(&["2026-01-03", "2026-01-04", "2026-01-06"]));
+    assert_eq!(r.skipped_existing, 3);
 }
 
 // ---------------------------------------------------------------- AutoExpand
@@ -230,7 +392,12 @@ fn staging_query_auto_expands_schema() {
     assert_eq!(r.written, dss(&DAYS[..3]));
     let out = table("sample_ns.sample_team_sample_staging_query_auto_expand_v1");
     let names = |wh: &Warehouse| -> Vec<String> {
-        wh.table_schema(&out).unwrap().fields().iter().map(|f| f.name().clone()).collect()
+        wh.table_schema(&out)
+            .unwrap()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
     };
     assert_eq!(names(&wh), vec!["user", "amount"]);
 
@@ -249,23 +416,34 @@ fn staging_query_auto_expands_schema() {
     engine.refresh().unwrap();
     let t = out.to_string();
     // old partitions read back with NULL for the new column
-    let old = sql_rows(&engine, &format!("SELECT ds, amount_doubled FROM {t} WHERE ds <= '2026-01-03'"));
+    let old = sql_rows(
+        &engine,
+        &format!("SELECT ds, amount_doubled FROM {t} WHERE ds <= '2026-01-03'"),
+    );
     assert_eq!(old.len(), 4 + 3 + 4);
     assert!(old.iter().all(|r| r[1] == "NULL"), "{old:?}");
     // new partitions have the computed value
-    let new = sql_rows(&engine, &format!("SELECT amount, amount_doubled FROM {t} WHERE ds >= '2026-01-04'"));
+    let new = sql_rows(
+        &engine,
+        &format!("SELECT amount, amount_doubled FROM {t} WHERE ds >= '2026-01-04'"),
+    );
     assert_eq!(new.len(), 3 + 4);
     for r in &new {
         assert_eq!(r[1], (r[0].parse::<i64>().unwrap() * 2).to_string());
     }
     // old values are intact
     assert_eq!(
-        sql_rows(&engine, &format!("SELECT amount FROM {t} WHERE ds = '2026-01-02' AND user = 'bob'")),
+        sql_rows(
+            &engine,
+            &format!("SELECT amount FROM {t} WHERE ds = '2026-01-02' AND user = 'bob'")
+        ),
         vec![vec!["21".to_string()]]
     );
     // a fresh engine (new process) sees the expanded schema too
     let engine2 = Engine::new(&Warehouse::open(wh.root()).unwrap()).unwrap();
-    let (schema, _) = engine2.query_with_schema(&format!("SELECT * FROM {t}"), "test").unwrap();
+    let (schema, _) = engine2
+        .query_with_schema(&format!("SELECT * FROM {t}"), "test")
+        .unwrap();
     let cols: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(cols, vec!["user", "amount", "amount_doubled", "ds"]);
 }
@@ -321,7 +499,10 @@ fn max_date_is_the_max_partition_of_the_table() {
     let (r, _) = run_sq(&engine, &sq, &opts("2026-01-03", 1));
     assert_eq!(r.written, dss(&DAYS[..3]));
     engine.refresh().unwrap();
-    let got = sql_rows(&engine, "SELECT DISTINCT max_ds FROM sample_ns.sample_team_sample_staging_query_max_date_v1");
+    let got = sql_rows(
+        &engine,
+        "SELECT DISTINCT max_ds FROM sample_ns.sample_team_sample_staging_query_max_date_v1",
+    );
     assert_eq!(got, vec![vec!["2026-01-06".to_string()]]);
 
     // Unpartitioned path (no startPartition): one run over everything, written by ds.
@@ -332,13 +513,23 @@ fn max_date_is_the_max_partition_of_the_table() {
     }));
     let (r, log) = run_sq(&engine, &sq, &opts("2026-01-02", 1));
     assert!(log.iter().all(|m| !m.contains("computing")), "{log:?}");
-    assert_eq!(r.written, dss(&DAYS), "dynamic partition overwrite writes every ds the query returns");
+    assert_eq!(
+        r.written,
+        dss(&DAYS),
+        "dynamic partition overwrite writes every ds the query returns"
+    );
     assert_eq!(r.rows, 4 + 3 + 4 + 3 + 4 + 3);
     let out = table("sample_ns.sample_team_sample_staging_query_max_date_unpartitioned_v1");
     assert_eq!(wh.partitions(&out).unwrap(), dss(&DAYS));
     engine.refresh().unwrap();
-    let got = sql_rows(&engine, &format!("SELECT DISTINCT max_ds, latest_ds FROM {out}"));
-    assert_eq!(got, vec![vec!["2026-01-06".to_string(), "2026-01-02".to_string()]]);
+    let got = sql_rows(
+        &engine,
+        &format!("SELECT DISTINCT max_ds, latest_ds FROM {out}"),
+    );
+    assert_eq!(
+        got,
+        vec![vec!["2026-01-06".to_string(), "2026-01-02".to_string()]]
+    );
     assert_eq!(
         sql_rows(&engine, &format!("SELECT user, amount, ds FROM {out}")),
         sql_rows(&engine, "SELECT user, amount, ds FROM data.events")
@@ -356,10 +547,14 @@ fn max_date_is_the_max_partition_of_the_table() {
             doc["query"] = json!("SELECT user, '{{ foo }}' AS x, ds FROM data.events");
         }
         let sq = staging_query(doc);
-        let e = run(&engine, &sq, &opts("2026-01-02", 1), &|_| {}).unwrap_err().to_string();
+        let e = run(&engine, &sq, &opts("2026-01-02", 1), &|_| {})
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("Unresolved template macro"), "{e}");
         assert!(e.contains("foo"), "{e}");
-        assert!(!wh.exists(&table("sample_ns.sample_team_sample_staging_query_bad_macro_v1")));
+        assert!(!wh.exists(&table(
+            "sample_ns.sample_team_sample_staging_query_bad_macro_v1"
+        )));
     }
 
     // max_date of a table without partitions is an error naming the table.
@@ -367,8 +562,13 @@ fn max_date_is_the_max_partition_of_the_table() {
         "metaData": {"name": "t.max_missing", "outputNamespace": "sample_ns"},
         "query": "SELECT '{{ max_date(table=data.nothing) }}' AS m, ds FROM data.events"
     }));
-    let e = run(&engine, &sq, &opts("2026-01-02", 1), &|_| {}).unwrap_err().to_string();
-    assert!(e.contains("data.nothing") && e.contains("no partitions"), "{e}");
+    let e = run(&engine, &sq, &opts("2026-01-02", 1), &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("data.nothing") && e.contains("no partitions"),
+        "{e}"
+    );
 }
 
 // ---------------------------------------------------------------- CreateView
@@ -392,23 +592,46 @@ fn create_view_registers_a_view_and_a_signal_partition() {
 
     engine.refresh().unwrap();
     let got = sql_rows(&engine, &format!("SELECT user, amount, ds FROM {view}"));
-    let expected = sql_rows(&engine, "SELECT user, amount, ds FROM data.events WHERE ds <= '2026-01-03' AND amount > 20");
+    let expected = sql_rows(
+        &engine,
+        "SELECT user, amount, ds FROM data.events WHERE ds <= '2026-01-03' AND amount > 20",
+    );
     assert_eq!(got, expected);
-    assert_eq!(got.len(), 2 + 4, "amounts 21, 22 on 2026-01-02 and 30..33 on 2026-01-03");
+    assert_eq!(
+        got.len(),
+        2 + 4,
+        "amounts 21, 22 on 2026-01-02 and 30..33 on 2026-01-03"
+    );
 
     // Signal row in <ns>.chronon_signal_partitions, partition ds = end date.
     let signal = table("sample_ns.chronon_signal_partitions");
     assert_eq!(wh.partitions(&signal).unwrap(), dss(&["2026-01-03"]));
-    let sig = sql_rows(&engine, "SELECT table_name, ds, created_at IS NOT NULL FROM sample_ns.chronon_signal_partitions");
-    assert_eq!(sig, vec![vec![view.to_string(), "2026-01-03".to_string(), "true".to_string()]]);
+    let sig = sql_rows(
+        &engine,
+        "SELECT table_name, ds, created_at IS NOT NULL FROM sample_ns.chronon_signal_partitions",
+    );
+    assert_eq!(
+        sig,
+        vec![vec![
+            view.to_string(),
+            "2026-01-03".to_string(),
+            "true".to_string()
+        ]]
+    );
 
     let props = wh.properties(&table(view)).unwrap();
-    assert_eq!(props.get("chronon_table_type").map(String::as_str), Some("staging_query"));
+    assert_eq!(
+        props.get("chronon_table_type").map(String::as_str),
+        Some("staging_query")
+    );
     assert_eq!(props.get("k").map(String::as_str), Some("v"));
 
     // A fresh engine (another process) registers the view from the warehouse.
     let engine2 = Engine::new(&Warehouse::open(wh.root()).unwrap()).unwrap();
-    assert_eq!(sql_rows(&engine2, &format!("SELECT user, amount, ds FROM {view}")), expected);
+    assert_eq!(
+        sql_rows(&engine2, &format!("SELECT user, amount, ds FROM {view}")),
+        expected
+    );
 
     // start_date / end_date are forbidden in views.
     let bad = staging_query(json!({
@@ -416,8 +639,13 @@ fn create_view_registers_a_view_and_a_signal_partition() {
         "query": "SELECT * FROM data.events WHERE ds >= '{{ start_date }}'",
         "createView": true
     }));
-    let e = run(&engine, &bad, &opts("2026-01-03", 1), &|_| {}).unwrap_err().to_string();
-    assert!(e.contains("start_date") && e.contains("Unresolved template macro"), "{e}");
+    let e = run(&engine, &bad, &opts("2026-01-03", 1), &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("start_date") && e.contains("Unresolved template macro"),
+        "{e}"
+    );
     assert!(!wh.exists(&table("sample_ns.t_bad_view")));
 }
 
@@ -495,13 +723,22 @@ fn spark_functions_work_through_the_engine() {
         vec![
             Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef,
             Arc::new(Int64Array::from(vec![t1, t2])),
-            Arc::new(StringArray::from(vec![Some(r#"{"a": {"b": [7, {"c": "deep"}]}, "s": "str"}"#), Some("not json")])),
+            Arc::new(StringArray::from(vec![
+                Some(r#"{"a": {"b": [7, {"c": "deep"}]}, "s": "str"}"#),
+                Some("not json"),
+            ])),
             Arc::new(StringArray::from(vec![Some("ann"), None])),
             Arc::new(Int64Array::from(vec![Some(10), Some(3)])),
         ],
     )
     .unwrap();
-    wh.write_partition(&table("data.fns"), &[("ds".into(), "2026-01-02".into())], schema, &[batch]).unwrap();
+    wh.write_partition(
+        &table("data.fns"),
+        &[("ds".into(), "2026-01-02".into())],
+        schema,
+        &[batch],
+    )
+    .unwrap();
     let engine = Engine::new(&wh).unwrap();
 
     let got = sql_rows(
@@ -527,9 +764,35 @@ fn spark_functions_work_through_the_engine() {
     assert_eq!(
         got,
         vec![
-            s(&["1", "2026-01-02", "2026-01-02 03:04:05", &u, &u2, "2026/01/02 03:04", "deep", "str", "ann", "ann-10", "10", "big"]),
+            s(&[
+                "1",
+                "2026-01-02",
+                "2026-01-02 03:04:05",
+                &u,
+                &u2,
+                "2026/01/02 03:04",
+                "deep",
+                "str",
+                "ann",
+                "ann-10",
+                "10",
+                "big"
+            ]),
             // concat with a NULL argument is NULL (Spark semantics); invalid JSON gives NULL
-            s(&["2", "2025-12-31", "2025-12-31 23:59:59", &u, &u2, "2025/12/31 23:59", "NULL", "NULL", "unknown", "NULL", "3", "small"]),
+            s(&[
+                "2",
+                "2025-12-31",
+                "2025-12-31 23:59:59",
+                &u,
+                &u2,
+                "2025/12/31 23:59",
+                "NULL",
+                "NULL",
+                "unknown",
+                "NULL",
+                "3",
+                "small"
+            ]),
         ]
     );
 
@@ -543,6 +806,9 @@ fn spark_functions_work_through_the_engine() {
     assert_eq!(r.written, dss(&["2025-12-31", "2026-01-02"]));
     assert_eq!(
         sql_rows(&engine, "SELECT id, size, ds FROM out.t_fns"),
-        vec![s(&["1", "big", "2026-01-02"]), s(&["2", "small", "2025-12-31"])]
+        vec![
+            s(&["1", "big", "2026-01-02"]),
+            s(&["2", "small", "2025-12-31"])
+        ]
     );
 }

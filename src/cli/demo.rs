@@ -46,9 +46,16 @@ const RUN: &[&str] = &[
 
 fn prepare_dir(dir: &Path) -> Result<()> {
     if dir.exists() {
-        let empty = std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(false);
+        let empty = std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
         if dir.join(MARKER).exists() {
-            std::fs::remove_dir_all(dir).map_err(|e| Error::io(format!("removing the previous demo in {}", dir.display()), e))?;
+            std::fs::remove_dir_all(dir).map_err(|e| {
+                Error::io(
+                    format!("removing the previous demo in {}", dir.display()),
+                    e,
+                )
+            })?;
         } else if !empty {
             return Err(Error::Usage(format!(
                 "{} exists and is not a weft demo folder; pass --dir with a new folder name",
@@ -56,28 +63,43 @@ fn prepare_dir(dir: &Path) -> Result<()> {
             )));
         }
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    std::fs::write(dir.join(MARKER), "created by `weft demo`\n").map_err(|e| Error::io("writing demo marker", e))
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    std::fs::write(dir.join(MARKER), "created by `weft demo`\n")
+        .map_err(|e| Error::io("writing demo marker", e))
 }
 
 pub fn run(a: DemoArgs) -> Result<()> {
     if !a.dataflows.is_dir() {
         return Err(Error::NotFound {
             what: format!("compiled configs folder {}", a.dataflows.display()),
-            fix: "run from the weft repository, or pass --dataflows <repo>/dataflows/production".into(),
+            fix: "run from the weft repository, or pass --dataflows <repo>/dataflows/production"
+                .into(),
         });
     }
     prepare_dir(&a.dir)?;
     let wh = Warehouse::open(a.dir.join("warehouse"))?;
-    let spec = DemoSpec { end: Ds::parse("2026-01-01")?.shift(a.days.max(1) - 1), checkouts_per_day: a.checkouts_per_day, ..DemoSpec::default() };
+    let spec = DemoSpec {
+        end: Ds::parse("2026-01-01")?.shift(a.days.max(1) - 1),
+        checkouts_per_day: a.checkouts_per_day,
+        ..DemoSpec::default()
+    };
     let started = std::time::Instant::now();
 
     let pb = progress::spinner("generating data");
     let summary = generate(&wh, &spec, &|m| pb.set_message(m.to_string()))?;
     pb.finish_and_clear();
-    println!("1. Generated raw tables {} .. {} in {}:", spec.start, spec.end, wh.root().display());
+    println!(
+        "1. Generated raw tables {} .. {} in {}:",
+        spec.start,
+        spec.end,
+        wh.root().display()
+    );
     for t in &summary {
-        println!("   {:<34} {:>3} partitions {:>9} rows", t.table, t.partitions, t.rows);
+        println!(
+            "   {:<34} {:>3} partitions {:>9} rows",
+            t.table, t.partitions, t.rows
+        );
     }
 
     let engine = Engine::new(&wh)?;
@@ -87,19 +109,50 @@ pub fn run(a: DemoArgs) -> Result<()> {
         match load_conf(&path)? {
             Conf::StagingQuery(sq) => {
                 let pb = progress::spinner("staging query");
-                let r = staging::run(&engine, &sq, &StagingOptions { end_ds: spec.end, start_override: None, step_days: 30 }, &|m| pb.set_message(m.to_string()))?;
+                let r = staging::run(
+                    &engine,
+                    &sq,
+                    &StagingOptions {
+                        end_ds: spec.end,
+                        start_override: None,
+                        step_days: 30,
+                    },
+                    &|m| pb.set_message(m.to_string()),
+                )?;
                 pb.finish_and_clear();
-                println!("   staging query {:<36} -> {} ({} partitions, {} rows)", sq.meta_data.name, r.output, r.written.len(), r.rows);
+                println!(
+                    "   staging query {:<36} -> {} ({} partitions, {} rows)",
+                    sq.meta_data.name,
+                    r.output,
+                    r.written.len(),
+                    r.rows
+                );
             }
             Conf::Join(join) => {
                 let pb = progress::bar(1, "join");
-                let r = backfill_join(&engine, &join, &JoinOptions { start: None, end: spec.end, step_days: 30, workers: a.workers }, &|d, t, m| {
-                    pb.set_length(t as u64);
-                    pb.set_position(d as u64);
-                    pb.set_message(m.to_string());
-                })?;
+                let r = backfill_join(
+                    &engine,
+                    &join,
+                    &JoinOptions {
+                        start: None,
+                        end: spec.end,
+                        step_days: 30,
+                        workers: a.workers,
+                    },
+                    &|d, t, m| {
+                        pb.set_length(t as u64);
+                        pb.set_position(d as u64);
+                        pb.set_message(m.to_string());
+                    },
+                )?;
                 pb.finish_and_clear();
-                println!("   join {:<45} -> {} ({} partitions, {} rows)", join.meta_data.name, r.output, r.written.len(), r.left_rows);
+                println!(
+                    "   join {:<45} -> {} ({} partitions, {} rows)",
+                    join.meta_data.name,
+                    r.output,
+                    r.written.len(),
+                    r.left_rows
+                );
             }
             Conf::GroupBy(_) => {}
         }
@@ -113,8 +166,15 @@ pub fn run(a: DemoArgs) -> Result<()> {
                     Error::Many(v) => (v[0].to_string(), v.len() - 1),
                     other => (other.to_string(), 0),
                 };
-                let first = first.split_once(": at ").map(|(_, r)| r.to_string()).unwrap_or(first);
-                let more = if more > 0 { format!(" (+{more} more)") } else { String::new() };
+                let first = first
+                    .split_once(": at ")
+                    .map(|(_, r)| r.to_string())
+                    .unwrap_or(first);
+                let more = if more > 0 {
+                    format!(" (+{more} more)")
+                } else {
+                    String::new()
+                };
                 format!("     {:<36} {first}{more}", j.meta_data.name)
             }),
             _ => None,
@@ -131,17 +191,33 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let last = wh.partitions(&out)?.last().copied();
     if let Some(ds) = last {
         let batches = wh.read_partition(&out, ds)?;
-        let cols = ["event_id", "user_id", "ts", "risk_purchases_v1_amount_cents_sum_7d", "risk_purchases_v1_amount_cents_count_7d", "risk_page_views_v1_page_count_1d"];
+        let cols = [
+            "event_id",
+            "user_id",
+            "ts",
+            "risk_purchases_v1_amount_cents_sum_7d",
+            "risk_purchases_v1_amount_cents_count_7d",
+            "risk_page_views_v1_page_count_1d",
+        ];
         let sample: Vec<_> = batches
             .iter()
             .take(1)
             .filter_map(|b| {
-                let idx: Vec<usize> = cols.iter().filter_map(|c| b.schema().index_of(c).ok()).collect();
-                b.project(&idx).ok().map(|p| p.slice(0, p.num_rows().min(5)))
+                let idx: Vec<usize> = cols
+                    .iter()
+                    .filter_map(|c| b.schema().index_of(c).ok())
+                    .collect();
+                b.project(&idx)
+                    .ok()
+                    .map(|p| p.slice(0, p.num_rows().min(5)))
             })
             .collect();
         println!("3. Point-in-time features in {out}, ds={ds} (first rows, some columns):");
-        println!("{}", arrow::util::pretty::pretty_format_batches(&sample).map_err(|e| Error::arrow("formatting", e))?);
+        println!(
+            "{}",
+            arrow::util::pretty::pretty_format_batches(&sample)
+                .map_err(|e| Error::arrow("formatting", e))?
+        );
     }
     println!("Done in {:.1}s. Explore:", started.elapsed().as_secs_f64());
     let w = wh.root().display();

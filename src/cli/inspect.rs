@@ -36,41 +36,78 @@ pub struct ShowArgs {
 /// Output columns of a GroupBy inside a join, prefixed.
 fn group_by_columns(gb: &GroupBy) -> Vec<String> {
     match &gb.aggregations {
-        Some(a) if !a.is_empty() => naming::aggregation_parts(gb).into_iter().map(|p| p.column).collect(),
+        Some(a) if !a.is_empty() => naming::aggregation_parts(gb)
+            .into_iter()
+            .map(|p| p.column)
+            .collect(),
         _ => gb
             .sources
             .first()
             .and_then(|s| s.query().selects.as_ref())
-            .map(|s| s.keys().filter(|k| !gb.key_columns.contains(k) && *k != "ts" && *k != "ds").cloned().collect())
+            .map(|s| {
+                s.keys()
+                    .filter(|k| !gb.key_columns.contains(k) && *k != "ts" && *k != "ds")
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default(),
     }
 }
 
 fn join_columns(j: &Join) -> Vec<(String, Vec<String>)> {
     let mut out = Vec::new();
-    let left: Vec<String> = j.left.query().selects.as_ref().map(|s| s.keys().cloned().collect()).unwrap_or_else(|| vec!["*".into()]);
+    let left: Vec<String> = j
+        .left
+        .query()
+        .selects
+        .as_ref()
+        .map(|s| s.keys().cloned().collect())
+        .unwrap_or_else(|| vec!["*".into()]);
     out.push(("left".to_string(), left));
     for jp in &j.join_parts {
         let prefix = naming::part_full_prefix(jp);
-        out.push((format!("part {}", jp.group_by.meta_data.name), group_by_columns(&jp.group_by).into_iter().map(|c| format!("{prefix}_{c}")).collect()));
+        out.push((
+            format!("part {}", jp.group_by.meta_data.name),
+            group_by_columns(&jp.group_by)
+                .into_iter()
+                .map(|c| format!("{prefix}_{c}"))
+                .collect(),
+        ));
     }
     for ep in &j.online_external_parts {
         let name = &ep.source.metadata.name;
-        let fields: Vec<String> = ep.source.value_schema.as_ref().map(|s| s.params.iter().map(|f| f.name.clone()).collect()).unwrap_or_default();
+        let fields: Vec<String> = ep
+            .source
+            .value_schema
+            .as_ref()
+            .map(|s| s.params.iter().map(|f| f.name.clone()).collect())
+            .unwrap_or_default();
         let pre = match (&ep.prefix, name.as_str()) {
             (_, "contextual") => "ext_contextual".to_string(),
             (Some(p), _) => format!("ext_{p}_{name}"),
             (None, _) => format!("ext_{name}"),
         };
-        out.push((format!("external {name}"), fields.iter().map(|f| format!("{pre}_{f}")).collect()));
+        out.push((
+            format!("external {name}"),
+            fields.iter().map(|f| format!("{pre}_{f}")).collect(),
+        ));
     }
     if !j.derivations.is_empty() {
-        out.push(("derivations".into(), j.derivations.iter().map(|d| d.name.clone()).collect()));
+        out.push((
+            "derivations".into(),
+            j.derivations.iter().map(|d| d.name.clone()).collect(),
+        ));
     }
     if let Some(lp) = &j.label_part {
         for jp in &lp.labels {
             let prefix = naming::part_full_prefix(jp);
-            out.push((format!("label {}", jp.group_by.meta_data.name), group_by_columns(&jp.group_by).into_iter().map(|c| format!("label_{prefix}_{c}")).collect()));
+            out.push((
+                format!("label {}", jp.group_by.meta_data.name),
+                group_by_columns(&jp.group_by)
+                    .into_iter()
+                    .map(|c| format!("label_{prefix}_{c}"))
+                    .collect(),
+            ));
         }
     }
     out
@@ -85,11 +122,20 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
             match load_conf(&f) {
                 Err(e) => errors.push(e),
                 Ok(conf) => {
-                    let table = naming::output_table(conf.meta()).unwrap_or_else(|e| format!("<{e}>"));
+                    let table =
+                        naming::output_table(conf.meta()).unwrap_or_else(|e| format!("<{e}>"));
                     match &conf {
-                        Conf::StagingQuery(sq) => println!("staging_query {}\n  output {table} (from {})", sq.meta_data.name, sq.start_partition.as_deref().unwrap_or("unpartitioned")),
+                        Conf::StagingQuery(sq) => println!(
+                            "staging_query {}\n  output {table} (from {})",
+                            sq.meta_data.name,
+                            sq.start_partition.as_deref().unwrap_or("unpartitioned")
+                        ),
                         Conf::GroupBy(gb) => {
-                            println!("group_by {}\n  output {table}\n  keys {}", gb.meta_data.name, gb.key_columns.join(", "));
+                            println!(
+                                "group_by {}\n  output {table}\n  keys {}",
+                                gb.meta_data.name,
+                                gb.key_columns.join(", ")
+                            );
                             println!("  columns {}", group_by_columns(gb).join(", "));
                         }
                         Conf::Join(j) => {
@@ -118,7 +164,12 @@ pub fn tables(warehouse: &Path, a: TablesArgs) -> Result<()> {
         let infos = wh.partition_infos(&t)?;
         let rows: u64 = infos.iter().map(|i| i.rows).sum();
         match (infos.first(), infos.last()) {
-            (Some(f), Some(l)) => println!("{t:<50} {:>4} partitions  {} .. {}  {rows:>10} rows", infos.len(), f.ds, l.ds),
+            (Some(f), Some(l)) => println!(
+                "{t:<50} {:>4} partitions  {} .. {}  {rows:>10} rows",
+                infos.len(),
+                f.ds,
+                l.ds
+            ),
             _ => println!("{t:<50} (no ds partitions)"),
         }
     }
@@ -151,7 +202,10 @@ pub fn show(warehouse: &Path, a: ShowArgs) -> Result<()> {
     let infos = wh.partition_infos(&t)?;
     println!("partitions: {}", infos.len());
     for i in &infos {
-        println!("  ds={}  {:>8} rows  {} file(s)  {} bytes", i.ds, i.rows, i.files, i.bytes);
+        println!(
+            "  ds={}  {:>8} rows  {} file(s)  {} bytes",
+            i.ds, i.rows, i.files, i.bytes
+        );
     }
     let sample = match &a.ds {
         Some(d) => Some(crate::partition::Ds::parse(d)?),
@@ -170,7 +224,11 @@ pub fn show(warehouse: &Path, a: ShowArgs) -> Result<()> {
             left -= n;
         }
         println!("sample of ds={ds}:");
-        println!("{}", arrow::util::pretty::pretty_format_batches(&rows).map_err(|e| Error::arrow("formatting rows", e))?);
+        println!(
+            "{}",
+            arrow::util::pretty::pretty_format_batches(&rows)
+                .map_err(|e| Error::arrow("formatting rows", e))?
+        );
     }
     Ok(())
 }

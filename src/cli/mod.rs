@@ -23,7 +23,12 @@ use crate::error::Result;
 #[command(name = "weft", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
     /// Warehouse folder: table `ns.name` is stored at <DIR>/ns/name/ds=YYYY-MM-DD/*.parquet.
-    #[arg(long, global = true, env = "WEFT_WAREHOUSE", default_value = "warehouse")]
+    #[arg(
+        long,
+        global = true,
+        env = "WEFT_WAREHOUSE",
+        default_value = "warehouse"
+    )]
     pub warehouse: PathBuf,
 
     /// More logging (-v info, -vv debug); WEFT_LOG=<filter> overrides.

@@ -6,9 +6,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub fn bar(total: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(total);
     pb.set_style(
-        ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} {wide_msg} ({elapsed})")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} {prefix} [{bar:30}] {pos}/{len} {wide_msg} ({elapsed})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     pb.set_prefix(what.to_string());
     pb.enable_steady_tick(std::time::Duration::from_millis(120));
@@ -18,7 +20,10 @@ pub fn bar(total: u64, what: &str) -> ProgressBar {
 /// A spinner with a message.
 pub fn spinner(what: &str) -> ProgressBar {
     let pb = ProgressBar::new_spinner();
-    pb.set_style(ProgressStyle::with_template("{spinner} {prefix} {wide_msg} ({elapsed})").expect("valid template"));
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {prefix} {wide_msg} ({elapsed})")
+            .expect("valid template"),
+    );
     pb.set_prefix(what.to_string());
     pb.enable_steady_tick(std::time::Duration::from_millis(120));
     pb

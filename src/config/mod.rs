@@ -125,7 +125,11 @@ pub fn conf_files(path: &Path) -> Result<Vec<PathBuf>> {
         for entry in rd.flatten() {
             let p = entry.path();
             let name = entry.file_name().to_string_lossy().to_string();
-            if name.starts_with('.') || name.starts_with("__") || name.ends_with(".py") || name.ends_with(".md") {
+            if name.starts_with('.')
+                || name.starts_with("__")
+                || name.ends_with(".py")
+                || name.ends_with(".md")
+            {
                 continue;
             }
             if p.is_dir() {

@@ -38,6 +38,8 @@ int_enum!(
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct MetaData {
+    /// `<team>.<module>.<variable>`; absent on nested metadata such as `labelPart.metaData`.
+    #[serde(default)]
     pub name: String,
     #[serde(default, deserialize_with = "opt_bool")]
     pub online: Option<bool>,

@@ -7,7 +7,13 @@ use crate::error::{Error, Result};
 /// Replaces every character outside `[a-zA-Z0-9_]` with `_`.
 pub fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -86,7 +92,10 @@ pub fn window_suffix(w: &Window) -> String {
 pub fn windows_of(agg: &Aggregation) -> Vec<Window> {
     match &agg.windows {
         Some(ws) if !ws.is_empty() => ws.clone(),
-        _ => vec![Window { length: 0, time_unit: TimeUnit::Days }],
+        _ => vec![Window {
+            length: 0,
+            time_unit: TimeUnit::Days,
+        }],
     }
 }
 
@@ -110,11 +119,21 @@ pub fn aggregation_parts(gb: &GroupBy) -> Vec<AggregationPart> {
         };
         for bucket in &buckets {
             for w in windows_of(agg) {
-                let mut column = format!("{}_{}{}", agg.input_column, op_suffix(agg), window_suffix(&w));
+                let mut column = format!(
+                    "{}_{}{}",
+                    agg.input_column,
+                    op_suffix(agg),
+                    window_suffix(&w)
+                );
                 if let Some(b) = bucket {
                     column.push_str(&format!("_by_{b}"));
                 }
-                out.push(AggregationPart { agg_index: i, window: w, bucket: bucket.clone(), column });
+                out.push(AggregationPart {
+                    agg_index: i,
+                    window: w,
+                    bucket: bucket.clone(),
+                    column,
+                });
             }
         }
     }
@@ -132,7 +151,11 @@ pub fn part_full_prefix(part: &JoinPart) -> String {
 
 /// `<ns>.<join cleanName>[_<prefix>]_<groupBy cleanName>`: the part table of a join part.
 pub fn part_table(join_meta: &MetaData, part: &JoinPart) -> Result<String> {
-    Ok(format!("{}_{}", output_table(join_meta)?, part_full_prefix(part)))
+    Ok(format!(
+        "{}_{}",
+        output_table(join_meta)?,
+        part_full_prefix(part)
+    ))
 }
 
 #[cfg(test)]

@@ -45,7 +45,8 @@ impl JoinDataflow {
     pub fn start(parts: Vec<PartSpec>, workers: usize) -> Result<JoinDataflow> {
         let workers = workers.max(1);
         let parts = Arc::new(parts);
-        let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers).map(|_| unbounded::<Msg>()).unzip();
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..workers).map(|_| unbounded::<Msg>()).unzip();
         let receivers = Arc::new(receivers);
         let (ack_tx, acks) = unbounded::<u64>();
         let (out_tx, outputs) = unbounded::<(PartValues, isize)>();
@@ -57,9 +58,14 @@ impl JoinDataflow {
             let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
                 let (input, items) = scope.new_collection::<(GroupKey, Item), isize>();
                 let (probe, _) = items
-                    .reduce_named("PointInTimeWindows", move |k: &GroupKey, inp: &[(&Item, isize)], out: &mut Vec<((u64, Vec<Num>), isize)>| {
-                        windows::evaluate(&specs[k.0 as usize], inp, out)
-                    })
+                    .reduce_named(
+                        "PointInTimeWindows",
+                        move |k: &GroupKey,
+                              inp: &[(&Item, isize)],
+                              out: &mut Vec<((u64, Vec<Num>), isize)>| {
+                            windows::evaluate(&specs[k.0 as usize], inp, out)
+                        },
+                    )
                     .map(|((part, _key), (row, values))| (row, part, values))
                     .inspect(move |(d, _t, r)| {
                         let _ = out_tx.send((d.clone(), *r));
@@ -84,7 +90,15 @@ impl JoinDataflow {
             }
         })
         .map_err(|e| Error::Usage(format!("starting {workers} dataflow workers: {e}")))?;
-        Ok(JoinDataflow { inputs: senders, acks, outputs, guards: Some(guards), epoch: 0, next_worker: 0, workers })
+        Ok(JoinDataflow {
+            inputs: senders,
+            acks,
+            outputs,
+            guards: Some(guards),
+            epoch: 0,
+            next_worker: 0,
+            workers,
+        })
     }
 
     /// Sends updates for the current epoch (spread over the workers).

@@ -63,7 +63,11 @@ pub fn window_range(snapshot: bool, window: Option<i64>, q: i64) -> (i64, i64) {
 
 /// Computes the values of every query in a group. `input` is the reduce input: items with
 /// their multiplicities, sorted (events first, by time).
-pub fn evaluate(spec: &PartSpec, input: &[(&Item, isize)], out: &mut Vec<((RowId, Vec<Num>), isize)>) {
+pub fn evaluate(
+    spec: &PartSpec,
+    input: &[(&Item, isize)],
+    out: &mut Vec<((RowId, Vec<Num>), isize)>,
+) {
     let split = input.partition_point(|(i, _)| matches!(i, Item::Event { .. }));
     let (events, queries) = input.split_at(split);
     let ts: Vec<i64> = events
@@ -74,7 +78,9 @@ pub fn evaluate(spec: &PartSpec, input: &[(&Item, isize)], out: &mut Vec<((RowId
         })
         .collect();
     for (item, mult) in queries {
-        let Item::Query { row, q } = item else { continue };
+        let Item::Query { row, q } = item else {
+            continue;
+        };
         if *mult <= 0 {
             continue;
         }
@@ -97,7 +103,9 @@ fn aggregate(c: &ColumnSpec, events: &[(&Item, isize)]) -> Num {
     let mut long_sum: i64 = 0;
     let mut double_sum: f64 = 0.0;
     for (item, mult) in events {
-        let Item::Event { inputs, .. } = item else { continue };
+        let Item::Event { inputs, .. } = item else {
+            continue;
+        };
         let v = inputs[c.input];
         if v == Num::Null {
             continue;
@@ -149,19 +157,46 @@ mod tests {
         let spec = PartSpec {
             snapshot: false,
             columns: vec![
-                ColumnSpec { input: 0, op: AggOp::Sum, window: None, double: false },
-                ColumnSpec { input: 0, op: AggOp::Count, window: None, double: false },
+                ColumnSpec {
+                    input: 0,
+                    op: AggOp::Sum,
+                    window: None,
+                    double: false,
+                },
+                ColumnSpec {
+                    input: 0,
+                    op: AggOp::Count,
+                    window: None,
+                    double: false,
+                },
             ],
         };
-        let e1 = Item::Event { ts: 10, inputs: vec![Num::Long(5)] };
-        let e2 = Item::Event { ts: 20, inputs: vec![Num::Null] };
-        let e3 = Item::Event { ts: 30, inputs: vec![Num::Long(7)] };
+        let e1 = Item::Event {
+            ts: 10,
+            inputs: vec![Num::Long(5)],
+        };
+        let e2 = Item::Event {
+            ts: 20,
+            inputs: vec![Num::Null],
+        };
+        let e3 = Item::Event {
+            ts: 30,
+            inputs: vec![Num::Long(7)],
+        };
         let q0 = Item::Query { row: 1, q: 10 };
         let q1 = Item::Query { row: 2, q: 31 };
         let input = vec![(&e1, 2), (&e2, 1), (&e3, 1), (&q0, 1), (&q1, 1)];
         let mut out = Vec::new();
         evaluate(&spec, &input, &mut out);
-        assert_eq!(out[0].0, (1, vec![Num::Null, Num::Null]), "same-millisecond event excluded");
-        assert_eq!(out[1].0, (2, vec![Num::Long(17), Num::Long(3)]), "duplicates count, NULL ignored");
+        assert_eq!(
+            out[0].0,
+            (1, vec![Num::Null, Num::Null]),
+            "same-millisecond event excluded"
+        );
+        assert_eq!(
+            out[1].0,
+            (2, vec![Num::Long(17), Num::Long(3)]),
+            "duplicates count, NULL ignored"
+        );
     }
 }

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
-use super::tables::{self, CHECKOUTS, CHECKOUT_OUTCOMES, EXTERNAL, LEGACY, MERCHANTS, PAGE_VIEWS, PURCHASES, REFUNDS, USERS};
+use super::tables::{
+    self, CHECKOUTS, CHECKOUT_OUTCOMES, EXTERNAL, LEGACY, MERCHANTS, PAGE_VIEWS, PURCHASES,
+    REFUNDS, USERS,
+};
 use super::world::{DayEvents, World};
 use crate::error::{Error, Result};
 use crate::partition::{Ds, PartitionRange};
@@ -49,10 +52,15 @@ impl Default for DemoSpec {
 impl DemoSpec {
     fn validate(&self) -> Result<()> {
         if self.start > self.end {
-            return Err(Error::Usage(format!("demo data: start {} is after end {}", self.start, self.end)));
+            return Err(Error::Usage(format!(
+                "demo data: start {} is after end {}",
+                self.start, self.end
+            )));
         }
         if self.users == 0 || self.merchants == 0 {
-            return Err(Error::Usage("demo data needs at least one user and one merchant".into()));
+            return Err(Error::Usage(
+                "demo data needs at least one user and one merchant".into(),
+            ));
         }
         Ok(())
     }
@@ -71,25 +79,46 @@ pub struct TableSummary {
 /// only for their January ranges), each marked with the table property `source = weft demo`.
 /// Partitions of an earlier demo run outside the range are removed. `progress` is called once
 /// per table, after it is written.
-pub fn generate(wh: &Warehouse, spec: &DemoSpec, progress: &dyn Fn(&str)) -> Result<Vec<TableSummary>> {
+pub fn generate(
+    wh: &Warehouse,
+    spec: &DemoSpec,
+    progress: &dyn Fn(&str),
+) -> Result<Vec<TableSummary>> {
     spec.validate()?;
     let world = World::new(spec);
     let days: Vec<Ds> = PartitionRange::new(spec.start, spec.end).days().collect();
     let sim: Vec<DayEvents> = days.iter().map(|&ds| world.day(ds)).collect();
     let on = |ds: Ds| &sim[world.offset(ds) as usize];
-    let mut out = Out { wh, progress, summaries: Vec::new() };
+    let mut out = Out {
+        wh,
+        progress,
+        summaries: Vec::new(),
+    };
 
-    out.table(CHECKOUTS, &days, |ds| tables::checkouts(&world, &on(ds).checkouts))?;
-    out.table(PURCHASES, &days, |ds| tables::purchases(&world, &on(ds).purchases))?;
-    out.table(PAGE_VIEWS, &days, |ds| tables::page_views(&world, &world.page_views(ds)))?;
+    out.table(CHECKOUTS, &days, |ds| {
+        tables::checkouts(&world, &on(ds).checkouts)
+    })?;
+    out.table(PURCHASES, &days, |ds| {
+        tables::purchases(&world, &on(ds).purchases)
+    })?;
+    out.table(PAGE_VIEWS, &days, |ds| {
+        tables::page_views(&world, &world.page_views(ds))
+    })?;
     out.table(USERS, &days, |ds| tables::users(&world, world.offset(ds)))?;
-    out.table(MERCHANTS, &days, |ds| tables::merchants(&world, &world.ratings(ds)))?;
-    out.table(REFUNDS, &days, |ds| tables::refunds(&world, &on(ds).refunds))?;
+    out.table(MERCHANTS, &days, |ds| {
+        tables::merchants(&world, &world.ratings(ds))
+    })?;
+    out.table(REFUNDS, &days, |ds| {
+        tables::refunds(&world, &on(ds).refunds)
+    })?;
 
     let (mut seen, mut disputes) = (vec![false; spec.users], vec![0i64; spec.users]);
     out.table(CHECKOUT_OUTCOMES, &days, |ds| {
         let day = on(ds);
-        day.checkouts.iter().filter_map(|c| c.user).for_each(|u| seen[u] = true);
+        day.checkouts
+            .iter()
+            .filter_map(|c| c.user)
+            .for_each(|u| seen[u] = true);
         day.refunds.iter().for_each(|r| disputes[r.user] += 1);
         tables::checkout_outcomes(&world, &seen, &disputes)
     })?;
@@ -100,7 +129,9 @@ pub fn generate(wh: &Warehouse, spec: &DemoSpec, progress: &dyn Fn(&str)) -> Res
     }
     let legacy_end = Ds::parse(LEGACY_END)?;
     let legacy_days: Vec<Ds> = days.iter().copied().filter(|&d| d <= legacy_end).collect();
-    out.table(LEGACY, &legacy_days, |ds| tables::legacy(&on(ds).checkouts, &history))?;
+    out.table(LEGACY, &legacy_days, |ds| {
+        tables::legacy(&on(ds).checkouts, &history)
+    })?;
 
     let ext = PartitionRange::new(Ds::parse(EXTERNAL_RANGE.0)?, Ds::parse(EXTERNAL_RANGE.1)?);
     let ext_days: Vec<Ds> = days.iter().copied().filter(|&d| ext.contains(d)).collect();
@@ -119,32 +150,52 @@ struct Out<'a> {
 
 impl Out<'_> {
     /// Writes one partition per day from `batch(ds)`, then the table properties.
-    fn table(&mut self, name: &str, days: &[Ds], mut batch: impl FnMut(Ds) -> Result<RecordBatch>) -> Result<()> {
+    fn table(
+        &mut self,
+        name: &str,
+        days: &[Ds],
+        mut batch: impl FnMut(Ds) -> Result<RecordBatch>,
+    ) -> Result<()> {
         let t = TableName::parse(name)?;
         let schema: SchemaRef = tables::schema(name);
-        let ours = self.wh.properties(&t)?.get(SOURCE_PROPERTY.0).is_some_and(|v| v == SOURCE_PROPERTY.1);
+        let ours = self
+            .wh
+            .properties(&t)?
+            .get(SOURCE_PROPERTY.0)
+            .is_some_and(|v| v == SOURCE_PROPERTY.1);
         let mut rows = 0u64;
         for &ds in days {
             let b = batch(ds)?;
             rows += b.num_rows() as u64;
-            self.wh.write_partition(&t, &[(DS.to_string(), ds.to_string())], schema.clone(), &[b])?;
+            self.wh.write_partition(
+                &t,
+                &[(DS.to_string(), ds.to_string())],
+                schema.clone(),
+                &[b],
+            )?;
         }
         if ours {
             for old in self.wh.partitions(&t)? {
                 if !days.contains(&old) {
-                    self.wh.drop_partition(&t, &[(DS.to_string(), old.to_string())])?;
+                    self.wh
+                        .drop_partition(&t, &[(DS.to_string(), old.to_string())])?;
                 }
             }
         }
         let message = if days.is_empty() {
             format!("{name}: no partitions in range, skipped")
         } else {
-            let props = BTreeMap::from([(SOURCE_PROPERTY.0.to_string(), SOURCE_PROPERTY.1.to_string())]);
+            let props =
+                BTreeMap::from([(SOURCE_PROPERTY.0.to_string(), SOURCE_PROPERTY.1.to_string())]);
             self.wh.set_properties(&t, &props)?;
             format!("{name}: {} partitions, {rows} rows", days.len())
         };
         (self.progress)(&message);
-        self.summaries.push(TableSummary { table: name.to_string(), partitions: days.len(), rows });
+        self.summaries.push(TableSummary {
+            table: name.to_string(),
+            partitions: days.len(),
+            rows,
+        });
         Ok(())
     }
 }
@@ -171,7 +222,8 @@ mod tests {
     }
 
     fn read(wh: &Warehouse, table: &str, ds: Ds) -> Vec<RecordBatch> {
-        wh.read_partition(&TableName::parse(table).unwrap(), ds).unwrap()
+        wh.read_partition(&TableName::parse(table).unwrap(), ds)
+            .unwrap()
     }
 
     fn strings(batches: &[RecordBatch], col: &str) -> Vec<Option<String>> {
@@ -186,7 +238,12 @@ mod tests {
     fn longs(batches: &[RecordBatch], col: &str) -> Vec<Option<i64>> {
         let mut out = Vec::new();
         for b in batches {
-            out.extend(b.column_by_name(col).unwrap().as_primitive::<Int64Type>().iter());
+            out.extend(
+                b.column_by_name(col)
+                    .unwrap()
+                    .as_primitive::<Int64Type>()
+                    .iter(),
+            );
         }
         out
     }
@@ -209,11 +266,18 @@ mod tests {
             };
             assert_eq!(wh.partitions(&t).unwrap(), expected, "{name}");
             let schema = wh.table_schema(&t).unwrap();
-            let got: Vec<(&str, &arrow::datatypes::DataType)> =
-                schema.fields().iter().map(|f| (f.name().as_str(), f.data_type())).collect();
-            let want: Vec<(&str, &arrow::datatypes::DataType)> = cols.iter().map(|(n, t)| (*n, t)).collect();
+            let got: Vec<(&str, &arrow::datatypes::DataType)> = schema
+                .fields()
+                .iter()
+                .map(|f| (f.name().as_str(), f.data_type()))
+                .collect();
+            let want: Vec<(&str, &arrow::datatypes::DataType)> =
+                cols.iter().map(|(n, t)| (*n, t)).collect();
             assert_eq!(got, want, "{name}");
-            assert_eq!(wh.properties(&t).unwrap().get("source").map(String::as_str), Some("weft demo"));
+            assert_eq!(
+                wh.properties(&t).unwrap().get("source").map(String::as_str),
+                Some("weft demo")
+            );
             let s = summaries.iter().find(|s| s.table == *name).unwrap();
             assert_eq!(s.partitions, expected.len());
             assert!(s.rows > 0, "{name}");
@@ -221,11 +285,20 @@ mod tests {
         let day = all[0];
         assert_eq!(strings(&read(&wh, CHECKOUTS, day), "event_id").len(), 20);
         assert_eq!(strings(&read(&wh, USERS, day), "user_id").len(), 50);
-        assert_eq!(strings(&read(&wh, USERS, day), "user_id")[41].as_deref(), Some("u00042"));
-        assert_eq!(strings(&read(&wh, MERCHANTS, day), "merchant_id")[6].as_deref(), Some("m0007"));
+        assert_eq!(
+            strings(&read(&wh, USERS, day), "user_id")[41].as_deref(),
+            Some("u00042")
+        );
+        assert_eq!(
+            strings(&read(&wh, MERCHANTS, day), "merchant_id")[6].as_deref(),
+            Some("m0007")
+        );
         let age = |ds| longs(&read(&wh, USERS, ds), "account_age_days");
         let (a0, a1) = (age(all[0]), age(all[1]));
-        assert!(a0.iter().zip(&a1).all(|(x, y)| x.unwrap() + 1 == y.unwrap()));
+        assert!(a0
+            .iter()
+            .zip(&a1)
+            .all(|(x, y)| x.unwrap() + 1 == y.unwrap()));
     }
 
     #[test]
@@ -236,31 +309,59 @@ mod tests {
         generate(&wh, &spec, &|_| {}).unwrap();
         let mut all_ids = HashSet::new();
         for ds in PartitionRange::new(spec.start, spec.end).days() {
-            let ids: Vec<String> = strings(&read(&wh, CHECKOUTS, ds), "event_id").into_iter().flatten().collect();
+            let ids: Vec<String> = strings(&read(&wh, CHECKOUTS, ds), "event_id")
+                .into_iter()
+                .flatten()
+                .collect();
             let unique: HashSet<String> = ids.iter().cloned().collect();
             assert_eq!(unique.len(), ids.len());
             all_ids.extend(unique.iter().cloned());
             for t in [LEGACY, EXTERNAL] {
-                if wh.partitions(&TableName::parse(t).unwrap()).unwrap().contains(&ds) {
-                    let other: HashSet<String> = strings(&read(&wh, t, ds), "event_id").into_iter().flatten().collect();
+                if wh
+                    .partitions(&TableName::parse(t).unwrap())
+                    .unwrap()
+                    .contains(&ds)
+                {
+                    let other: HashSet<String> = strings(&read(&wh, t, ds), "event_id")
+                        .into_iter()
+                        .flatten()
+                        .collect();
                     assert_eq!(other, unique, "{t} {ds}: one row per checkout of the day");
                 }
             }
             for t in [CHECKOUTS, PURCHASES, PAGE_VIEWS, REFUNDS] {
-                let ts: Vec<i64> = longs(&read(&wh, t, ds), "ts").into_iter().map(Option::unwrap).collect();
+                let ts: Vec<i64> = longs(&read(&wh, t, ds), "ts")
+                    .into_iter()
+                    .map(Option::unwrap)
+                    .collect();
                 let (lo, hi) = (ds.start_millis(), ds.start_millis() + DAY_MS);
                 assert!(ts.iter().all(|&x| lo <= x && x < hi), "{t} {ds}");
-                assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{t} {ds}: sorted by ts");
+                assert!(
+                    ts.windows(2).all(|w| w[0] <= w[1]),
+                    "{t} {ds}: sorted by ts"
+                );
             }
             // Point-in-time edge cases in purchases.
             let p = read(&wh, PURCHASES, ds);
             let (users, ts) = (strings(&p, "user_id"), longs(&p, "ts"));
-            assert!(ts.contains(&Some(ds.start_millis())), "a purchase at midnight");
+            assert!(
+                ts.contains(&Some(ds.start_millis())),
+                "a purchase at midnight"
+            );
             let pairs: Vec<_> = users.iter().zip(&ts).collect();
-            assert!(pairs.len() > pairs.iter().collect::<HashSet<_>>().len(), "a duplicated (user, ts)");
+            assert!(
+                pairs.len() > pairs.iter().collect::<HashSet<_>>().len(),
+                "a duplicated (user, ts)"
+            );
             let c = read(&wh, CHECKOUTS, ds);
-            let ck: HashSet<_> = strings(&c, "user_id").into_iter().zip(longs(&c, "ts")).collect();
-            assert!(users.into_iter().zip(ts).any(|k| ck.contains(&k)), "a purchase at a checkout's millisecond");
+            let ck: HashSet<_> = strings(&c, "user_id")
+                .into_iter()
+                .zip(longs(&c, "ts"))
+                .collect();
+            assert!(
+                users.into_iter().zip(ts).any(|k| ck.contains(&k)),
+                "a purchase at a checkout's millisecond"
+            );
         }
         assert_eq!(all_ids.len(), 60);
     }
@@ -290,59 +391,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let wh = Warehouse::open(dir.path()).unwrap();
         generate(&wh, &tiny(), &|_| {}).unwrap();
-        let spec = DemoSpec { end: tiny().start, ..tiny() };
+        let spec = DemoSpec {
+            end: tiny().start,
+            ..tiny()
+        };
         generate(&wh, &spec, &|_| {}).unwrap();
         let t = TableName::parse(CHECKOUTS).unwrap();
         assert_eq!(wh.partitions(&t).unwrap(), vec![spec.start]);
         assert!(generate(&wh, &DemoSpec { users: 0, ..tiny() }, &|_| {}).is_err());
     }
-}
 
-#[cfg(test)]
-mod timing_tmp {
-    use super::*;
+    /// The default spec must stay fast in a debug build (about 2 s; run with `--ignored`).
     #[test]
-    #[ignore]
-    fn default_spec_timing() {
-        let dir = tempfile::tempdir_in("/work").unwrap();
+    #[ignore = "writes the full default demo (~10 MB)"]
+    fn default_spec_is_fast() {
+        let dir = tempfile::tempdir().unwrap();
         let wh = Warehouse::open(dir.path()).unwrap();
         let t0 = std::time::Instant::now();
-        let s = generate(&wh, &DemoSpec::default(), &|m| eprintln!("{:?} {m}", t0.elapsed())).unwrap();
-        eprintln!("{:?} {s:?}", t0.elapsed());
-        use arrow::array::{Array, AsArray};
-        use arrow::datatypes::{Float64Type, Int64Type};
-        let all = |t: &str| -> Vec<RecordBatch> {
-            let t = TableName::parse(t).unwrap();
-            wh.partitions(&t).unwrap().into_iter().flat_map(|d| wh.read_partition(&t, d).unwrap()).collect()
-        };
-        let ck = all(CHECKOUTS);
-        let (mut big, mut nulluser, mut n) = (0, 0, 0);
-        let mut per_user = std::collections::HashMap::<String, usize>::new();
-        for b in &ck {
-            let a = b.column(3).as_primitive::<Float64Type>();
-            let u = b.column(1).as_string::<i32>();
-            for i in 0..b.num_rows() { n += 1; if a.value(i) >= 100.0 { big += 1 } if u.is_null(i) { nulluser += 1 } else { *per_user.entry(u.value(i).to_string()).or_default() += 1 } }
-        }
-        let mut top: Vec<_> = per_user.values().copied().collect(); top.sort(); top.reverse();
-        eprintln!("checkouts n={n} big={big} nulluser={nulluser} users={} top={:?}", per_user.len(), &top[..10]);
-        let p = all(PURCHASES);
-        let (mut nullamt, mut mid, mut n) = (0, 0, 0);
-        for b in &p { let a = b.column(2).as_primitive::<Int64Type>(); let ts = b.column(4).as_primitive::<Int64Type>();
-            for i in 0..b.num_rows() { n += 1; if a.is_null(i) { nullamt += 1 } if ts.value(i) % crate::partition::DAY_MS == 0 { mid += 1 } } }
-        eprintln!("purchases n={n} nullamt={nullamt} midnight={mid}");
-        let l = all(LEGACY);
-        let nl: usize = l.iter().map(|b| b.column(1).null_count()).sum();
-        eprintln!("legacy null sums={nl}");
-        let pv = all(PAGE_VIEWS);
-        eprintln!("pv null pages={}", pv.iter().map(|b| b.column(1).null_count()).sum::<usize>());
-        let u = all(USERS);
-        let ver: Vec<i64> = u.iter().map(|b| b.column(3).as_primitive::<Int64Type>().iter().map(|x| x.unwrap()).sum::<i64>()).collect();
-        eprintln!("verified per day {:?}", ver);
-        eprintln!("{}", arrow::util::pretty::pretty_format_batches(&[ck[0].slice(0, 5), ]).unwrap());
-        eprintln!("{}", arrow::util::pretty::pretty_format_batches(&[l[3].slice(0, 5), ]).unwrap());
-        eprintln!("{}", arrow::util::pretty::pretty_format_batches(&[all(EXTERNAL)[0].slice(0, 5), ]).unwrap());
-        eprintln!("{}", arrow::util::pretty::pretty_format_batches(&[all(MERCHANTS)[0].slice(0, 5), all(CHECKOUT_OUTCOMES)[0].slice(0,5), all(REFUNDS)[0].slice(0,5)]).unwrap());
-        let out = std::process::Command::new("du").arg("-sh").arg(dir.path()).output().unwrap();
-        eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+        let s = generate(&wh, &DemoSpec::default(), &|_| {}).unwrap();
+        assert!(t0.elapsed().as_secs_f64() < 10.0, "took {:?}", t0.elapsed());
+        assert_eq!(
+            s.iter().find(|s| s.table == CHECKOUTS).unwrap().rows,
+            59 * 500
+        );
     }
 }

@@ -27,28 +27,80 @@ pub(crate) const EXTERNAL: &str = "data.external_user_backfill";
 
 /// Every demo table with its columns, in the order they are written.
 pub(crate) const TABLES: &[(&str, &[(&str, DataType)])] = &[
-    (CHECKOUTS, &[("event_id", S), ("user_id", S), ("merchant_id", S), ("amount", D), ("ts", L)]),
-    (PURCHASES, &[("user_id", S), ("merchant_id", S), ("amount_cents", L), ("category", S), ("ts", L)]),
-    (PAGE_VIEWS, &[("user_id", S), ("page", S), ("dwell_ms", L), ("ts", L)]),
-    (USERS, &[("user_id", S), ("country", S), ("account_age_days", L), ("is_verified", L)]),
-    (MERCHANTS, &[("merchant_id", S), ("merchant_category", S), ("rating", D)]),
+    (
+        CHECKOUTS,
+        &[
+            ("event_id", S),
+            ("user_id", S),
+            ("merchant_id", S),
+            ("amount", D),
+            ("ts", L),
+        ],
+    ),
+    (
+        PURCHASES,
+        &[
+            ("user_id", S),
+            ("merchant_id", S),
+            ("amount_cents", L),
+            ("category", S),
+            ("ts", L),
+        ],
+    ),
+    (
+        PAGE_VIEWS,
+        &[("user_id", S), ("page", S), ("dwell_ms", L), ("ts", L)],
+    ),
+    (
+        USERS,
+        &[
+            ("user_id", S),
+            ("country", S),
+            ("account_age_days", L),
+            ("is_verified", L),
+        ],
+    ),
+    (
+        MERCHANTS,
+        &[("merchant_id", S), ("merchant_category", S), ("rating", D)],
+    ),
     (REFUNDS, &[("user_id", S), ("refund_cents", L), ("ts", L)]),
-    (CHECKOUT_OUTCOMES, &[("user_id", S), ("is_fraud", L), ("dispute_count", L)]),
-    (LEGACY, &[("event_id", S), ("legacy_purchase_sum_7d", L), ("legacy_purchase_count_7d", L)]),
+    (
+        CHECKOUT_OUTCOMES,
+        &[("user_id", S), ("is_fraud", L), ("dispute_count", L)],
+    ),
+    (
+        LEGACY,
+        &[
+            ("event_id", S),
+            ("legacy_purchase_sum_7d", L),
+            ("legacy_purchase_count_7d", L),
+        ],
+    ),
     (
         EXTERNAL,
-        &[("event_id", S), ("request_context", S), ("ext_service_user_country", S), ("ext_service_user_phone_country", S)],
+        &[
+            ("event_id", S),
+            ("request_context", S),
+            ("ext_service_user_country", S),
+            ("ext_service_user_phone_country", S),
+        ],
     ),
 ];
 
 /// The Arrow schema of a demo table.
 pub(crate) fn schema(table: &str) -> SchemaRef {
     let (_, cols) = TABLES.iter().find(|t| t.0 == table).expect("a demo table");
-    Arc::new(Schema::new(cols.iter().map(|(n, t)| Field::new(*n, t.clone(), true)).collect::<Vec<_>>()))
+    Arc::new(Schema::new(
+        cols.iter()
+            .map(|(n, t)| Field::new(*n, t.clone(), true))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 fn batch(table: &str, cols: Vec<ArrayRef>) -> Result<RecordBatch> {
-    RecordBatch::try_new(schema(table), cols).map_err(|e| Error::arrow(format!("building demo table {table}"), e))
+    RecordBatch::try_new(schema(table), cols)
+        .map_err(|e| Error::arrow(format!("building demo table {table}"), e))
 }
 
 fn strs<'a>(it: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
@@ -117,7 +169,10 @@ pub(crate) fn users(w: &World, offset: i32) -> Result<RecordBatch> {
             strs(us.iter().map(|u| Some(u.id.as_str()))),
             strs(us.iter().map(|u| Some(u.country))),
             longs(us.iter().map(|u| Some(u.base_age_days + offset as i64))),
-            longs(us.iter().map(|u| Some(u.verified_from.is_some_and(|v| offset >= v) as i64))),
+            longs(
+                us.iter()
+                    .map(|u| Some(u.verified_from.is_some_and(|v| offset >= v) as i64)),
+            ),
         ],
     )
 }
@@ -163,7 +218,10 @@ pub(crate) fn checkout_outcomes(w: &World, seen: &[bool], disputes: &[i64]) -> R
 /// sliding window `[ts - 7d, ts)` over the user's purchases with a non-null amount (no hop
 /// rounding, so values can differ slightly from Chronon's). Both are null for a checkout
 /// without a user or without such purchases. `history[u]` is user `u`'s purchases sorted by ts.
-pub(crate) fn legacy(rows: &[Checkout], history: &[Vec<(i64, Option<i64>)>]) -> Result<RecordBatch> {
+pub(crate) fn legacy(
+    rows: &[Checkout],
+    history: &[Vec<(i64, Option<i64>)>],
+) -> Result<RecordBatch> {
     let feats: Vec<Option<(i64, i64)>> = rows
         .iter()
         .map(|c| {
@@ -187,7 +245,11 @@ pub(crate) fn legacy(rows: &[Checkout], history: &[Vec<(i64, Option<i64>)>]) -> 
 
 /// The custom backfill of the external `service_user` features: the user's country and phone
 /// country as the service would have answered (null without a user or when it did not answer).
-pub(crate) fn external(w: &World, rows: &[Checkout], ext: &[(String, bool)]) -> Result<RecordBatch> {
+pub(crate) fn external(
+    w: &World,
+    rows: &[Checkout],
+    ext: &[(String, bool)],
+) -> Result<RecordBatch> {
     let user = |i: usize| rows[i].user.filter(|_| ext[i].1).map(|u| &w.users[u]);
     batch(
         EXTERNAL,

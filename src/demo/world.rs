@@ -11,11 +11,36 @@ use super::generate::DemoSpec;
 use crate::partition::{Ds, DAY_MS};
 
 /// Countries with relative weights.
-const COUNTRIES: &[(&str, u32)] =
-    &[("US", 40), ("IN", 12), ("GB", 12), ("DE", 10), ("BR", 10), ("FR", 8), ("CA", 5), ("MX", 3)];
+const COUNTRIES: &[(&str, u32)] = &[
+    ("US", 40),
+    ("IN", 12),
+    ("GB", 12),
+    ("DE", 10),
+    ("BR", 10),
+    ("FR", 8),
+    ("CA", 5),
+    ("MX", 3),
+];
 /// Purchase categories (also the merchant categories).
-pub(crate) const CATEGORIES: &[&str] = &["groceries", "electronics", "fashion", "travel", "dining", "home", "gaming"];
-pub(crate) const PAGES: &[&str] = &["/home", "/search", "/product", "/cart", "/checkout", "/account", "/deals", "/help"];
+pub(crate) const CATEGORIES: &[&str] = &[
+    "groceries",
+    "electronics",
+    "fashion",
+    "travel",
+    "dining",
+    "home",
+    "gaming",
+];
+pub(crate) const PAGES: &[&str] = &[
+    "/home",
+    "/search",
+    "/product",
+    "/cart",
+    "/checkout",
+    "/account",
+    "/deals",
+    "/help",
+];
 const CHANNELS: &[&str] = &["web", "ios", "android"];
 /// Zipf exponents: how skewed activity is over users and merchants.
 const USER_SKEW: f64 = 0.9;
@@ -45,7 +70,11 @@ pub(crate) fn rng(seed: u64, stream: Stream, day: i32) -> StdRng {
 
 /// How many rows get an edge case: `frac` of `n`, but at least one when there are rows.
 fn edge_count(n: usize, frac: f64) -> usize {
-    if n == 0 { 0 } else { ((n as f64 * frac).round() as usize).max(1) }
+    if n == 0 {
+        0
+    } else {
+        ((n as f64 * frac).round() as usize).max(1)
+    }
 }
 
 fn pick_country(r: &mut StdRng) -> &'static str {
@@ -148,7 +177,11 @@ impl World {
         let users = (0..spec.users)
             .map(|i| {
                 let country = pick_country(&mut r);
-                let phone_country = if r.random_bool(0.1) { pick_country(&mut r) } else { country };
+                let phone_country = if r.random_bool(0.1) {
+                    pick_country(&mut r)
+                } else {
+                    country
+                };
                 let v = r.random::<f64>();
                 let verified_from = if v < 0.6 {
                     Some(0)
@@ -173,7 +206,11 @@ impl World {
             .map(|i| Merchant {
                 id: format!("m{:04}", i + 1),
                 category: CATEGORIES[r.random_range(0..CATEGORIES.len())],
-                base_rating: if r.random_bool(0.03) { None } else { Some(round2(r.random_range(2.5..5.0))) },
+                base_rating: if r.random_bool(0.03) {
+                    None
+                } else {
+                    Some(round2(r.random_range(2.5..5.0)))
+                },
             })
             .collect();
         let mut merchant_by_rank: Vec<usize> = (0..spec.merchants).collect();
@@ -187,7 +224,8 @@ impl World {
             user_by_rank,
             merchant_by_rank,
             user_zipf: Zipf::new(spec.users as f64, USER_SKEW).expect("at least one user"),
-            merchant_zipf: Zipf::new(spec.merchants as f64, MERCHANT_SKEW).expect("at least one merchant"),
+            merchant_zipf: Zipf::new(spec.merchants as f64, MERCHANT_SKEW)
+                .expect("at least one merchant"),
         }
     }
 
@@ -211,7 +249,11 @@ impl World {
         let checkouts = self.checkouts(ds);
         let purchases = self.purchases(ds, &checkouts);
         let refunds = self.refunds(ds, &checkouts);
-        DayEvents { checkouts, purchases, refunds }
+        DayEvents {
+            checkouts,
+            purchases,
+            refunds,
+        }
     }
 
     fn checkouts(&self, ds: Ds) -> Vec<Checkout> {
@@ -249,11 +291,27 @@ impl World {
 
     fn purchase(&self, r: &mut StdRng, user: usize, ts: i64) -> Purchase {
         let merchant = self.pick_merchant(r);
-        let category =
-            if r.random_bool(0.8) { self.merchants[merchant].category } else { CATEGORIES[r.random_range(0..CATEGORIES.len())] };
-        let cents = LogNormal::<f64>::new(7.8, 1.0).expect("valid").sample(r).clamp(50.0, 2_000_000.0) as i64;
-        let amount_cents = if r.random_bool(0.01) { None } else { Some(cents) };
-        Purchase { user, merchant, amount_cents, category, ts }
+        let category = if r.random_bool(0.8) {
+            self.merchants[merchant].category
+        } else {
+            CATEGORIES[r.random_range(0..CATEGORIES.len())]
+        };
+        let cents = LogNormal::<f64>::new(7.8, 1.0)
+            .expect("valid")
+            .sample(r)
+            .clamp(50.0, 2_000_000.0) as i64;
+        let amount_cents = if r.random_bool(0.01) {
+            None
+        } else {
+            Some(cents)
+        };
+        Purchase {
+            user,
+            merchant,
+            amount_cents,
+            category,
+            ts,
+        }
     }
 
     /// About 3 purchases per checkout, plus point-in-time edge cases: purchases at exactly
@@ -302,8 +360,16 @@ impl World {
             let p = if self.users[user].fraud { 0.3 } else { 0.04 };
             if r.random_bool(p) {
                 let full = (c.amount * 100.0).round() as i64;
-                let refund_cents = if r.random_bool(0.7) { full } else { (full as f64 * r.random_range(0.2..0.9)) as i64 };
-                out.push(Refund { user, refund_cents, ts: r.random_range(c.ts..end) });
+                let refund_cents = if r.random_bool(0.7) {
+                    full
+                } else {
+                    (full as f64 * r.random_range(0.2..0.9)) as i64
+                };
+                out.push(Refund {
+                    user,
+                    refund_cents,
+                    ts: r.random_range(c.ts..end),
+                });
             }
         }
         out.sort_by_key(|x| x.ts);
@@ -349,7 +415,12 @@ impl World {
         let mut r = rng(self.seed, Stream::External, ds.0);
         checkouts
             .iter()
-            .map(|c| (format!("{{\"channel\":\"{}\"}}", c.channel), !r.random_bool(0.01)))
+            .map(|c| {
+                (
+                    format!("{{\"channel\":\"{}\"}}", c.channel),
+                    !r.random_bool(0.01),
+                )
+            })
             .collect()
     }
 }

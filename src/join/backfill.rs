@@ -48,12 +48,23 @@ pub type Progress<'a> = &'a dyn Fn(usize, usize, &str);
 
 fn parse_bound(join: &Join, field: &str, v: &Option<String>) -> Result<Option<Ds>> {
     v.as_deref()
-        .map(|s| Ds::parse(s).map_err(|e| Error::Config { file: join.meta_data.name.clone(), path: field.into(), message: e.to_string() }))
+        .map(|s| {
+            Ds::parse(s).map_err(|e| Error::Config {
+                file: join.meta_data.name.clone(),
+                path: field.into(),
+                message: e.to_string(),
+            })
+        })
         .transpose()
 }
 
 /// Backfills the missing output partitions of a join up to `opts.end`.
-pub fn backfill_join(engine: &Engine, join: &Join, opts: &JoinOptions, progress: Progress) -> Result<JoinReport> {
+pub fn backfill_join(
+    engine: &Engine,
+    join: &Join,
+    opts: &JoinOptions,
+    progress: Progress,
+) -> Result<JoinReport> {
     let plan = JoinPlan::new(join)?;
     let wh = engine.warehouse().clone();
     let left_t = plan.left.table_name()?;
@@ -61,9 +72,19 @@ pub fn backfill_join(engine: &Engine, join: &Join, opts: &JoinOptions, progress:
     if left_parts.is_empty() {
         return Err(wh.missing_table(&left_t, &plan.left.purpose));
     }
-    let mut report = JoinReport { output: plan.output.to_string(), ..Default::default() };
+    let mut report = JoinReport {
+        output: plan.output.to_string(),
+        ..Default::default()
+    };
     let q = &plan.left.query;
-    let mut start = opts.start.or(parse_bound(join, "left.query.startPartition", &q.start_partition)?).unwrap_or(left_parts[0]);
+    let mut start = opts
+        .start
+        .or(parse_bound(
+            join,
+            "left.query.startPartition",
+            &q.start_partition,
+        )?)
+        .unwrap_or(left_parts[0]);
     let mut end = opts.end;
     if let Some(e) = parse_bound(join, "left.query.endPartition", &q.end_partition)? {
         end = end.min(e);
@@ -74,8 +95,16 @@ pub fn backfill_join(engine: &Engine, join: &Join, opts: &JoinOptions, progress:
     let range = PartitionRange::new(start, end);
     report.range = Some(range);
     let existing = wh.partitions(&plan.output)?;
-    let candidates: Vec<Ds> = left_parts.iter().copied().filter(|d| range.contains(*d)).collect();
-    let todo: Vec<Ds> = candidates.iter().copied().filter(|d| !existing.contains(d)).collect();
+    let candidates: Vec<Ds> = left_parts
+        .iter()
+        .copied()
+        .filter(|d| range.contains(*d))
+        .collect();
+    let todo: Vec<Ds> = candidates
+        .iter()
+        .copied()
+        .filter(|d| !existing.contains(d))
+        .collect();
     report.skipped_existing = candidates.len() - todo.len();
     tracing::info!(join = %plan.name, output = %plan.output, %range, missing = todo.len(), existing = report.skipped_existing, "join backfill plan");
     if todo.is_empty() {
@@ -89,8 +118,18 @@ pub fn backfill_join(engine: &Engine, join: &Join, opts: &JoinOptions, progress:
         let mut doubles = vec![false; p.inputs.len()];
         for s in &p.sources {
             let schema = engine.scan_schema(s)?;
-            inputs::check_key_types(&left_schema, &p.left_keys, &schema, &p.right_keys, &plan.left.table, &s.table)?;
-            for (d, x) in doubles.iter_mut().zip(inputs::double_inputs(&schema, &p.inputs)) {
+            inputs::check_key_types(
+                &left_schema,
+                &p.left_keys,
+                &schema,
+                &p.right_keys,
+                &plan.left.table,
+                &s.table,
+            )?;
+            for (d, x) in doubles
+                .iter_mut()
+                .zip(inputs::double_inputs(&schema, &p.inputs))
+            {
                 *d |= x;
             }
         }
@@ -102,10 +141,21 @@ pub fn backfill_join(engine: &Engine, join: &Join, opts: &JoinOptions, progress:
     let mut dataflow = JoinDataflow::start(plan.part_specs(&double_sums), opts.workers)?;
     let mut state = OutputState::default();
     let mut fed_until: Vec<Option<Ds>> = vec![None; plan.parts.len()];
-    report.null_key_rows = plan.parts.iter().map(|p| (p.full_prefix.clone(), 0)).collect();
-    report.events = plan.parts.iter().map(|p| (p.full_prefix.clone(), EventStats::default())).collect();
+    report.null_key_rows = plan
+        .parts
+        .iter()
+        .map(|p| (p.full_prefix.clone(), 0))
+        .collect();
+    report.events = plan
+        .parts
+        .iter()
+        .map(|p| (p.full_prefix.clone(), EventStats::default()))
+        .collect();
 
-    let steps: Vec<PartitionRange> = PartitionRange::contiguous(&todo).iter().flat_map(|r| r.steps(opts.step_days)).collect();
+    let steps: Vec<PartitionRange> = PartitionRange::contiguous(&todo)
+        .iter()
+        .flat_map(|r| r.steps(opts.step_days))
+        .collect();
     let total = steps.len();
     for (si, step) in steps.iter().enumerate() {
         progress(si, total, &format!("{}: step {step}", plan.output));
@@ -116,10 +166,14 @@ pub fn backfill_join(engine: &Engine, join: &Join, opts: &JoinOptions, progress:
             let mut scan = plan.left.clone();
             scan.range = Some(PartitionRange::new(ds, ds));
             let (_, batches) = engine.scan(&scan)?;
-            let batch = concat_batches(&left_schema, &batches).map_err(|e| Error::arrow("combining left batches", e))?;
-            let batch = batch.project(&data_columns(&left_schema)).map_err(|e| Error::arrow("projecting left", e))?;
+            let batch = concat_batches(&left_schema, &batches)
+                .map_err(|e| Error::arrow("combining left batches", e))?;
+            let batch = batch
+                .project(&data_columns(&left_schema))
+                .map_err(|e| Error::arrow("projecting left", e))?;
             for p in &plan.parts {
-                let (updates, nulls) = inputs::left_queries(&batch, ds, 0, p.index, &p.left_keys, &plan.left.table)?;
+                let (updates, nulls) =
+                    inputs::left_queries(&batch, ds, 0, p.index, &p.left_keys, &plan.left.table)?;
                 report.null_key_rows[p.index as usize].1 += nulls as u64;
                 for ((_, item), _) in &updates {
                     if let crate::dataflow::records::Item::Query { q, .. } = item {
@@ -135,7 +189,9 @@ pub fn backfill_join(engine: &Engine, join: &Join, opts: &JoinOptions, progress:
         // Source partitions the step's windows reach that were not fed yet.
         if min_ts <= max_ts {
             for p in &plan.parts {
-                let first_needed = p.max_window_ms.map(|w| Ds::of_millis(min_ts).shift(-((w + DAY_MS - 1) / DAY_MS) as i32 - 1));
+                let first_needed = p
+                    .max_window_ms
+                    .map(|w| Ds::of_millis(min_ts).shift(-((w + DAY_MS - 1) / DAY_MS) as i32 - 1));
                 let last_needed = Ds::of_millis(max_ts);
                 for s in &p.sources {
                     let from = first_needed.map_or(Ds(i32::MIN), |d| d);
@@ -146,17 +202,30 @@ pub fn backfill_join(engine: &Engine, join: &Join, opts: &JoinOptions, progress:
                     scan.range = Some(range);
                     let (_, batches) = engine.scan(&scan)?;
                     for b in &batches {
-                        let updates = inputs::events(b, p.index, &p.right_keys, &p.inputs, &s.table, &mut report.events[p.index as usize].1)?;
+                        let updates = inputs::events(
+                            b,
+                            p.index,
+                            &p.right_keys,
+                            &p.inputs,
+                            &s.table,
+                            &mut report.events[p.index as usize].1,
+                        )?;
                         dataflow.update(updates);
                     }
                 }
-                fed_until[p.index as usize] = Some(last_needed.max(fed_until[p.index as usize].unwrap_or(last_needed)));
+                fed_until[p.index as usize] =
+                    Some(last_needed.max(fed_until[p.index as usize].unwrap_or(last_needed)));
             }
         }
         state.apply(dataflow.seal());
         for (ds, left) in &lefts {
             let batch = output::assemble(&plan, &out_schema, *ds, left, &state)?;
-            wh.write_partition(&plan.output, &[("ds".into(), ds.to_string())], out_schema.clone(), &[batch])?;
+            wh.write_partition(
+                &plan.output,
+                &[("ds".into(), ds.to_string())],
+                out_schema.clone(),
+                &[batch],
+            )?;
             report.written.push(*ds);
         }
         state.take_dirty();
@@ -173,9 +242,16 @@ pub fn backfill_join(engine: &Engine, join: &Join, opts: &JoinOptions, progress:
 
 /// The partitions of a source to read for `[from, to]`, clipped to the query's bounds and to
 /// the data that exists. A hole inside the needed range is an error.
-fn source_range(engine: &Engine, scan: &crate::sql::scan::Scan, from: Ds, to: Ds) -> Result<Option<PartitionRange>> {
+fn source_range(
+    engine: &Engine,
+    scan: &crate::sql::scan::Scan,
+    from: Ds,
+    to: Ds,
+) -> Result<Option<PartitionRange>> {
     let t = scan.table_name()?;
-    let avail = engine.warehouse().partitions_by(&t, &scan.partition_column())?;
+    let avail = engine
+        .warehouse()
+        .partitions_by(&t, &scan.partition_column())?;
     let Some(&first) = avail.first() else {
         return Err(engine.warehouse().missing_table(&t, &scan.purpose));
     };
@@ -190,24 +266,42 @@ fn source_range(engine: &Engine, scan: &crate::sql::scan::Scan, from: Ds, to: Ds
     if from > to {
         return Ok(None);
     }
-    let missing: Vec<String> = PartitionRange::new(from, to).days().filter(|d| avail.binary_search(d).is_err()).map(|d| d.to_string()).collect();
+    let missing: Vec<String> = PartitionRange::new(from, to)
+        .days()
+        .filter(|d| avail.binary_search(d).is_err())
+        .map(|d| d.to_string())
+        .collect();
     if !missing.is_empty() {
         let shown: Vec<_> = missing.iter().take(5).cloned().collect();
-        return Err(Error::data(&t.to_string(), Some(&format!("ds={}", shown.join(", ds="))), format!(
-            "{} partition(s) needed by {} are missing{}",
-            missing.len(),
-            scan.purpose,
-            if missing.len() > 5 { " (first 5 shown)" } else { "" }
-        ))
+        return Err(Error::data(
+            &t.to_string(),
+            Some(&format!("ds={}", shown.join(", ds="))),
+            format!(
+                "{} partition(s) needed by {} are missing{}",
+                missing.len(),
+                scan.purpose,
+                if missing.len() > 5 {
+                    " (first 5 shown)"
+                } else {
+                    ""
+                }
+            ),
+        )
         .with_fix("land the missing partitions, or end the backfill earlier with --end-ds"));
     }
     Ok(Some(PartitionRange::new(from, to)))
 }
 
 fn data_columns(schema: &SchemaRef) -> Vec<usize> {
-    (0..schema.fields().len()).filter(|&i| schema.field(i).name() != "ds").collect()
+    (0..schema.fields().len())
+        .filter(|&i| schema.field(i).name() != "ds")
+        .collect()
 }
 
 fn without_ds(schema: &SchemaRef) -> SchemaRef {
-    std::sync::Arc::new(schema.project(&data_columns(schema)).expect("valid projection"))
+    std::sync::Arc::new(
+        schema
+            .project(&data_columns(schema))
+            .expect("valid projection"),
+    )
 }

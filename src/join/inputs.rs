@@ -31,9 +31,14 @@ fn key_arrays(batch: &RecordBatch, names: &[String], what: &str) -> Result<Vec<A
     names
         .iter()
         .map(|n| {
-            let col = batch.column_by_name(n).ok_or_else(|| Error::Usage(format!("{what}: key column `{n}` is not selected")))?;
+            let col = batch
+                .column_by_name(n)
+                .ok_or_else(|| Error::Usage(format!("{what}: key column `{n}` is not selected")))?;
             let t = canonical_type(col.data_type()).ok_or_else(|| {
-                Error::Usage(format!("{what}: key column `{n}` has type {} which cannot be a join key", col.data_type()))
+                Error::Usage(format!(
+                    "{what}: key column `{n}` has type {} which cannot be a join key",
+                    col.data_type()
+                ))
             })?;
             cast(col, &t).map_err(|e| Error::arrow(what, e))
         })
@@ -60,7 +65,12 @@ fn encode_key(arrays: &[ArrayRef], i: usize) -> Option<Key> {
             }
             DataType::Float64 => {
                 k.push(3);
-                k.extend_from_slice(&a.as_primitive::<Float64Type>().value(i).to_bits().to_be_bytes());
+                k.extend_from_slice(
+                    &a.as_primitive::<Float64Type>()
+                        .value(i)
+                        .to_bits()
+                        .to_be_bytes(),
+                );
             }
             DataType::Boolean => {
                 k.push(4);
@@ -68,7 +78,11 @@ fn encode_key(arrays: &[ArrayRef], i: usize) -> Option<Key> {
             }
             DataType::Date32 => {
                 k.push(5);
-                k.extend_from_slice(&a.as_primitive::<arrow::datatypes::Date32Type>().value(i).to_be_bytes());
+                k.extend_from_slice(
+                    &a.as_primitive::<arrow::datatypes::Date32Type>()
+                        .value(i)
+                        .to_be_bytes(),
+                );
             }
             _ => unreachable!("keys are canonicalised"),
         }
@@ -77,7 +91,14 @@ fn encode_key(arrays: &[ArrayRef], i: usize) -> Option<Key> {
 }
 
 /// Checks that each left key column has the same canonical type as the GroupBy key it maps to.
-pub fn check_key_types(left: &SchemaRef, left_keys: &[String], right: &SchemaRef, right_keys: &[String], left_table: &str, right_table: &str) -> Result<()> {
+pub fn check_key_types(
+    left: &SchemaRef,
+    left_keys: &[String],
+    right: &SchemaRef,
+    right_keys: &[String],
+    left_table: &str,
+    right_table: &str,
+) -> Result<()> {
     let mut errors = Vec::new();
     for (l, r) in left_keys.iter().zip(right_keys) {
         let lt = left.field_with_name(l).map(|f| f.data_type().clone());
@@ -98,24 +119,61 @@ pub fn check_key_types(left: &SchemaRef, left_keys: &[String], right: &SchemaRef
 
 /// Left rows of one partition as queries for one part. Returns the updates and the number of
 /// rows skipped because a key is NULL (they get NULL features, as in Chronon).
-pub fn left_queries(batch: &RecordBatch, ds: Ds, first_index: u32, part: u16, left_keys: &[String], table: &str) -> Result<(Vec<Update>, usize)> {
+pub fn left_queries(
+    batch: &RecordBatch,
+    ds: Ds,
+    first_index: u32,
+    part: u16,
+    left_keys: &[String],
+    table: &str,
+) -> Result<(Vec<Update>, usize)> {
     let what = format!("left {table} partition ds={ds}");
     let keys = key_arrays(batch, left_keys, &what)?;
-    let ts = batch.column_by_name("ts").ok_or_else(|| Error::data(table, Some(&format!("ds={ds}")), "the left has no `ts` column").with_fix("set timeColumn on the left query"))?;
+    let ts = batch.column_by_name("ts").ok_or_else(|| {
+        Error::data(
+            table,
+            Some(&format!("ds={ds}")),
+            "the left has no `ts` column",
+        )
+        .with_fix("set timeColumn on the left query")
+    })?;
     if !matches!(ts.data_type(), DataType::Int64) {
-        return Err(Error::data(table, Some(&format!("ds={ds}")), format!("left `ts` has type {}; Timestamp must be a Long type in milliseconds", ts.data_type()))
-            .with_fix("convert it in timeColumn, e.g. unix_timestamp(col) * 1000"));
+        return Err(Error::data(
+            table,
+            Some(&format!("ds={ds}")),
+            format!(
+                "left `ts` has type {}; Timestamp must be a Long type in milliseconds",
+                ts.data_type()
+            ),
+        )
+        .with_fix("convert it in timeColumn, e.g. unix_timestamp(col) * 1000"));
     }
     if ts.null_count() > 0 {
-        return Err(Error::data(table, Some(&format!("ds={ds}")), format!("ts column cannot be null in left source: {} rows have a NULL ts", ts.null_count()))
-            .with_fix("filter them out with a where on the left query"));
+        return Err(Error::data(
+            table,
+            Some(&format!("ds={ds}")),
+            format!(
+                "ts column cannot be null in left source: {} rows have a NULL ts",
+                ts.null_count()
+            ),
+        )
+        .with_fix("filter them out with a where on the left query"));
     }
     let ts = ts.as_primitive::<Int64Type>();
     let mut out = Vec::with_capacity(batch.num_rows());
     let mut null_keys = 0;
     for i in 0..batch.num_rows() {
         match encode_key(&keys, i) {
-            Some(k) => out.push((((part, k), Item::Query { row: row_id(ds, first_index + i as u32), q: ts.value(i) }), 1)),
+            Some(k) => out.push((
+                (
+                    (part, k),
+                    Item::Query {
+                        row: row_id(ds, first_index + i as u32),
+                        q: ts.value(i),
+                    },
+                ),
+                1,
+            )),
             None => null_keys += 1,
         }
     }
@@ -138,15 +196,48 @@ fn input_values(col: &ArrayRef, what: &str) -> Result<(Vec<Num>, bool)> {
         Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 | Boolean => {
             let c = cast(col, &Int64).map_err(|e| Error::arrow(what, e))?;
             let c = c.as_primitive::<Int64Type>();
-            Ok(((0..n).map(|i| if c.is_null(i) { Num::Null } else { Num::Long(c.value(i)) }).collect(), false))
+            Ok((
+                (0..n)
+                    .map(|i| {
+                        if c.is_null(i) {
+                            Num::Null
+                        } else {
+                            Num::Long(c.value(i))
+                        }
+                    })
+                    .collect(),
+                false,
+            ))
         }
         Float16 | Float32 | Float64 => {
             let c = cast(col, &Float64).map_err(|e| Error::arrow(what, e))?;
             let c = c.as_primitive::<Float64Type>();
-            Ok(((0..n).map(|i| if c.is_null(i) { Num::Null } else { Num::double(c.value(i)) }).collect(), true))
+            Ok((
+                (0..n)
+                    .map(|i| {
+                        if c.is_null(i) {
+                            Num::Null
+                        } else {
+                            Num::double(c.value(i))
+                        }
+                    })
+                    .collect(),
+                true,
+            ))
         }
         // COUNT accepts any type: only NULL-ness matters.
-        _ => Ok(((0..n).map(|i| if col.is_null(i) { Num::Null } else { Num::Long(1) }).collect(), false)),
+        _ => Ok((
+            (0..n)
+                .map(|i| {
+                    if col.is_null(i) {
+                        Num::Null
+                    } else {
+                        Num::Long(1)
+                    }
+                })
+                .collect(),
+            false,
+        )),
     }
 }
 
@@ -154,22 +245,47 @@ fn input_values(col: &ArrayRef, what: &str) -> Result<(Vec<Num>, bool)> {
 pub fn double_inputs(schema: &SchemaRef, inputs: &[String]) -> Vec<bool> {
     inputs
         .iter()
-        .map(|n| schema.field_with_name(n).map(|f| matches!(f.data_type(), DataType::Float16 | DataType::Float32 | DataType::Float64)).unwrap_or(false))
+        .map(|n| {
+            schema
+                .field_with_name(n)
+                .map(|f| {
+                    matches!(
+                        f.data_type(),
+                        DataType::Float16 | DataType::Float32 | DataType::Float64
+                    )
+                })
+                .unwrap_or(false)
+        })
         .collect()
 }
 
 /// GroupBy source rows as events. Rows whose keys are all NULL are dropped (as Chronon does)
 /// and counted; rows with a NULL `ts` are counted and skipped.
-pub fn events(batch: &RecordBatch, part: u16, right_keys: &[String], inputs: &[String], table: &str, stats: &mut EventStats) -> Result<Vec<Update>> {
+pub fn events(
+    batch: &RecordBatch,
+    part: u16,
+    right_keys: &[String],
+    inputs: &[String],
+    table: &str,
+    stats: &mut EventStats,
+) -> Result<Vec<Update>> {
     let what = format!("GroupBy source {table}");
     let keys = key_arrays(batch, right_keys, &what)?;
-    let ts = batch.column_by_name("ts").ok_or_else(|| Error::data(table, None, "no `ts` column").with_fix("set timeColumn on the source query"))?;
+    let ts = batch.column_by_name("ts").ok_or_else(|| {
+        Error::data(table, None, "no `ts` column").with_fix("set timeColumn on the source query")
+    })?;
     let ts = cast(ts, &DataType::Int64).map_err(|e| Error::arrow(&what, e))?;
     let ts = ts.as_primitive::<Int64Type>();
     let values: Vec<Vec<Num>> = inputs
         .iter()
         .map(|n| {
-            let c = batch.column_by_name(n).ok_or_else(|| Error::data(table, None, format!("aggregation input `{n}` is not selected")))?;
+            let c = batch.column_by_name(n).ok_or_else(|| {
+                Error::data(
+                    table,
+                    None,
+                    format!("aggregation input `{n}` is not selected"),
+                )
+            })?;
             Ok(input_values(c, &what)?.0)
         })
         .collect::<Result<_>>()?;
@@ -189,7 +305,16 @@ pub fn events(batch: &RecordBatch, part: u16, right_keys: &[String], inputs: &[S
             stats.null_keys += 1;
             continue;
         };
-        out.push((((part, k), Item::Event { ts: ts.value(i), inputs: values.iter().map(|v| v[i]).collect() }), 1));
+        out.push((
+            (
+                (part, k),
+                Item::Event {
+                    ts: ts.value(i),
+                    inputs: values.iter().map(|v| v[i]).collect(),
+                },
+            ),
+            1,
+        ));
     }
     Ok(out)
 }

@@ -65,13 +65,26 @@ pub fn output_schema(plan: &JoinPlan, left: &SchemaRef, double_sums: &[Vec<bool>
 }
 
 /// Builds one output partition from the left rows of `ds` and the maintained values.
-pub fn assemble(plan: &JoinPlan, schema: &SchemaRef, ds: Ds, left: &RecordBatch, state: &OutputState) -> Result<RecordBatch> {
+pub fn assemble(
+    plan: &JoinPlan,
+    schema: &SchemaRef,
+    ds: Ds,
+    left: &RecordBatch,
+    state: &OutputState,
+) -> Result<RecordBatch> {
     let n = left.num_rows();
     let mut columns: Vec<ArrayRef> = left.columns().to_vec();
     for p in &plan.parts {
         for (ci, c) in p.columns.iter().enumerate() {
-            let field = schema.field_with_name(&c.name).expect("output schema has every column");
-            let value = |i: usize| state.get(row_id(ds, i as u32), p.index).map(|v| v[ci]).unwrap_or(Num::Null);
+            let field = schema
+                .field_with_name(&c.name)
+                .expect("output schema has every column");
+            let value = |i: usize| {
+                state
+                    .get(row_id(ds, i as u32), p.index)
+                    .map(|v| v[ci])
+                    .unwrap_or(Num::Null)
+            };
             let arr: ArrayRef = match field.data_type() {
                 DataType::Float64 => {
                     let mut b = Float64Builder::with_capacity(n);
@@ -90,5 +103,6 @@ pub fn assemble(plan: &JoinPlan, schema: &SchemaRef, ds: Ds, left: &RecordBatch,
             columns.push(arr);
         }
     }
-    RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::arrow(format!("assembling {} partition ds={ds}", plan.output), e))
+    RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| Error::arrow(format!("assembling {} partition ds={ds}", plan.output), e))
 }

@@ -72,10 +72,20 @@ impl JoinPlan {
                         message: "an event left needs a timeColumn (epoch milliseconds)".into(),
                     }),
                 }
-                Scan { table: e.table.clone(), query: e.query.clone(), fill_ins: fill, range: None, purpose: format!("left of join {name}") }
+                Scan {
+                    table: e.table.clone(),
+                    query: e.query.clone(),
+                    fill_ins: fill,
+                    range: None,
+                    purpose: format!("left of join {name}"),
+                }
             }
-            Source::Entities(_) => return Err(unsupported(join, "left.entities", "an entity left")),
-            Source::JoinSource(_) => return Err(unsupported(join, "left.joinSource", "a JoinSource left")),
+            Source::Entities(_) => {
+                return Err(unsupported(join, "left.entities", "an entity left"))
+            }
+            Source::JoinSource(_) => {
+                return Err(unsupported(join, "left.joinSource", "a JoinSource left"))
+            }
         };
         for (field, set) in [
             ("bootstrapParts", !join.bootstrap_parts.is_empty()),
@@ -96,12 +106,22 @@ impl JoinPlan {
             let left_keys: Vec<String> = gb
                 .key_columns
                 .iter()
-                .map(|rk| jp.key_mapping.iter().find(|(_, r)| *r == rk).map(|(l, _)| l.clone()).unwrap_or_else(|| rk.clone()))
+                .map(|rk| {
+                    jp.key_mapping
+                        .iter()
+                        .find(|(_, r)| *r == rk)
+                        .map(|(l, _)| l.clone())
+                        .unwrap_or_else(|| rk.clone())
+                })
                 .collect();
             let aggs = match &gb.aggregations {
                 Some(a) if !a.is_empty() => a,
                 _ => {
-                    errors.push(unsupported(join, &format!("{path}.aggregations"), "a GroupBy without aggregations"));
+                    errors.push(unsupported(
+                        join,
+                        &format!("{path}.aggregations"),
+                        "a GroupBy without aggregations",
+                    ));
                     continue;
                 }
             };
@@ -113,12 +133,20 @@ impl JoinPlan {
                     Operation::Sum => AggOp::Sum,
                     Operation::Count => AggOp::Count,
                     other => {
-                        errors.push(unsupported(join, &format!("{path}.aggregations[{}].operation", part.agg_index), &format!("operation {other:?}")));
+                        errors.push(unsupported(
+                            join,
+                            &format!("{path}.aggregations[{}].operation", part.agg_index),
+                            &format!("operation {other:?}"),
+                        ));
                         continue;
                     }
                 };
                 if part.bucket.is_some() {
-                    errors.push(unsupported(join, &format!("{path}.aggregations[{}].buckets", part.agg_index), "bucketed aggregation"));
+                    errors.push(unsupported(
+                        join,
+                        &format!("{path}.aggregations[{}].buckets", part.agg_index),
+                        "bucketed aggregation",
+                    ));
                     continue;
                 }
                 let w = naming::window_millis(&part.window);
@@ -133,19 +161,30 @@ impl JoinPlan {
                     (Some(m), Some(w)) => Some(m.max(w)),
                     _ => None,
                 };
-                columns.push(OutColumn { name: format!("{full_prefix}_{}", part.column), agg_index: part.agg_index, op, window_ms: w });
+                columns.push(OutColumn {
+                    name: format!("{full_prefix}_{}", part.column),
+                    agg_index: part.agg_index,
+                    op,
+                    window_ms: w,
+                });
             }
             let mut sources = Vec::new();
             for (s, src) in gb.sources.iter().enumerate() {
                 let Source::Events(e) = src else {
-                    errors.push(unsupported(join, &format!("{path}.sources[{s}]"), "an entity or JoinSource GroupBy source"));
+                    errors.push(unsupported(
+                        join,
+                        &format!("{path}.sources[{s}]"),
+                        "an entity or JoinSource GroupBy source",
+                    ));
                     continue;
                 };
                 let mut fill: Vec<(String, Option<String>)> = vec![("ds".into(), None)];
                 fill.extend(gb.key_columns.iter().map(|k| (k.clone(), None)));
                 let ts = match (&e.query.time_column, snapshot) {
                     (Some(tc), _) => tc.clone(),
-                    (None, true) => "((unix_timestamp(\"ds\", 'yyyy-MM-dd') + 86400) * 1000) - 1".into(),
+                    (None, true) => {
+                        "((unix_timestamp(\"ds\", 'yyyy-MM-dd') + 86400) * 1000) - 1".into()
+                    }
                     (None, false) => {
                         errors.push(Error::Config {
                             file: name.clone(),
@@ -161,8 +200,17 @@ impl JoinPlan {
                         fill.push((a.input_column.clone(), None));
                     }
                 }
-                let query = Query { selects: e.query.selects.clone().or_else(|| Some(Default::default())), ..e.query.clone() };
-                sources.push(Scan { table: e.table.clone(), query, fill_ins: fill, range: None, purpose: format!("{path} ({}) of join {name}", gb.meta_data.name) });
+                let query = Query {
+                    selects: e.query.selects.clone().or_else(|| Some(Default::default())),
+                    ..e.query.clone()
+                };
+                sources.push(Scan {
+                    table: e.table.clone(),
+                    query,
+                    fill_ins: fill,
+                    range: None,
+                    purpose: format!("{path} ({}) of join {name}", gb.meta_data.name),
+                });
             }
             parts.push(PartPlan {
                 index: i as u16,
@@ -178,7 +226,13 @@ impl JoinPlan {
             });
         }
         Error::collect(errors)?;
-        Ok(JoinPlan { name, output, left, parts, join: join.clone() })
+        Ok(JoinPlan {
+            name,
+            output,
+            left,
+            parts,
+            join: join.clone(),
+        })
     }
 
     /// The dataflow's description of each part; `double_sums[p][a]` tells whether aggregation
@@ -191,7 +245,12 @@ impl JoinPlan {
                 columns: p
                     .columns
                     .iter()
-                    .map(|c| ColumnSpec { input: c.agg_index, op: c.op, window: c.window_ms, double: double_sums[p.index as usize][c.agg_index] })
+                    .map(|c| ColumnSpec {
+                        input: c.agg_index,
+                        op: c.op,
+                        window: c.window_ms,
+                        double: double_sums[p.index as usize][c.agg_index],
+                    })
                     .collect(),
             })
             .collect()

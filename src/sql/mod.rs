@@ -12,10 +12,12 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::catalog::MemorySchemaProvider;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
-use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::common::TableReference;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::error::{Error, Result};
 use crate::warehouse::{file_name, read_dir_sorted, TableName, Warehouse};
@@ -33,7 +35,9 @@ pub struct Engine {
 impl Engine {
     /// A session with every table and view of the warehouse registered.
     pub fn new(wh: &Warehouse) -> Result<Engine> {
-        let mut config = SessionConfig::new().with_information_schema(true).with_target_partitions(2);
+        let mut config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_target_partitions(2);
         config.options_mut().sql_parser.enable_ident_normalization = false;
         // Deterministic row order: whole files per partition, partitions concatenated in order.
         config.options_mut().optimizer.repartition_file_scans = false;
@@ -50,7 +54,11 @@ impl Engine {
             .enable_all()
             .build()
             .map_err(|e| Error::io("starting the SQL runtime", e))?;
-        let engine = Engine { ctx, rt, wh: wh.clone() };
+        let engine = Engine {
+            ctx,
+            rt,
+            wh: wh.clone(),
+        };
         engine.refresh()?;
         Ok(engine)
     }
@@ -71,10 +79,17 @@ impl Engine {
             }
         }
         for (t, path) in views {
-            let sql = std::fs::read_to_string(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+            let sql = std::fs::read_to_string(&path)
+                .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
             self.ensure_schema(&t.namespace);
-            let _ = self.ctx.deregister_table(TableReference::partial(t.namespace.as_str(), t.name.as_str()));
-            self.query(&format!("CREATE VIEW {t} AS {sql}"), &format!("registering view {t}"))?;
+            let _ = self.ctx.deregister_table(TableReference::partial(
+                t.namespace.as_str(),
+                t.name.as_str(),
+            ));
+            self.query(
+                &format!("CREATE VIEW {t} AS {sql}"),
+                &format!("registering view {t}"),
+            )?;
         }
         Ok(())
     }
@@ -95,14 +110,25 @@ impl Engine {
         }
         let schema = self.wh.table_schema_under(t, &part_cols)?;
         self.ensure_schema(&t.namespace);
+        let r = TableReference::partial(t.namespace.as_str(), t.name.as_str());
+        // Scoping the listing to the table makes `deregister_table` drop DataFusion's cached file
+        // list (kept forever by default), so partitions written since are seen after a refresh.
         let url = ListingTableUrl::parse(format!("{}/", dir.display()))
-            .map_err(|e| sql_err(&format!("registering table {t}"), e))?;
+            .map_err(|e| sql_err(&format!("registering table {t}"), e))?
+            .with_table_ref(r.clone());
         let opts = ListingOptions::new(Arc::new(ParquetFormat::default()))
             .with_file_extension(".parquet")
-            .with_table_partition_cols(part_cols.iter().map(|c| (c.clone(), DataType::Utf8)).collect());
-        let cfg = ListingTableConfig::new(url).with_listing_options(opts).with_schema(schema);
-        let table = ListingTable::try_new(cfg).map_err(|e| sql_err(&format!("registering table {t}"), e))?;
-        let r = TableReference::partial(t.namespace.as_str(), t.name.as_str());
+            .with_table_partition_cols(
+                part_cols
+                    .iter()
+                    .map(|c| (c.clone(), DataType::Utf8))
+                    .collect(),
+            );
+        let cfg = ListingTableConfig::new(url)
+            .with_listing_options(opts)
+            .with_schema(schema);
+        let table = ListingTable::try_new(cfg)
+            .map_err(|e| sql_err(&format!("registering table {t}"), e))?;
         let _ = self.ctx.deregister_table(r.clone());
         self.ctx
             .register_table(r, Arc::new(table))
@@ -116,20 +142,35 @@ impl Engine {
     }
 
     /// Runs a SQL statement, returning the result schema too (also for empty results).
-    pub fn query_with_schema(&self, sql: &str, context: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    pub fn query_with_schema(
+        &self,
+        sql: &str,
+        context: &str,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         tracing::debug!(%sql, context, "sql");
         self.rt.block_on(async {
             let df = self.ctx.sql(sql).await.map_err(|e| sql_err(context, e))?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let parts = df.collect_partitioned().await.map_err(|e| sql_err(context, e))?;
-            let batches = parts.into_iter().flatten().filter(|b| b.num_rows() > 0).collect();
+            let parts = df
+                .collect_partitioned()
+                .await
+                .map_err(|e| sql_err(context, e))?;
+            let batches = parts
+                .into_iter()
+                .flatten()
+                .filter(|b| b.num_rows() > 0)
+                .collect();
             Ok((schema, batches))
         })
     }
 }
 
 fn sql_err(context: &str, e: impl std::fmt::Display) -> Error {
-    Error::Sql { context: context.to_string(), message: e.to_string(), fix: None }
+    Error::Sql {
+        context: context.to_string(),
+        message: e.to_string(),
+        fix: None,
+    }
 }
 
 /// The Hive partition columns of a table, read from the first path of `k=v` folders.
@@ -145,7 +186,13 @@ fn partition_columns(dir: &Path) -> Result<Vec<String>> {
             .find(|p| p.is_dir() && file_name(p).contains('=') && !file_name(p).starts_with('.'));
         match next {
             Some(p) => {
-                cols.push(file_name(&p).split('=').next().unwrap_or_default().to_string());
+                cols.push(
+                    file_name(&p)
+                        .split('=')
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
                 cur = p;
             }
             None => break,

@@ -42,7 +42,10 @@ impl Scan {
     }
 
     pub fn partition_column(&self) -> String {
-        self.query.partition_column.clone().unwrap_or_else(|| "ds".into())
+        self.query
+            .partition_column
+            .clone()
+            .unwrap_or_else(|| "ds".into())
     }
 
     /// The projection: `(output name, SQL expression)`, or `None` for `SELECT *`.
@@ -80,12 +83,22 @@ impl Scan {
             None => "*".to_string(),
             Some(p) => p
                 .iter()
-                .map(|(name, expr)| if *expr == ident(name) { expr.clone() } else { format!("{expr} AS {}", ident(name)) })
+                .map(|(name, expr)| {
+                    if *expr == ident(name) {
+                        expr.clone()
+                    } else {
+                        format!("{expr} AS {}", ident(name))
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
         };
         let t = self.table_name()?;
-        let mut sql = format!("SELECT {proj} FROM {}.{}", ident(&t.namespace), ident(&t.name));
+        let mut sql = format!(
+            "SELECT {proj} FROM {}.{}",
+            ident(&t.namespace),
+            ident(&t.name)
+        );
         let c = self.conjuncts()?;
         if !c.is_empty() {
             sql.push_str(" WHERE ");
@@ -100,7 +113,12 @@ impl Engine {
     /// expression and the table's columns.
     pub fn scan(&self, scan: &Scan) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         let t = scan.table_name()?;
-        if !self.warehouse().exists(&t) || self.warehouse().partitions_by(&t, &scan.partition_column())?.is_empty() {
+        if !self.warehouse().exists(&t)
+            || self
+                .warehouse()
+                .partitions_by(&t, &scan.partition_column())?
+                .is_empty()
+        {
             return Err(self.warehouse().missing_table(&t, &scan.purpose));
         }
         let sql = scan.sql()?;
@@ -116,14 +134,26 @@ impl Engine {
         let columns = self
             .warehouse()
             .table_schema(t)
-            .map(|s| s.fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>().join(", "))
+            .map(|s| {
+                s.fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
             .unwrap_or_default();
         let mut checks: Vec<(String, String)> = Vec::new();
         for (name, expr) in scan.projections().unwrap_or_default() {
-            checks.push((format!("select `{name}` = `{expr}`"), format!("SELECT {expr} {from} LIMIT 0")));
+            checks.push((
+                format!("select `{name}` = `{expr}`"),
+                format!("SELECT {expr} {from} LIMIT 0"),
+            ));
         }
         for w in &scan.query.wheres {
-            checks.push((format!("where `{w}`"), format!("SELECT 1 {from} WHERE ({w}) LIMIT 0")));
+            checks.push((
+                format!("where `{w}`"),
+                format!("SELECT 1 {from} WHERE ({w}) LIMIT 0"),
+            ));
         }
         for (what, sql) in checks {
             if let Err(Error::Sql { message, .. }) = self.query(&sql, "") {
@@ -142,7 +172,12 @@ impl Engine {
     /// The schema a scan produces, without reading data (errors as for [`Engine::scan`]).
     pub fn scan_schema(&self, scan: &Scan) -> Result<SchemaRef> {
         let t = scan.table_name()?;
-        if !self.warehouse().exists(&t) || self.warehouse().partitions_by(&t, &scan.partition_column())?.is_empty() {
+        if !self.warehouse().exists(&t)
+            || self
+                .warehouse()
+                .partitions_by(&t, &scan.partition_column())?
+                .is_empty()
+        {
             return Err(self.warehouse().missing_table(&t, &scan.purpose));
         }
         let sql = format!("{} LIMIT 0", scan.sql()?);

@@ -30,14 +30,22 @@ pub fn java_to_chrono(pattern: &str) -> Result<String, String> {
                 continue;
             }
             while j < chars.len() && chars[j] != '\'' {
-                if chars[j] == '%' { out.push_str("%%") } else { out.push(chars[j]) }
+                if chars[j] == '%' {
+                    out.push_str("%%")
+                } else {
+                    out.push(chars[j])
+                }
                 j += 1;
             }
             i = j + 1;
             continue;
         }
         if !c.is_ascii_alphabetic() {
-            if c == '%' { out.push_str("%%") } else { out.push(c) }
+            if c == '%' {
+                out.push_str("%%")
+            } else {
+                out.push(c)
+            }
             i += 1;
             continue;
         }
@@ -67,7 +75,11 @@ pub fn java_to_chrono(pattern: &str) -> Result<String, String> {
             ('E', 1..=3) => "%a",
             ('E', _) => "%A",
             ('D', _) => "%j",
-            _ => return Err(format!("unsupported letter `{c}` in date pattern `{pattern}`")),
+            _ => {
+                return Err(format!(
+                    "unsupported letter `{c}` in date pattern `{pattern}`"
+                ))
+            }
         };
         out.push_str(spec);
         i += n;
@@ -111,7 +123,11 @@ impl ScalarUDFImpl for SparkFn {
             Kind::GetJsonObject => (2, 2),
         };
         if args.len() < min || args.len() > max {
-            return plan_err!("{} takes {min} to {max} arguments, got {}", self.name(), args.len());
+            return plan_err!(
+                "{} takes {min} to {max} arguments, got {}",
+                self.name(),
+                args.len()
+            );
         }
         Ok(match self.kind {
             Kind::UnixTimestamp => DataType::Int64,
@@ -121,7 +137,10 @@ impl ScalarUDFImpl for SparkFn {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let n = args.number_rows;
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let all_scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let all_scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let out: ArrayRef = match self.kind {
             Kind::FromUnixtime => {
                 let secs = cast(&arrays[0], &DataType::Int64)?;
@@ -159,7 +178,9 @@ impl ScalarUDFImpl for SparkFn {
                     match (v, fmts.is_null(i)) {
                         (Some(ms), false) => {
                             let cf = chrono_fmt(fmts.value(i))?;
-                            let dt = DateTime::from_timestamp_millis(ms).expect("in range").naive_utc();
+                            let dt = DateTime::from_timestamp_millis(ms)
+                                .expect("in range")
+                                .naive_utc();
                             b.append_value(dt.format(&cf).to_string());
                         }
                         _ => b.append_null(),
@@ -182,7 +203,9 @@ impl ScalarUDFImpl for SparkFn {
             }
         };
         if all_scalar {
-            Ok(ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?))
+            Ok(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::try_from_array(&out, 0)?,
+            ))
         } else {
             Ok(ColumnarValue::Array(out))
         }
@@ -205,13 +228,18 @@ fn string_arg(a: Option<&ArrayRef>) -> DfResult<Option<arrow::array::StringArray
 
 /// Epoch milliseconds of a date, timestamp or string column (strings parsed with `fmt`, or as
 /// `yyyy-MM-dd[ HH:mm:ss]` when no format is given).
-fn temporal_millis(a: &ArrayRef, fmt: Option<&arrow::array::StringArray>) -> DfResult<Vec<Option<i64>>> {
+fn temporal_millis(
+    a: &ArrayRef,
+    fmt: Option<&arrow::array::StringArray>,
+) -> DfResult<Vec<Option<i64>>> {
     match a.data_type() {
         DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _) => {
             let ms = cast(a, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
             let ms = cast(&ms, &DataType::Int64)?;
             let ms = ms.as_primitive::<arrow::datatypes::Int64Type>();
-            Ok((0..ms.len()).map(|i| (!ms.is_null(i)).then(|| ms.value(i))).collect())
+            Ok((0..ms.len())
+                .map(|i| (!ms.is_null(i)).then(|| ms.value(i)))
+                .collect())
         }
         _ => {
             let s = cast(a, &DataType::Utf8)?;
@@ -226,13 +254,19 @@ fn temporal_millis(a: &ArrayRef, fmt: Option<&arrow::array::StringArray>) -> DfR
                 let parsed = match fmt {
                     Some(f) => {
                         let cf = chrono_fmt(f.value(i))?;
-                        NaiveDateTime::parse_from_str(v, &cf)
-                            .ok()
-                            .or_else(|| NaiveDate::parse_from_str(v, &cf).ok().map(|d| d.and_hms_opt(0, 0, 0).unwrap()))
+                        NaiveDateTime::parse_from_str(v, &cf).ok().or_else(|| {
+                            NaiveDate::parse_from_str(v, &cf)
+                                .ok()
+                                .map(|d| d.and_hms_opt(0, 0, 0).unwrap())
+                        })
                     }
                     None => NaiveDateTime::parse_from_str(v, "%Y-%m-%d %H:%M:%S")
                         .ok()
-                        .or_else(|| NaiveDate::parse_from_str(v, "%Y-%m-%d").ok().map(|d| d.and_hms_opt(0, 0, 0).unwrap())),
+                        .or_else(|| {
+                            NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                                .ok()
+                                .map(|d| d.and_hms_opt(0, 0, 0).unwrap())
+                        }),
                 };
                 out.push(parsed.map(|dt| dt.and_utc().timestamp_millis()));
             }
@@ -284,12 +318,20 @@ pub fn json_path(doc: &str, path: &str) -> Option<String> {
 
 /// The UDFs of this module, ready to register.
 pub fn udfs() -> Vec<ScalarUDF> {
-    [Kind::FromUnixtime, Kind::UnixTimestamp, Kind::DateFormat, Kind::GetJsonObject]
-        .into_iter()
-        .map(|kind| {
-            ScalarUDF::from(SparkFn { kind, signature: Signature::variadic_any(Volatility::Immutable) })
+    [
+        Kind::FromUnixtime,
+        Kind::UnixTimestamp,
+        Kind::DateFormat,
+        Kind::GetJsonObject,
+    ]
+    .into_iter()
+    .map(|kind| {
+        ScalarUDF::from(SparkFn {
+            kind,
+            signature: Signature::variadic_any(Volatility::Immutable),
         })
-        .collect()
+    })
+    .collect()
 }
 
 #[cfg(test)]
@@ -299,7 +341,10 @@ mod tests {
     #[test]
     fn java_patterns() {
         assert_eq!(java_to_chrono("yyyy-MM-dd").unwrap(), "%Y-%m-%d");
-        assert_eq!(java_to_chrono("yyyy-MM-dd HH:mm:ss").unwrap(), "%Y-%m-%d %H:%M:%S");
+        assert_eq!(
+            java_to_chrono("yyyy-MM-dd HH:mm:ss").unwrap(),
+            "%Y-%m-%d %H:%M:%S"
+        );
         assert_eq!(java_to_chrono("yyyyMMdd'T'HH").unwrap(), "%Y%m%dT%H");
         assert!(java_to_chrono("yyyy-QQ").is_err());
     }

@@ -62,7 +62,11 @@ fn max_date(args: &str, wh: &Warehouse) -> std::result::Result<String, String> {
     for a in args.split(',') {
         if let Some((k, val)) = a.split_once('=') {
             if k.trim() == "table" {
-                table = Some(val.trim().trim_matches(|c| c == '\'' || c == '"').to_string());
+                table = Some(
+                    val.trim()
+                        .trim_matches(|c| c == '\'' || c == '"')
+                        .to_string(),
+                );
             }
         }
     }
@@ -90,11 +94,20 @@ mod tests {
             warehouse: &wh,
             conf_name: "t",
         };
-        let s = render("ds BETWEEN '{{ start_date }}' AND '{{end_date}}' -- {{  latest_date }}", &v).unwrap();
+        let s = render(
+            "ds BETWEEN '{{ start_date }}' AND '{{end_date}}' -- {{  latest_date }}",
+            &v,
+        )
+        .unwrap();
         assert_eq!(s, "ds BETWEEN '2026-01-01' AND '2026-01-03' -- 2026-01-09");
         let e = render("{{ nope }}", &v).unwrap_err().to_string();
-        assert!(e.contains("Unresolved template macro") && e.contains("nope"), "{e}");
-        let e = render("{{ max_date(table=data.none) }}", &v).unwrap_err().to_string();
+        assert!(
+            e.contains("Unresolved template macro") && e.contains("nope"),
+            "{e}"
+        );
+        let e = render("{{ max_date(table=data.none) }}", &v)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no partitions"), "{e}");
     }
 }

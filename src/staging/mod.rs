@@ -35,29 +35,58 @@ pub struct StagingReport {
 }
 
 /// Table properties Chronon puts on every table it writes, plus the config's own.
-pub fn table_properties(meta: &crate::config::MetaData, table_type: &str) -> BTreeMap<String, String> {
-    let mut p: BTreeMap<String, String> = meta.table_properties.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+pub fn table_properties(
+    meta: &crate::config::MetaData,
+    table_type: &str,
+) -> BTreeMap<String, String> {
+    let mut p: BTreeMap<String, String> = meta
+        .table_properties
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     p.insert("chronon_generated".into(), "true".into());
     p.insert("chronon_table_type".into(), table_type.into());
     p
 }
 
 /// Runs a staging query for its missing partitions up to `opts.end_ds`.
-pub fn run(engine: &Engine, sq: &StagingQuery, opts: &StagingOptions, progress: &dyn Fn(&str)) -> Result<StagingReport> {
+pub fn run(
+    engine: &Engine,
+    sq: &StagingQuery,
+    opts: &StagingOptions,
+    progress: &dyn Fn(&str),
+) -> Result<StagingReport> {
     let out_name = naming::output_table(&sq.meta_data)?;
     let out = TableName::parse(&out_name)?;
     let wh = engine.warehouse().clone();
-    let mut report = StagingReport { output: out_name.clone(), ..Default::default() };
+    let mut report = StagingReport {
+        output: out_name.clone(),
+        ..Default::default()
+    };
     run_setups(engine, &sq.setups)?;
     let conf_name = sq.meta_data.name.clone();
 
     if sq.create_view == Some(true) {
-        let sql = macros::render(&sq.query, &MacroValues { start_date: None, end_date: None, latest_date: opts.end_ds, warehouse: &wh, conf_name: &conf_name })?;
+        let sql = macros::render(
+            &sq.query,
+            &MacroValues {
+                start_date: None,
+                end_date: None,
+                latest_date: opts.end_ds,
+                warehouse: &wh,
+                conf_name: &conf_name,
+            },
+        )?;
         // Plan it once so a broken view fails now, not at first read.
-        engine.query(&format!("EXPLAIN {sql}"), &format!("staging query {conf_name} (view)"))?;
+        engine.query(
+            &format!("EXPLAIN {sql}"),
+            &format!("staging query {conf_name} (view)"),
+        )?;
         let dir = wh.table_dir(&out);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        std::fs::write(dir.join(VIEW_FILE), &sql).map_err(|e| Error::io("writing the view definition", e))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        std::fs::write(dir.join(VIEW_FILE), &sql)
+            .map_err(|e| Error::io("writing the view definition", e))?;
         wh.set_properties(&out, &table_properties(&sq.meta_data, "staging_query"))?;
         write_signal(engine, &out, opts.end_ds)?;
         engine.refresh()?;
@@ -67,7 +96,16 @@ pub fn run(engine: &Engine, sq: &StagingQuery, opts: &StagingOptions, progress: 
 
     let Some(start) = sq.start_partition.as_deref() else {
         // Unpartitioned path: one run over everything, dynamic partition overwrite on ds.
-        let sql = macros::render(&sq.query, &MacroValues { start_date: None, end_date: None, latest_date: opts.end_ds, warehouse: &wh, conf_name: &conf_name })?;
+        let sql = macros::render(
+            &sq.query,
+            &MacroValues {
+                start_date: None,
+                end_date: None,
+                latest_date: opts.end_ds,
+                warehouse: &wh,
+                conf_name: &conf_name,
+            },
+        )?;
         write_result(engine, sq, &out, &sql, None, &mut report)?;
         engine.refresh()?;
         return Ok(report);
@@ -76,7 +114,11 @@ pub fn run(engine: &Engine, sq: &StagingQuery, opts: &StagingOptions, progress: 
     let start = match (opts.start_override, sq.meta_data.historical_backfill) {
         (Some(s), _) => s,
         (None, Some(false)) => opts.end_ds,
-        (None, _) => Ds::parse(start).map_err(|e| Error::Config { file: conf_name.clone(), path: "startPartition".into(), message: e.to_string() })?,
+        (None, _) => Ds::parse(start).map_err(|e| Error::Config {
+            file: conf_name.clone(),
+            path: "startPartition".into(),
+            message: e.to_string(),
+        })?,
     };
     let range = PartitionRange::new(start, opts.end_ds);
     let existing = wh.partitions(&out)?;
@@ -86,12 +128,22 @@ pub fn run(engine: &Engine, sq: &StagingQuery, opts: &StagingOptions, progress: 
     for hole in PartitionRange::contiguous(&missing) {
         for step in hole.steps(opts.step_days) {
             progress(&format!("{out_name}: computing {step}"));
-            let values = MacroValues { start_date: Some(step.start), end_date: Some(step.end), latest_date: opts.end_ds, warehouse: &wh, conf_name: &conf_name };
-            let r = macros::render(&sq.query, &values).and_then(|sql| write_result(engine, sq, &out, &sql, Some(step), &mut report));
-            if let Err(e) = r {
-                errors.push(e);
-            }
+            let values = MacroValues {
+                start_date: Some(step.start),
+                end_date: Some(step.end),
+                latest_date: opts.end_ds,
+                warehouse: &wh,
+                conf_name: &conf_name,
+            };
+            let r = macros::render(&sq.query, &values)
+                .and_then(|sql| write_result(engine, sq, &out, &sql, Some(step), &mut report));
             engine.refresh()?;
+            if let Err(e) = r {
+                // As Chronon: a failed step ends its unfilled range (later steps would leave a
+                // gap behind them); the other ranges still run and the errors are reported together.
+                errors.push(e);
+                break;
+            }
         }
     }
     Error::collect(errors)?;
@@ -112,34 +164,70 @@ pub fn run_setups(engine: &Engine, setups: &[String]) -> Result<()> {
 }
 
 /// Runs the rendered SQL and writes one partition per `ds` value in the result.
-fn write_result(engine: &Engine, sq: &StagingQuery, out: &TableName, sql: &str, step: Option<PartitionRange>, report: &mut StagingReport) -> Result<()> {
+fn write_result(
+    engine: &Engine,
+    sq: &StagingQuery,
+    out: &TableName,
+    sql: &str,
+    step: Option<PartitionRange>,
+    report: &mut StagingReport,
+) -> Result<()> {
     let ctx = format!("staging query {}", sq.meta_data.name);
     let (schema, batches) = engine.query_with_schema(sql, &ctx)?;
     let ds_idx = schema.index_of("ds").map_err(|_| Error::Sql {
         context: ctx.clone(),
         message: "the query's result has no `ds` column".into(),
-        fix: Some("select the partition column as `ds` (staging query outputs are partitioned by ds)".into()),
+        fix: Some(
+            "select the partition column as `ds` (staging query outputs are partitioned by ds)"
+                .into(),
+        ),
     })?;
-    let data_fields: Vec<Field> = schema.fields().iter().enumerate().filter(|(i, _)| *i != ds_idx).map(|(_, f)| f.as_ref().clone().with_nullable(true)).collect();
+    let data_fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != ds_idx)
+        .map(|(_, f)| f.as_ref().clone().with_nullable(true))
+        .collect();
     let data_schema = Arc::new(Schema::new(data_fields));
     // ds values of every row, as strings
     let mut by_ds: BTreeMap<Ds, Vec<RecordBatch>> = BTreeMap::new();
     for b in &batches {
-        let ds_col = arrow::compute::cast(b.column(ds_idx), &DataType::Utf8).map_err(|e| Error::arrow(&ctx, e))?;
+        let ds_col = arrow::compute::cast(b.column(ds_idx), &DataType::Utf8)
+            .map_err(|e| Error::arrow(&ctx, e))?;
         let ds_col: &StringArray = ds_col.as_string::<i32>();
-        let mut distinct: Vec<&str> = (0..ds_col.len()).filter(|&i| !ds_col.is_null(i)).map(|i| ds_col.value(i)).collect();
+        let mut distinct: Vec<&str> = (0..ds_col.len())
+            .filter(|&i| !ds_col.is_null(i))
+            .map(|i| ds_col.value(i))
+            .collect();
         let nulls = ds_col.null_count();
         if nulls > 0 {
-            return Err(Error::Sql { context: ctx.clone(), message: format!("{nulls} result rows have a NULL ds"), fix: Some("filter them out or give them a partition".into()) });
+            return Err(Error::Sql {
+                context: ctx.clone(),
+                message: format!("{nulls} result rows have a NULL ds"),
+                fix: Some("filter them out or give them a partition".into()),
+            });
         }
         distinct.sort();
         distinct.dedup();
         for d in distinct {
-            let ds = Ds::parse(d).map_err(|_| Error::Sql { context: ctx.clone(), message: format!("result ds value `{d}` is not yyyy-MM-dd"), fix: None })?;
-            let mask = arrow::compute::kernels::cmp::eq(ds_col, &StringArray::new_scalar(d)).map_err(|e| Error::arrow(&ctx, e))?;
+            let ds = Ds::parse(d).map_err(|_| Error::Sql {
+                context: ctx.clone(),
+                message: format!("result ds value `{d}` is not yyyy-MM-dd"),
+                fix: None,
+            })?;
+            let mask = arrow::compute::kernels::cmp::eq(ds_col, &StringArray::new_scalar(d))
+                .map_err(|e| Error::arrow(&ctx, e))?;
             let part = filter_record_batch(b, &mask).map_err(|e| Error::arrow(&ctx, e))?;
-            let cols = part.columns().iter().enumerate().filter(|(i, _)| *i != ds_idx).map(|(_, c)| c.clone()).collect();
-            let rb = RecordBatch::try_new(data_schema.clone(), cols).map_err(|e| Error::arrow(&ctx, e))?;
+            let cols = part
+                .columns()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != ds_idx)
+                .map(|(_, c)| c.clone())
+                .collect();
+            let rb = RecordBatch::try_new(data_schema.clone(), cols)
+                .map_err(|e| Error::arrow(&ctx, e))?;
             by_ds.entry(ds).or_default().push(rb);
         }
     }
@@ -151,7 +239,12 @@ fn write_result(engine: &Engine, sq: &StagingQuery, out: &TableName, sql: &str, 
             }
         }
         report.rows += parts.iter().map(|b| b.num_rows() as u64).sum::<u64>();
-        wh.write_partition(out, &[("ds".into(), ds.to_string())], data_schema.clone(), parts)?;
+        wh.write_partition(
+            out,
+            &[("ds".into(), ds.to_string())],
+            data_schema.clone(),
+            parts,
+        )?;
         report.written.push(*ds);
     }
     wh.set_properties(out, &table_properties(&sq.meta_data, "staging_query"))?;
@@ -160,9 +253,25 @@ fn write_result(engine: &Engine, sq: &StagingQuery, out: &TableName, sql: &str, 
 
 /// Chronon's signal row for views: `(created_at, table_name)` in `<ns>.chronon_signal_partitions`.
 fn write_signal(engine: &Engine, out: &TableName, end: Ds) -> Result<()> {
-    let t = TableName { namespace: out.namespace.clone(), name: "chronon_signal_partitions".into(), sub_partition_filters: vec![] };
-    let schema = Arc::new(Schema::new(vec![Field::new("created_at", DataType::Utf8, true), Field::new("table_name", DataType::Utf8, true)]));
+    let t = TableName {
+        namespace: out.namespace.clone(),
+        name: "chronon_signal_partitions".into(),
+        sub_partition_filters: vec![],
+    };
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("created_at", DataType::Utf8, true),
+        Field::new("table_name", DataType::Utf8, true),
+    ]));
     let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string();
-    let rb = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec![now])), Arc::new(StringArray::from(vec![out.to_string()]))]).map_err(|e| Error::arrow("signal row", e))?;
-    engine.warehouse().write_partition(&t, &[("ds".into(), end.to_string())], schema, &[rb])
+    let rb = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec![now])),
+            Arc::new(StringArray::from(vec![out.to_string()])),
+        ],
+    )
+    .map_err(|e| Error::arrow("signal row", e))?;
+    engine
+        .warehouse()
+        .write_partition(&t, &[("ds".into(), end.to_string())], schema, &[rb])
 }

@@ -39,7 +39,9 @@ impl TableName {
         let mut filters = Vec::new();
         for p in pieces {
             let (k, v) = p.split_once('=').ok_or_else(|| {
-                Error::Usage(format!("table `{s}`: sub-partition `{p}` must look like key=value"))
+                Error::Usage(format!(
+                    "table `{s}`: sub-partition `{p}` must look like key=value"
+                ))
             })?;
             filters.push((k.to_string(), v.to_string()));
         }
@@ -47,13 +49,18 @@ impl TableName {
             Some((ns, n)) => (ns.to_string(), n.to_string()),
             None => ("default".to_string(), base.to_string()),
         };
-        let valid = |x: &str| !x.is_empty() && x.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let valid =
+            |x: &str| !x.is_empty() && x.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid(&namespace) || !valid(&name) {
             return Err(Error::Usage(format!(
                 "`{s}` is not a table name; expected namespace.table with letters, digits and underscores"
             )));
         }
-        Ok(TableName { namespace, name, sub_partition_filters: filters })
+        Ok(TableName {
+            namespace,
+            name,
+            sub_partition_filters: filters,
+        })
     }
 }
 
@@ -115,7 +122,11 @@ impl Warehouse {
                 if t_name.starts_with('.') || t_name.starts_with('_') || !t.is_dir() {
                     continue;
                 }
-                out.push(TableName { namespace: ns_name.clone(), name: t_name, sub_partition_filters: vec![] });
+                out.push(TableName {
+                    namespace: ns_name.clone(),
+                    name: t_name,
+                    sub_partition_filters: vec![],
+                });
             }
         }
         Ok(out)
@@ -160,8 +171,12 @@ impl Warehouse {
             if let Some(v) = name.strip_prefix(prefix.as_str()) {
                 if p.is_dir() {
                     out.push(Ds::parse(v).map_err(|_| {
-                        Error::data(&t.to_string(), Some(&name), format!("partition folder name is not {col}=yyyy-MM-dd"))
-                            .with_fix("rename or remove the folder")
+                        Error::data(
+                            &t.to_string(),
+                            Some(&name),
+                            format!("partition folder name is not {col}=yyyy-MM-dd"),
+                        )
+                        .with_fix("rename or remove the folder")
                     })?);
                 }
             }
@@ -172,14 +187,17 @@ impl Warehouse {
 }
 
 pub(crate) fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
-    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    let rd =
+        std::fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
     let mut v: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
     v.sort();
     Ok(v)
 }
 
 pub(crate) fn file_name(p: &Path) -> String {
-    p.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default()
+    p.file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -189,10 +207,16 @@ mod tests {
     #[test]
     fn table_names() {
         let t = TableName::parse("data.purchases").unwrap();
-        assert_eq!((t.namespace.as_str(), t.name.as_str()), ("data", "purchases"));
+        assert_eq!(
+            (t.namespace.as_str(), t.name.as_str()),
+            ("data", "purchases")
+        );
         assert_eq!(TableName::parse("purchases").unwrap().namespace, "default");
         let s = TableName::parse("db.t/hr=00:00").unwrap();
-        assert_eq!(s.sub_partition_filters, vec![("hr".to_string(), "00:00".to_string())]);
+        assert_eq!(
+            s.sub_partition_filters,
+            vec![("hr".to_string(), "00:00".to_string())]
+        );
         assert!(TableName::parse("bad name.x").is_err());
     }
 }

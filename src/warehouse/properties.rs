@@ -20,10 +20,15 @@ impl Warehouse {
         if !path.exists() {
             return Ok(BTreeMap::new());
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         let meta: TableMeta = serde_json::from_str(&text).map_err(|e| {
-            Error::data(&t.to_string(), None, format!("table properties file {} is corrupt: {e}", path.display()))
-                .with_fix("delete the file and re-run the job that writes the table")
+            Error::data(
+                &t.to_string(),
+                None,
+                format!("table properties file {} is corrupt: {e}", path.display()),
+            )
+            .with_fix("delete the file and re-run the job that writes the table")
         })?;
         Ok(meta.properties)
     }
@@ -33,10 +38,14 @@ impl Warehouse {
         let mut all = self.properties(t)?;
         all.extend(props.iter().map(|(k, v)| (k.clone(), v.clone())));
         let dir = self.table_dir(t);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        let text = serde_json::to_string_pretty(&TableMeta { properties: all }).expect("serializable");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let text =
+            serde_json::to_string_pretty(&TableMeta { properties: all }).expect("serializable");
         let tmp = dir.join(format!(".{FILE}.tmp-{}", std::process::id()));
-        std::fs::write(&tmp, text).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-        std::fs::rename(&tmp, dir.join(FILE)).map_err(|e| Error::io(format!("replacing {FILE} in {}", dir.display()), e))
+        std::fs::write(&tmp, text)
+            .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+        std::fs::rename(&tmp, dir.join(FILE))
+            .map_err(|e| Error::io(format!("replacing {FILE} in {}", dir.display()), e))
     }
 }

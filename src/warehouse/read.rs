@@ -28,8 +28,12 @@ impl Warehouse {
     pub fn partition_files(&self, t: &TableName, ds: Ds) -> Result<Vec<PathBuf>> {
         let dir = self.partition_dir(t, &[("ds".into(), ds.to_string())]);
         if !dir.is_dir() {
-            return Err(Error::data(&t.to_string(), Some(&format!("ds={ds}")), "partition does not exist")
-                .with_fix("land the partition, or choose a range the table covers (see `weft show`)"));
+            return Err(Error::data(
+                &t.to_string(),
+                Some(&format!("ds={ds}")),
+                "partition does not exist",
+            )
+            .with_fix("land the partition, or choose a range the table covers (see `weft show`)"));
         }
         Ok(read_dir_sorted(&dir)?
             .into_iter()
@@ -59,11 +63,18 @@ impl Warehouse {
     pub fn partition_infos(&self, t: &TableName) -> Result<Vec<PartitionInfo>> {
         let mut out = Vec::new();
         for ds in self.partitions(t)? {
-            let mut info = PartitionInfo { ds, files: 0, rows: 0, bytes: 0 };
+            let mut info = PartitionInfo {
+                ds,
+                files: 0,
+                rows: 0,
+                bytes: 0,
+            };
             for f in self.partition_files(t, ds)? {
-                let file = File::open(&f).map_err(|e| Error::io(format!("opening {}", f.display()), e))?;
+                let file =
+                    File::open(&f).map_err(|e| Error::io(format!("opening {}", f.display()), e))?;
                 info.bytes += file.metadata().map(|m| m.len()).unwrap_or(0);
-                let r = SerializedFileReader::new(file).map_err(|e| Error::parquet(format!("reading {}", f.display()), e))?;
+                let r = SerializedFileReader::new(file)
+                    .map_err(|e| Error::parquet(format!("reading {}", f.display()), e))?;
                 info.rows += r.metadata().file_metadata().num_rows() as u64;
                 info.files += 1;
             }
@@ -74,8 +85,10 @@ impl Warehouse {
 
     /// The schema of one Parquet file's footer.
     fn file_schema(path: &PathBuf) -> Result<SchemaRef> {
-        let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::parquet(format!("reading {}", path.display()), e))?;
+        let file =
+            File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let b = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| Error::parquet(format!("reading {}", path.display()), e))?;
         Ok(b.schema().clone())
     }
 
@@ -110,7 +123,11 @@ impl Warehouse {
     }
 
     /// Like [`Warehouse::table_schema`], leaving out the given partition columns.
-    pub fn table_schema_under(&self, t: &TableName, partition_cols: &[String]) -> Result<SchemaRef> {
+    pub fn table_schema_under(
+        &self,
+        t: &TableName,
+        partition_cols: &[String],
+    ) -> Result<SchemaRef> {
         let files = self.data_files(t)?;
         if files.is_empty() {
             return Err(self.missing_table(t, "a read"));

@@ -23,7 +23,12 @@ fn unique() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!("{}-{}-{}", std::process::id(), nanos, SEQ.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        nanos,
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn sync_dir(dir: &Path) {
@@ -43,12 +48,16 @@ impl Warehouse {
         batches: &[RecordBatch],
     ) -> Result<()> {
         let staging = self.root().join(STAGING_DIR).join(unique());
-        std::fs::create_dir_all(&staging).map_err(|e| Error::io(format!("creating {}", staging.display()), e))?;
+        std::fs::create_dir_all(&staging)
+            .map_err(|e| Error::io(format!("creating {}", staging.display()), e))?;
         let file_path = staging.join("part-00000.parquet");
         let where_ = || format!("writing {} partition {}", t, spec_label(spec));
         let file = File::create(&file_path).map_err(|e| Error::io(where_(), e))?;
-        let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
-        let mut w = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| Error::parquet(where_(), e))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build();
+        let mut w = ArrowWriter::try_new(file, schema, Some(props))
+            .map_err(|e| Error::parquet(where_(), e))?;
         for b in batches {
             w.write(b).map_err(|e| Error::parquet(where_(), e))?;
         }
@@ -62,19 +71,24 @@ impl Warehouse {
     /// Moves a finished staging folder to `target`, parking any existing folder in the trash.
     fn publish(&self, staging: &Path, target: &Path) -> Result<()> {
         let parent = target.parent().expect("partition has a table folder");
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
         let mut parked: Option<PathBuf> = None;
         if target.exists() {
             let trash_root = self.root().join(TRASH_DIR);
-            std::fs::create_dir_all(&trash_root).map_err(|e| Error::io("creating trash folder", e))?;
+            std::fs::create_dir_all(&trash_root)
+                .map_err(|e| Error::io("creating trash folder", e))?;
             let id = unique();
             let marker = trash_root.join(format!("{id}.target"));
-            std::fs::write(&marker, target.to_string_lossy().as_bytes()).map_err(|e| Error::io("writing trash marker", e))?;
+            std::fs::write(&marker, target.to_string_lossy().as_bytes())
+                .map_err(|e| Error::io("writing trash marker", e))?;
             let dest = trash_root.join(&id);
-            std::fs::rename(target, &dest).map_err(|e| Error::io(format!("parking {}", target.display()), e))?;
+            std::fs::rename(target, &dest)
+                .map_err(|e| Error::io(format!("parking {}", target.display()), e))?;
             parked = Some(dest);
         }
-        std::fs::rename(staging, target).map_err(|e| Error::io(format!("publishing {}", target.display()), e))?;
+        std::fs::rename(staging, target)
+            .map_err(|e| Error::io(format!("publishing {}", target.display()), e))?;
         sync_dir(parent);
         if let Some(p) = parked {
             let _ = std::fs::remove_dir_all(&p);
@@ -88,8 +102,10 @@ impl Warehouse {
         let dir = self.partition_dir(t, spec);
         if dir.exists() {
             let trash = self.root().join(TRASH_DIR).join(unique());
-            std::fs::create_dir_all(trash.parent().unwrap()).map_err(|e| Error::io("creating trash folder", e))?;
-            std::fs::rename(&dir, &trash).map_err(|e| Error::io(format!("removing {}", dir.display()), e))?;
+            std::fs::create_dir_all(trash.parent().unwrap())
+                .map_err(|e| Error::io("creating trash folder", e))?;
+            std::fs::rename(&dir, &trash)
+                .map_err(|e| Error::io(format!("removing {}", dir.display()), e))?;
             let _ = std::fs::remove_dir_all(&trash);
         }
         Ok(())
@@ -97,7 +113,10 @@ impl Warehouse {
 }
 
 pub(crate) fn spec_label(spec: &[(String, String)]) -> String {
-    spec.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("/")
+    spec.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Finishes interrupted swaps: a parked partition whose target is missing is put back;
@@ -111,7 +130,8 @@ pub(crate) fn recover(wh: &Warehouse) -> Result<()> {
                 let target = std::fs::read_to_string(&entry).unwrap_or_default();
                 if parked.is_dir() && !target.is_empty() && !Path::new(&target).exists() {
                     tracing::warn!(partition = %target, "restoring a partition whose replacement was interrupted");
-                    std::fs::rename(&parked, &target).map_err(|e| Error::io(format!("restoring {target}"), e))?;
+                    std::fs::rename(&parked, &target)
+                        .map_err(|e| Error::io(format!("restoring {target}"), e))?;
                 }
                 let _ = std::fs::remove_file(&entry);
             }
