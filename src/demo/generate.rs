@@ -400,19 +400,4 @@ mod tests {
         assert_eq!(wh.partitions(&t).unwrap(), vec![spec.start]);
         assert!(generate(&wh, &DemoSpec { users: 0, ..tiny() }, &|_| {}).is_err());
     }
-
-    /// The default spec must stay fast in a debug build (about 2 s; run with `--ignored`).
-    #[test]
-    #[ignore = "writes the full default demo (~10 MB)"]
-    fn default_spec_is_fast() {
-        let dir = tempfile::tempdir().unwrap();
-        let wh = Warehouse::open(dir.path()).unwrap();
-        let t0 = std::time::Instant::now();
-        let s = generate(&wh, &DemoSpec::default(), &|_| {}).unwrap();
-        assert!(t0.elapsed().as_secs_f64() < 10.0, "took {:?}", t0.elapsed());
-        assert_eq!(
-            s.iter().find(|s| s.table == CHECKOUTS).unwrap().rows,
-            59 * 500
-        );
-    }
 }
