@@ -16,23 +16,58 @@ use weft::warehouse::{TableName, Warehouse};
 fn main() -> weft::Result<()> {
     let dir = std::env::temp_dir().join(format!("weft-example-{}", std::process::id()));
     let wh = Warehouse::open(&dir)?;
-    let spec = DemoSpec { end: Ds::parse("2026-01-07")?, users: 50, checkouts_per_day: 20, ..DemoSpec::default() };
+    let spec = DemoSpec {
+        end: Ds::parse("2026-01-07")?,
+        users: 50,
+        checkouts_per_day: 20,
+        ..DemoSpec::default()
+    };
     generate(&wh, &spec, &|_| {})?;
 
     let confs = Path::new(env!("CARGO_MANIFEST_DIR")).join("dataflows/production");
     let engine = Engine::new(&wh)?;
-    if let Conf::StagingQuery(sq) = load_conf(&confs.join("staging_queries/risk/driver_table.v1"))? {
-        staging::run(&engine, &sq, &StagingOptions { end_ds: spec.end, start_override: None, step_days: 30 }, &|_| {})?;
+    if let Conf::StagingQuery(sq) = load_conf(&confs.join("staging_queries/risk/driver_table.v1"))?
+    {
+        staging::run(
+            &engine,
+            &sq,
+            &StagingOptions {
+                end_ds: spec.end,
+                start_override: None,
+                step_days: 30,
+                run_first_hole: false,
+            },
+            &|_| {},
+        )?;
         engine.refresh()?;
     }
     if let Conf::Join(join) = load_conf(&confs.join("joins/risk/checkout.v1"))? {
-        let report = backfill_join(&engine, &join, &JoinOptions { start: None, end: spec.end, step_days: 30, workers: 1 }, &|_, _, _| {})?;
-        println!("{}: {} partitions from {} left rows", report.output, report.written.len(), report.left_rows);
+        let report = backfill_join(
+            &engine,
+            &join,
+            &JoinOptions {
+                start: None,
+                end: spec.end,
+                step_days: 30,
+                workers: 1,
+                run_first_hole: false,
+            },
+            &|_, _, _| {},
+        )?;
+        println!(
+            "{}: {} partitions from {} left rows",
+            report.output,
+            report.written.len(),
+            report.left_rows
+        );
     }
     let out = TableName::parse("risk.risk_checkout_v1")?;
     let batches = wh.read_partition(&out, spec.end)?;
     let first = batches[0].slice(0, 3.min(batches[0].num_rows()));
-    println!("{}", arrow::util::pretty::pretty_format_batches(&[first]).expect("printable"));
+    println!(
+        "{}",
+        arrow::util::pretty::pretty_format_batches(&[first]).expect("printable")
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -206,6 +206,7 @@ fn staging_query_without_ds_is_rejected() {
         end_ds: ds("2026-01-02"),
         start_override: None,
         step_days: 1,
+        run_first_hole: false,
     };
     let m = run(&engine, &sq, &opts, &|_| {}).unwrap_err().to_string();
     assert!(m.contains("t.no_ds") && m.contains("no `ds` column"), "{m}");

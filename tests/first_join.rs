@@ -46,6 +46,7 @@ fn prepare(dir: &Path) -> (Warehouse, Engine) {
             end_ds: spec().end,
             start_override: None,
             step_days: 30,
+            run_first_hole: false,
         },
         &|_| {},
     )
@@ -104,6 +105,7 @@ fn temporal_and_snapshot_join_match_duckdb() {
                 end: spec().end,
                 step_days: 30,
                 workers: 1,
+                run_first_hole: false,
             },
             &|_, _, _| {},
         )
@@ -124,6 +126,7 @@ fn temporal_and_snapshot_join_match_duckdb() {
                 end: spec().end,
                 step_days: 30,
                 workers: 1,
+                run_first_hole: false,
             },
             &|_, _, _| {},
         )
@@ -165,6 +168,7 @@ fn output_is_byte_identical_for_any_workers_and_steps() {
             end: spec().end,
             step_days: 30,
             workers: 1,
+            run_first_hole: false,
         },
         &|_, _, _| {},
     )
@@ -177,6 +181,7 @@ fn output_is_byte_identical_for_any_workers_and_steps() {
             end: spec().end,
             step_days: 4,
             workers: 3,
+            run_first_hole: false,
         },
         &|_, _, _| {},
     )

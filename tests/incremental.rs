@@ -15,15 +15,29 @@ const DAY: i64 = 86_400_000;
 const HOUR: i64 = 3_600_000;
 
 fn spec(snapshot: bool) -> PartSpec {
-    let col = |op, window| ColumnSpec { input: 0, op, window, double: false };
+    let col = |op, window| ColumnSpec {
+        input: 0,
+        op,
+        window,
+        double: false,
+    };
     PartSpec {
         snapshot,
-        columns: vec![col(AggOp::Sum, Some(DAY)), col(AggOp::Count, Some(2 * DAY)), col(AggOp::Sum, Some(14 * DAY)), col(AggOp::Count, None)],
+        columns: vec![
+            col(AggOp::Sum, Some(DAY)),
+            col(AggOp::Count, Some(2 * DAY)),
+            col(AggOp::Sum, Some(14 * DAY)),
+            col(AggOp::Count, None),
+        ],
     }
 }
 
 /// Naive reference: loop over every event for every query.
-fn reference(part: &PartSpec, events: &BTreeMap<(u8, i64, Option<i64>), isize>, queries: &BTreeMap<u64, (u8, i64)>) -> BTreeMap<u64, Vec<Num>> {
+fn reference(
+    part: &PartSpec,
+    events: &BTreeMap<(u8, i64, Option<i64>), isize>,
+    queries: &BTreeMap<u64, (u8, i64)>,
+) -> BTreeMap<u64, Vec<Num>> {
     let mut out = BTreeMap::new();
     for (&row, &(key, q)) in queries {
         let vals = part
@@ -42,7 +56,9 @@ fn reference(part: &PartSpec, events: &BTreeMap<(u8, i64, Option<i64>), isize>, 
                             Some(w) if w >= 12 * HOUR => HOUR,
                             _ => 300_000,
                         };
-                        ts < q && c.window.is_none_or(|w| ts >= (q - w) - (q - w).rem_euclid(hop))
+                        ts < q
+                            && c.window
+                                .is_none_or(|w| ts >= (q - w) - (q - w).rem_euclid(hop))
                     };
                     if k == key && inside {
                         sum += v * m as i64;
@@ -71,7 +87,11 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let ts = 0i64..(20 * DAY);
     // times cluster on day and hour boundaries to hit window edges
-    let edge = (0i64..20, prop_oneof![Just(0i64), Just(-1), Just(1), Just(HOUR), Just(5 * 60_000)]).prop_map(|(d, o)| (d * DAY + o).max(0));
+    let edge = (
+        0i64..20,
+        prop_oneof![Just(0i64), Just(-1), Just(1), Just(HOUR), Just(5 * 60_000)],
+    )
+        .prop_map(|(d, o)| (d * DAY + o).max(0));
     prop_oneof![
         4 => (0u8..3, prop_oneof![ts.clone(), edge.clone()], prop_oneof![Just(None), (1i64..100).prop_map(Some), (1i64..100).prop_map(Some)]).prop_map(|(key, ts, v)| Op::Event { key, ts, v }),
         2 => (0u8..3, prop_oneof![ts, edge]).prop_map(|(key, q)| Op::Query { key, q }),
@@ -93,7 +113,16 @@ fn check(snapshot: bool, epochs: Vec<Vec<Op>>, workers: usize) -> Result<(), Tes
                 Op::Event { key, ts, v } => {
                     *events.entry((key, ts, v)).or_default() += 1;
                     live.push((key, ts, v));
-                    updates.push((((0, vec![key]), Item::Event { ts, inputs: vec![v.map_or(Num::Null, Num::Long)] }), 1));
+                    updates.push((
+                        (
+                            (0, vec![key]),
+                            Item::Event {
+                                ts,
+                                inputs: vec![v.map_or(Num::Null, Num::Long)],
+                            },
+                        ),
+                        1,
+                    ));
                 }
                 Op::Query { key, q } => {
                     let row = queries.len() as u64;
@@ -107,7 +136,16 @@ fn check(snapshot: bool, epochs: Vec<Vec<Op>>, workers: usize) -> Result<(), Tes
                     if *m == 0 {
                         events.remove(&(key, ts, v));
                     }
-                    updates.push((((0, vec![key]), Item::Event { ts, inputs: vec![v.map_or(Num::Null, Num::Long)] }), -1));
+                    updates.push((
+                        (
+                            (0, vec![key]),
+                            Item::Event {
+                                ts,
+                                inputs: vec![v.map_or(Num::Null, Num::Long)],
+                            },
+                        ),
+                        -1,
+                    ));
                 }
                 Op::RetractEvent(_) => {}
             }
@@ -116,7 +154,13 @@ fn check(snapshot: bool, epochs: Vec<Vec<Op>>, workers: usize) -> Result<(), Tes
         state.apply(df.seal());
         let expected = reference(&part, &events, &queries);
         for (row, vals) in &expected {
-            prop_assert_eq!(state.get(*row, 0), Some(vals), "row {} after epoch {}", row, df.epoch());
+            prop_assert_eq!(
+                state.get(*row, 0),
+                Some(vals),
+                "row {} after epoch {}",
+                row,
+                df.epoch()
+            );
         }
     }
     Ok(())
@@ -145,13 +189,38 @@ fn a_late_event_changes_only_the_rows_whose_windows_contain_it() {
     let initial = df.seal();
     assert_eq!(initial.len(), 3, "every query gets an (all NULL) output");
     // A late event on day 9 reaches row 1 (1d, 2d, 14d, unbounded) and row 2 (unbounded only).
-    df.update(vec![(((0, vec![1]), Item::Event { ts: 9 * DAY + 5, inputs: vec![Num::Long(7)] }), 1)]);
+    df.update(vec![(
+        (
+            (0, vec![1]),
+            Item::Event {
+                ts: 9 * DAY + 5,
+                inputs: vec![Num::Long(7)],
+            },
+        ),
+        1,
+    )]);
     let changes = df.seal();
-    let rows: std::collections::BTreeSet<u64> = changes.iter().map(|((row, _, _), _)| *row).collect();
-    assert_eq!(rows, [1, 2].into_iter().collect(), "row 0 (before the event) is untouched");
+    let rows: std::collections::BTreeSet<u64> =
+        changes.iter().map(|((row, _, _), _)| *row).collect();
+    assert_eq!(
+        rows,
+        [1, 2].into_iter().collect(),
+        "row 0 (before the event) is untouched"
+    );
     let mut state = OutputState::default();
     state.apply(initial);
     state.apply(changes);
-    assert_eq!(state.get(1, 0), Some(&vec![Num::Long(7), Num::Long(1), Num::Long(7), Num::Long(1)]));
-    assert_eq!(state.get(2, 0), Some(&vec![Num::Null, Num::Null, Num::Null, Num::Long(1)]));
+    assert_eq!(
+        state.get(1, 0),
+        Some(&vec![
+            Num::Long(7),
+            Num::Long(1),
+            Num::Long(7),
+            Num::Long(1)
+        ])
+    );
+    assert_eq!(
+        state.get(2, 0),
+        Some(&vec![Num::Null, Num::Null, Num::Null, Num::Long(1)])
+    );
 }

@@ -91,6 +91,7 @@ fn opts(end: &str, step_days: usize) -> StagingOptions {
         end_ds: ds(end),
         start_override: None,
         step_days,
+        run_first_hole: false,
     }
 }
 
@@ -264,6 +265,7 @@ fn start_override_and_hole_filling() {
         end_ds: ds("2026-01-04"),
         start_override: Some(ds("2026-01-04")),
         step_days: 30,
+        run_first_hole: false,
     };
     let (r, _) = run_sq(&engine, &sq, &o);
     assert_eq!(r.written, dss(&["2026-01-04"]));
@@ -312,11 +314,17 @@ fn failed_steps_end_their_range_and_are_reported_together() {
         }))
     };
     let out = table("out.t_flaky");
+    // The gaps before the first existing partition (01-05) are filled too: run the first hole.
+    let hole_opts = |end: &str| StagingOptions {
+        run_first_hole: true,
+        ..opts(end, 1)
+    };
     // leave 2026-01-05 in place so that there are two unfilled ranges: [01, 04] and [06, 06]
     let o = StagingOptions {
         end_ds: ds("2026-01-05"),
         start_override: Some(ds("2026-01-05")),
         step_days: 1,
+        run_first_hole: false,
     };
     run_sq(&engine, &failing("'none'"), &o);
 
@@ -324,7 +332,7 @@ fn failed_steps_end_their_range_and_are_reported_together() {
     let e = run(
         &engine,
         &failing("'2026-01-03'"),
-        &opts("2026-01-06", 1),
+        &hole_opts("2026-01-06"),
         &|m: &str| log.borrow_mut().push(m.to_string()),
     )
     .unwrap_err();
@@ -356,7 +364,7 @@ fn failed_steps_end_their_range_and_are_reported_together() {
     let e = run(
         &engine,
         &failing("'2026-01-03', '2026-01-06'"),
-        &opts("2026-01-06", 1),
+        &hole_opts("2026-01-06"),
         &|_| {},
     )
     .unwrap_err();
@@ -371,7 +379,7 @@ fn failed_steps_end_their_range_and_are_reported_together() {
     );
 
     // once fixed, the next run fills exactly the gaps
-    let (r, _) = run_sq(&engine, &failing("'none'"), &opts("2026-01-06", 1));
+    let (r, _) = run_sq(&engine, &failing("'none'"), &hole_opts("2026-01-06"));
     assert_eq!(r.written, dss(&["2026-01-03", "2026-01-04", "2026-01-06"]));
     assert_eq!(r.skipped_existing, 3);
 }
@@ -811,4 +819,30 @@ fn spark_functions_work_through_the_engine() {
             s(&["2", "small", "2025-12-31"])
         ]
     );
+}
+
+#[test]
+fn first_hole_is_skipped_unless_asked_for() {
+    let (_dir, wh) = warehouse_with_events();
+    let engine = Engine::new(&wh).unwrap();
+    let sq = staging_query(json!({
+        "metaData": {"name": "t.first_hole", "outputNamespace": "out"},
+        "query": SUM_QUERY,
+        "startPartition": "2026-01-01"
+    }));
+    let out = table("out.t_first_hole");
+    let mut o = opts("2026-01-03", 30);
+    o.start_override = Some(ds("2026-01-03"));
+    run_sq(&engine, &sq, &o);
+    // Output starts at 01-03: the partitions before it are the "first hole", skipped as Chronon does.
+    let (r, _) = run_sq(&engine, &sq, &opts("2026-01-04", 30));
+    assert_eq!(r.written, dss(&["2026-01-04"]));
+    assert_eq!(
+        wh.partitions(&out).unwrap(),
+        dss(&["2026-01-03", "2026-01-04"])
+    );
+    let mut o = opts("2026-01-04", 30);
+    o.run_first_hole = true;
+    let (r, _) = run_sq(&engine, &sq, &o);
+    assert_eq!(r.written, dss(&["2026-01-01", "2026-01-02"]));
 }

@@ -28,6 +28,10 @@ pub struct BackfillArgs {
     /// Partitions computed per step; each step's output is written before the next starts.
     #[arg(long = "step-days", default_value_t = 30)]
     pub step_days: usize,
+    /// Also compute missing partitions earlier than the first existing output partition
+    /// (by default they are skipped, as Chronon does, assuming retention removed them).
+    #[arg(long = "run-first-hole")]
+    pub run_first_hole: bool,
     /// Timely worker threads for the dataflow (output is identical for any number).
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
@@ -52,7 +56,7 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
     match conf {
         Conf::StagingQuery(sq) => {
             let pb = progress::spinner("staging query");
-            let r = staging::run(&engine, &sq, &StagingOptions { end_ds: end, start_override: start, step_days: a.step_days }, &|m| pb.set_message(m.to_string()))?;
+            let r = staging::run(&engine, &sq, &StagingOptions { end_ds: end, start_override: start, step_days: a.step_days, run_first_hole: a.run_first_hole }, &|m| pb.set_message(m.to_string()))?;
             pb.finish_and_clear();
             println!(
                 "{}: wrote {} partition(s), {} rows; {} already present",
@@ -64,7 +68,7 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
         }
         Conf::Join(join) => {
             let pb = progress::bar(1, "join");
-            let r = backfill_join(&engine, &join, &JoinOptions { start, end, step_days: a.step_days, workers: a.workers }, &|done, total, msg| {
+            let r = backfill_join(&engine, &join, &JoinOptions { start, end, step_days: a.step_days, workers: a.workers, run_first_hole: a.run_first_hole }, &|done, total, msg| {
                 pb.set_length(total as u64);
                 pb.set_position(done as u64);
                 pb.set_message(msg.to_string());

@@ -116,6 +116,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
                         end_ds: spec.end,
                         start_override: None,
                         step_days: 30,
+                        run_first_hole: false,
                     },
                     &|m| pb.set_message(m.to_string()),
                 )?;
@@ -138,6 +139,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
                         end: spec.end,
                         step_days: 30,
                         workers: a.workers,
+                        run_first_hole: false,
                     },
                     &|d, t, m| {
                         pb.set_length(t as u64);

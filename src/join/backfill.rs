@@ -27,6 +27,8 @@ pub struct JoinOptions {
     pub end: Ds,
     pub step_days: usize,
     pub workers: usize,
+    /// Also compute missing partitions before the first existing output partition.
+    pub run_first_hole: bool,
 }
 
 /// What a backfill did.

@@ -23,6 +23,9 @@ pub struct StagingOptions {
     pub end_ds: Ds,
     pub start_override: Option<Ds>,
     pub step_days: usize,
+    /// Also compute missing partitions before the first existing output partition (Chronon
+    /// skips that "first hole", assuming retention removed it).
+    pub run_first_hole: bool,
 }
 
 /// What a run did.
@@ -123,6 +126,7 @@ pub fn run(
     let range = PartitionRange::new(start, opts.end_ds);
     let existing = wh.partitions(&out)?;
     let missing: Vec<Ds> = range.days().filter(|d| !existing.contains(d)).collect();
+    let missing = skip_first_hole(missing, &existing, opts.run_first_hole, &out_name);
     report.skipped_existing = range.len() - missing.len();
     let mut errors = Vec::new();
     for hole in PartitionRange::contiguous(&missing) {
@@ -148,6 +152,27 @@ pub fn run(
     }
     Error::collect(errors)?;
     Ok(report)
+}
+
+/// Chronon's first-hole rule: with existing output, missing partitions before the earliest
+/// existing one are left alone (unless `run_first_hole`), with a warning.
+pub fn skip_first_hole(
+    missing: Vec<Ds>,
+    existing: &[Ds],
+    run_first_hole: bool,
+    table: &str,
+) -> Vec<Ds> {
+    let Some(&first) = existing.first() else {
+        return missing;
+    };
+    if run_first_hole {
+        return missing;
+    }
+    let (skipped, kept): (Vec<Ds>, Vec<Ds>) = missing.into_iter().partition(|d| *d < first);
+    if !skipped.is_empty() {
+        tracing::warn!(%table, skipped = skipped.len(), before = %first, "skipping missing partitions before the first existing output partition (pass --run-first-hole to compute them)");
+    }
+    kept
 }
 
 /// Runs `setups` statements; Hive UDF registrations cannot run here and are reported, not hidden.

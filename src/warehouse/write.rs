@@ -1,5 +1,6 @@
 //! Crash-safe partition writes. Files are written and synced under `.weft-staging/`, then the
-//! finished folder is renamed into place; a replaced partition is parked in `.weft-trash/`
+//! finished folder is renamed into place. On Linux a replaced partition is swapped out in one
+//! atomic exchange; elsewhere it is parked in `.weft-trash/`
 //! first and restored by [`recover`] if a crash interrupts the swap. Readers see the old
 //! partition or the new one, never a half-written one.
 
@@ -73,6 +74,12 @@ impl Warehouse {
         let parent = target.parent().expect("partition has a table folder");
         std::fs::create_dir_all(parent)
             .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+        if target.exists() && exchange(staging, target).is_ok() {
+            // The new partition replaced the old one in one step; the old one is now at `staging`.
+            sync_dir(parent);
+            let _ = std::fs::remove_dir_all(staging);
+            return Ok(());
+        }
         let mut parked: Option<PathBuf> = None;
         if target.exists() {
             let trash_root = self.root().join(TRASH_DIR);
@@ -80,7 +87,8 @@ impl Warehouse {
                 .map_err(|e| Error::io("creating trash folder", e))?;
             let id = unique();
             let marker = trash_root.join(format!("{id}.target"));
-            std::fs::write(&marker, target.to_string_lossy().as_bytes())
+            let relative = target.strip_prefix(self.root()).unwrap_or(target);
+            std::fs::write(&marker, relative.to_string_lossy().as_bytes())
                 .map_err(|e| Error::io("writing trash marker", e))?;
             let dest = trash_root.join(&id);
             std::fs::rename(target, &dest)
@@ -112,6 +120,36 @@ impl Warehouse {
     }
 }
 
+/// Atomically swaps two paths (Linux `renameat2(RENAME_EXCHANGE)`), so readers of `b` see the
+/// old folder or the new one and never a moment without either.
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let ca = CString::new(a.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    let cb = CString::new(b.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: both paths are valid NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_a: &Path, _b: &Path) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
+}
+
 pub(crate) fn spec_label(spec: &[(String, String)]) -> String {
     spec.iter()
         .map(|(k, v)| format!("{k}={v}"))
@@ -127,8 +165,10 @@ pub(crate) fn recover(wh: &Warehouse) -> Result<()> {
         for entry in read_dir_sorted(&trash_root)? {
             if entry.extension().is_some_and(|e| e == "target") {
                 let parked = entry.with_extension("");
-                let target = std::fs::read_to_string(&entry).unwrap_or_default();
-                if parked.is_dir() && !target.is_empty() && !Path::new(&target).exists() {
+                let relative = std::fs::read_to_string(&entry).unwrap_or_default();
+                let target = wh.root().join(&relative);
+                let target = target.to_string_lossy().to_string();
+                if parked.is_dir() && !relative.is_empty() && !Path::new(&target).exists() {
                     tracing::warn!(partition = %target, "restoring a partition whose replacement was interrupted");
                     std::fs::rename(&parked, &target)
                         .map_err(|e| Error::io(format!("restoring {target}"), e))?;
