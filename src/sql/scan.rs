@@ -57,7 +57,13 @@ impl Scan {
         }
         for (name, fill) in &self.fill_ins {
             if !merged.contains_key(name) {
-                merged.insert(name.clone(), fill.clone().unwrap_or_else(|| ident(name)));
+                // `ds` is read from the source's own partition column (`partitionColumn`).
+                let raw = if name == "ds" {
+                    ident(&self.partition_column())
+                } else {
+                    ident(name)
+                };
+                merged.insert(name.clone(), fill.clone().unwrap_or(raw));
             }
         }
         Some(merged.into_iter().collect())
