@@ -55,17 +55,7 @@ fn main() -> weft::Result<()> {
     else {
         unreachable!()
     };
-    staging::run(
-        &engine,
-        &sq,
-        &StagingOptions {
-            end_ds: spec.end,
-            start_override: None,
-            step_days: 30,
-            run_first_hole: false,
-        },
-        &|_| {},
-    )?;
+    staging::run(&engine, &sq, &StagingOptions::through(spec.end), &|_| {})?;
     engine.refresh()?;
     let conf = confs.join("joins/risk/checkout.v1");
     let Conf::Join(join) = load_conf(&conf)? else {
@@ -78,11 +68,8 @@ fn main() -> weft::Result<()> {
         &engine,
         &join,
         &JoinOptions {
-            start: None,
-            end: spec.end,
-            step_days: 30,
             workers,
-            run_first_hole: false,
+            ..JoinOptions::through(spec.end)
         },
         &|_, _, _| {},
     )?;

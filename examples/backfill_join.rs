@@ -28,30 +28,14 @@ fn main() -> weft::Result<()> {
     let engine = Engine::new(&wh)?;
     if let Conf::StagingQuery(sq) = load_conf(&confs.join("staging_queries/risk/driver_table.v1"))?
     {
-        staging::run(
-            &engine,
-            &sq,
-            &StagingOptions {
-                end_ds: spec.end,
-                start_override: None,
-                step_days: 30,
-                run_first_hole: false,
-            },
-            &|_| {},
-        )?;
+        staging::run(&engine, &sq, &StagingOptions::through(spec.end), &|_| {})?;
         engine.refresh()?;
     }
     if let Conf::Join(join) = load_conf(&confs.join("joins/risk/checkout.v1"))? {
         let report = backfill_join(
             &engine,
             &join,
-            &JoinOptions {
-                start: None,
-                end: spec.end,
-                step_days: 30,
-                workers: 1,
-                run_first_hole: false,
-            },
+            &JoinOptions::through(spec.end),
             &|_, _, _| {},
         )?;
         println!(

@@ -39,18 +39,7 @@ fn prepare(dir: &Path) -> (Warehouse, Engine) {
     else {
         panic!()
     };
-    staging::run(
-        &engine,
-        &sq,
-        &StagingOptions {
-            end_ds: spec().end,
-            start_override: None,
-            step_days: 30,
-            run_first_hole: false,
-        },
-        &|_| {},
-    )
-    .unwrap();
+    staging::run(&engine, &sq, &StagingOptions::through(spec().end), &|_| {}).unwrap();
     engine.refresh().unwrap();
     (wh, engine)
 }
@@ -100,13 +89,7 @@ fn temporal_and_snapshot_join_match_duckdb() {
         let r = backfill_join(
             &engine,
             &join(conf),
-            &JoinOptions {
-                start: None,
-                end: spec().end,
-                step_days: 30,
-                workers: 1,
-                run_first_hole: false,
-            },
+            &JoinOptions::through(spec().end),
             &|_, _, _| {},
         )
         .unwrap();
@@ -121,13 +104,7 @@ fn temporal_and_snapshot_join_match_duckdb() {
         let again = backfill_join(
             &engine,
             &join(conf),
-            &JoinOptions {
-                start: None,
-                end: spec().end,
-                step_days: 30,
-                workers: 1,
-                run_first_hole: false,
-            },
+            &JoinOptions::through(spec().end),
             &|_, _, _| {},
         )
         .unwrap();
@@ -160,19 +137,7 @@ fn output_is_byte_identical_for_any_workers_and_steps() {
     let (wa, ea) = prepare(a.path());
     let (wb, eb) = prepare(b.path());
     let j = join("risk/checkout.v1");
-    backfill_join(
-        &ea,
-        &j,
-        &JoinOptions {
-            start: None,
-            end: spec().end,
-            step_days: 30,
-            workers: 1,
-            run_first_hole: false,
-        },
-        &|_, _, _| {},
-    )
-    .unwrap();
+    backfill_join(&ea, &j, &JoinOptions::through(spec().end), &|_, _, _| {}).unwrap();
     let r = backfill_join(
         &eb,
         &j,

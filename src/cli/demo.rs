@@ -109,17 +109,9 @@ pub fn run(a: DemoArgs) -> Result<()> {
         match load_conf(&path)? {
             Conf::StagingQuery(sq) => {
                 let pb = progress::spinner("staging query");
-                let r = staging::run(
-                    &engine,
-                    &sq,
-                    &StagingOptions {
-                        end_ds: spec.end,
-                        start_override: None,
-                        step_days: 30,
-                        run_first_hole: false,
-                    },
-                    &|m| pb.set_message(m.to_string()),
-                )?;
+                let r = staging::run(&engine, &sq, &StagingOptions::through(spec.end), &|m| {
+                    pb.set_message(m.to_string())
+                })?;
                 pb.finish_and_clear();
                 println!(
                     "   staging query {:<36} -> {} ({} partitions, {} rows)",
@@ -135,11 +127,8 @@ pub fn run(a: DemoArgs) -> Result<()> {
                     &engine,
                     &join,
                     &JoinOptions {
-                        start: None,
-                        end: spec.end,
-                        step_days: 30,
                         workers: a.workers,
-                        run_first_hole: false,
+                        ..JoinOptions::through(spec.end)
                     },
                     &|d, t, m| {
                         pb.set_length(t as u64);

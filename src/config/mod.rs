@@ -143,6 +143,24 @@ pub fn conf_files(path: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+impl MetaData {
+    /// Table properties Chronon puts on every table it writes (`chronon_generated`,
+    /// `chronon_table_type`), over the config's own `tableProperties`.
+    pub fn chronon_table_properties(
+        &self,
+        table_type: &str,
+    ) -> std::collections::BTreeMap<String, String> {
+        let mut p: std::collections::BTreeMap<String, String> = self
+            .table_properties
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        p.insert("chronon_generated".into(), "true".into());
+        p.insert("chronon_table_type".into(), table_type.into());
+        p
+    }
+}
+
 impl GroupBy {
     /// Accuracy as Chronon infers it: explicit, else TEMPORAL if any source has a topic.
     pub fn inferred_accuracy(&self) -> Accuracy {

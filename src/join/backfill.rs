@@ -18,7 +18,6 @@ use crate::dataflow::JoinDataflow;
 use crate::error::{Error, Result};
 use crate::partition::{Ds, PartitionRange, DAY_MS};
 use crate::sql::Engine;
-use crate::staging::table_properties;
 
 /// Options of a join backfill.
 #[derive(Debug, Clone)]
@@ -29,6 +28,19 @@ pub struct JoinOptions {
     pub workers: usize,
     /// Also compute missing partitions before the first existing output partition.
     pub run_first_hole: bool,
+}
+
+impl JoinOptions {
+    /// Missing partitions from the left's start up to `end`, in 30-day steps, one worker.
+    pub fn through(end: Ds) -> Self {
+        JoinOptions {
+            start: None,
+            end,
+            step_days: 30,
+            workers: 1,
+            run_first_hole: false,
+        }
+    }
 }
 
 /// What a backfill did.
@@ -230,8 +242,10 @@ pub fn backfill_join(
             )?;
             report.written.push(*ds);
         }
-        state.take_dirty();
-        wh.set_properties(&plan.output, &table_properties(&join.meta_data, "join"))?;
+        wh.set_properties(
+            &plan.output,
+            &join.meta_data.chronon_table_properties("join"),
+        )?;
     }
     progress(total, total, &format!("{}: done", plan.output));
     for (part, st) in &report.events {

@@ -188,56 +188,27 @@ pub struct EventStats {
     pub null_ts: u64,
 }
 
-/// Numeric form of an aggregation input column: `(values, is_double)`.
-fn input_values(col: &ArrayRef, what: &str) -> Result<(Vec<Num>, bool)> {
+/// Numeric form of an aggregation input column (NULL stays NULL).
+fn input_values(col: &ArrayRef, what: &str) -> Result<Vec<Num>> {
     use DataType::*;
-    let n = col.len();
+    let nums = |c: &ArrayRef, f: &dyn Fn(usize) -> Num| -> Vec<Num> {
+        (0..c.len())
+            .map(|i| if c.is_null(i) { Num::Null } else { f(i) })
+            .collect()
+    };
     match col.data_type() {
         Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 | Boolean => {
             let c = cast(col, &Int64).map_err(|e| Error::arrow(what, e))?;
-            let c = c.as_primitive::<Int64Type>();
-            Ok((
-                (0..n)
-                    .map(|i| {
-                        if c.is_null(i) {
-                            Num::Null
-                        } else {
-                            Num::Long(c.value(i))
-                        }
-                    })
-                    .collect(),
-                false,
-            ))
+            let v = c.as_primitive::<Int64Type>();
+            Ok(nums(&c, &|i| Num::Long(v.value(i))))
         }
         Float16 | Float32 | Float64 => {
             let c = cast(col, &Float64).map_err(|e| Error::arrow(what, e))?;
-            let c = c.as_primitive::<Float64Type>();
-            Ok((
-                (0..n)
-                    .map(|i| {
-                        if c.is_null(i) {
-                            Num::Null
-                        } else {
-                            Num::double(c.value(i))
-                        }
-                    })
-                    .collect(),
-                true,
-            ))
+            let v = c.as_primitive::<Float64Type>();
+            Ok(nums(&c, &|i| Num::double(v.value(i))))
         }
         // COUNT accepts any type: only NULL-ness matters.
-        _ => Ok((
-            (0..n)
-                .map(|i| {
-                    if col.is_null(i) {
-                        Num::Null
-                    } else {
-                        Num::Long(1)
-                    }
-                })
-                .collect(),
-            false,
-        )),
+        _ => Ok(nums(col, &|_| Num::Long(1))),
     }
 }
 
@@ -286,7 +257,7 @@ pub fn events(
                     format!("aggregation input `{n}` is not selected"),
                 )
             })?;
-            Ok(input_values(c, &what)?.0)
+            input_values(c, &what)
         })
         .collect::<Result<_>>()?;
     let mut out = Vec::with_capacity(batch.num_rows());

@@ -2,7 +2,7 @@
 //! `(row, part) → values`, and assembles an output partition as the left rows (in their
 //! original order) followed by every part's feature columns.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Builder, Int64Builder};
@@ -10,16 +10,15 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
 use super::plan::JoinPlan;
-use crate::dataflow::records::{row_ds, row_id, Num, PartValues, RowId};
+use crate::dataflow::records::{row_id, Num, PartValues, RowId};
 use crate::dataflow::windows::AggOp;
 use crate::error::{Error, Result};
 use crate::partition::Ds;
 
-/// The maintained output values, with the partitions touched since the last write.
+/// The maintained output values.
 #[derive(Default)]
 pub struct OutputState {
     values: HashMap<(RowId, u16), Vec<Num>>,
-    dirty: BTreeSet<Ds>,
 }
 
 impl OutputState {
@@ -31,17 +30,10 @@ impl OutputState {
             if self.values.get(&(row, part)) == Some(&vals) {
                 self.values.remove(&(row, part));
             }
-            self.dirty.insert(row_ds(row));
         }
         for ((row, part, vals), _) in adds {
             self.values.insert((row, part), vals);
-            self.dirty.insert(row_ds(row));
         }
-    }
-
-    /// Partitions changed since the last call.
-    pub fn take_dirty(&mut self) -> BTreeSet<Ds> {
-        std::mem::take(&mut self.dirty)
     }
 
     pub fn get(&self, row: RowId, part: u16) -> Option<&Vec<Num>> {

@@ -45,7 +45,6 @@ pub struct JoinPlan {
     pub output: TableName,
     pub left: Scan,
     pub parts: Vec<PartPlan>,
-    pub join: Join,
 }
 
 fn unsupported(join: &Join, path: &str, what: &str) -> Error {
@@ -231,7 +230,6 @@ impl JoinPlan {
             output,
             left,
             parts,
-            join: join.clone(),
         })
     }
 

@@ -118,6 +118,15 @@ impl Engine {
     /// Runs a scan. A missing table or a bad select/where is reported with the table, the
     /// expression and the table's columns.
     pub fn scan(&self, scan: &Scan) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        self.run_scan(scan, "")
+    }
+
+    /// The schema a scan produces, without reading data (errors as for [`Engine::scan`]).
+    pub fn scan_schema(&self, scan: &Scan) -> Result<SchemaRef> {
+        self.run_scan(scan, " LIMIT 0").map(|(schema, _)| schema)
+    }
+
+    fn run_scan(&self, scan: &Scan, suffix: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         let t = scan.table_name()?;
         if !self.warehouse().exists(&t)
             || self
@@ -127,11 +136,9 @@ impl Engine {
         {
             return Err(self.warehouse().missing_table(&t, &scan.purpose));
         }
-        let sql = scan.sql()?;
-        match self.query_with_schema(&sql, &format!("reading {t} for {}", scan.purpose)) {
-            Ok(r) => Ok(r),
-            Err(e) => Err(self.diagnose(scan, &t).unwrap_or(e)),
-        }
+        let sql = format!("{}{suffix}", scan.sql()?);
+        self.query_with_schema(&sql, &format!("reading {t} for {}", scan.purpose))
+            .map_err(|e| self.diagnose(scan, &t).unwrap_or(e))
     }
 
     /// Finds the first select or where of a failing scan that does not plan on its own.
@@ -171,25 +178,5 @@ impl Engine {
             }
         }
         None
-    }
-}
-
-impl Engine {
-    /// The schema a scan produces, without reading data (errors as for [`Engine::scan`]).
-    pub fn scan_schema(&self, scan: &Scan) -> Result<SchemaRef> {
-        let t = scan.table_name()?;
-        if !self.warehouse().exists(&t)
-            || self
-                .warehouse()
-                .partitions_by(&t, &scan.partition_column())?
-                .is_empty()
-        {
-            return Err(self.warehouse().missing_table(&t, &scan.purpose));
-        }
-        let sql = format!("{} LIMIT 0", scan.sql()?);
-        match self.query_with_schema(&sql, &format!("reading {t} for {}", scan.purpose)) {
-            Ok((s, _)) => Ok(s),
-            Err(e) => Err(self.diagnose(scan, &t).unwrap_or(e)),
-        }
     }
 }

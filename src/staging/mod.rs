@@ -28,6 +28,18 @@ pub struct StagingOptions {
     pub run_first_hole: bool,
 }
 
+impl StagingOptions {
+    /// Missing partitions from the config's start up to `end_ds`, in 30-day steps.
+    pub fn through(end_ds: Ds) -> Self {
+        StagingOptions {
+            end_ds,
+            start_override: None,
+            step_days: 30,
+            run_first_hole: false,
+        }
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Default)]
 pub struct StagingReport {
@@ -35,21 +47,6 @@ pub struct StagingReport {
     pub written: Vec<Ds>,
     pub skipped_existing: usize,
     pub rows: u64,
-}
-
-/// Table properties Chronon puts on every table it writes, plus the config's own.
-pub fn table_properties(
-    meta: &crate::config::MetaData,
-    table_type: &str,
-) -> BTreeMap<String, String> {
-    let mut p: BTreeMap<String, String> = meta
-        .table_properties
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    p.insert("chronon_generated".into(), "true".into());
-    p.insert("chronon_table_type".into(), table_type.into());
-    p
 }
 
 /// Runs a staging query for its missing partitions up to `opts.end_ds`.
@@ -68,18 +65,16 @@ pub fn run(
     };
     run_setups(engine, &sq.setups)?;
     let conf_name = sq.meta_data.name.clone();
+    let values = |range: Option<PartitionRange>| MacroValues {
+        start_date: range.map(|r| r.start),
+        end_date: range.map(|r| r.end),
+        latest_date: opts.end_ds,
+        warehouse: &wh,
+        conf_name: &conf_name,
+    };
 
     if sq.create_view == Some(true) {
-        let sql = macros::render(
-            &sq.query,
-            &MacroValues {
-                start_date: None,
-                end_date: None,
-                latest_date: opts.end_ds,
-                warehouse: &wh,
-                conf_name: &conf_name,
-            },
-        )?;
+        let sql = macros::render(&sq.query, &values(None))?;
         // Plan it once so a broken view fails now, not at first read.
         engine.query(
             &format!("EXPLAIN {sql}"),
@@ -90,7 +85,10 @@ pub fn run(
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         std::fs::write(dir.join(VIEW_FILE), &sql)
             .map_err(|e| Error::io("writing the view definition", e))?;
-        wh.set_properties(&out, &table_properties(&sq.meta_data, "staging_query"))?;
+        wh.set_properties(
+            &out,
+            &sq.meta_data.chronon_table_properties("staging_query"),
+        )?;
         write_signal(engine, &out, opts.end_ds)?;
         engine.refresh()?;
         progress(&format!("view {out_name} created"));
@@ -99,16 +97,7 @@ pub fn run(
 
     let Some(start) = sq.start_partition.as_deref() else {
         // Unpartitioned path: one run over everything, dynamic partition overwrite on ds.
-        let sql = macros::render(
-            &sq.query,
-            &MacroValues {
-                start_date: None,
-                end_date: None,
-                latest_date: opts.end_ds,
-                warehouse: &wh,
-                conf_name: &conf_name,
-            },
-        )?;
+        let sql = macros::render(&sq.query, &values(None))?;
         write_result(engine, sq, &out, &sql, None, &mut report)?;
         engine.refresh()?;
         return Ok(report);
@@ -126,20 +115,14 @@ pub fn run(
     let range = PartitionRange::new(start, opts.end_ds);
     let existing = wh.partitions(&out)?;
     let missing: Vec<Ds> = range.days().filter(|d| !existing.contains(d)).collect();
-    let missing = skip_first_hole(missing, &existing, opts.run_first_hole, &out_name);
+    let missing =
+        crate::partition::skip_first_hole(missing, &existing, opts.run_first_hole, &out_name);
     report.skipped_existing = range.len() - missing.len();
     let mut errors = Vec::new();
     for hole in PartitionRange::contiguous(&missing) {
         for step in hole.steps(opts.step_days) {
             progress(&format!("{out_name}: computing {step}"));
-            let values = MacroValues {
-                start_date: Some(step.start),
-                end_date: Some(step.end),
-                latest_date: opts.end_ds,
-                warehouse: &wh,
-                conf_name: &conf_name,
-            };
-            let r = macros::render(&sq.query, &values)
+            let r = macros::render(&sq.query, &values(Some(step)))
                 .and_then(|sql| write_result(engine, sq, &out, &sql, Some(step), &mut report));
             engine.refresh()?;
             if let Err(e) = r {
@@ -152,27 +135,6 @@ pub fn run(
     }
     Error::collect(errors)?;
     Ok(report)
-}
-
-/// Chronon's first-hole rule: with existing output, missing partitions before the earliest
-/// existing one are left alone (unless `run_first_hole`), with a warning.
-pub fn skip_first_hole(
-    missing: Vec<Ds>,
-    existing: &[Ds],
-    run_first_hole: bool,
-    table: &str,
-) -> Vec<Ds> {
-    let Some(&first) = existing.first() else {
-        return missing;
-    };
-    if run_first_hole {
-        return missing;
-    }
-    let (skipped, kept): (Vec<Ds>, Vec<Ds>) = missing.into_iter().partition(|d| *d < first);
-    if !skipped.is_empty() {
-        tracing::warn!(%table, skipped = skipped.len(), before = %first, "skipping missing partitions before the first existing output partition (pass --run-first-hole to compute them)");
-    }
-    kept
 }
 
 /// Runs `setups` statements; Hive UDF registrations cannot run here and are reported, not hidden.
@@ -272,7 +234,7 @@ fn write_result(
         )?;
         report.written.push(*ds);
     }
-    wh.set_properties(out, &table_properties(&sq.meta_data, "staging_query"))?;
+    wh.set_properties(out, &sq.meta_data.chronon_table_properties("staging_query"))?;
     Ok(())
 }
 
