@@ -846,3 +846,21 @@ fn first_hole_is_skipped_unless_asked_for() {
     let (r, _) = run_sq(&engine, &sq, &o);
     assert_eq!(r.written, dss(&["2026-01-01", "2026-01-02"]));
 }
+
+#[test]
+fn a_failed_step_names_its_range() {
+    let (_dir, wh) = warehouse_with_events();
+    let engine = Engine::new(&wh).unwrap();
+    let sq = staging_query(json!({
+        "metaData": {"name": "t.broken", "outputNamespace": "out"},
+        "query": "SELECT no_such_column, ds FROM data.events WHERE ds BETWEEN '{{ start_date }}' AND '{{ end_date }}'",
+        "startPartition": "2026-01-01"
+    }));
+    let e = run(&engine, &sq, &opts("2026-01-02", 30), &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("out.t_broken, range [2026-01-01, 2026-01-02]"),
+        "{e}"
+    );
+}

@@ -41,7 +41,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Compute the missing output partitions of a join, GroupBy or staging query.
+    /// Compute the missing output partitions of a join or staging query.
+    ///
+    /// (GroupBy backfill tables come with the full join engine; a GroupBy conf is refused.)
     ///
     /// Partitions that already exist are skipped, so re-running is cheap. Example:
     ///   weft backfill --conf dataflows/production/joins/risk/checkout.v1 --end-ds 2026-02-28

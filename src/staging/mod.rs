@@ -123,7 +123,12 @@ pub fn run(
         for step in hole.steps(opts.step_days) {
             progress(&format!("{out_name}: computing {step}"));
             let r = macros::render(&sq.query, &values(Some(step)))
-                .and_then(|sql| write_result(engine, sq, &out, &sql, Some(step), &mut report));
+                .and_then(|sql| write_result(engine, sq, &out, &sql, Some(step), &mut report))
+                .map_err(|e| Error::Sql {
+                    context: format!("{out_name}, range {step}"),
+                    message: e.to_string(),
+                    fix: None,
+                });
             engine.refresh()?;
             if let Err(e) = r {
                 // As Chronon: a failed step ends its unfilled range (later steps would leave a
