@@ -72,14 +72,63 @@ fn parse_bound(join: &Join, field: &str, v: &Option<String>) -> Result<Option<Ds
         .transpose()
 }
 
-/// Backfills the missing output partitions of a join up to `opts.end`.
+/// Backfills the missing output partitions of a join up to `opts.end` (a [`JoinRunner`] used once).
 pub fn backfill_join(
     engine: &Engine,
     join: &Join,
     opts: &JoinOptions,
     progress: Progress,
 ) -> Result<JoinReport> {
-    let plan = JoinPlan::new(join)?;
+    JoinRunner::new(join)?.run(engine, opts, progress)
+}
+
+/// A join whose dataflow stays alive between runs: the first [`JoinRunner::run`] backfills,
+/// and each later run (after new partitions landed) feeds only the new partitions into the
+/// same dataflow as a delta and writes the output partitions that are missing.
+pub struct JoinRunner {
+    join: Join,
+    plan: JoinPlan,
+    live: Option<Live>,
+}
+
+/// The running dataflow and what has been fed into it.
+struct Live {
+    dataflow: JoinDataflow,
+    state: OutputState,
+    fed_until: Vec<Option<Ds>>,
+    left_schema: SchemaRef,
+    out_schema: SchemaRef,
+}
+
+impl JoinRunner {
+    /// Plans the join; the dataflow starts on the first run.
+    pub fn new(join: &Join) -> Result<JoinRunner> {
+        Ok(JoinRunner {
+            join: join.clone(),
+            plan: JoinPlan::new(join)?,
+            live: None,
+        })
+    }
+
+    /// Computes the missing output partitions up to `opts.end`.
+    pub fn run(
+        &mut self,
+        engine: &Engine,
+        opts: &JoinOptions,
+        progress: Progress,
+    ) -> Result<JoinReport> {
+        run(self, engine, opts, progress)
+    }
+}
+
+fn run(
+    runner: &mut JoinRunner,
+    engine: &Engine,
+    opts: &JoinOptions,
+    progress: Progress,
+) -> Result<JoinReport> {
+    let join = &runner.join;
+    let plan = &runner.plan;
     let wh = engine.warehouse().clone();
     let left_t = plan.left.table_name()?;
     let left_parts = wh.partitions_by(&left_t, &plan.left.partition_column())?;
@@ -125,36 +174,17 @@ pub fn backfill_join(
         return Ok(report);
     }
 
-    // Schemas first, so type problems surface before any work.
-    let left_schema = engine.scan_schema(&plan.left)?;
-    let mut double_sums = Vec::new();
-    for p in &plan.parts {
-        let mut doubles = vec![false; p.inputs.len()];
-        for s in &p.sources {
-            let schema = engine.scan_schema(s)?;
-            inputs::check_key_types(
-                &left_schema,
-                &p.left_keys,
-                &schema,
-                &p.right_keys,
-                &plan.left.table,
-                &s.table,
-            )?;
-            for (d, x) in doubles
-                .iter_mut()
-                .zip(inputs::double_inputs(&schema, &p.inputs))
-            {
-                *d |= x;
-            }
-        }
-        double_sums.push(doubles);
+    if runner.live.is_none() {
+        runner.live = Some(start_live(engine, plan, opts.workers)?);
     }
-    let data_schema = without_ds(&left_schema);
-    let out_schema = output::output_schema(&plan, &data_schema, &double_sums);
-
-    let mut dataflow = JoinDataflow::start(plan.part_specs(&double_sums), opts.workers)?;
-    let mut state = OutputState::default();
-    let mut fed_until: Vec<Option<Ds>> = vec![None; plan.parts.len()];
+    let Live {
+        dataflow,
+        state,
+        fed_until,
+        left_schema,
+        out_schema,
+    } = runner.live.as_mut().expect("started above");
+    let left_schema = &*left_schema;
     report.null_key_rows = plan
         .parts
         .iter()
@@ -254,6 +284,44 @@ pub fn backfill_join(
         }
     }
     Ok(report)
+}
+
+/// Checks schemas (so type problems surface before any work) and starts the dataflow.
+fn start_live(engine: &Engine, plan: &JoinPlan, workers: usize) -> Result<Live> {
+    // Schemas first, so type problems surface before any work.
+    let left_schema = engine.scan_schema(&plan.left)?;
+    let mut double_sums = Vec::new();
+    for p in &plan.parts {
+        let mut doubles = vec![false; p.inputs.len()];
+        for s in &p.sources {
+            let schema = engine.scan_schema(s)?;
+            inputs::check_key_types(
+                &left_schema,
+                &p.left_keys,
+                &schema,
+                &p.right_keys,
+                &plan.left.table,
+                &s.table,
+            )?;
+            for (d, x) in doubles
+                .iter_mut()
+                .zip(inputs::double_inputs(&schema, &p.inputs))
+            {
+                *d |= x;
+            }
+        }
+        double_sums.push(doubles);
+    }
+    let data_schema = without_ds(&left_schema);
+    let out_schema = output::output_schema(&plan, &data_schema, &double_sums);
+
+    Ok(Live {
+        dataflow: JoinDataflow::start(plan.part_specs(&double_sums), workers)?,
+        state: OutputState::default(),
+        fed_until: vec![None; plan.parts.len()],
+        left_schema,
+        out_schema,
+    })
 }
 
 /// The partitions of a source to read for `[from, to]`, clipped to the query's bounds and to

@@ -7,4 +7,4 @@ pub mod inputs;
 pub mod output;
 pub mod plan;
 
-pub use backfill::{backfill_join, JoinOptions, JoinReport};
+pub use backfill::{backfill_join, JoinOptions, JoinReport, JoinRunner};
