@@ -3,6 +3,7 @@
 //! (`datafusion-spark` plus [`spark_fns`]), identifiers keep their case as in Spark, and
 //! Chronon source scans are rendered by [`scan`].
 
+pub mod batch;
 pub mod scan;
 pub mod spark_fns;
 
