@@ -7,5 +7,6 @@ pub mod derive;
 pub mod inputs;
 pub mod output;
 pub mod plan;
+pub mod semantic_hash;
 
 pub use backfill::{backfill_join, JoinOptions, JoinReport, JoinRunner};

@@ -3,6 +3,7 @@
 //! with table properties stored beside the data ([`properties`]) and crash-safe partition
 //! writes ([`write`]).
 
+pub mod archive;
 pub mod properties;
 pub mod read;
 pub mod write;
