@@ -7,8 +7,11 @@
 //! each new or re-landed partition as a later epoch of the same dataflow, and gets back only
 //! the outputs that changed.
 
+pub mod group;
+mod operator;
 pub mod records;
-pub mod windows;
+pub mod spec;
+pub mod tiles;
 
 use std::sync::Arc;
 
@@ -16,8 +19,8 @@ use crossbeam_channel::{unbounded, Receiver, Sender};
 use differential_dataflow::input::Input;
 
 use crate::error::{Error, Result};
-use records::{GroupKey, Item, Num, PartValues};
-use windows::PartSpec;
+use records::{GroupKey, Item, PartValues};
+use spec::PartSpec;
 
 /// One input update: a record and its multiplicity change (+1 insert, −1 retract).
 pub type Update = ((GroupKey, Item), isize);
@@ -57,16 +60,7 @@ impl JoinDataflow {
             let specs = parts.clone();
             let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
                 let (input, items) = scope.new_collection::<(GroupKey, Item), isize>();
-                let (probe, _) = items
-                    .reduce_named(
-                        "PointInTimeWindows",
-                        move |k: &GroupKey,
-                              inp: &[(&Item, isize)],
-                              out: &mut Vec<((u64, Vec<Num>), isize)>| {
-                            windows::evaluate(&specs[k.0 as usize], inp, out)
-                        },
-                    )
-                    .map(|((part, _key), (row, values))| (row, part, values))
+                let (probe, _) = operator::windows(items, specs.clone())
                     .inspect(move |(d, _t, r)| {
                         let _ = out_tx.send((d.clone(), *r));
                     })

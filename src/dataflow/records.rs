@@ -1,8 +1,10 @@
-//! The narrow records that flow through the dataflow: encoded join keys, numeric values,
-//! left-row queries and GroupBy events. Wide left rows never enter the dataflow; they stay in
-//! Arrow and are re-joined by row id when output partitions are written.
+//! The narrow records that flow through the dataflow: encoded join keys, GroupBy source rows
+//! and left-row queries. Wide left rows never enter the dataflow; they stay in Arrow and are
+//! re-joined by row id when output partitions are written.
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::aggregate::Value;
 
 /// A join key: the canonical byte encoding of the key column values (type-tagged, so values
 /// of different types never match).
@@ -26,40 +28,35 @@ pub fn row_index(row: RowId) -> u32 {
     row as u32
 }
 
-/// A value inside the dataflow: NULL, a 64-bit integer, or a double kept as its bits (so
-/// that values are totally ordered and hashable).
+/// A mutation row's extra fields (TEMPORAL entity GroupBys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Num {
-    Null,
-    Long(i64),
-    Double(u64),
+pub struct Mutation {
+    /// When the mutation happened (`mutation_ts`).
+    pub mts: i64,
+    /// `is_before`: the row is the value before an update or delete, so it is removed.
+    pub before: bool,
 }
 
-impl Num {
-    pub fn double(v: f64) -> Num {
-        Num::Double(v.to_bits())
-    }
-    pub fn as_f64(self) -> Option<f64> {
-        match self {
-            Num::Null => None,
-            Num::Long(v) => Some(v as f64),
-            Num::Double(b) => Some(f64::from_bits(b)),
-        }
-    }
-}
-
-/// What a (part, key) group holds: GroupBy source events and the left rows asking for values.
-/// Events sort before queries, and events by time.
+/// What a (part, key) group holds: GroupBy source rows and the left rows asking for values.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Item {
-    /// An event at `ts` with one input value per aggregation of the part.
-    Event { ts: i64, inputs: Vec<Num> },
-    /// A left row `row` asking for the part's values as of query time `q`.
-    Query { row: RowId, q: i64 },
+    /// A GroupBy source row of partition `ds` at time `ts`, with one value per input column
+    /// of the part (aggregation inputs, then bucket columns). Event rows ignore `ds`; entity
+    /// snapshot rows are only seen by queries reading their partition.
+    Row {
+        ds: i32,
+        ts: i64,
+        mutation: Option<Mutation>,
+        inputs: Vec<Value>,
+    },
+    /// A left row `row` asking for the part's values as of time `q` (exclusive); entity parts
+    /// read snapshot partition `ds` (and, for TEMPORAL ones, the mutations of `ds + 1`).
+    Query { row: RowId, q: i64, ds: i32 },
 }
 
 /// The group an item belongs to: join part index and encoded key.
 pub type GroupKey = (u16, Key);
 
-/// One computed output: a left row's values for one join part, in output-column order.
-pub type PartValues = (RowId, u16, Vec<Num>);
+/// One computed output: a left row's values for one join part, in output-column order. A
+/// no-aggregation part can give a row several outputs (one per matching entity row).
+pub type PartValues = (RowId, u16, Vec<Value>);

@@ -4,19 +4,23 @@
 //! dataflow outlives the steps: a later step (or, in the materializer, a later partition) is
 //! a delta to the same computation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeSet, HashMap};
 
 use arrow::compute::concat_batches;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
+use super::feed::{Feeds, InputId};
 use super::inputs::{self, EventStats};
 use super::output::{self, OutputState};
-use super::plan::JoinPlan;
+use super::plan::{JoinPlan, PartPlan};
+use crate::aggregate::{Aggregator, InputShape};
 use crate::config::Join;
+use crate::dataflow::records::Item;
+use crate::dataflow::spec::{ColumnSpec, PartKind, PartSpec};
 use crate::dataflow::JoinDataflow;
 use crate::error::{Error, Result};
-use crate::partition::{Ds, PartitionRange, DAY_MS};
+use crate::partition::{Ds, PartitionRange};
 use crate::sql::Engine;
 
 /// Options of a join backfill.
@@ -50,6 +54,8 @@ pub struct JoinReport {
     pub range: Option<PartitionRange>,
     pub written: Vec<Ds>,
     pub skipped_existing: usize,
+    /// Output partitions this runner maintains that were rewritten because inputs changed.
+    pub rewritten: Vec<Ds>,
     pub left_rows: u64,
     /// Left rows with a NULL join key (their features are NULL), per part.
     pub null_key_rows: Vec<(String, u64)>,
@@ -83,8 +89,10 @@ pub fn backfill_join(
 }
 
 /// A join whose dataflow stays alive between runs: the first [`JoinRunner::run`] backfills,
-/// and each later run (after new partitions landed) feeds only the new partitions into the
-/// same dataflow as a delta and writes the output partitions that are missing.
+/// and each later run feeds what changed since into the same dataflow as a delta — new
+/// partitions, re-landed partitions (retracting the rows fed before), removed partitions —
+/// rewrites the output partitions this runner maintains whose rows changed, and computes
+/// missing ones. Unlike Chronon, late or corrected inputs do update outputs.
 pub struct JoinRunner {
     join: Join,
     plan: JoinPlan,
@@ -95,9 +103,11 @@ pub struct JoinRunner {
 struct Live {
     dataflow: JoinDataflow,
     state: OutputState,
-    fed_until: Vec<Option<Ds>>,
+    feeds: Feeds,
     left_schema: SchemaRef,
     out_schema: SchemaRef,
+    /// Output partitions computed by this runner (their rows are maintained).
+    owned: BTreeSet<Ds>,
 }
 
 impl JoinRunner {
@@ -110,7 +120,12 @@ impl JoinRunner {
         })
     }
 
-    /// Computes the missing output partitions up to `opts.end`.
+    /// The plan being run.
+    pub fn plan(&self) -> &JoinPlan {
+        &self.plan
+    }
+
+    /// Feeds what changed and computes the missing output partitions up to `opts.end`.
     pub fn run(
         &mut self,
         engine: &Engine,
@@ -130,16 +145,27 @@ fn run(
     let join = &runner.join;
     let plan = &runner.plan;
     let wh = engine.warehouse().clone();
-    let left_t = plan.left.table_name()?;
-    let left_parts = wh.partitions_by(&left_t, &plan.left.partition_column())?;
+    let left_t = plan.left.scan.table_name()?;
+    let left_fps = wh.partition_fingerprints(&left_t, &plan.left.scan.partition_column())?;
+    let left_parts: Vec<Ds> = left_fps.iter().map(|(d, _)| *d).collect();
     if left_parts.is_empty() {
-        return Err(wh.missing_table(&left_t, &plan.left.purpose));
+        return Err(wh.missing_table(&left_t, &plan.left.scan.purpose));
     }
     let mut report = JoinReport {
         output: plan.output.to_string(),
+        null_key_rows: plan
+            .parts
+            .iter()
+            .map(|p| (p.full_prefix.clone(), 0))
+            .collect(),
+        events: plan
+            .parts
+            .iter()
+            .map(|p| (p.full_prefix.clone(), EventStats::default()))
+            .collect(),
         ..Default::default()
     };
-    let q = &plan.left.query;
+    let q = &plan.left.scan.query;
     let mut start = opts
         .start
         .or(parse_bound(
@@ -163,39 +189,40 @@ fn run(
         .copied()
         .filter(|d| range.contains(*d))
         .collect();
-    let todo: Vec<Ds> = candidates
+    let missing: Vec<Ds> = candidates
         .iter()
         .copied()
         .filter(|d| !existing.contains(d))
         .collect();
+    let todo = crate::partition::skip_first_hole(
+        missing,
+        &existing,
+        opts.run_first_hole,
+        &plan.output.to_string(),
+    );
     report.skipped_existing = candidates.len() - todo.len();
-    tracing::info!(join = %plan.name, output = %plan.output, %range, missing = todo.len(), existing = report.skipped_existing, "join backfill plan");
-    if todo.is_empty() {
+    tracing::info!(join = %plan.name, output = %plan.output, %range, missing = todo.len(), existing = report.skipped_existing, "join plan");
+    if todo.is_empty() && runner.live.is_none() {
         return Ok(report);
     }
-
     if runner.live.is_none() {
         runner.live = Some(start_live(engine, plan, opts.workers)?);
     }
-    let Live {
-        dataflow,
-        state,
-        fed_until,
-        left_schema,
-        out_schema,
-    } = runner.live.as_mut().expect("started above");
-    let left_schema = &*left_schema;
-    report.null_key_rows = plan
-        .parts
-        .iter()
-        .map(|p| (p.full_prefix.clone(), 0))
-        .collect();
-    report.events = plan
-        .parts
-        .iter()
-        .map(|p| (p.full_prefix.clone(), EventStats::default()))
-        .collect();
+    let live = runner.live.as_mut().expect("started above");
 
+    // 1. Deltas to what was already fed: re-landed or removed partitions.
+    let source_fps = source_fingerprints(engine, plan)?;
+    if !live.owned.is_empty() {
+        let mut any = sync_left(engine, plan, live, &left_fps, &|_| false, &mut report)?.is_some();
+        any |= sync_sources(engine, plan, live, &source_fps, None, &mut report)?;
+        if any {
+            let touched = live.state.apply(live.dataflow.seal());
+            let dirty: Vec<Ds> = touched.intersection(&live.owned).copied().collect();
+            write_partitions(&wh, join, plan, live, &dirty, &mut report.rewritten)?;
+        }
+    }
+
+    // 2. Missing partitions, step by step.
     let steps: Vec<PartitionRange> = PartitionRange::contiguous(&todo)
         .iter()
         .flat_map(|r| r.steps(opts.step_days))
@@ -203,79 +230,32 @@ fn run(
     let total = steps.len();
     for (si, step) in steps.iter().enumerate() {
         progress(si, total, &format!("{}: step {step}", plan.output));
-        // Left rows of the step.
-        let mut lefts: BTreeMap<Ds, RecordBatch> = BTreeMap::new();
-        let (mut min_ts, mut max_ts) = (i64::MAX, i64::MIN);
-        for ds in step.days().filter(|d| todo.contains(d)) {
-            let mut scan = plan.left.clone();
-            scan.range = Some(PartitionRange::new(ds, ds));
-            let (_, batches) = engine.scan(&scan)?;
-            let batch = concat_batches(&left_schema, &batches)
-                .map_err(|e| Error::arrow("combining left batches", e))?;
-            let batch = batch
-                .project(&data_columns(&left_schema))
-                .map_err(|e| Error::arrow("projecting left", e))?;
-            for p in &plan.parts {
-                let (updates, nulls) =
-                    inputs::left_queries(&batch, ds, 0, p.index, &p.left_keys, &plan.left.table)?;
-                report.null_key_rows[p.index as usize].1 += nulls as u64;
-                for ((_, item), _) in &updates {
-                    if let crate::dataflow::records::Item::Query { q, .. } = item {
-                        min_ts = min_ts.min(*q);
-                        max_ts = max_ts.max(*q);
-                    }
-                }
-                dataflow.update(updates);
-            }
-            report.left_rows += batch.num_rows() as u64;
-            lefts.insert(ds, batch);
-        }
-        // Source partitions the step's windows reach that were not fed yet.
-        if min_ts <= max_ts {
-            for p in &plan.parts {
-                let first_needed = p
-                    .max_window_ms
-                    .map(|w| Ds::of_millis(min_ts).shift(-((w + DAY_MS - 1) / DAY_MS) as i32 - 1));
-                let last_needed = Ds::of_millis(max_ts);
-                for s in &p.sources {
-                    let from = first_needed.map_or(Ds(i32::MIN), |d| d);
-                    let from = fed_until[p.index as usize].map_or(from, |f| from.max(f.shift(1)));
-                    let range = source_range(engine, s, from, last_needed)?;
-                    let Some(range) = range else { continue };
-                    let mut scan = s.clone();
-                    scan.range = Some(range);
-                    let (_, batches) = engine.scan(&scan)?;
-                    for b in &batches {
-                        let updates = inputs::events(
-                            b,
-                            p.index,
-                            &p.right_keys,
-                            &p.inputs,
-                            &s.table,
-                            &mut report.events[p.index as usize].1,
-                        )?;
-                        dataflow.update(updates);
-                    }
-                }
-                fed_until[p.index as usize] =
-                    Some(last_needed.max(fed_until[p.index as usize].unwrap_or(last_needed)));
-            }
-        }
-        state.apply(dataflow.seal());
-        for (ds, left) in &lefts {
-            let batch = output::assemble(&plan, &out_schema, *ds, left, &state)?;
-            wh.write_partition(
-                &plan.output,
-                &[("ds".into(), ds.to_string())],
-                out_schema.clone(),
-                &[batch],
-            )?;
-            report.written.push(*ds);
-        }
-        wh.set_properties(
-            &plan.output,
-            &join.meta_data.chronon_table_properties("join"),
+        let days: BTreeSet<Ds> = step.days().filter(|d| todo.contains(d)).collect();
+        let reach = sync_left(
+            engine,
+            plan,
+            live,
+            &left_fps,
+            &|d| days.contains(&d),
+            &mut report,
         )?;
+        if let Some(reach) = reach {
+            sync_sources(engine, plan, live, &source_fps, Some(&reach), &mut report)?;
+        }
+        let touched = live.state.apply(live.dataflow.seal());
+        live.owned.extend(days.iter().copied());
+        let mut dirty: BTreeSet<Ds> = touched.intersection(&live.owned).copied().collect();
+        dirty.extend(days.iter().copied());
+        let dirty: Vec<Ds> = dirty.into_iter().collect();
+        let mut written = Vec::new();
+        write_partitions(&wh, join, plan, live, &dirty, &mut written)?;
+        for d in written {
+            if days.contains(&d) {
+                report.written.push(d);
+            } else {
+                report.rewritten.push(d);
+            }
+        }
     }
     progress(total, total, &format!("{}: done", plan.output));
     for (part, st) in &report.events {
@@ -286,61 +266,293 @@ fn run(
     Ok(report)
 }
 
+/// The query times each part's queries span, per part: `(min q, max q)`.
+type Reach = Vec<Option<(i64, i64)>>;
+
+/// Feeds left partitions: re-landed or removed ones already fed, and new ones `want`
+/// accepts. Returns the query-time span of the new queries per part (`None` if nothing
+/// was fed).
+fn sync_left(
+    engine: &Engine,
+    plan: &JoinPlan,
+    live: &mut Live,
+    fps: &[(Ds, u64)],
+    want: &dyn Fn(Ds) -> bool,
+    report: &mut JoinReport,
+) -> Result<Option<Reach>> {
+    let data_cols = data_columns(&live.left_schema);
+    let left_schema = live.left_schema.clone();
+    let read = |batches: Vec<RecordBatch>| -> Result<Vec<RecordBatch>> {
+        let b = concat_batches(&left_schema, &batches)
+            .map_err(|e| Error::arrow("combining left batches", e))?;
+        Ok(vec![b
+            .project(&data_cols)
+            .map_err(|e| Error::arrow("projecting left", e))?])
+    };
+    let changes = live
+        .feeds
+        .sync(engine, &plan.left.scan, InputId::Left, fps, want, &read)?;
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    let mut reach: Reach = vec![None; plan.parts.len()];
+    for c in &changes {
+        for (batches, sign) in [(&c.old, -1isize), (&c.new, 1)] {
+            for b in batches {
+                if sign > 0 {
+                    report.left_rows += b.num_rows() as u64;
+                }
+                for p in &plan.parts {
+                    let (mut updates, nulls) =
+                        inputs::left_queries(b, c.ds, p, plan.left.events, &plan.left.scan.table)?;
+                    if sign > 0 {
+                        report.null_key_rows[p.index as usize].1 += nulls as u64;
+                    }
+                    for ((_, item), r) in updates.iter_mut() {
+                        if let Item::Query { q, .. } = item {
+                            let span = reach[p.index as usize].get_or_insert((*q, *q));
+                            span.0 = span.0.min(*q);
+                            span.1 = span.1.max(*q);
+                        }
+                        *r *= sign;
+                    }
+                    live.dataflow.update(updates);
+                }
+            }
+        }
+        if c.new.is_empty() {
+            // the left partition is gone: so is its output
+            live.owned.remove(&c.ds);
+            live.state.forget(c.ds);
+            engine
+                .warehouse()
+                .drop_partition(&plan.output, &[("ds".into(), c.ds.to_string())])?;
+        }
+    }
+    Ok(Some(reach))
+}
+
+/// Partitions and fingerprints of every source (and mutation table) of every part.
+fn source_fingerprints(
+    engine: &Engine,
+    plan: &JoinPlan,
+) -> Result<HashMap<InputId, Vec<(Ds, u64)>>> {
+    let mut out = HashMap::new();
+    for p in &plan.parts {
+        for (si, s) in p.sources.iter().enumerate() {
+            for (scan, mutations) in [(Some(&s.scan), false), (s.mutations.as_ref(), true)] {
+                let Some(scan) = scan else { continue };
+                let t = scan.table_name()?;
+                let fps = engine
+                    .warehouse()
+                    .partition_fingerprints(&t, &scan.partition_column())?;
+                if fps.is_empty() {
+                    return Err(engine.warehouse().missing_table(&t, &scan.purpose));
+                }
+                out.insert(
+                    InputId::Source {
+                        part: p.index,
+                        source: si as u16,
+                        mutations,
+                    },
+                    fps,
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Feeds source partitions: re-landed or removed ones already fed, and (with `reach`) the
+/// partitions the new queries need. Returns whether anything was fed.
+fn sync_sources(
+    engine: &Engine,
+    plan: &JoinPlan,
+    live: &mut Live,
+    fps: &HashMap<InputId, Vec<(Ds, u64)>>,
+    reach: Option<&Reach>,
+    report: &mut JoinReport,
+) -> Result<bool> {
+    let mut any = false;
+    for p in &plan.parts {
+        let needed = reach
+            .and_then(|r| r[p.index as usize])
+            .map(|(lo, hi)| needed_days(p, lo, hi));
+        for (si, s) in p.sources.iter().enumerate() {
+            for (scan, mutations) in [(Some(&s.scan), false), (s.mutations.as_ref(), true)] {
+                let Some(scan) = scan else { continue };
+                let id = InputId::Source {
+                    part: p.index,
+                    source: si as u16,
+                    mutations,
+                };
+                let current = &fps[&id];
+                let range = match needed {
+                    Some((from, to)) => {
+                        let to = if mutations { to } else { to };
+                        source_range(scan, current, from, to)?
+                    }
+                    None => None,
+                };
+                let want = |d: Ds| range.is_some_and(|r: PartitionRange| r.contains(d));
+                let keep = |b: Vec<RecordBatch>| Ok(b);
+                let changes = live.feeds.sync(engine, scan, id, current, &want, &keep)?;
+                for c in changes {
+                    any = true;
+                    for (batches, sign) in [(&c.old, -1isize), (&c.new, 1)] {
+                        for b in batches {
+                            let mut stats = EventStats::default();
+                            let mut updates =
+                                inputs::source_rows(b, p, mutations, &scan.table, &mut stats)?;
+                            if sign > 0 {
+                                let st = &mut report.events[p.index as usize].1;
+                                st.rows += stats.rows;
+                                st.null_keys += stats.null_keys;
+                                st.null_ts += stats.null_ts;
+                            }
+                            updates.iter_mut().for_each(|(_, r)| *r *= sign);
+                            live.dataflow.update(updates);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(any)
+}
+
+/// The source partitions a part's queries with times in `[lo, hi]` read.
+fn needed_days(p: &PartPlan, lo: i64, hi: i64) -> (Ds, Ds) {
+    let last = Ds::of_millis(hi - 1).shift(1);
+    let first = match p.kind {
+        PartKind::Events => match p.reach_ms {
+            Some(r) => Ds::of_millis(lo - r).shift(-1),
+            None => Ds(i32::MIN / 2),
+        },
+        _ => Ds::of_millis(lo).shift(-2),
+    };
+    (first, last)
+}
+
+/// Writes output partitions from the maintained state.
+fn write_partitions(
+    wh: &crate::warehouse::Warehouse,
+    join: &Join,
+    plan: &JoinPlan,
+    live: &Live,
+    days: &[Ds],
+    written: &mut Vec<Ds>,
+) -> Result<()> {
+    for &ds in days {
+        let Some(left) = live.feeds.batches(InputId::Left, ds).first() else {
+            continue;
+        };
+        let batch = output::assemble(plan, &live.out_schema, ds, left, &live.state)?;
+        wh.write_partition(
+            &plan.output,
+            &[("ds".into(), ds.to_string())],
+            live.out_schema.clone(),
+            &[batch],
+        )?;
+        written.push(ds);
+    }
+    if !days.is_empty() {
+        wh.set_properties(
+            &plan.output,
+            &join.meta_data.chronon_table_properties("join"),
+        )?;
+    }
+    Ok(())
+}
+
 /// Checks schemas (so type problems surface before any work) and starts the dataflow.
 fn start_live(engine: &Engine, plan: &JoinPlan, workers: usize) -> Result<Live> {
-    // Schemas first, so type problems surface before any work.
-    let left_schema = engine.scan_schema(&plan.left)?;
-    let mut double_sums = Vec::new();
+    let left_schema = engine.scan_schema(&plan.left.scan)?;
+    let mut specs = Vec::new();
+    let mut fields = Vec::new();
     for p in &plan.parts {
-        let mut doubles = vec![false; p.inputs.len()];
+        let mut types: Option<Vec<DataType>> = None;
         for s in &p.sources {
-            let schema = engine.scan_schema(s)?;
+            let schema = engine.scan_schema(&s.scan)?;
             inputs::check_key_types(
                 &left_schema,
                 &p.left_keys,
                 &schema,
                 &p.right_keys,
-                &plan.left.table,
-                &s.table,
+                &plan.left.scan.table,
+                &s.scan.table,
             )?;
-            for (d, x) in doubles
-                .iter_mut()
-                .zip(inputs::double_inputs(&schema, &p.inputs))
-            {
-                *d |= x;
+            let t = inputs::input_types(&schema, &p.inputs, &s.scan.table)?;
+            if let Some(prev) = &types {
+                if let Some((i, (a, b))) =
+                    prev.iter().zip(&t).enumerate().find(|(_, (a, b))| a != b)
+                {
+                    return Err(Error::data(
+                        &s.scan.table,
+                        None,
+                        format!(
+                            "column `{}` has type {b} here but {a} in the part's first source",
+                            p.inputs[i]
+                        ),
+                    )
+                    .with_fix("cast it in the source query's selects so every source agrees"));
+                }
             }
+            types.get_or_insert(t);
         }
-        double_sums.push(doubles);
+        let types = types.unwrap_or_default();
+        fields.push(output::part_fields(p, &types)?);
+        specs.push(part_spec(p, &types));
     }
     let data_schema = without_ds(&left_schema);
-    let out_schema = output::output_schema(&plan, &data_schema, &double_sums);
-
+    let out_schema = output::output_schema(&data_schema, &fields);
     Ok(Live {
-        dataflow: JoinDataflow::start(plan.part_specs(&double_sums), workers)?,
+        dataflow: JoinDataflow::start(specs, workers)?,
         state: OutputState::default(),
-        fed_until: vec![None; plan.parts.len()],
+        feeds: Feeds::default(),
         left_schema,
         out_schema,
+        owned: BTreeSet::new(),
     })
+}
+
+/// The dataflow's description of a part, given its input types.
+fn part_spec(p: &PartPlan, types: &[DataType]) -> PartSpec {
+    let shape = |t: &DataType| match t {
+        DataType::List(_) | DataType::LargeList(_) => InputShape::List,
+        DataType::Map(..) => InputShape::Map,
+        _ => InputShape::Scalar,
+    };
+    PartSpec {
+        kind: p.kind,
+        columns: p
+            .columns
+            .iter()
+            .map(|c| ColumnSpec {
+                agg: Aggregator::new(c.spec.clone(), shape(&types[c.input]), c.bucket.is_some()),
+                input: c.input,
+                bucket: c.bucket,
+                window: c.window_ms,
+                hop: c.hop,
+            })
+            .collect(),
+    }
 }
 
 /// The partitions of a source to read for `[from, to]`, clipped to the query's bounds and to
 /// the data that exists. A hole inside the needed range is an error.
 fn source_range(
-    engine: &Engine,
     scan: &crate::sql::scan::Scan,
+    current: &[(Ds, u64)],
     from: Ds,
     to: Ds,
 ) -> Result<Option<PartitionRange>> {
-    let t = scan.table_name()?;
-    let avail = engine
-        .warehouse()
-        .partitions_by(&t, &scan.partition_column())?;
-    let Some(&first) = avail.first() else {
-        return Err(engine.warehouse().missing_table(&t, &scan.purpose));
+    let avail: Vec<Ds> = current.iter().map(|(d, _)| *d).collect();
+    let (Some(&first), Some(&last)) = (avail.first(), avail.last()) else {
+        return Ok(None);
     };
     let mut from = from.max(first);
-    let mut to = to;
+    let mut to = to.min(last);
     if let Some(s) = scan.query.start_partition.as_deref() {
         from = from.max(Ds::parse(s)?);
     }
@@ -358,7 +570,7 @@ fn source_range(
     if !missing.is_empty() {
         let shown: Vec<_> = missing.iter().take(5).cloned().collect();
         return Err(Error::data(
-            &t.to_string(),
+            &scan.table,
             Some(&format!("ds={}", shown.join(", ds="))),
             format!(
                 "{} partition(s) needed by {} are missing{}",

@@ -8,7 +8,10 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
-use crate::dataflow::records::{row_id, Item, Key, Num};
+use super::plan::PartPlan;
+use crate::aggregate::value::column_values;
+use crate::dataflow::records::{row_id, Item, Key, Mutation, Value};
+use crate::dataflow::spec::PartKind;
 use crate::dataflow::Update;
 use crate::error::{Error, Result};
 use crate::partition::Ds;
@@ -117,18 +120,12 @@ pub fn check_key_types(
     Error::collect(errors)
 }
 
-/// Left rows of one partition as queries for one part. Returns the updates and the number of
-/// rows skipped because a key is NULL (they get NULL features, as in Chronon).
-pub fn left_queries(
-    batch: &RecordBatch,
+/// The `ts` column of a left partition, checked: a Long in milliseconds with no NULLs.
+pub fn left_ts<'a>(
+    batch: &'a RecordBatch,
     ds: Ds,
-    first_index: u32,
-    part: u16,
-    left_keys: &[String],
     table: &str,
-) -> Result<(Vec<Update>, usize)> {
-    let what = format!("left {table} partition ds={ds}");
-    let keys = key_arrays(batch, left_keys, &what)?;
+) -> Result<&'a arrow::array::Int64Array> {
     let ts = batch.column_by_name("ts").ok_or_else(|| {
         Error::data(
             table,
@@ -159,23 +156,57 @@ pub fn left_queries(
         )
         .with_fix("filter them out with a where on the left query"));
     }
-    let ts = ts.as_primitive::<Int64Type>();
+    Ok(ts.as_primitive::<Int64Type>())
+}
+
+/// Left rows of one partition as queries for one part: the time each row asks about and
+/// the snapshot partition it reads (§3.4). Returns the updates and the number of rows
+/// skipped because a key is NULL (they get NULL features, as in Chronon).
+pub fn left_queries(
+    batch: &RecordBatch,
+    ds: Ds,
+    part: &PartPlan,
+    event_left: bool,
+    table: &str,
+) -> Result<(Vec<Update>, usize)> {
+    let what = format!("left {table} partition ds={ds}");
+    let keys = key_arrays(batch, &part.left_keys, &what)?;
+    let ts = if event_left {
+        Some(left_ts(batch, ds, table)?)
+    } else {
+        None
+    };
     let mut out = Vec::with_capacity(batch.num_rows());
     let mut null_keys = 0;
+    let end_of_left_day = ds.shift(1).start_millis();
     for i in 0..batch.num_rows() {
-        match encode_key(&keys, i) {
-            Some(k) => out.push((
-                (
-                    (part, k),
-                    Item::Query {
-                        row: row_id(ds, first_index + i as u32),
-                        q: ts.value(i),
-                    },
-                ),
-                1,
-            )),
-            None => null_keys += 1,
-        }
+        let Some(k) = encode_key(&keys, i) else {
+            null_keys += 1;
+            continue;
+        };
+        let (q, read) = match ts {
+            Some(ts) => {
+                let t = ts.value(i);
+                let td = Ds::of_millis(t);
+                match part.kind {
+                    PartKind::Events if part.snapshot => (td.start_millis(), td.0),
+                    PartKind::Events => (t, td.0),
+                    _ => (t, td.0 - 1),
+                }
+            }
+            None => (end_of_left_day, ds.0),
+        };
+        out.push((
+            (
+                (part.index, k),
+                Item::Query {
+                    row: row_id(ds, i as u32),
+                    q,
+                    ds: read,
+                },
+            ),
+            1,
+        ));
     }
     Ok((out, null_keys))
 }
@@ -188,78 +219,94 @@ pub struct EventStats {
     pub null_ts: u64,
 }
 
-/// Numeric form of an aggregation input column (NULL stays NULL).
-fn input_values(col: &ArrayRef, what: &str) -> Result<Vec<Num>> {
-    use DataType::*;
-    let nums = |c: &ArrayRef, f: &dyn Fn(usize) -> Num| -> Vec<Num> {
-        (0..c.len())
-            .map(|i| if c.is_null(i) { Num::Null } else { f(i) })
-            .collect()
-    };
+/// The partition of each row, from the `ds` column (string or date).
+fn row_partitions(batch: &RecordBatch, table: &str) -> Result<Vec<i32>> {
+    let col = batch
+        .column_by_name("ds")
+        .ok_or_else(|| Error::data(table, None, "no `ds` column in the scan"))?;
     match col.data_type() {
-        Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 | Boolean => {
-            let c = cast(col, &Int64).map_err(|e| Error::arrow(what, e))?;
-            let v = c.as_primitive::<Int64Type>();
-            Ok(nums(&c, &|i| Num::Long(v.value(i))))
+        DataType::Date32 => Ok(col
+            .as_primitive::<arrow::datatypes::Date32Type>()
+            .values()
+            .to_vec()),
+        _ => {
+            let c = cast(col, &DataType::Utf8).map_err(|e| Error::arrow(table, e))?;
+            let c = c.as_string::<i32>();
+            let mut last: Option<(&str, i32)> = None;
+            (0..c.len())
+                .map(|i| {
+                    let s = c.value(i);
+                    match last {
+                        Some((l, d)) if l == s => Ok(d),
+                        _ => {
+                            let d = Ds::parse(s)?.0;
+                            last = Some((s, d));
+                            Ok(d)
+                        }
+                    }
+                })
+                .collect()
         }
-        Float16 | Float32 | Float64 => {
-            let c = cast(col, &Float64).map_err(|e| Error::arrow(what, e))?;
-            let v = c.as_primitive::<Float64Type>();
-            Ok(nums(&c, &|i| Num::double(v.value(i))))
-        }
-        // COUNT accepts any type: only NULL-ness matters.
-        _ => Ok(nums(col, &|_| Num::Long(1))),
     }
 }
 
-/// Whether each input column sums as double, from a source schema.
-pub fn double_inputs(schema: &SchemaRef, inputs: &[String]) -> Vec<bool> {
+/// The type of each of a part's inputs in a source schema.
+pub fn input_types(schema: &SchemaRef, inputs: &[String], table: &str) -> Result<Vec<DataType>> {
     inputs
         .iter()
         .map(|n| {
             schema
                 .field_with_name(n)
-                .map(|f| {
-                    matches!(
-                        f.data_type(),
-                        DataType::Float16 | DataType::Float32 | DataType::Float64
-                    )
+                .map(|f| f.data_type().clone())
+                .map_err(|_| {
+                    Error::data(table, None, format!("input column `{n}` is not selected"))
+                        .with_fix("add it to the source query's selects")
                 })
-                .unwrap_or(false)
         })
         .collect()
 }
 
-/// GroupBy source rows as events. Rows whose keys are all NULL are dropped (as Chronon does)
-/// and counted; rows with a NULL `ts` are counted and skipped.
-pub fn events(
+/// GroupBy source rows as dataflow rows. Rows whose keys are all NULL are dropped (as
+/// Chronon does) and counted; rows with a NULL `ts` are counted and skipped. `mutations`
+/// reads `mutation_ts` and `is_before` too.
+pub fn source_rows(
     batch: &RecordBatch,
-    part: u16,
-    right_keys: &[String],
-    inputs: &[String],
+    part: &PartPlan,
+    mutations: bool,
     table: &str,
     stats: &mut EventStats,
 ) -> Result<Vec<Update>> {
     let what = format!("GroupBy source {table}");
-    let keys = key_arrays(batch, right_keys, &what)?;
+    let keys = key_arrays(batch, &part.right_keys, &what)?;
     let ts = batch.column_by_name("ts").ok_or_else(|| {
         Error::data(table, None, "no `ts` column").with_fix("set timeColumn on the source query")
     })?;
     let ts = cast(ts, &DataType::Int64).map_err(|e| Error::arrow(&what, e))?;
     let ts = ts.as_primitive::<Int64Type>();
-    let values: Vec<Vec<Num>> = inputs
+    let ds = row_partitions(batch, table)?;
+    let values: Vec<Vec<Value>> = part
+        .inputs
         .iter()
         .map(|n| {
             let c = batch.column_by_name(n).ok_or_else(|| {
-                Error::data(
-                    table,
-                    None,
-                    format!("aggregation input `{n}` is not selected"),
-                )
+                Error::data(table, None, format!("input column `{n}` is not selected"))
             })?;
-            input_values(c, &what)
+            column_values(c)
         })
         .collect::<Result<_>>()?;
+    let muts = if mutations {
+        let m = batch
+            .column_by_name("mutation_ts")
+            .ok_or_else(|| Error::data(table, None, "no `mutation_ts` column"))?;
+        let m = cast(m, &DataType::Int64).map_err(|e| Error::arrow(&what, e))?;
+        let b = batch
+            .column_by_name("is_before")
+            .ok_or_else(|| Error::data(table, None, "no `is_before` column"))?;
+        let b = cast(b, &DataType::Boolean).map_err(|e| Error::arrow(&what, e))?;
+        Some((m, b))
+    } else {
+        None
+    };
     let mut out = Vec::with_capacity(batch.num_rows());
     for i in 0..batch.num_rows() {
         stats.rows += 1;
@@ -271,17 +318,32 @@ pub fn events(
             stats.null_ts += 1;
             continue;
         }
-        // Some keys NULL: kept (a NULL key never matches a left row, whose NULL keys are skipped).
+        // Some keys NULL: such a row can never match a left row (whose NULL keys are skipped).
         let Some(k) = encode_key(&keys, i) else {
             stats.null_keys += 1;
             continue;
         };
+        let mutation = match &muts {
+            Some((m, b)) => {
+                if m.is_null(i) {
+                    stats.null_ts += 1;
+                    continue;
+                }
+                Some(Mutation {
+                    mts: m.as_primitive::<Int64Type>().value(i),
+                    before: !b.is_null(i) && b.as_boolean().value(i),
+                })
+            }
+            None => None,
+        };
         out.push((
             (
-                (part, k),
-                Item::Event {
+                (part.index, k),
+                Item::Row {
+                    ds: ds[i],
                     ts: ts.value(i),
-                    inputs: values.iter().map(|v| v[i]).collect(),
+                    mutation,
+                    inputs: values.iter().map(|v| v[i].clone()).collect(),
                 },
             ),
             1,

@@ -4,6 +4,7 @@
 
 pub mod backfill;
 pub mod derive;
+pub mod feed;
 pub mod inputs;
 pub mod output;
 pub mod plan;

@@ -1,57 +1,111 @@
 //! The join's output state and partition writer: applies the dataflow's output changes to
 //! `(row, part) → values`, and assembles an output partition as the left rows (in their
-//! original order) followed by every part's feature columns.
+//! original order) followed by every part's feature columns. A left row matching several
+//! raw entity rows (no-aggregation parts) appears once per match, as in Chronon.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Builder, Int64Builder};
+use arrow::array::{ArrayRef, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
-use super::plan::JoinPlan;
-use crate::dataflow::records::{row_id, Num, PartValues, RowId};
-use crate::dataflow::windows::AggOp;
+use super::plan::{JoinPlan, PartPlan};
+use crate::aggregate::value::to_array;
+use crate::dataflow::records::{row_ds, row_id, PartValues, RowId, Value};
 use crate::error::{Error, Result};
 use crate::partition::Ds;
 
-/// The maintained output values.
+/// The maintained output values, as a multiset per `(row, part)`.
 #[derive(Default)]
 pub struct OutputState {
-    values: HashMap<(RowId, u16), Vec<Num>>,
+    values: HashMap<(RowId, u16), Vec<(Vec<Value>, isize)>>,
 }
 
 impl OutputState {
-    /// Applies output changes from the dataflow.
-    pub fn apply(&mut self, changes: Vec<(PartValues, isize)>) {
-        // retractions first, so a value replaced within one epoch ends as the insertion
-        let (adds, removes): (Vec<_>, Vec<_>) = changes.into_iter().partition(|(_, r)| *r > 0);
-        for ((row, part, vals), _) in removes {
-            if self.values.get(&(row, part)) == Some(&vals) {
+    /// Applies output changes from the dataflow; returns the left partitions that changed.
+    pub fn apply(&mut self, changes: Vec<(PartValues, isize)>) -> BTreeSet<Ds> {
+        let mut touched = BTreeSet::new();
+        for ((row, part, vals), r) in changes {
+            touched.insert(row_ds(row));
+            let entry = self.values.entry((row, part)).or_default();
+            match entry.iter_mut().find(|(v, _)| *v == vals) {
+                Some((_, n)) => *n += r,
+                None => entry.push((vals, r)),
+            }
+            entry.retain(|(_, n)| *n != 0);
+            if entry.is_empty() {
                 self.values.remove(&(row, part));
             }
         }
-        for ((row, part, vals), _) in adds {
-            self.values.insert((row, part), vals);
-        }
+        touched
     }
 
-    pub fn get(&self, row: RowId, part: u16) -> Option<&Vec<Num>> {
-        self.values.get(&(row, part))
+    /// The values of a row for a part (empty when none), in a stable order.
+    pub fn get(&self, row: RowId, part: u16) -> Vec<&Vec<Value>> {
+        let mut out: Vec<&Vec<Value>> = Vec::new();
+        if let Some(vs) = self.values.get(&(row, part)) {
+            for (v, n) in vs {
+                out.extend(std::iter::repeat_n(v, (*n).max(0) as usize));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Forgets the rows of a partition (after it was written and is not maintained).
+    pub fn forget(&mut self, ds: Ds) {
+        self.values.retain(|(row, _), _| row_ds(*row) != ds);
     }
 }
 
-/// The output schema: left data columns, then feature columns part by part.
-pub fn output_schema(plan: &JoinPlan, left: &SchemaRef, double_sums: &[Vec<bool>]) -> SchemaRef {
-    let mut fields: Vec<Field> = left.fields().iter().map(|f| f.as_ref().clone()).collect();
-    for p in &plan.parts {
-        for c in &p.columns {
-            let dt = match (c.op, double_sums[p.index as usize][c.agg_index]) {
-                (AggOp::Sum, true) => DataType::Float64,
-                _ => DataType::Int64,
+/// The output fields of one part, given the types of its inputs.
+pub fn part_fields(part: &PartPlan, input_types: &[DataType]) -> Result<Vec<Field>> {
+    if part.columns.is_empty() {
+        return Ok(part
+            .raw_names
+            .iter()
+            .zip(input_types)
+            .map(|(n, t)| Field::new(n, t.clone(), true))
+            .collect());
+    }
+    part.columns
+        .iter()
+        .map(|c| {
+            let input = &input_types[c.input];
+            let dt = c.spec.output_type(input).map_err(|m| Error::Config {
+                file: part.group_by.meta_data.name.clone(),
+                path: format!("aggregations (column {})", c.gb_column),
+                message: format!("input `{}` has type {input}: {m}", part.inputs[c.input]),
+            })?;
+            let dt = if c.bucket.is_some() {
+                DataType::Map(
+                    Arc::new(Field::new(
+                        "entries",
+                        DataType::Struct(
+                            vec![
+                                Field::new("keys", DataType::Utf8, false),
+                                Field::new("values", dt, true),
+                            ]
+                            .into(),
+                        ),
+                        false,
+                    )),
+                    false,
+                )
+            } else {
+                dt
             };
-            fields.push(Field::new(&c.name, dt, true));
-        }
+            Ok(Field::new(&c.name, dt, true))
+        })
+        .collect()
+}
+
+/// The output schema: left data columns, then feature columns part by part.
+pub fn output_schema(left: &SchemaRef, parts: &[Vec<Field>]) -> SchemaRef {
+    let mut fields: Vec<Field> = left.fields().iter().map(|f| f.as_ref().clone()).collect();
+    for p in parts {
+        fields.extend(p.iter().cloned());
     }
     Arc::new(Schema::new(fields))
 }
@@ -64,37 +118,52 @@ pub fn assemble(
     left: &RecordBatch,
     state: &OutputState,
 ) -> Result<RecordBatch> {
-    let n = left.num_rows();
-    let mut columns: Vec<ArrayRef> = left.columns().to_vec();
-    for p in &plan.parts {
-        for (ci, c) in p.columns.iter().enumerate() {
-            let field = schema
-                .field_with_name(&c.name)
-                .expect("output schema has every column");
-            let value = |i: usize| {
-                state
-                    .get(row_id(ds, i as u32), p.index)
-                    .map(|v| v[ci])
-                    .unwrap_or(Num::Null)
-            };
-            let arr: ArrayRef = match field.data_type() {
-                DataType::Float64 => {
-                    let mut b = Float64Builder::with_capacity(n);
-                    (0..n).for_each(|i| b.append_option(value(i).as_f64()));
-                    Arc::new(b.finish())
+    let ctx = || format!("assembling {} partition ds={ds}", plan.output);
+    let widths: Vec<usize> = plan
+        .parts
+        .iter()
+        .map(|p| p.columns.len().max(p.raw_names.len()))
+        .collect();
+    let mut take: Vec<u32> = Vec::with_capacity(left.num_rows());
+    let mut cols: Vec<Vec<Value>> = vec![Vec::with_capacity(left.num_rows()); widths.iter().sum()];
+    for i in 0..left.num_rows() {
+        let row = row_id(ds, i as u32);
+        let matches: Vec<Vec<&Vec<Value>>> =
+            plan.parts.iter().map(|p| state.get(row, p.index)).collect();
+        // one output row per combination of matches (a part without matches gives NULLs)
+        let counts: Vec<usize> = matches.iter().map(|m| m.len().max(1)).collect();
+        let total: usize = counts.iter().product();
+        for combo in 0..total {
+            take.push(i as u32);
+            let mut rest = combo;
+            let mut col = 0;
+            for (pi, m) in matches.iter().enumerate() {
+                let pick = rest % counts[pi];
+                rest /= counts[pi];
+                for c in 0..widths[pi] {
+                    cols[col + c].push(m.get(pick).map_or(Value::Null, |v| v[c].clone()));
                 }
-                _ => {
-                    let mut b = Int64Builder::with_capacity(n);
-                    (0..n).for_each(|i| match value(i) {
-                        Num::Long(v) => b.append_value(v),
-                        _ => b.append_null(),
-                    });
-                    Arc::new(b.finish())
-                }
-            };
-            columns.push(arr);
+                col += widths[pi];
+            }
         }
     }
-    RecordBatch::try_new(schema.clone(), columns)
-        .map_err(|e| Error::arrow(format!("assembling {} partition ds={ds}", plan.output), e))
+    let n_left = left.num_columns();
+    let indices = UInt32Array::from(take);
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for c in left.columns() {
+        if indices.len() == left.num_rows() {
+            columns.push(c.clone());
+        } else {
+            columns
+                .push(arrow::compute::take(c, &indices, None).map_err(|e| Error::arrow(ctx(), e))?);
+        }
+    }
+    for (k, values) in cols.iter().enumerate() {
+        let field = schema.field(n_left + k);
+        columns.push(
+            to_array(field.data_type(), values)
+                .map_err(|e| Error::Usage(format!("{}: column {}: {e}", ctx(), field.name())))?,
+        );
+    }
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::arrow(ctx(), e))
 }

@@ -4,6 +4,7 @@
 //! writes ([`write`]).
 
 pub mod archive;
+mod fingerprint;
 pub mod properties;
 pub mod read;
 pub mod write;

@@ -1,0 +1,383 @@
+//! The state of one (join part, key) group inside the windows operator, and how an epoch's
+//! updates to it turn into output changes. Only the queries a change can reach are
+//! recomputed: for events, those whose windows may contain a changed event time; for entity
+//! parts, those reading a changed partition. A query's value is emitted only if it changed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::records::{Item, Mutation, RowId, Value};
+use super::spec::{window_start, PartKind, PartSpec};
+use super::tiles::{decompose, Ev, Irs, Layout, TileCache, Tiles};
+use crate::aggregate::Ir;
+use crate::partition::DAY_MS;
+
+/// Keys with at least this many events keep their tiles cached between epochs.
+const CACHE_FROM_EVENTS: usize = 64;
+
+/// One output change: `(row, values)` with a multiplicity change.
+pub type OutChange = ((RowId, Vec<Value>), isize);
+
+/// Everything the operator keeps for one group.
+#[derive(Debug, Default)]
+pub struct KeyState {
+    /// Event rows (kind Events), sorted by time then values.
+    events: Vec<Ev>,
+    /// Entity snapshot rows by partition, sorted.
+    rows: BTreeMap<i32, Vec<Ev>>,
+    /// Mutation rows by partition, sorted by mutation time.
+    muts: BTreeMap<i32, Vec<(Mutation, Ev)>>,
+    /// Live queries: `(q, row) → partition read`.
+    queries: BTreeMap<(i64, RowId), i32>,
+    /// What was emitted per row.
+    out: HashMap<RowId, Vec<Vec<Value>>>,
+    cache: TileCache,
+}
+
+impl KeyState {
+    /// Whether the group holds nothing (and can be dropped).
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+            && self.rows.is_empty()
+            && self.muts.is_empty()
+            && self.queries.is_empty()
+    }
+
+    /// Applies one epoch's updates and appends the resulting output changes.
+    pub fn apply(
+        &mut self,
+        spec: &PartSpec,
+        layout: &Layout,
+        updates: Vec<(Item, isize)>,
+        out: &mut Vec<OutChange>,
+    ) {
+        let mut events: Vec<(Ev, Option<Mutation>, i32)> = Vec::new();
+        let mut affected: BTreeSet<(i64, RowId)> = BTreeSet::new();
+        for (item, diff) in updates {
+            match item {
+                Item::Row {
+                    ds,
+                    ts,
+                    mutation,
+                    inputs,
+                } => events.push((
+                    Ev {
+                        ts,
+                        inputs,
+                        mult: diff as i64,
+                    },
+                    mutation,
+                    ds,
+                )),
+                Item::Query { row, q, ds } => {
+                    if diff > 0 {
+                        self.queries.insert((q, row), ds);
+                        affected.insert((q, row));
+                    } else if self.queries.remove(&(q, row)).is_some() {
+                        affected.remove(&(q, row));
+                        for v in self.out.remove(&row).unwrap_or_default() {
+                            out.push(((row, v), -1));
+                        }
+                    }
+                }
+            }
+        }
+        if !events.is_empty() {
+            match spec.kind {
+                PartKind::Events => self.apply_events(spec, layout, events, &mut affected),
+                _ => self.apply_rows(spec, events, &mut affected),
+            }
+        }
+        self.recompute(spec, layout, affected, out);
+        if self.events.len() < CACHE_FROM_EVENTS {
+            self.cache.clear();
+        }
+    }
+
+    fn apply_events(
+        &mut self,
+        spec: &PartSpec,
+        layout: &Layout,
+        mut changes: Vec<(Ev, Option<Mutation>, i32)>,
+        affected: &mut BTreeSet<(i64, RowId)>,
+    ) {
+        changes.sort_by(|a, b| (a.0.ts, &a.0.inputs).cmp(&(b.0.ts, &b.0.inputs)));
+        let (lo, hi) = (changes[0].0.ts, changes[changes.len() - 1].0.ts);
+        for (e, _, _) in &changes {
+            self.cache.invalidate(layout, e.ts);
+        }
+        self.events = merge_sorted(
+            std::mem::take(&mut self.events),
+            changes.into_iter().map(|c| c.0).collect(),
+        );
+        // A query at q sees [window_start(q), q): it can see a change in [lo, hi] only if
+        // q > lo and window_start(q) ≤ hi.
+        let reach = spec.max_window();
+        let upper = reach.map_or(i64::MAX, |r| hi.saturating_add(r).saturating_add(1));
+        for (&(q, row), _) in self.queries.range((lo.saturating_add(1), 0)..) {
+            if q > upper {
+                break;
+            }
+            affected.insert((q, row));
+        }
+    }
+
+    fn apply_rows(
+        &mut self,
+        spec: &PartSpec,
+        changes: Vec<(Ev, Option<Mutation>, i32)>,
+        affected: &mut BTreeSet<(i64, RowId)>,
+    ) {
+        let mut snap_days = BTreeSet::new();
+        let mut read_days = BTreeSet::new();
+        let mut by_ds: BTreeMap<i32, Vec<Ev>> = BTreeMap::new();
+        let mut muts_by_ds: BTreeMap<i32, Vec<(Mutation, Ev)>> = BTreeMap::new();
+        for (e, m, ds) in changes {
+            match m {
+                Some(m) => {
+                    muts_by_ds.entry(ds).or_default().push((m, e));
+                    read_days.insert(ds - 1);
+                }
+                None => {
+                    by_ds.entry(ds).or_default().push(e);
+                    snap_days.insert(ds);
+                }
+            }
+        }
+        for (ds, mut new) in by_ds {
+            new.sort_by(|a, b| (a.ts, &a.inputs).cmp(&(b.ts, &b.inputs)));
+            let old = self.rows.remove(&ds).unwrap_or_default();
+            let merged = merge_sorted(old, new);
+            if !merged.is_empty() {
+                self.rows.insert(ds, merged);
+            }
+        }
+        for (ds, mut new) in muts_by_ds {
+            let mut all = self.muts.remove(&ds).unwrap_or_default();
+            all.append(&mut new);
+            all.sort_by(|a, b| (a.0, a.1.ts, &a.1.inputs).cmp(&(b.0, b.1.ts, &b.1.inputs)));
+            let mut merged: Vec<(Mutation, Ev)> = Vec::with_capacity(all.len());
+            for (m, e) in all {
+                match merged.last_mut() {
+                    Some((lm, le)) if *lm == m && le.ts == e.ts && le.inputs == e.inputs => {
+                        le.mult += e.mult
+                    }
+                    _ => merged.push((m, e)),
+                }
+            }
+            merged.retain(|(_, e)| e.mult != 0);
+            if !merged.is_empty() {
+                self.muts.insert(ds, merged);
+            }
+        }
+        read_days.extend(snap_days);
+        let _ = spec;
+        for (&(q, row), ds) in &self.queries {
+            if read_days.contains(ds) {
+                affected.insert((q, row));
+            }
+        }
+    }
+
+    fn recompute(
+        &mut self,
+        spec: &PartSpec,
+        layout: &Layout,
+        affected: BTreeSet<(i64, RowId)>,
+        out: &mut Vec<OutChange>,
+    ) {
+        if affected.is_empty() {
+            return;
+        }
+        let mut results: Vec<(RowId, Vec<Vec<Value>>)> = Vec::with_capacity(affected.len());
+        match spec.kind {
+            PartKind::Events => {
+                let mut tiles = Tiles {
+                    spec,
+                    layout,
+                    events: &self.events,
+                    cache: &mut self.cache,
+                };
+                let mut heads: Vec<Head> = layout.groups.iter().map(|_| Head::default()).collect();
+                let mut last: Option<(i64, Vec<Value>)> = None;
+                for &(q, row) in &affected {
+                    let values = match &last {
+                        Some((lq, v)) if *lq == q => v.clone(),
+                        _ => event_values(&mut tiles, &mut heads, q),
+                    };
+                    last = Some((q, values.clone()));
+                    results.push((row, vec![values]));
+                }
+            }
+            PartKind::Snapshot | PartKind::Mutations | PartKind::Raw => {
+                let mut memo: HashMap<i32, Vec<Vec<Value>>> = HashMap::new();
+                for &(q, row) in &affected {
+                    let ds = self.queries[&(q, row)];
+                    let values = match spec.kind {
+                        PartKind::Snapshot => memo
+                            .entry(ds)
+                            .or_insert_with(|| vec![self.snapshot_values(spec, ds)])
+                            .clone(),
+                        PartKind::Mutations => vec![self.mutation_values(spec, ds, q)],
+                        _ => memo
+                            .entry(ds)
+                            .or_insert_with(|| self.raw_values(ds))
+                            .clone(),
+                    };
+                    results.push((row, values));
+                }
+            }
+        }
+        for (row, new) in results {
+            let old = self.out.remove(&row).unwrap_or_default();
+            if old != new {
+                out.extend(old.into_iter().map(|v| ((row, v), -1)));
+                out.extend(new.iter().cloned().map(|v| ((row, v), 1)));
+            }
+            if !new.is_empty() {
+                self.out.insert(row, new);
+            }
+        }
+    }
+
+    /// Entity snapshot `ds` aggregated as of the end of that day.
+    fn snapshot_values(&self, spec: &PartSpec, ds: i32) -> Vec<Value> {
+        let end = (ds as i64 + 1) * DAY_MS;
+        let rows = self.rows.get(&ds).map_or(&[][..], |r| &r[..]);
+        spec.columns
+            .iter()
+            .map(|c| {
+                let mut ir: Option<Ir> = None;
+                for e in rows {
+                    if c.window.is_none_or(|w| e.ts >= end - w && e.ts < end) {
+                        let bucket = c.bucket.map(|b| &e.inputs[b]);
+                        c.agg
+                            .update(&mut ir, e.ts, &e.inputs[c.input], bucket, e.mult);
+                    }
+                }
+                c.agg.finalize(&ir)
+            })
+            .collect()
+    }
+
+    /// Snapshot `ds` as of the end of its day, then the mutations of the next day before `q`.
+    fn mutation_values(&self, spec: &PartSpec, ds: i32, q: i64) -> Vec<Value> {
+        let batch_end = (ds as i64 + 1) * DAY_MS;
+        let rows = self.rows.get(&ds).map_or(&[][..], |r| &r[..]);
+        let muts = self.muts.get(&(ds + 1)).map_or(&[][..], |r| &r[..]);
+        spec.columns
+            .iter()
+            .map(|c| {
+                let lo = window_start(c.window, c.hop, q);
+                let mut ir: Option<Ir> = None;
+                for e in rows {
+                    if c.window.is_none() || (e.ts >= lo && e.ts < batch_end) {
+                        let bucket = c.bucket.map(|b| &e.inputs[b]);
+                        c.agg
+                            .update(&mut ir, e.ts, &e.inputs[c.input], bucket, e.mult);
+                    }
+                }
+                for (m, e) in muts {
+                    if m.mts < batch_end || m.mts >= q {
+                        continue;
+                    }
+                    if c.window.is_some() && (e.ts < lo || e.ts >= q) {
+                        continue;
+                    }
+                    let w = if m.before { -e.mult } else { e.mult };
+                    let bucket = c.bucket.map(|b| &e.inputs[b]);
+                    c.agg.update(&mut ir, e.ts, &e.inputs[c.input], bucket, w);
+                }
+                c.agg.finalize(&ir)
+            })
+            .collect()
+    }
+
+    /// Raw rows of snapshot `ds` (no-aggregation parts), each repeated by its multiplicity.
+    fn raw_values(&self, ds: i32) -> Vec<Vec<Value>> {
+        let rows = self.rows.get(&ds).map_or(&[][..], |r| &r[..]);
+        rows.iter()
+            .flat_map(|e| std::iter::repeat_n(e.inputs.clone(), e.mult.max(0) as usize))
+            .collect()
+    }
+}
+
+/// A running head: the IRs of one group's current slot up to the last query time.
+#[derive(Default)]
+struct Head {
+    slot: Option<i64>,
+    next: usize,
+    irs: Irs,
+}
+
+/// Values of every column for a query at `q` (queries arrive in increasing `q`).
+fn event_values(tiles: &mut Tiles, heads: &mut [Head], q: i64) -> Vec<Value> {
+    let layout = tiles.layout;
+    let spec = tiles.spec;
+    // Advance each group's head to q.
+    for (gi, g) in layout.groups.iter().enumerate() {
+        let slot = q.div_euclid(g.hop);
+        let h = &mut heads[gi];
+        if h.slot != Some(slot) {
+            h.slot = Some(slot);
+            h.next = tiles.events.partition_point(|e| e.ts < slot * g.hop);
+            h.irs = vec![None; g.cols.len()];
+        }
+        let stop = h.next + tiles.events[h.next..].partition_point(|e| e.ts < q);
+        let events = tiles.events;
+        tiles.fold(gi, &mut h.irs, &events[h.next..stop]);
+        h.next = stop;
+    }
+    let mut prefixes: Vec<Option<std::rc::Rc<Irs>>> = vec![None; layout.groups.len()];
+    spec.columns
+        .iter()
+        .enumerate()
+        .map(|(ci, c)| {
+            let (gi, pos) = layout.col_group[ci];
+            let g = &layout.groups[gi];
+            let slot = q.div_euclid(g.hop);
+            let mut acc: Option<Ir> = None;
+            if g.prefix {
+                let p = prefixes[gi].get_or_insert_with(|| tiles.prefix(gi, slot));
+                acc = p[pos].clone();
+            } else {
+                let first = window_start(c.window, g.hop, q).div_euclid(g.hop);
+                for (l, i) in decompose(first, slot, g.max_level) {
+                    if let Some(b) = tiles.block(gi, l, i) {
+                        c.agg.merge(&mut acc, &b[pos]);
+                    }
+                }
+            }
+            c.agg.merge(&mut acc, &heads[gi].irs[pos]);
+            c.agg.finalize(&acc)
+        })
+        .collect()
+}
+
+/// Merges a sorted, consolidated list with sorted changes, summing multiplicities and
+/// dropping rows that reach zero.
+fn merge_sorted(old: Vec<Ev>, new: Vec<Ev>) -> Vec<Ev> {
+    let mut out: Vec<Ev> = Vec::with_capacity(old.len() + new.len());
+    let mut a = old.into_iter().peekable();
+    let mut b = new.into_iter().peekable();
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => {
+                if (x.ts, &x.inputs) <= (y.ts, &y.inputs) {
+                    a.next()
+                } else {
+                    b.next()
+                }
+            }
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+            (None, None) => break,
+        };
+        let Some(e) = next else { break };
+        match out.last_mut() {
+            Some(l) if l.ts == e.ts && l.inputs == e.inputs => l.mult += e.mult,
+            _ => out.push(e),
+        }
+    }
+    out.retain(|e| e.mult != 0);
+    out
+}

@@ -1,0 +1,105 @@
+//! The point-in-time windows operator: a timely operator inside the differential dataflow
+//! that keeps, per (join part, key), the group's rows, queries and tile cache
+//! ([`super::group::KeyState`]) and turns each epoch's input changes into output changes.
+//!
+//! Differential's `reduce` would recompute a whole group on every change, which is quadratic
+//! for hot keys; this operator instead recomputes only the queries a change reaches, each in
+//! O(log window + head) through [`super::tiles`]. Updates are exchanged by group key, so each
+//! group lives on one worker and its values do not depend on the number of workers.
+//! An epoch is processed once the input frontier has passed it, in epoch order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use differential_dataflow::collection::AsCollection;
+use differential_dataflow::consolidation::consolidate;
+use differential_dataflow::VecCollection;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::operator::Operator;
+use timely::dataflow::operators::CapabilitySet;
+
+use super::group::KeyState;
+use super::records::{GroupKey, Item, PartValues};
+use super::spec::PartSpec;
+use super::tiles::Layout;
+
+type In = ((GroupKey, Item), u64, isize);
+type Out = (PartValues, u64, isize);
+
+/// A hash of the group key that is the same in every process.
+fn route(k: &GroupKey) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    k.hash(&mut h);
+    h.finish()
+}
+
+/// Builds the operator over the collection of `(group, item)` updates.
+pub fn windows<'scope>(
+    items: VecCollection<'scope, u64, (GroupKey, Item), isize>,
+    specs: Arc<Vec<PartSpec>>,
+) -> VecCollection<'scope, u64, PartValues, isize> {
+    let layouts: Vec<Layout> = specs.iter().map(Layout::new).collect();
+    items
+        .inner
+        .unary_frontier::<CapacityContainerBuilder<Vec<Out>>, _, _, _>(
+            Exchange::new(|u: &In| route(&(u.0).0)),
+            "PointInTimeWindows",
+            move |_cap, _info| {
+                let mut pending: BTreeMap<u64, Vec<((GroupKey, Item), isize)>> = BTreeMap::new();
+                let mut caps: CapabilitySet<u64> = CapabilitySet::new();
+                let mut groups: HashMap<GroupKey, KeyState> = HashMap::new();
+                move |(input, frontier), output| {
+                    input.for_each(|cap, data| {
+                        if let Some(c) = cap.retain_least(0) {
+                            caps.insert(c);
+                        }
+                        for (d, t, r) in data.drain(..) {
+                            pending.entry(t).or_default().push((d, r));
+                        }
+                    });
+                    while let Some((&t, _)) = pending.first_key_value() {
+                        if frontier.less_equal(&t) {
+                            break;
+                        }
+                        let updates = pending.remove(&t).unwrap_or_default();
+                        let mut by_key: HashMap<GroupKey, Vec<(Item, isize)>> = HashMap::new();
+                        for ((k, item), r) in updates {
+                            by_key.entry(k).or_default().push((item, r));
+                        }
+                        let mut out: Vec<Out> = Vec::new();
+                        let mut changes = Vec::new();
+                        for (k, mut ups) in by_key {
+                            consolidate(&mut ups);
+                            if ups.is_empty() {
+                                continue;
+                            }
+                            let part = k.0;
+                            let state = groups.entry(k.clone()).or_default();
+                            state.apply(
+                                &specs[part as usize],
+                                &layouts[part as usize],
+                                ups,
+                                &mut changes,
+                            );
+                            if state.is_empty() {
+                                groups.remove(&k);
+                            }
+                            out.extend(
+                                changes
+                                    .drain(..)
+                                    .map(|((row, values), r)| ((row, part, values), t, r)),
+                            );
+                        }
+                        if !out.is_empty() {
+                            let cap = caps.delayed(&t);
+                            output.session(&cap).give_iterator(out.into_iter());
+                        }
+                    }
+                    caps.downgrade(frontier.frontier().iter());
+                }
+            },
+        )
+        .as_collection()
+}
