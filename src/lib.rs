@@ -6,6 +6,8 @@
 //! - [`config`] reads compiled Join / GroupBy / StagingQuery JSON into a typed model.
 //! - [`warehouse`] is the embedded storage: Hive-layout Parquet tables under a folder, with
 //!   table properties and crash-safe partition writes.
+//! - [`aggregate`] implements Chronon's aggregation operations as mergeable partial aggregates
+//!   (pure Rust, no dataflow): argMap parsing, output types, update / merge / finalize.
 //! - [`sql`] is the SQL engine (DataFusion with Spark functions) that applies Chronon queries
 //!   (selects, wheres, partition bounds) and runs staging queries ([`staging`]).
 //! - [`dataflow`] is the only module that touches timely and differential-dataflow: the join
@@ -17,6 +19,7 @@
 //!   drives the dataflow and writes output partitions.
 //! - [`cli`] is the `weft` command line; [`demo`] generates a realistic sample warehouse.
 
+pub mod aggregate;
 pub mod cli;
 pub mod config;
 pub mod dataflow;

@@ -1,0 +1,25 @@
+//! Chronon's aggregation operations as pure Rust partial aggregates (chronon-semantics §2.3).
+//!
+//! An [`AggSpec`] is one operation with its parsed `argMap`; [`AggSpec::output_type`] gives the
+//! Arrow type it produces for an input column. An [`Aggregator`] (spec + [`InputShape`] +
+//! bucketing) updates, merges and finalizes [`Ir`]s, the mergeable partial aggregates the
+//! dataflow keeps per key and time tile. Inputs and outputs are [`Value`]s, converted from and to
+//! Arrow arrays by [`value::column_values`] and [`value::to_array`].
+//!
+//! The approximate operations use the `datasketches` crate (CPC for APPROX_UNIQUE_COUNT,
+//! frequent items for APPROX_HISTOGRAM_K) and a deterministic KLL sketch of our own for
+//! APPROX_PERCENTILE (see `sketch.rs` for why). Every result is deterministic: the same inputs
+//! updated and merged in the same order give bit-identical outputs.
+
+pub mod ir;
+mod leaf;
+pub mod op;
+mod sketch;
+pub mod value;
+
+#[cfg(test)]
+mod tests;
+
+pub use ir::{Aggregator, Ir};
+pub use op::{AggSpec, InputShape};
+pub use value::Value;

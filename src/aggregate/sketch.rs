@@ -1,0 +1,341 @@
+//! The approximate aggregations' states.
+//!
+//! - APPROX_UNIQUE_COUNT: a CPC sketch from `datasketches`, fed the way DataSketches Java is by
+//!   Chronon (longs as 8 little-endian bytes, doubles canonicalised, strings and bytes raw and
+//!   skipped when empty), merged through a `CpcUnion` and finalised as the truncated estimate.
+//! - APPROX_HISTOGRAM_K: [`ApproxHist`], exact counts while there are at most `k` distinct values,
+//!   then `datasketches`' frequent-items sketch (map size = the smallest power of two ≥ 4k, at
+//!   least 8; Chronon uses ≥ k, see [`sketch_size`]) whose no-false-positive items are returned,
+//!   top k by estimate (ties by value).
+//! - APPROX_PERCENTILE: [`Kll`], a KLL quantiles sketch over `f32` written here rather than taken
+//!   from `datasketches`, because that crate's compactions draw from an unseeded thread-local
+//!   random source and weft's outputs must be bit-identical from run to run. This one draws its
+//!   coin flips from a SplitMix64 stream kept in the sketch, so the same inputs merged in the same
+//!   order always give the same sketch. Its accuracy is KLL's (levels of capacity
+//!   `max(8, ⌈k·(2/3)^depth⌉)`, random-offset halving); quantiles are answered as Chronon's
+//!   DataSketches version does: rank 0 → min, 1 → max, otherwise the item at weighted position
+//!   `⌊rank·n⌋` of the sorted stream.
+
+use std::collections::BTreeMap;
+
+use datasketches::cpc::{CpcSketch, CpcUnion};
+use datasketches::frequencies::{ErrorType, FrequentItemsSketch};
+use datasketches::hash::value::{canonical_float, raw_bytes};
+
+use super::value::Value;
+
+// ---------------------------------------------------------------------------------------------
+// CPC
+
+/// A new CPC sketch; `lg_k` is validated by `AggSpec::new` (4..=26), anything else is clamped.
+pub(crate) fn cpc_new(lg_k: usize) -> CpcSketch {
+    CpcSketch::new(lg_k.clamp(4, 26) as u8).expect("lgK in range")
+}
+
+pub(crate) fn cpc_update(sketch: &mut CpcSketch, v: &Value) {
+    match v {
+        Value::Null => {}
+        Value::Long(x) => sketch.update(*x),
+        Value::Bool(b) => sketch.update(*b as i64),
+        Value::Double(bits) => sketch.update(canonical_float::from_f64(f64::from_bits(*bits))),
+        Value::Str(s) => {
+            if !s.is_empty() {
+                sketch.update(raw_bytes::from_str(s));
+            }
+        }
+        Value::Bytes(b) => {
+            if !b.is_empty() {
+                sketch.update(raw_bytes::from_slice(b));
+            }
+        }
+        other => sketch.update(other),
+    }
+}
+
+pub(crate) fn cpc_merge(into: &mut CpcSketch, other: &CpcSketch) {
+    let mut union = CpcUnion::new(into.lg_k()).expect("lgK in range");
+    union.update(into).expect("same seed");
+    union.update(other).expect("same seed");
+    *into = union.to_sketch();
+}
+
+pub(crate) fn cpc_estimate(sketch: &CpcSketch) -> i64 {
+    sketch.estimate() as i64
+}
+
+// ---------------------------------------------------------------------------------------------
+// APPROX_HISTOGRAM_K
+
+/// Exact value counts while there are at most `k` distinct values, a frequent-items sketch after.
+#[derive(Debug, Clone)]
+pub(crate) enum ApproxHist {
+    Exact(BTreeMap<Value, i64>),
+    Sketch(FrequentItemsSketch<Value>),
+}
+
+/// The frequent-items map size: the smallest power of two ≥ 4k (at least 8). Chronon sizes the
+/// map to k itself, but a map of size M only tracks 0.75·M items, so it could never return k
+/// items; 4k keeps 3k counters and an error bound of 3.5/(4k) of the stream weight.
+fn sketch_size(k: usize) -> usize {
+    k.max(1)
+        .saturating_mul(4)
+        .next_power_of_two()
+        .clamp(8, 1 << 30)
+}
+
+impl ApproxHist {
+    pub(crate) fn new() -> ApproxHist {
+        ApproxHist::Exact(BTreeMap::new())
+    }
+
+    pub(crate) fn add(&mut self, k: usize, v: &Value, count: i64) {
+        if count <= 0 {
+            return;
+        }
+        match self {
+            ApproxHist::Exact(m) => {
+                *m.entry(v.clone()).or_insert(0) += count;
+                self.maybe_promote(k);
+            }
+            ApproxHist::Sketch(s) => s.update_with_count(v.clone(), count as u64),
+        }
+    }
+
+    fn maybe_promote(&mut self, k: usize) {
+        if let ApproxHist::Exact(m) = self {
+            if m.len() <= k {
+                return;
+            }
+            let mut s = FrequentItemsSketch::new(sketch_size(k)).expect("power of two map size");
+            for (v, c) in std::mem::take(m) {
+                s.update_with_count(v, c as u64);
+            }
+            *self = ApproxHist::Sketch(s);
+        }
+    }
+
+    pub(crate) fn merge(&mut self, k: usize, other: &ApproxHist) {
+        match (&mut *self, other) {
+            (ApproxHist::Exact(a), ApproxHist::Exact(b)) => {
+                for (v, c) in b {
+                    *a.entry(v.clone()).or_insert(0) += c;
+                }
+                self.maybe_promote(k);
+            }
+            (ApproxHist::Sketch(a), ApproxHist::Sketch(b)) => a.merge(b),
+            (ApproxHist::Sketch(a), ApproxHist::Exact(b)) => {
+                for (v, c) in b {
+                    a.update_with_count(v.clone(), *c as u64);
+                }
+            }
+            (ApproxHist::Exact(a), ApproxHist::Sketch(b)) => {
+                let mut s = b.clone();
+                for (v, c) in std::mem::take(a) {
+                    s.update_with_count(v, c as u64);
+                }
+                *self = ApproxHist::Sketch(s);
+            }
+        }
+    }
+
+    /// `(value, count)` of at most `k` values: all of them while exact, else the sketch's
+    /// no-false-positive items with the largest estimates (ties by value).
+    pub(crate) fn top(&self, k: usize) -> Vec<(Value, i64)> {
+        match self {
+            ApproxHist::Exact(m) => m.iter().map(|(v, c)| (v.clone(), *c)).collect(),
+            ApproxHist::Sketch(s) => {
+                let mut rows: Vec<(Value, i64)> = s
+                    .frequent_items(ErrorType::NoFalsePositives)
+                    .into_iter()
+                    .map(|r| (r.item().clone(), r.estimate() as i64))
+                    .collect();
+                rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                rows.truncate(k);
+                rows
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// APPROX_PERCENTILE
+
+/// Minimum capacity of a level.
+const MIN_LEVEL_CAPACITY: usize = 8;
+const SEED: u64 = 0x243f_6a88_85a3_08d3;
+
+/// A deterministic KLL sketch over `f32` (see the module doc).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Kll {
+    k: u16,
+    n: u64,
+    /// Level `h` holds items of weight `2^h`; level 0 in arrival order, the others sorted.
+    levels: Vec<Vec<f32>>,
+    min: f32,
+    max: f32,
+    rng: u64,
+}
+
+fn splitmix(state: u64) -> (u64, u64) {
+    let s = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = s;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (s, z ^ (z >> 31))
+}
+
+/// `max(8, ⌈k·(2/3)^depth⌉)` in exact integer arithmetic.
+fn level_capacity(k: u16, num_levels: usize, level: usize) -> usize {
+    let depth = (num_levels - 1 - level) as u32;
+    if depth > 40 {
+        return MIN_LEVEL_CAPACITY;
+    }
+    let cap = ((k as u128) << depth).div_ceil(3u128.pow(depth));
+    (cap as usize).max(MIN_LEVEL_CAPACITY)
+}
+
+fn merge_sorted(a: &[f32], b: &[f32]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if b[j].total_cmp(&a[i]).is_lt() {
+            out.push(b[j]);
+            j += 1;
+        } else {
+            out.push(a[i]);
+            i += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+impl Kll {
+    /// `k` is validated by `AggSpec::new` (8..=65535); anything else is clamped.
+    pub(crate) fn new(k: usize) -> Kll {
+        Kll {
+            k: k.clamp(8, 65535) as u16,
+            n: 0,
+            levels: vec![Vec::new()],
+            min: f32::NAN,
+            max: f32::NAN,
+            rng: SEED,
+        }
+    }
+
+    fn retained(&self) -> usize {
+        self.levels.iter().map(Vec::len).sum()
+    }
+
+    fn capacity(&self) -> usize {
+        let nl = self.levels.len();
+        (0..nl).map(|h| level_capacity(self.k, nl, h)).sum()
+    }
+
+    fn next_bit(&mut self) -> usize {
+        let (state, out) = splitmix(self.rng);
+        self.rng = state;
+        (out >> 63) as usize
+    }
+
+    fn note_extremes(&mut self, lo: f32, hi: f32) {
+        if self.n == 0 || lo < self.min {
+            self.min = lo;
+        }
+        if self.n == 0 || hi > self.max {
+            self.max = hi;
+        }
+    }
+
+    /// Adds one item; NaN is ignored (as DataSketches does).
+    pub(crate) fn update(&mut self, x: f32) {
+        if x.is_nan() {
+            return;
+        }
+        self.note_extremes(x, x);
+        self.n += 1;
+        self.levels[0].push(x);
+        self.compress();
+    }
+
+    pub(crate) fn merge(&mut self, other: &Kll) {
+        if other.n == 0 {
+            return;
+        }
+        self.note_extremes(other.min, other.max);
+        self.n += other.n;
+        while self.levels.len() < other.levels.len() {
+            self.levels.push(Vec::new());
+        }
+        self.levels[0].extend_from_slice(&other.levels[0]);
+        for h in 1..other.levels.len() {
+            self.levels[h] = merge_sorted(&self.levels[h], &other.levels[h]);
+        }
+        self.rng = splitmix(self.rng ^ other.rng.rotate_left(29)).1;
+        self.compress();
+    }
+
+    /// Compacts the lowest full level until the sketch is within its capacity.
+    fn compress(&mut self) {
+        while self.retained() >= self.capacity() {
+            let nl = self.levels.len();
+            let Some(h) = (0..nl).find(|&h| self.levels[h].len() >= level_capacity(self.k, nl, h))
+            else {
+                break;
+            };
+            self.compact(h);
+        }
+    }
+
+    /// Halves level `h` into level `h + 1`: sorted items at even or odd positions (a coin flip)
+    /// move up with double weight; with an odd count the first stored item stays.
+    fn compact(&mut self, h: usize) {
+        if h + 1 == self.levels.len() {
+            self.levels.push(Vec::new());
+        }
+        let mut items = std::mem::take(&mut self.levels[h]);
+        let kept = if items.len() % 2 == 1 {
+            Some(items.remove(0))
+        } else {
+            None
+        };
+        if h == 0 {
+            items.sort_by(f32::total_cmp);
+        }
+        let offset = self.next_bit();
+        let promoted: Vec<f32> = items.iter().skip(offset).step_by(2).copied().collect();
+        self.levels[h + 1] = merge_sorted(&self.levels[h + 1], &promoted);
+        self.levels[h] = kept.into_iter().collect();
+    }
+
+    /// The quantile at each rank; `None` when the sketch has no item.
+    pub(crate) fn quantiles(&self, ranks: &[f64]) -> Option<Vec<f32>> {
+        if self.n == 0 {
+            return None;
+        }
+        let mut weighted: Vec<(f32, u64)> = Vec::with_capacity(self.retained());
+        for (h, level) in self.levels.iter().enumerate() {
+            weighted.extend(level.iter().map(|x| (*x, 1u64 << h)));
+        }
+        weighted.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let quantile = |r: f64| -> f32 {
+            if r <= 0.0 {
+                return self.min;
+            }
+            if r >= 1.0 {
+                return self.max;
+            }
+            let pos = (r * self.n as f64).floor() as u64;
+            let mut cumulative = 0u64;
+            for (x, w) in &weighted {
+                cumulative += w;
+                if cumulative > pos {
+                    return *x;
+                }
+            }
+            self.max
+        };
+        Some(ranks.iter().map(|r| quantile(*r)).collect())
+    }
+}
