@@ -1,0 +1,1177 @@
+//! The join-engine benchmark: weft against the same point-in-time join in DuckDB SQL, on the
+//! same generated Parquet warehouse, for a full 90-day backfill and for one appended day.
+//!
+//! ```sh
+//! cargo bench --bench join_engine                              # release, N = 1M left rows
+//! WEFT_BENCH_ROWS=20000 WEFT_BENCH_OPS=sum,count cargo bench --bench join_engine --profile dev
+//! ```
+//!
+//! The scenario (a temp warehouse, deleted afterwards unless `WEFT_BENCH_DIR` is set):
+//! - left `data.checkouts`: N rows over 90 days (`event_id`, `user_id`, `amount_cents`,
+//!   `country`, `ts` epoch ms, `ds`), users uniform over U users;
+//! - three event sources, each with N events over the same 90 days plus 30 days of history,
+//!   users Zipf-distributed (exponent `WEFT_BENCH_ZIPF`, 1.1) over the same U users:
+//!   `data.purchases` (`amount_cents` long, `merchant_id`), `data.page_views` (`dwell_ms`
+//!   long, `page_id`), `data.payments` (`amount` double, `card_id`);
+//! - join `bench.join_engine.v1` (compiled-Chronon JSON, parsed with `parse_conf`): one
+//!   TEMPORAL GroupBy per source keyed by `user_id`, each with the operations of
+//!   `WEFT_BENCH_OPS` over the windows of `WEFT_BENCH_WINDOWS` (SUM, COUNT, AVERAGE, LAST_K
+//!   with k=10 on the value column; APPROX_UNIQUE_COUNT on the id column).
+//!
+//! The left keys are uniform on purpose: DuckDB's range join costs Σ_user left rows × events,
+//! so with the left Zipf-distributed like the sources (same heavy users) it is quadratic in
+//! the heaviest user and does not finish at 1M rows. Event timestamps are unique per table,
+//! so LAST_K has no ties and both sides must agree exactly.
+//!
+//! Each side runs in its own child process (this binary re-executed with a mode argument, or
+//! `python3 -c` for DuckDB), one after the other, and its peak memory is the child's
+//! `ru_maxrss` from `wait4`. The parent only orchestrates, so it adds a few MiB at most to a
+//! child's high-water mark (Linux carries the parent's RSS over a fork into the child's).
+//! - weft: `JoinRunner::run` over days 1..90 in one step (one epoch); then day 91 lands (the
+//!   left partition and one day of each source), then `Engine::refresh` and `run` again on the
+//!   same runner are timed together: the "append" time.
+//! - DuckDB: Chronon's rule as a range join, `floor(q − W, h(W)) ≤ ts < q` (h = 1 day for
+//!   W ≥ 12 days, 1 hour for W ≥ 12 hours, else 5 minutes; unbounded: `ts < q`), NULL for empty
+//!   windows, LAST_K as `max_by(x, ts, k)` (the k newest, newest first),
+//!   `approx_count_distinct`; the result is written to Parquet (`COPY ... TO`, with
+//!   `preserve_insertion_order = false`; `WEFT_BENCH_DUCKDB_THREADS` threads). Timed for days
+//!   1..90 and, for the append, the same SQL restricted to day 91 (a fresh query: DuckDB keeps no
+//!   state between runs). A source scan is bounded by the partitions the windows reach.
+//! - Sanity: 1,000 sampled left rows (10% of them from day 91, `WEFT_BENCH_SAMPLE`) are compared:
+//!   SUM/COUNT/AVERAGE/LAST_K exactly (doubles to 1e-9 relative), APPROX_UNIQUE_COUNT within 10%
+//!   (at least ±1) of the exact distinct count computed for the sampled rows: NULL must match
+//!   NULL, and as CPC (lgK 8) has ~3.7% relative standard error, up to 3% of the counts ≥ 10 may
+//!   be outside 10% if the mean error on counts ≥ 20 is within ±3% (DuckDB's own estimate is
+//!   reported against the exact count too). Plus the row count of every partition. On any
+//!   mismatch the timings are printed under a loud warning and the bench exits with status 2.
+//!
+//! Settings (environment): `WEFT_BENCH_ROWS` (1_000_000; `20k`, `1M`, `10M` accepted),
+//! `WEFT_BENCH_WORKERS` (1), `WEFT_BENCH_DUCKDB_THREADS` (= workers), `WEFT_BENCH_OPS`
+//! (`sum,count,average,last_k,approx_unique_count`), `WEFT_BENCH_WINDOWS` (`1d,7d,30d,unbounded`),
+//! `WEFT_BENCH_USERS` (N/10), `WEFT_BENCH_ZIPF` (1.1), `WEFT_BENCH_SEED`, `WEFT_BENCH_SAMPLE`
+//! (1000), `WEFT_BENCH_DIR` (keep the warehouse and results there).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Zipf};
+use serde_json::{json, Value};
+
+use weft::config::{parse_conf, Conf, Join};
+use weft::join::{JoinOptions, JoinRunner};
+use weft::partition::{Ds, DAY_MS};
+use weft::sql::Engine;
+use weft::warehouse::{TableName, Warehouse};
+
+const LEFT_DAYS: i32 = 90;
+const HISTORY_DAYS: i32 = 30;
+const FIRST_DAY: &str = "2025-01-01";
+const LEFT_TABLE: &str = "data.checkouts";
+const JOIN_NAME: &str = "bench.join_engine.v1";
+const OUTPUT_NAMESPACE: &str = "bench";
+const LAST_K: usize = 10;
+const HOUR_MS: i64 = 3_600_000;
+
+// ------------------------------------------------------------------------------------------
+// Settings
+// ------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Sum,
+    Count,
+    Average,
+    LastK,
+    ApproxUniqueCount,
+}
+
+impl Op {
+    fn parse(s: &str) -> Result<Op> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "sum" => Op::Sum,
+            "count" => Op::Count,
+            "average" | "avg" => Op::Average,
+            "last_k" | "lastk" => Op::LastK,
+            "approx_unique_count" | "approx" => Op::ApproxUniqueCount,
+            other => bail!(
+                "WEFT_BENCH_OPS: unknown operation `{other}`; use sum, count, average, last_k, approx_unique_count"
+            ),
+        })
+    }
+    /// Thrift `Operation` code.
+    fn code(self) -> i64 {
+        match self {
+            Op::Sum => 7,
+            Op::Count => 6,
+            Op::Average => 8,
+            Op::LastK => 13,
+            Op::ApproxUniqueCount => 5,
+        }
+    }
+    /// Chronon's column-name suffix.
+    fn suffix(self) -> String {
+        match self {
+            Op::Sum => "sum".into(),
+            Op::Count => "count".into(),
+            Op::Average => "average".into(),
+            Op::LastK => format!("last{LAST_K}"),
+            Op::ApproxUniqueCount => "approx_unique_count".into(),
+        }
+    }
+    /// Name used in the DuckDB spec.
+    fn key(self) -> &'static str {
+        match self {
+            Op::Sum => "sum",
+            Op::Count => "count",
+            Op::Average => "average",
+            Op::LastK => "last_k",
+            Op::ApproxUniqueCount => "approx_unique_count",
+        }
+    }
+}
+
+/// A window: `length` in `unit` (thrift TimeUnit: 0 = hours, 1 = days); `None` = unbounded.
+#[derive(Debug, Clone, Copy)]
+struct Win(Option<(i32, i32)>);
+
+impl Win {
+    fn parse(s: &str) -> Result<Win> {
+        let s = s.trim().to_ascii_lowercase();
+        if s == "unbounded" || s == "inf" || s == "all" {
+            return Ok(Win(None));
+        }
+        let (num, unit) = s.split_at(s.len().saturating_sub(1));
+        let unit = match unit {
+            "d" => 1,
+            "h" => 0,
+            _ => bail!("WEFT_BENCH_WINDOWS: `{s}` is not a window (e.g. 1d, 12h, unbounded)"),
+        };
+        let n: i32 = num
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| anyhow!("WEFT_BENCH_WINDOWS: `{s}` is not a window"))?;
+        Ok(Win(Some((n, unit))))
+    }
+    fn json(self) -> Value {
+        match self.0 {
+            // Chronon's unbounded window (`WindowUtils.Unbounded`): length Int.MaxValue.
+            None => json!({"length": i32::MAX, "timeUnit": 1}),
+            Some((n, u)) => json!({"length": n, "timeUnit": u}),
+        }
+    }
+    fn millis(self) -> Option<i64> {
+        self.0
+            .map(|(n, u)| n as i64 * if u == 0 { HOUR_MS } else { DAY_MS })
+    }
+    fn suffix(self) -> String {
+        match self.0 {
+            None => String::new(),
+            Some((n, u)) => format!("_{n}{}", if u == 0 { "h" } else { "d" }),
+        }
+    }
+}
+
+/// The tail hop h(W) of Chronon's FiveMinuteResolution.
+fn hop(w: i64) -> i64 {
+    if w >= 12 * DAY_MS {
+        DAY_MS
+    } else if w >= 12 * HOUR_MS {
+        HOUR_MS
+    } else {
+        5 * 60_000
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Settings {
+    rows: usize,
+    users: usize,
+    zipf: f64,
+    workers: usize,
+    duck_threads: usize,
+    ops: Vec<Op>,
+    windows: Vec<Win>,
+    seed: u64,
+    sample: usize,
+}
+
+fn parse_count(s: &str) -> Option<usize> {
+    let s = s.trim().replace('_', "").to_ascii_lowercase();
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1e3),
+        'm' => (&s[..s.len() - 1], 1e6),
+        'g' | 'b' => (&s[..s.len() - 1], 1e9),
+        _ => (s.as_str(), 1.0),
+    };
+    let v: f64 = num.parse().ok()?;
+    (v > 0.0).then(|| (v * mult).round() as usize)
+}
+
+fn env_str(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn env_count(name: &str, default: usize) -> Result<usize> {
+    match env_str(name) {
+        None => Ok(default),
+        Some(v) => parse_count(&v).ok_or_else(|| anyhow!("{name}=`{v}` is not a count")),
+    }
+}
+
+impl Settings {
+    fn from_env() -> Result<Settings> {
+        let rows = env_count("WEFT_BENCH_ROWS", 1_000_000)?.max(LEFT_DAYS as usize);
+        let workers = env_count("WEFT_BENCH_WORKERS", 1)?.max(1);
+        let ops = env_str("WEFT_BENCH_OPS")
+            .unwrap_or_else(|| "sum,count,average,last_k,approx_unique_count".into())
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(Op::parse)
+            .collect::<Result<Vec<_>>>()?;
+        let windows = env_str("WEFT_BENCH_WINDOWS")
+            .unwrap_or_else(|| "1d,7d,30d,unbounded".into())
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(Win::parse)
+            .collect::<Result<Vec<_>>>()?;
+        if ops.is_empty() || windows.is_empty() {
+            bail!("WEFT_BENCH_OPS and WEFT_BENCH_WINDOWS must not be empty");
+        }
+        Ok(Settings {
+            rows,
+            users: env_count("WEFT_BENCH_USERS", (rows / 10).max(100))?,
+            zipf: env_str("WEFT_BENCH_ZIPF")
+                .map(|v| v.parse().context("WEFT_BENCH_ZIPF"))
+                .transpose()?
+                .unwrap_or(1.1),
+            workers,
+            duck_threads: env_count("WEFT_BENCH_DUCKDB_THREADS", workers)?,
+            ops,
+            windows,
+            seed: env_str("WEFT_BENCH_SEED")
+                .map(|v| v.parse().context("WEFT_BENCH_SEED"))
+                .transpose()?
+                .unwrap_or(20_250_101),
+            sample: env_count("WEFT_BENCH_SAMPLE", 1000)?,
+        })
+    }
+
+    fn first_day(&self) -> Ds {
+        Ds::parse(FIRST_DAY).expect("valid date")
+    }
+    fn last_full_day(&self) -> Ds {
+        self.first_day().shift(LEFT_DAYS - 1)
+    }
+    fn append_day(&self) -> Ds {
+        self.first_day().shift(LEFT_DAYS)
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The sources and the join config
+// ------------------------------------------------------------------------------------------
+
+/// An event source and its GroupBy.
+struct SourceDef {
+    table: &'static str,
+    group_by: &'static str,
+    /// Input of SUM, COUNT, AVERAGE and LAST_K.
+    value: &'static str,
+    value_is_double: bool,
+    /// Input of APPROX_UNIQUE_COUNT.
+    id: &'static str,
+}
+
+const SOURCES: [SourceDef; 3] = [
+    SourceDef {
+        table: "data.purchases",
+        group_by: "bench.purchases.v1",
+        value: "amount_cents",
+        value_is_double: false,
+        id: "merchant_id",
+    },
+    SourceDef {
+        table: "data.page_views",
+        group_by: "bench.page_views.v1",
+        value: "dwell_ms",
+        value_is_double: false,
+        id: "page_id",
+    },
+    SourceDef {
+        table: "data.payments",
+        group_by: "bench.payments.v1",
+        value: "amount",
+        value_is_double: true,
+        id: "card_id",
+    },
+];
+
+impl SourceDef {
+    fn input(&self, op: Op) -> &'static str {
+        if op == Op::ApproxUniqueCount {
+            self.id
+        } else {
+            self.value
+        }
+    }
+    fn inputs(&self, ops: &[Op]) -> Vec<&'static str> {
+        let mut v: Vec<&str> = Vec::new();
+        for op in ops {
+            if !v.contains(&self.input(*op)) {
+                v.push(self.input(*op));
+            }
+        }
+        v
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+fn dependency(table: &str) -> String {
+    json!({"name": format!("wait_for_{table}_ds"), "spec": format!("{table}/ds={{{{ ds }}}}"),
+           "start": null, "end": null})
+    .to_string()
+}
+
+/// The join as `compile.py` would write it.
+fn join_json(s: &Settings) -> Value {
+    let windows: Vec<Value> = s.windows.iter().map(|w| w.json()).collect();
+    let parts: Vec<Value> = SOURCES
+        .iter()
+        .map(|src| {
+            let mut selects = serde_json::Map::new();
+            selects.insert("user_id".into(), json!("user_id"));
+            for c in src.inputs(&s.ops) {
+                selects.insert(c.into(), json!(c));
+            }
+            let aggregations: Vec<Value> = s
+                .ops
+                .iter()
+                .map(|op| {
+                    let arg_map = if *op == Op::LastK {
+                        json!({"k": LAST_K.to_string()})
+                    } else {
+                        json!({})
+                    };
+                    json!({"inputColumn": src.input(*op), "operation": op.code(),
+                           "argMap": arg_map, "windows": windows})
+                })
+                .collect();
+            json!({"groupBy": {
+                "metaData": {
+                    "name": src.group_by,
+                    "online": 1,
+                    "customJson": "{\"lag\": 0, \"groupby_tags\": null, \"column_tags\": {}}",
+                    "dependencies": [dependency(src.table)],
+                    "team": "bench",
+                    "offlineSchedule": "@daily"
+                },
+                "sources": [{"events": {"table": src.table, "query": {
+                    "selects": selects, "timeColumn": "ts", "setups": []}}}],
+                "keyColumns": ["user_id"],
+                "aggregations": aggregations,
+                "accuracy": 0
+            }})
+        })
+        .collect();
+    let mut deps = vec![dependency(LEFT_TABLE)];
+    deps.extend(SOURCES.iter().map(|s| dependency(s.table)));
+    json!({
+        "metaData": {
+            "name": JOIN_NAME,
+            "online": 0,
+            "production": 0,
+            "customJson": "{\"check_consistency\": false, \"lag\": 0, \"join_tags\": null, \"join_part_tags\": {}}",
+            "dependencies": deps,
+            "tableProperties": {"source": "chronon"},
+            "outputNamespace": OUTPUT_NAMESPACE,
+            "team": "bench",
+            "samplePercent": 100.0,
+            "offlineSchedule": "@daily"
+        },
+        "left": {"events": {"table": LEFT_TABLE, "query": {
+            "selects": {"event_id": "event_id", "user_id": "user_id", "amount_cents": "amount_cents",
+                        "country": "country", "ts": "ts"},
+            "timeColumn": "ts", "setups": []}}},
+        "joinParts": parts
+    })
+}
+
+fn load_join(s: &Settings) -> Result<Join> {
+    let text = serde_json::to_string_pretty(&join_json(s))?;
+    match parse_conf(Path::new("production/joins/bench/join_engine.v1"), &text)? {
+        Conf::Join(j) => Ok(*j),
+        _ => bail!("the bench config did not parse as a join"),
+    }
+}
+
+/// What the DuckDB script needs: tables, the output columns (names as Chronon builds them) and
+/// their windows.
+fn duck_spec(s: &Settings, dir: &Path) -> Value {
+    let parts: Vec<Value> = SOURCES
+        .iter()
+        .map(|src| {
+            let prefix = sanitize(src.group_by);
+            let mut columns = Vec::new();
+            for op in &s.ops {
+                for w in &s.windows {
+                    let input = src.input(*op);
+                    columns.push(json!({
+                        "name": format!("{prefix}_{input}_{}{}", op.suffix(), w.suffix()),
+                        "op": op.key(),
+                        "input": input,
+                        "double": input == src.value && src.value_is_double,
+                        "k": LAST_K,
+                        "window_ms": w.millis(),
+                        "hop_ms": w.millis().map(hop),
+                    }));
+                }
+            }
+            json!({"table": src.table, "key": "user_id", "columns": columns})
+        })
+        .collect();
+    json!({
+        "dir": dir,
+        "root": dir.join("warehouse"),
+        "duck_dir": dir.join("duckdb"),
+        "threads": s.duck_threads,
+        "left": {"table": LEFT_TABLE, "key": "user_id",
+                 "columns": ["event_id", "user_id", "amount_cents", "country", "ts"]},
+        "output_table": format!("{OUTPUT_NAMESPACE}.{}", sanitize(JOIN_NAME)),
+        "first_day": s.first_day().to_string(),
+        "last_full_day": s.last_full_day().to_string(),
+        "append_day": s.append_day().to_string(),
+        "sample": s.sample,
+        "seed": s.seed % 1_000_000,
+        "parts": parts,
+    })
+}
+
+// ------------------------------------------------------------------------------------------
+// Data generator: one partition at a time, columnar
+// ------------------------------------------------------------------------------------------
+
+/// `total` spread over `days`: the share of day `i`.
+fn share(total: usize, days: usize, i: usize) -> usize {
+    total / days + usize::from(i < total % days)
+}
+
+fn rng_for(s: &Settings, table: u64, day: Ds) -> SmallRng {
+    let x = s
+        .seed
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(table.wrapping_mul(0xBF58_476D_1CE4_E5B9))
+        .wrapping_add(day.0 as u64);
+    SmallRng::seed_from_u64(x)
+}
+
+/// `n` increasing, distinct timestamps spread over `day` (one random millisecond per slot).
+fn day_times(rng: &mut SmallRng, day: Ds, n: usize) -> Vec<i64> {
+    let start = day.start_millis();
+    let edge = |i: usize| (i as i128 * DAY_MS as i128 / n.max(1) as i128) as i64;
+    (0..n)
+        .map(|i| {
+            let (a, b) = (edge(i), edge(i + 1));
+            start + a + rng.random_range(0..(b - a).max(1))
+        })
+        .collect()
+}
+
+fn write(wh: &Warehouse, table: &str, day: Ds, cols: Vec<(&str, ArrayRef)>) -> Result<usize> {
+    let schema: SchemaRef = Arc::new(Schema::new(
+        cols.iter()
+            .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(schema.clone(), cols.into_iter().map(|(_, a)| a).collect())?;
+    let rows = batch.num_rows();
+    wh.write_partition(
+        &TableName::parse(table)?,
+        &[("ds".into(), day.to_string())],
+        schema,
+        &[batch],
+    )?;
+    Ok(rows)
+}
+
+const COUNTRIES: [&str; 8] = ["US", "DE", "FR", "GB", "BR", "IN", "JP", "CA"];
+
+fn gen_left(wh: &Warehouse, s: &Settings, day: Ds, n: usize) -> Result<usize> {
+    let mut rng = rng_for(s, 0, day);
+    let ts = day_times(&mut rng, day, n);
+    let event_id: Vec<i64> = (0..n as i64)
+        .map(|i| day.0 as i64 * 1_000_000_000 + i)
+        .collect();
+    let users = s.users as i64;
+    let user_id: Vec<i64> = (0..n).map(|_| rng.random_range(1..=users)).collect();
+    let amount: Vec<i64> = (0..n).map(|_| rng.random_range(100..100_000)).collect();
+    let country: Vec<&str> = (0..n)
+        .map(|_| COUNTRIES[rng.random_range(0..COUNTRIES.len())])
+        .collect();
+    write(
+        wh,
+        LEFT_TABLE,
+        day,
+        vec![
+            ("event_id", Arc::new(Int64Array::from(event_id))),
+            ("user_id", Arc::new(Int64Array::from(user_id))),
+            ("amount_cents", Arc::new(Int64Array::from(amount))),
+            ("country", Arc::new(StringArray::from(country))),
+            ("ts", Arc::new(Int64Array::from(ts))),
+        ],
+    )
+}
+
+fn gen_source(wh: &Warehouse, s: &Settings, src: usize, day: Ds, n: usize) -> Result<usize> {
+    let mut rng = rng_for(s, 1 + src as u64, day);
+    let zipf = Zipf::new(s.users as f64, s.zipf).map_err(|e| anyhow!("zipf: {e}"))?;
+    let user_id: Vec<i64> = (0..n).map(|_| zipf.sample(&mut rng) as i64).collect();
+    let def = &SOURCES[src];
+    let value: ArrayRef = match src {
+        0 => Arc::new(Int64Array::from_iter_values(
+            (0..n).map(|_| rng.random_range(100..200_000i64)),
+        )),
+        1 => Arc::new(Int64Array::from_iter_values(
+            (0..n).map(|_| rng.random_range(50..600_000i64)),
+        )),
+        _ => Arc::new(Float64Array::from_iter_values(
+            (0..n).map(|_| rng.random_range(100..1_000_000i64) as f64 / 100.0),
+        )),
+    };
+    let id: Vec<i64> = match src {
+        0 => (0..n).map(|_| rng.random_range(1..=20_000)).collect(),
+        1 => (0..n).map(|_| rng.random_range(1..=5_000)).collect(),
+        // a few cards per user
+        _ => user_id
+            .iter()
+            .map(|u| u * 4 + rng.random_range(0..4))
+            .collect(),
+    };
+    let ts = day_times(&mut rng, day, n);
+    write(
+        wh,
+        def.table,
+        day,
+        vec![
+            ("user_id", Arc::new(Int64Array::from(user_id))),
+            (def.value, value),
+            (def.id, Arc::new(Int64Array::from(id))),
+            ("ts", Arc::new(Int64Array::from(ts))),
+        ],
+    )
+}
+
+/// Days 1..90 of the left, and days -29..90 of every source.
+fn generate(wh: &Warehouse, s: &Settings) -> Result<(usize, usize)> {
+    let first = s.first_day();
+    let mut left = 0;
+    for i in 0..LEFT_DAYS {
+        left += gen_left(
+            wh,
+            s,
+            first.shift(i),
+            share(s.rows, LEFT_DAYS as usize, i as usize),
+        )?;
+    }
+    let mut events = 0;
+    let source_days = (HISTORY_DAYS + LEFT_DAYS) as usize;
+    for src in 0..SOURCES.len() {
+        for j in 0..source_days {
+            let day = first.shift(j as i32 - HISTORY_DAYS);
+            events += gen_source(wh, s, src, day, share(s.rows, source_days, j))?;
+        }
+    }
+    Ok((left, events))
+}
+
+/// Day 91: the left partition and one day of every source.
+fn land_append_day(wh: &Warehouse, s: &Settings) -> Result<usize> {
+    let day = s.append_day();
+    let n = gen_left(wh, s, day, (s.rows / LEFT_DAYS as usize).max(1))?;
+    let per_source = (s.rows / (HISTORY_DAYS + LEFT_DAYS) as usize).max(1);
+    for src in 0..SOURCES.len() {
+        gen_source(wh, s, src, day, per_source)?;
+    }
+    Ok(n)
+}
+
+// ------------------------------------------------------------------------------------------
+// Child processes
+// ------------------------------------------------------------------------------------------
+
+fn write_result(dir: &Path, mode: &str, v: Value) -> Result<()> {
+    std::fs::write(
+        dir.join(format!("{mode}.result.json")),
+        serde_json::to_vec_pretty(&v)?,
+    )?;
+    Ok(())
+}
+
+fn child_gen(s: &Settings, dir: &Path) -> Result<()> {
+    let wh = Warehouse::open(dir.join("warehouse"))?;
+    let t = Instant::now();
+    let (left, events) = generate(&wh, s)?;
+    write_result(
+        dir,
+        "gen",
+        json!({"seconds": t.elapsed().as_secs_f64(), "left": left, "events": events}),
+    )
+}
+
+fn child_weft(s: &Settings, dir: &Path) -> Result<()> {
+    let wh = Warehouse::open(dir.join("warehouse"))?;
+    let engine = Engine::new(&wh)?;
+    let join = load_join(s)?;
+    let mut runner = JoinRunner::new(&join)?;
+    let opts = |end: Ds| JoinOptions {
+        workers: s.workers,
+        step_days: LEFT_DAYS as usize + 1,
+        ..JoinOptions::through(end)
+    };
+
+    let t = Instant::now();
+    let full = runner.run(&engine, &opts(s.last_full_day()), &|_, _, _| {})?;
+    let full_s = t.elapsed().as_secs_f64();
+    if full.written.len() != LEFT_DAYS as usize {
+        bail!(
+            "weft wrote {} partitions in the full run, expected {LEFT_DAYS}",
+            full.written.len()
+        );
+    }
+
+    let appended = land_append_day(&wh, s)?;
+    let t = Instant::now();
+    engine.refresh()?;
+    let append = runner.run(&engine, &opts(s.append_day()), &|_, _, _| {})?;
+    let append_s = t.elapsed().as_secs_f64();
+    if append.written != vec![s.append_day()] {
+        bail!(
+            "weft's append run wrote {:?}, expected only {}",
+            append
+                .written
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>(),
+            s.append_day()
+        );
+    }
+    write_result(
+        dir,
+        "weft",
+        json!({
+            "full": {"seconds": full_s, "rows": full.left_rows},
+            "append": {"seconds": append_s, "rows": append.left_rows, "landed": appended},
+        }),
+    )
+}
+
+struct ChildRun {
+    seconds: f64,
+    peak_mib: f64,
+}
+
+/// Runs a child to completion, reaping it with `wait4` for its own peak RSS.
+fn run_child(what: &str, cmd: &mut Command) -> Result<ChildRun> {
+    let t = Instant::now();
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("starting the {what} process"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: plain syscall on our own child; `ru` is a valid, zeroed rusage.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = loop {
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        break r;
+    };
+    drop(child);
+    if r != pid {
+        bail!(
+            "waiting for the {what} process: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        bail!(
+            "the {what} process failed ({}); its error is printed above",
+            if libc::WIFEXITED(status) {
+                format!("exit code {}", libc::WEXITSTATUS(status))
+            } else {
+                format!("signal {}", libc::WTERMSIG(status))
+            }
+        );
+    }
+    Ok(ChildRun {
+        seconds: t.elapsed().as_secs_f64(),
+        peak_mib: ru.ru_maxrss as f64 / 1024.0, // KiB on Linux
+    })
+}
+
+fn read_result(dir: &Path, mode: &str) -> Result<Value> {
+    let p = dir.join(format!("{mode}.result.json"));
+    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+fn self_child(mode: &str, dir: &Path) -> Command {
+    let mut c = Command::new(std::env::current_exe().expect("the bench binary"));
+    c.arg("__child").arg(mode).arg(dir);
+    c
+}
+
+fn python(mode: &str, dir: &Path) -> Command {
+    let mut c = Command::new("python3");
+    c.arg("-c")
+        .arg(DUCKDB_PY)
+        .arg(mode)
+        .arg(dir.join("spec.json"));
+    c
+}
+
+// ------------------------------------------------------------------------------------------
+// Main
+// ------------------------------------------------------------------------------------------
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let settings = Settings::from_env()?;
+    if let Some(i) = args.iter().position(|a| a == "__child") {
+        let mode = args.get(i + 1).context("child mode")?;
+        let dir = PathBuf::from(args.get(i + 2).context("child dir")?);
+        return match mode.as_str() {
+            "gen" => child_gen(&settings, &dir),
+            "weft" => child_weft(&settings, &dir),
+            other => bail!("unknown child mode {other}"),
+        };
+    }
+    parent(&settings)
+}
+
+/// This process's own peak RSS (VmHWM), in MiB.
+fn own_peak_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn f64_at(v: &Value, path: &[&str]) -> f64 {
+    path.iter()
+        .fold(v, |v, k| &v[*k])
+        .as_f64()
+        .unwrap_or(f64::NAN)
+}
+
+fn u64_at(v: &Value, path: &[&str]) -> u64 {
+    path.iter().fold(v, |v, k| &v[*k]).as_u64().unwrap_or(0)
+}
+
+fn parent(s: &Settings) -> Result<()> {
+    let (tmp, dir) = match env_str("WEFT_BENCH_DIR") {
+        Some(d) => {
+            let d = PathBuf::from(d);
+            if d.join("warehouse").exists() {
+                std::fs::remove_dir_all(d.join("warehouse"))?;
+            }
+            let _ = std::fs::remove_dir_all(d.join("duckdb"));
+            std::fs::create_dir_all(&d)?;
+            (None, d)
+        }
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("weft-join-engine-")
+                .tempdir()?;
+            let d = t.path().to_path_buf();
+            (Some(t), d)
+        }
+    };
+    for mode in ["gen", "weft", "duckdb", "check"] {
+        let _ = std::fs::remove_file(dir.join(format!("{mode}.result.json")));
+    }
+    std::fs::write(
+        dir.join("join_engine.v1.json"),
+        serde_json::to_string_pretty(&join_json(s))?,
+    )?;
+    std::fs::write(
+        dir.join("spec.json"),
+        serde_json::to_string_pretty(&duck_spec(s, &dir))?,
+    )?;
+    // Fail before generating anything if weft cannot parse or plan the join.
+    JoinRunner::new(&load_join(s)?).map_err(|e| {
+        anyhow!(
+            "{e}\n(weft refuses the join; limit the operations with e.g. WEFT_BENCH_OPS=sum,count)"
+        )
+    })?;
+    let ops: Vec<&str> = s.ops.iter().map(|o| o.key()).collect();
+    let wins: Vec<String> = s
+        .windows
+        .iter()
+        .map(|w| match w.0 {
+            None => "unbounded".into(),
+            Some(_) => w.suffix()[1..].to_string(),
+        })
+        .collect();
+    println!(
+        "join_engine: N={} left rows over {LEFT_DAYS} days + 1 appended day; 3 TEMPORAL GroupBys × [{}] × [{}]; \
+         {} users (Zipf {}), ~{} events per source; weft {} worker(s), DuckDB {} thread(s)",
+        s.rows,
+        ops.join(","),
+        wins.join(","),
+        s.users,
+        s.zipf,
+        s.rows,
+        s.workers,
+        s.duck_threads
+    );
+    println!("data in {}", dir.display());
+
+    let gen = run_child("generator", &mut self_child("gen", &dir))?;
+    let g = read_result(&dir, "gen")?;
+    println!(
+        "generated {} left rows and {} source events in {:.1} s",
+        u64_at(&g, &["left"]),
+        u64_at(&g, &["events"]),
+        gen.seconds
+    );
+
+    println!("running weft ...");
+    let weft_run = run_child("weft", &mut self_child("weft", &dir))?;
+    let w = read_result(&dir, "weft")?;
+    println!("running DuckDB ...");
+    let duck_run = run_child(
+        "DuckDB (python3 with the duckdb module)",
+        &mut python("run", &dir),
+    )?;
+    let d = read_result(&dir, "duckdb")?;
+    println!("checking a sample of rows ...");
+    let check = run_child("sanity check", &mut python("check", &dir));
+    let c = check.and_then(|_| read_result(&dir, "check"));
+
+    let row = |side: &str, phase: &str, v: &Value, peak: f64| {
+        let secs = f64_at(v, &[phase, "seconds"]);
+        let rows = u64_at(v, &[phase, "rows"]);
+        println!(
+            "{:<7} {:<14} {:>11} {:>10.3} {:>13.0} {:>13.0}",
+            side,
+            if phase == "full" {
+                "full (90 days)"
+            } else {
+                "append (1 day)"
+            },
+            rows,
+            secs,
+            rows as f64 / secs,
+            peak
+        );
+    };
+    let ok = match &c {
+        Ok(c) => c["ok"].as_bool().unwrap_or(false),
+        Err(_) => false,
+    };
+    println!();
+    println!(
+        "timings ({})",
+        if ok {
+            "results agree with DuckDB on the sample"
+        } else {
+            "NOT VERIFIED: the results disagree, see the warning below"
+        }
+    );
+    println!(
+        "{:<7} {:<14} {:>11} {:>10} {:>13} {:>13}",
+        "side", "run", "left rows", "wall s", "left rows/s", "peak RSS MiB"
+    );
+    row("weft", "full", &w, weft_run.peak_mib);
+    row("weft", "append", &w, weft_run.peak_mib);
+    row("duckdb", "full", &d, duck_run.peak_mib);
+    row("duckdb", "append", &d, duck_run.peak_mib);
+    let ratio = |phase: &str| f64_at(&w, &[phase, "seconds"]) / f64_at(&d, &[phase, "seconds"]);
+    println!(
+        "weft/DuckDB wall time: full {:.2}, appended day {:.2} (below 1: weft is faster); peak RSS {:.2}",
+        ratio("full"),
+        ratio("append"),
+        weft_run.peak_mib / duck_run.peak_mib
+    );
+    println!(
+        "weft's appended day took {:.1}% of its full run",
+        100.0 * f64_at(&w, &["append", "seconds"]) / f64_at(&w, &["full", "seconds"])
+    );
+    println!(
+        "(peak RSS: per process over both runs, including at most the bench's own {:.0} MiB; \
+         wall times exclude process start and data generation)",
+        own_peak_mib()
+    );
+    println!();
+
+    match &c {
+        Ok(c) => println!("sanity check: {}", c["summary"].as_str().unwrap_or("?")),
+        Err(e) => println!("sanity check did not run: {e:#}"),
+    }
+    if !ok {
+        let bar = "!".repeat(90);
+        println!("{bar}");
+        println!("!!! WARNING: weft and DuckDB DISAGREE (or the check failed): the timings above compare");
+        println!(
+            "!!! different results and must NOT be quoted. Data kept in {}",
+            dir.display()
+        );
+        println!("{bar}");
+        if let Some(t) = tmp {
+            let _ = t.keep();
+        }
+        std::process::exit(2);
+    }
+    println!("results agree on the sample: the timings above compare equal work");
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------
+// DuckDB side (run with `python3 -c`; argv: mode, spec.json)
+// ------------------------------------------------------------------------------------------
+
+const DUCKDB_PY: &str = r#"
+import json, math, os, sys, time
+from datetime import date, timedelta
+import duckdb
+
+DAY_MS = 86_400_000
+mode, spec = sys.argv[1], json.load(open(sys.argv[2]))
+
+def ql(s):
+    return "'" + str(s).replace("'", "''") + "'"
+
+def qi(s):
+    return '"' + s.replace('"', '""') + '"'
+
+def scan(table):
+    ns, name = table.split('.', 1)
+    path = os.path.join(spec['root'], ns, name, '*', '*.parquet')
+    return f"read_parquet({ql(path)}, hive_partitioning = true, hive_types = {{'ds': 'VARCHAR'}})"
+
+def start(c):
+    # Chronon's window tail floor(q - W, h(W)); ts > W here, so // (truncating) is floor
+    w, h = c['window_ms'], c['hop_ms']
+    return f"((l.ts - {w}) // {h}) * {h}"
+
+def cond(c):
+    return 'TRUE' if c['window_ms'] is None else f"e.ts >= {start(c)}"
+
+def agg(c, exact=False):
+    v = f"e.{qi(c['input'])}"
+    f = f"FILTER (WHERE {cond(c)})"
+    op = c['op']
+    if op == 'sum':
+        return f"sum({v}) {f}" if c['double'] else f"CAST(sum({v}) {f} AS BIGINT)"
+    if op == 'count':
+        return f"NULLIF(count({v}) {f}, 0)"
+    if op == 'average':
+        return f"avg({v}) {f}"
+    if op == 'last_k':   # the k newest non-NULL values, newest first
+        return f"max_by({v}, e.ts, {c['k']}) FILTER (WHERE {cond(c)} AND {v} IS NOT NULL)"
+    if op == 'approx_unique_count':
+        return f"NULLIF(count(DISTINCT {v}) {f}, 0)" if exact else f"NULLIF(approx_count_distinct({v}) {f}, 0)"
+    raise ValueError(op)
+
+def features_sql(d1, d2, exact=False, only_ids=None, only_ops=None):
+    left = spec['left']
+    where = f"ds BETWEEN {ql(d1)} AND {ql(d2)}"
+    if only_ids:
+        where += f" AND event_id IN (SELECT event_id FROM {only_ids})"
+    lcols = ', '.join(qi(c) for c in left['columns'])
+    ctes = [f"l AS (SELECT {lcols}, ds FROM {scan(left['table'])} WHERE {where})"]
+    sel = [f"l.{qi(c)}" for c in left['columns']]
+    joins = []
+    for i, p in enumerate(spec['parts']):
+        cols = [c for c in p['columns'] if only_ops is None or c['op'] in only_ops]
+        if not cols:
+            continue
+        windows = [c['window_ms'] for c in cols]
+        src_where = [f"ds <= {ql(d2)}"]
+        on = [f"e.{qi(p['key'])} = l.{qi(left['key'])}", "e.ts < l.ts"]
+        if None not in windows:
+            starts = sorted({start(c) for c in cols})
+            on.append(f"e.ts >= {starts[0] if len(starts) == 1 else 'LEAST(' + ', '.join(starts) + ')'}")
+            back = -(-max(windows) // DAY_MS) + 1
+            src_where.append(f"ds >= {ql(date.fromisoformat(d1) - timedelta(days=back))}")
+        inputs = sorted({c['input'] for c in cols})
+        src = (f"SELECT {qi(p['key'])}, ts, {', '.join(qi(x) for x in inputs)} "
+               f"FROM {scan(p['table'])} WHERE {' AND '.join(src_where)}")
+        aggs = ', '.join(f"{agg(c, exact)} AS {qi(c['name'])}" for c in cols)
+        ctes.append(f"f{i} AS (SELECT l.event_id, {aggs} FROM l LEFT JOIN ({src}) e "
+                    f"ON {' AND '.join(on)} GROUP BY l.event_id)")
+        joins.append(f"JOIN f{i} USING (event_id)")
+        sel += [f"f{i}.{qi(c['name'])}" for c in cols]
+    return f"WITH {', '.join(ctes)} SELECT {', '.join(sel)}, l.ds FROM l {' '.join(joins)}"
+
+def connect():
+    con = duckdb.connect()
+    con.execute(f"SET threads = {int(spec['threads'])}")
+    con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+def out_path(phase):
+    return os.path.join(spec['duck_dir'], f'{phase}.parquet')
+
+def run():
+    os.makedirs(spec['duck_dir'], exist_ok=True)
+    con = connect()
+    res = {}
+    for phase, d1, d2 in (('full', spec['first_day'], spec['last_full_day']),
+                          ('append', spec['append_day'], spec['append_day'])):
+        t = time.perf_counter()
+        con.execute(f"COPY ({features_sql(d1, d2)}) TO {ql(out_path(phase))} (FORMAT parquet)")
+        secs = time.perf_counter() - t
+        n = con.execute(f"SELECT count(*) FROM read_parquet({ql(out_path(phase))})").fetchone()[0]
+        res[phase] = {'seconds': secs, 'rows': n}
+    with open(os.path.join(spec['dir'], 'duckdb.result.json'), 'w') as f:
+        json.dump(res, f)
+
+def close(a, b):
+    if isinstance(a, float) or isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(close(x, y) for x, y in zip(a, b))
+    return a == b
+
+def within(a, b, rel=0.10):   # a approximates b (NULL only for NULL); at least +-1 for small counts
+    if a is None or b is None:
+        return a is None and b is None
+    return abs(a - b) <= max(rel * b, 1)
+
+def check():
+    con = connect()
+    ns, name = spec['output_table'].split('.', 1)
+    weft = scan(f"{ns}.{name}")
+    duck = f"read_parquet([{ql(out_path('full'))}, {ql(out_path('append'))}])"
+    per_ds = lambda rel: dict(con.execute(f"SELECT ds, count(*) FROM {rel} GROUP BY ds").fetchall())
+    wds, dds = per_ds(weft), per_ds(duck)
+    ds_diff = sorted(d for d in set(wds) | set(dds) if wds.get(d) != dds.get(d))
+    app, seed = spec['append_day'], int(spec['seed'])
+    n_app = max(1, spec['sample'] // 10)
+    n_main = max(1, spec['sample'] - n_app)
+    left = scan(spec['left']['table'])
+    con.execute(f"""CREATE TEMP TABLE sample AS
+        (SELECT event_id FROM {left} WHERE ds BETWEEN {ql(spec['first_day'])} AND {ql(spec['last_full_day'])}
+         ORDER BY hash(event_id + {seed}) LIMIT {n_main})
+        UNION ALL
+        (SELECT event_id FROM {left} WHERE ds = {ql(app)} ORDER BY hash(event_id + {seed}) LIMIT {n_app})""")
+    ids = [r[0] for r in con.execute("SELECT event_id FROM sample").fetchall()]
+
+    def rows(sql):
+        cur = con.execute(sql)
+        names = [d[0] for d in cur.description]
+        return {r[names.index('event_id')]: dict(zip(names, r)) for r in cur.fetchall()}
+    sampled = "SELECT event_id FROM sample"
+    wr = rows(f"SELECT * FROM {weft} WHERE event_id IN ({sampled})")
+    dr = rows(f"SELECT * FROM {duck} WHERE event_id IN ({sampled})")
+    exact = rows(features_sql(spec['first_day'], app, exact=True, only_ids='sample',
+                              only_ops={'approx_unique_count'}))
+
+    cols = [c for p in spec['parts'] for c in p['columns']]
+    missing = 0
+    compared = {}
+    bad = {}
+    # APPROX_UNIQUE_COUNT against the exact distinct count: NULL must match NULL; values may be
+    # off by sketch noise (CPC lgK=8: ~3.7% relative standard error), so up to 3% of the counts
+    # >= 10 may fall outside 10% (~2.7 sigma), and the mean error on counts >= 20 must stay
+    # within 3% (a systematic error, e.g. a wrong window, shows up as a bias; Chronon truncates
+    # the estimate, which alone gives about -0.5/count).
+    ax = {'outside': 0, 'large': 0, 'big': 0, 'err_sum': 0.0, 'worst': 0.0, 'duck_outside': 0,
+          'apart': 0}
+    examples = []   # hard mismatches
+    notes = []      # approximate counts outside 10% (sketch noise, within a budget)
+    for i in ids:
+        w, d = wr.get(i), dr.get(i)
+        if w is None or d is None:
+            missing += 1
+            if len(examples) < 10:
+                examples.append(f"event_id {i}: row missing in {'weft' if w is None else 'duckdb'}")
+            continue
+        for c in spec['left']['columns'] + ['ds']:
+            compared['left'] = compared.get('left', 0) + 1
+            if w.get(c) != d.get(c):
+                bad['left'] = bad.get('left', 0) + 1
+                if len(examples) < 10:
+                    examples.append(f"event_id {i} {c}: weft {w.get(c)!r} duckdb {d.get(c)!r}")
+        for c in cols:
+            op, n = c['op'], c['name']
+            compared[op] = compared.get(op, 0) + 1
+            if n not in w:
+                bad[op] = bad.get(op, 0) + 1
+                if len(examples) < 10:
+                    examples.append(f"column {n} missing in weft's output")
+                continue
+            if op == 'approx_unique_count':
+                truth, got = exact[i][n], w[n]
+                shown = f"weft {got!r} exact {truth!r} duckdb {d[n]!r}"
+                good = (got is None) == (truth is None)
+                if good and truth is not None:
+                    ax['duck_outside'] += not within(d[n], truth)
+                    ax['apart'] += not within(got, d[n])
+                    if truth >= 10:
+                        ax['large'] += 1
+                        ax['worst'] = max(ax['worst'], abs(got - truth) / truth)
+                    if truth >= 20:
+                        ax['big'] += 1
+                        ax['err_sum'] += (got - truth) / truth
+                    if not within(got, truth):
+                        ax['outside'] += 1
+                        if len(notes) < 10:
+                            notes.append(f"event_id {i} ds {w.get('ds')} {n}: {shown}")
+            else:
+                good = close(w[n], d[n])
+                shown = f"weft {w[n]!r} duckdb {d[n]!r}"
+            if not good:
+                bad[op] = bad.get(op, 0) + 1
+                if len(examples) < 10:
+                    examples.append(f"event_id {i} ds {w.get('ds')} {n}: {shown}")
+    mism = sum(bad.values())
+    ax_budget = max(2, int(0.03 * ax['large']))
+    ax_bias = ax['err_sum'] / ax['big'] if ax['big'] else 0.0
+    ax_ok = ax['outside'] <= ax_budget and (ax['big'] < 20 or abs(ax_bias) <= 0.03)
+    ok = mism == 0 and missing == 0 and not ds_diff and len(ids) > 0 and ax_ok
+    parts = [f"{len(ids)} sampled rows ({n_app} from {app}), {sum(compared.values())} values compared",
+             f"{mism} mismatches" + (f" {bad}" if bad else ""),
+             f"{missing} rows missing",
+             f"{len(ds_diff)} partitions with different row counts (total weft {sum(wds.values())}, duckdb {sum(dds.values())})"]
+    if compared.get('approx_unique_count'):
+        parts.append(f"approx_unique_count vs the exact distinct count: {ax['outside']} of "
+                     f"{compared['approx_unique_count']} outside 10% (allowed for sketch noise: {ax_budget}, "
+                     f"3% of the {ax['large']} counts >= 10), mean error on the {ax['big']} counts >= 20 "
+                     f"{100 * ax_bias:+.2f}% (allowed: within 3%), worst {100 * ax['worst']:.1f}%"
+                     f"{'' if ax_ok else ' -> FAILED'}; DuckDB's own estimate outside 10% in {ax['duck_outside']}, "
+                     f"weft and DuckDB more than 10% apart in {ax['apart']}")
+    summary = '; '.join(parts)
+    for e in examples:
+        print('  mismatch:', e)
+    for e in notes:
+        print('  approx_unique_count outside 10% of the exact count:', e)
+    if ds_diff:
+        print('  partitions with different row counts:', ', '.join(f"{x} (weft {wds.get(x)}, duckdb {dds.get(x)})" for x in ds_diff[:10]))
+    with open(os.path.join(spec['dir'], 'check.result.json'), 'w') as f:
+        json.dump({'ok': ok, 'summary': summary, 'mismatches': bad, 'missing': missing,
+                   'examples': examples}, f)
+
+{'run': run, 'check': check}[mode]()
+"#;
