@@ -240,6 +240,8 @@ struct EvSpec {
     key: Option<u8>,
     val: Option<i64>,
     time: EvTime,
+    /// The same event twice.
+    duplicate: bool,
 }
 
 fn ev_spec() -> impl Strategy<Value = EvSpec> {
@@ -259,7 +261,12 @@ fn ev_spec() -> impl Strategy<Value = EvSpec> {
         1 => (0i64..=LAST_DAY, 0i64..24).prop_map(|(day, slot)| EvTime::Aligned { day, slot }),
         4 => (0usize..100, edge, 0usize..4).prop_map(|(left, edge, window)| EvTime::Anchor { left, edge, window }),
     ];
-    (key(), value(), time).prop_map(|(key, val, time)| EvSpec { key, val, time })
+    (key(), value(), time, prop::bool::weighted(0.1)).prop_map(|(key, val, time, duplicate)| EvSpec {
+        key,
+        val,
+        time,
+        duplicate,
+    })
 }
 
 /// Events as `(ds, key, value, ts)`, each in the partition of its own ts.
@@ -287,6 +294,9 @@ fn events(specs: &[EvSpec], left: &[LeftRow], windows: &[W]) -> Vec<(String, Opt
             }
         };
         let ts = ts.clamp(t0(0), t0(LAST_DAY + 1) - 1);
+        if s.duplicate {
+            out.push((ds_of(ts), s.key, s.val, ts));
+        }
         out.push((ds_of(ts), s.key, s.val, ts));
     }
     out
