@@ -57,9 +57,18 @@ struct World {
 impl World {
     fn new() -> World {
         let mut db = Db::default();
-        db.add("data.left", Table::new(&[("row_id", Ty::I64), ("user", Ty::Str), ("ts", Ty::I64)]));
-        db.add("data.events", Table::new(&[("user", Ty::Str), ("val", Ty::I64), ("ts", Ty::I64)]));
-        db.add("data.entity", Table::new(&[("user", Ty::Str), ("score", Ty::I64), ("ts", Ty::I64)]));
+        db.add(
+            "data.left",
+            Table::new(&[("row_id", Ty::I64), ("user", Ty::Str), ("ts", Ty::I64)]),
+        );
+        db.add(
+            "data.events",
+            Table::new(&[("user", Ty::Str), ("val", Ty::I64), ("ts", Ty::I64)]),
+        );
+        db.add(
+            "data.entity",
+            Table::new(&[("user", Ty::Str), ("score", Ty::I64), ("ts", Ty::I64)]),
+        );
         World {
             db,
             next_row_id: 0,
@@ -79,14 +88,20 @@ impl World {
 
     /// Replaces event partition `d` (each event's ms is within day `d`).
     fn set_events(&mut self, d: i64, evs: &[Ev]) {
-        let rows = evs.iter().map(|(k, v, ms)| vec![kv(*k), iv(*v), V::Int(t0(d) + ms)]).collect();
+        let rows = evs
+            .iter()
+            .map(|(k, v, ms)| vec![kv(*k), iv(*v), V::Int(t0(d) + ms)])
+            .collect();
         self.db.table_mut("data.events").parts.insert(day(d), rows);
     }
 
     fn add_events(&mut self, d: i64, evs: &[Ev]) {
         let t = self.db.table_mut("data.events");
         let part = t.parts.entry(day(d)).or_default();
-        part.extend(evs.iter().map(|(k, v, ms)| vec![kv(*k), iv(*v), V::Int(t0(d) + ms)]));
+        part.extend(
+            evs.iter()
+                .map(|(k, v, ms)| vec![kv(*k), iv(*v), V::Int(t0(d) + ms)]),
+        );
     }
 
     /// Replaces entity snapshot `d`: rows updated during the three days up to `d`.
@@ -107,7 +122,11 @@ fn join() -> J {
     let events = |name: &str, accuracy: i64, aggs: Vec<J>| {
         conf::group_by(
             name,
-            vec![conf::events_source("data.events", &["user", "val"], Some("ts"))],
+            vec![conf::events_source(
+                "data.events",
+                &["user", "val"],
+                Some("ts"),
+            )],
             &["user"],
             Some(aggs),
             Some(accuracy),
@@ -117,7 +136,13 @@ fn join() -> J {
         "test.events_temporal.v1",
         0,
         vec![
-            conf::agg("val", Op::Sum, &[W::Hours(6), W::Days(1), W::Days(3)], &[], &[]),
+            conf::agg(
+                "val",
+                Op::Sum,
+                &[W::Hours(6), W::Days(1), W::Days(3)],
+                &[],
+                &[],
+            ),
             conf::agg("val", Op::Count, &[W::Unbounded], &[], &[]),
         ],
     );
@@ -132,7 +157,10 @@ fn join() -> J {
     conf::join(
         "test.incremental.v1",
         conf::events_left("data.left", &["row_id", "user"]),
-        vec![conf::part(temporal, &[], None), conf::part(snapshot, &[], None)],
+        vec![
+            conf::part(temporal, &[], None),
+            conf::part(snapshot, &[], None),
+        ],
     )
 }
 
@@ -141,7 +169,11 @@ fn join_all_kinds() -> J {
     let mut j = join();
     let ops = conf::group_by(
         "test.events_ops.v1",
-        vec![conf::events_source("data.events", &["user", "val"], Some("ts"))],
+        vec![conf::events_source(
+            "data.events",
+            &["user", "val"],
+            Some("ts"),
+        )],
         &["user"],
         Some(vec![
             conf::agg("val", Op::Average, &[W::Days(2)], &[], &[]),
@@ -152,7 +184,12 @@ fn join_all_kinds() -> J {
     );
     let entity = conf::group_by(
         "test.entity.v1",
-        vec![conf::entities_source("data.entity", None, &["user", "score"], Some("ts"))],
+        vec![conf::entities_source(
+            "data.entity",
+            None,
+            &["user", "score"],
+            Some("ts"),
+        )],
         &["user"],
         Some(vec![
             conf::agg("score", Op::Sum, &[W::Days(1)], &[], &[]),
@@ -175,7 +212,11 @@ fn join_all_kinds() -> J {
 #[derive(Clone, Debug)]
 enum Delta {
     /// A new day: left rows, events and an entity snapshot.
-    AppendDay { left: Vec<(Option<u8>, i64)>, events: Vec<Ev>, entity: Vec<Ev> },
+    AppendDay {
+        left: Vec<(Option<u8>, i64)>,
+        events: Vec<Ev>,
+        entity: Vec<Ev>,
+    },
     /// Event partition `day` re-landed with other rows.
     ReLandEvents { day: usize, events: Vec<Ev> },
     /// Event partition `day` re-landed with only the rows whose mask bit is set (maybe none).
@@ -183,7 +224,10 @@ enum Delta {
     /// Late events appended to an existing event partition.
     LateEvents { day: usize, events: Vec<Ev> },
     /// Left partition `day` re-landed with other rows.
-    ReLandLeft { day: usize, left: Vec<(Option<u8>, i64)> },
+    ReLandLeft {
+        day: usize,
+        left: Vec<(Option<u8>, i64)>,
+    },
     /// Entity snapshot `day` re-landed.
     ReLandEntity { day: usize, entity: Vec<Ev> },
 }
@@ -193,7 +237,11 @@ fn key() -> impl Strategy<Value = Option<u8>> {
 }
 
 fn ev() -> impl Strategy<Value = Ev> {
-    (key(), prop_oneof![5 => (1i64..50).prop_map(Some), 1 => Just(None)], 0..DAY)
+    (
+        key(),
+        prop_oneof![5 => (1i64..50).prop_map(Some), 1 => Just(None)],
+        0..DAY,
+    )
 }
 
 fn evs(max: usize) -> impl Strategy<Value = Vec<Ev>> {
@@ -220,7 +268,11 @@ fn apply(w: &mut World, wh: &Warehouse, d: &Delta) {
     let source_days = w.last_day + 1; // days 0..=last_day
     let left_days: Vec<i64> = (2..=w.last_day).collect();
     match d {
-        Delta::AppendDay { left, events, entity } => {
+        Delta::AppendDay {
+            left,
+            events,
+            entity,
+        } => {
             w.last_day += 1;
             let n = w.last_day;
             // sources first, as upstream jobs land them before the left
@@ -238,7 +290,11 @@ fn apply(w: &mut World, wh: &Warehouse, d: &Delta) {
         }
         Delta::ShrinkEvents { day, keep } => {
             let d = (*day as i64) % source_days;
-            let part = w.db.table_mut("data.events").parts.entry(ds_shift(BASE, d)).or_default();
+            let part =
+                w.db.table_mut("data.events")
+                    .parts
+                    .entry(ds_shift(BASE, d))
+                    .or_default();
             let mut i = 0;
             part.retain(|_| {
                 i += 1;
@@ -264,16 +320,36 @@ fn apply(w: &mut World, wh: &Warehouse, d: &Delta) {
     }
 }
 
-fn initial_world(seed_events: &[Vec<Ev>], seed_left: &[Vec<(Option<u8>, i64)>], seed_entity: &[Vec<Ev>]) -> World {
+fn initial_world(
+    seed_events: &[Vec<Ev>],
+    seed_left: &[Vec<(Option<u8>, i64)>],
+    seed_entity: &[Vec<Ev>],
+) -> World {
     let mut w = World::new();
     w.last_day = FIRST_END;
     for d in 0..=FIRST_END {
-        w.set_events(d, seed_events.get(d as usize).map(Vec::as_slice).unwrap_or(&[]));
-        w.set_entity(d, seed_entity.get(d as usize).map(Vec::as_slice).unwrap_or(&[]));
+        w.set_events(
+            d,
+            seed_events
+                .get(d as usize)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+        );
+        w.set_entity(
+            d,
+            seed_entity
+                .get(d as usize)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+        );
     }
     for d in 2..=FIRST_END {
         let rows = seed_left.get(d as usize).cloned().unwrap_or_default();
-        let rows = if rows.is_empty() { vec![(Some(0), DAY / 2)] } else { rows };
+        let rows = if rows.is_empty() {
+            vec![(Some(0), DAY / 2)]
+        } else {
+            rows
+        };
         w.set_left(d, &rows);
     }
     w
@@ -286,6 +362,9 @@ fn initial_world(seed_events: &[Vec<Ev>], seed_left: &[Vec<(Option<u8>, i64)>], 
 /// Inode and modification time of a file.
 type FileId = (u64, i64, i64);
 
+/// An output as read after a run, with the identity of its files.
+type Seen = (Actual, BTreeMap<String, Vec<(PathBuf, FileId)>>);
+
 /// The data files of each output partition, with their inode numbers and mtimes.
 fn file_ids(wh: &Warehouse, table: &str) -> BTreeMap<String, Vec<(PathBuf, FileId)>> {
     let t = data::tn(table);
@@ -294,10 +373,13 @@ fn file_ids(wh: &Warehouse, table: &str) -> BTreeMap<String, Vec<(PathBuf, FileI
         let files = wh.partition_files(&t, ds).unwrap();
         out.insert(
             ds.to_string(),
-            files.into_iter().map(|f| {
-                let m = std::fs::metadata(&f).unwrap();
-                (f, (m.ino(), m.mtime(), m.mtime_nsec()))
-            }).collect(),
+            files
+                .into_iter()
+                .map(|f| {
+                    let m = std::fs::metadata(&f).unwrap();
+                    (f, (m.ino(), m.mtime(), m.mtime_nsec()))
+                })
+                .collect(),
         );
     }
     out
@@ -317,9 +399,9 @@ fn check_state(
     wh: &Warehouse,
     w: &World,
     join: &J,
-    before: &(Actual, BTreeMap<String, Vec<(PathBuf, FileId)>>),
+    before: &Seen,
     step: &str,
-) -> Result<(Actual, BTreeMap<String, Vec<(PathBuf, FileId)>>), String> {
+) -> Result<Seen, String> {
     let out = output_table(join);
     let run = Run::through(&day(w.last_day));
     let incremental = read_table(wh, &out);
@@ -327,7 +409,8 @@ fn check_state(
     let copy = tempfile::tempdir().unwrap();
     copy_warehouse_without(wh.root(), copy.path(), &out);
     let fresh_wh = Warehouse::open(copy.path()).unwrap();
-    backfill(&fresh_wh, join, &options(&run)).map_err(|e| format!("{step}: fresh backfill: {e}"))?;
+    backfill(&fresh_wh, join, &options(&run))
+        .map_err(|e| format!("{step}: fresh backfill: {e}"))?;
     let fresh = read_table(&fresh_wh, &out);
     outputs_equal(&incremental, &fresh, "incremental", "fresh backfill")
         .map_err(|e| format!("{step}: incremental output differs from a fresh backfill: {e}"))?;
@@ -337,7 +420,13 @@ fn check_state(
     let ids = file_ids(wh, &out);
     for (ds, files) in &ids {
         let unchanged = before.0.parts.contains_key(ds)
-            && outputs_equal(&partition_of(&before.0, ds), &partition_of(&incremental, ds), "", "").is_ok();
+            && outputs_equal(
+                &partition_of(&before.0, ds),
+                &partition_of(&incremental, ds),
+                "",
+                "",
+            )
+            .is_ok();
         if unchanged && before.1.get(ds) != Some(files) {
             return Err(format!(
                 "{step}: output partition ds={ds} was rewritten although its rows did not change"
@@ -358,7 +447,13 @@ fn run_deltas(join: &J, mut w: World, deltas: &[Delta]) -> Result<(), String> {
     runner
         .run(&engine, &opts(&w), &|_, _, _| {})
         .map_err(|e| format!("first run: {e}"))?;
-    let mut state = check_state(&wh, &w, join, &(Actual::default(), BTreeMap::new()), "first run")?;
+    let mut state = check_state(
+        &wh,
+        &w,
+        join,
+        &(Actual::default(), BTreeMap::new()),
+        "first run",
+    )?;
     for (i, d) in deltas.iter().enumerate() {
         apply(&mut w, &wh, d);
         engine.refresh().map_err(|e| e.to_string())?;
@@ -373,7 +468,10 @@ fn run_deltas(join: &J, mut w: World, deltas: &[Delta]) -> Result<(), String> {
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: std::env::var("DELTA_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(6),
+        cases: std::env::var("DELTA_CASES")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(6),
         max_shrink_iters: 30,
         ..ProptestConfig::default()
     }
@@ -424,20 +522,48 @@ fn each_kind_of_delta_in_turn() {
         vec![(Some(0), 0), (None, 3_600_000)],
         vec![(Some(0), 12 * 3_600_000), (Some(2), 23 * 3_600_000)],
     ];
-    let seed_entity = vec![vec![e(0, 1, 1)], vec![e(0, 2, 1), e(1, 3, 2)], vec![e(1, 4, 3)], vec![e(0, 5, 4)], vec![e(2, 6, 5)]];
+    let seed_entity = vec![
+        vec![e(0, 1, 1)],
+        vec![e(0, 2, 1), e(1, 3, 2)],
+        vec![e(1, 4, 3)],
+        vec![e(0, 5, 4)],
+        vec![e(2, 6, 5)],
+    ];
     let deltas = vec![
         Delta::AppendDay {
             left: vec![(Some(0), 9 * 3_600_000), (Some(1), 0)],
             events: vec![e(0, 11, 1), e(1, 12, 8)],
             entity: vec![e(0, 7, 1)],
         },
-        Delta::ReLandEvents { day: 3, events: vec![e(0, 100, 1), e(1, 200, 2)] },
-        Delta::ShrinkEvents { day: 2, keep: vec![true, false, false] },
-        Delta::ShrinkEvents { day: 4, keep: vec![] },
-        Delta::LateEvents { day: 1, events: vec![e(0, 1000, 23), e(2, 2000, 0)] },
-        Delta::ReLandLeft { day: 1, left: vec![(Some(1), 4 * 3_600_000)] },
-        Delta::ReLandEntity { day: 4, entity: vec![e(0, 50, 2), e(0, 60, 30)] },
-        Delta::AppendDay { left: vec![(Some(2), 5)], events: vec![], entity: vec![] },
+        Delta::ReLandEvents {
+            day: 3,
+            events: vec![e(0, 100, 1), e(1, 200, 2)],
+        },
+        Delta::ShrinkEvents {
+            day: 2,
+            keep: vec![true, false, false],
+        },
+        Delta::ShrinkEvents {
+            day: 4,
+            keep: vec![],
+        },
+        Delta::LateEvents {
+            day: 1,
+            events: vec![e(0, 1000, 23), e(2, 2000, 0)],
+        },
+        Delta::ReLandLeft {
+            day: 1,
+            left: vec![(Some(1), 4 * 3_600_000)],
+        },
+        Delta::ReLandEntity {
+            day: 4,
+            entity: vec![e(0, 50, 2), e(0, 60, 30)],
+        },
+        Delta::AppendDay {
+            left: vec![(Some(2), 5)],
+            events: vec![],
+            entity: vec![],
+        },
     ];
     for j in [join(), join_all_kinds()] {
         let w = initial_world(&seed_events, &seed_left, &seed_entity);

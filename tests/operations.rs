@@ -90,7 +90,12 @@ fn left_rows(rng: &mut StdRng, n: usize, duplicates: bool) -> Vec<(String, V, V,
 
 /// Events on days 0..=6 (each in the partition of its ts), many anchored on the left rows'
 /// window edges. With `distinct_ts`, timestamps are unique per user (for SQL FIRST/LAST).
-fn event_rows(rng: &mut StdRng, n: usize, left: &[(String, V, V, i64)], distinct_ts: bool) -> Vec<Vec<V>> {
+fn event_rows(
+    rng: &mut StdRng,
+    n: usize,
+    left: &[(String, V, V, i64)],
+    distinct_ts: bool,
+) -> Vec<Vec<V>> {
     let strs = ["a", "a", "a", "b", "b", "c", "d", "e", "f"];
     let mut rows: Vec<Vec<V>> = Vec::new();
     let mut last_ts = t0(3);
@@ -122,22 +127,38 @@ fn event_rows(rng: &mut StdRng, n: usize, left: &[(String, V, V, i64)], distinct
         let opt = |x: Option<V>| x.unwrap_or(V::Null);
         let i = opt(maybe(rng, 0.15, |r| V::Int(r.random_range(-10..30))));
         let n32 = opt(maybe(rng, 0.15, |r| V::Int(r.random_range(0..100))));
-        let d = opt(maybe(rng, 0.15, |r| V::Float(r.random_range(-500..2000) as f64 / 100.0)));
-        let s = opt(maybe(rng, 0.15, |r| V::s(strs[r.random_range(0..strs.len())])));
+        let d = opt(maybe(rng, 0.15, |r| {
+            V::Float(r.random_range(-500..2000) as f64 / 100.0)
+        }));
+        let s = opt(maybe(rng, 0.15, |r| {
+            V::s(strs[r.random_range(0..strs.len())])
+        }));
         let b = opt(maybe(rng, 0.1, |r| V::Bool(r.random_bool(0.5))));
-        let cat = opt(maybe(rng, 0.2, |r| V::s(["x", "y", "z"][r.random_range(0..3)])));
+        let cat = opt(maybe(rng, 0.2, |r| {
+            V::s(["x", "y", "z"][r.random_range(0..3)])
+        }));
         let cat2 = opt(maybe(rng, 0.1, |r| V::Int(r.random_range(1..=3))));
         let li = opt(maybe(rng, 0.1, |r| {
             let len = r.random_range(0..4);
             V::List(
                 (0..len)
-                    .map(|_| if r.random_bool(0.1) { V::Null } else { V::Int(r.random_range(0..10)) })
+                    .map(|_| {
+                        if r.random_bool(0.1) {
+                            V::Null
+                        } else {
+                            V::Int(r.random_range(0..10))
+                        }
+                    })
                     .collect(),
             )
         }));
         let ls = opt(maybe(rng, 0.1, |r| {
             let len = r.random_range(0..3);
-            V::List((0..len).map(|_| V::s(strs[r.random_range(0..strs.len())])).collect())
+            V::List(
+                (0..len)
+                    .map(|_| V::s(strs[r.random_range(0..strs.len())]))
+                    .collect(),
+            )
         }));
         let m = opt(maybe(rng, 0.15, |r| {
             let mut m = BTreeMap::new();
@@ -151,13 +172,33 @@ fn event_rows(rng: &mut StdRng, n: usize, left: &[(String, V, V, i64)], distinct
         }));
         let md = opt(maybe(rng, 0.15, |r| {
             let mut m = BTreeMap::new();
-            m.insert("p".to_string(), V::Float(r.random_range(0..100) as f64 / 4.0));
+            m.insert(
+                "p".to_string(),
+                V::Float(r.random_range(0..100) as f64 / 4.0),
+            );
             if r.random_bool(0.5) {
-                m.insert("q".to_string(), V::Float(r.random_range(0..100) as f64 / 8.0));
+                m.insert(
+                    "q".to_string(),
+                    V::Float(r.random_range(0..100) as f64 / 8.0),
+                );
             }
             V::Map(m)
         }));
-        rows.push(vec![u, V::Int(ts), i, n32, d, s, b, cat, cat2, li, ls, m, md]);
+        rows.push(vec![
+            u,
+            V::Int(ts),
+            i,
+            n32,
+            d,
+            s,
+            b,
+            cat,
+            cat2,
+            li,
+            ls,
+            m,
+            md,
+        ]);
     }
     if distinct_ts {
         let mut seen: std::collections::BTreeSet<(String, i64)> = Default::default();
@@ -203,8 +244,16 @@ fn db(seed: u64, distinct_ts: bool) -> Db {
 
 /// A join with one GroupBy holding `op(input)` over the windows of `accuracy`.
 fn op_join(input: &str, op: Op, args: &[(&str, &str)], buckets: &[&str], accuracy: i64) -> J {
-    let windows = if accuracy == 0 { TEMPORAL_WINDOWS } else { SNAPSHOT_WINDOWS };
-    let bounded: Vec<W> = windows.iter().copied().filter(|w| *w != W::Unbounded).collect();
+    let windows = if accuracy == 0 {
+        TEMPORAL_WINDOWS
+    } else {
+        SNAPSHOT_WINDOWS
+    };
+    let bounded: Vec<W> = windows
+        .iter()
+        .copied()
+        .filter(|w| *w != W::Unbounded)
+        .collect();
     let aggs = vec![
         conf::agg(input, op, &bounded, args, buckets),
         conf::agg(input, op, &[W::Unbounded], args, buckets),
@@ -225,9 +274,12 @@ fn op_join(input: &str, op: Op, args: &[(&str, &str)], buckets: &[&str], accurac
     )
 }
 
+/// An input column, argMap and buckets.
+type Variant<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
+
 /// Checks `op` over each input column (with `args`, `buckets`) in both cells; panics with
 /// every failing variant.
-fn check_op(op: Op, variants: &[(&str, &[(&str, &str)], &[&str])]) {
+fn check_op(op: Op, variants: &[Variant]) {
     let data = db(7, false);
     let run = Run::through(&day(5));
     let mut failures = Vec::new();
@@ -242,7 +294,12 @@ fn check_op(op: Op, variants: &[(&str, &[(&str, &str)], &[&str])]) {
         }
     }
     if !failures.is_empty() {
-        panic!("{} of {} variants fail:\n\n{}", failures.len(), variants.len() * 2, failures.join("\n\n"));
+        panic!(
+            "{} of {} variants fail:\n\n{}",
+            failures.len(),
+            variants.len() * 2,
+            failures.join("\n\n")
+        );
     }
 }
 
@@ -251,12 +308,18 @@ const NB: &[&str] = &[];
 
 #[test]
 fn min() {
-    check_op(Op::Min, &[("i", NO, NB), ("n32", NO, NB), ("d", NO, NB), ("s", NO, NB)]);
+    check_op(
+        Op::Min,
+        &[("i", NO, NB), ("n32", NO, NB), ("d", NO, NB), ("s", NO, NB)],
+    );
 }
 
 #[test]
 fn max() {
-    check_op(Op::Max, &[("i", NO, NB), ("n32", NO, NB), ("d", NO, NB), ("s", NO, NB)]);
+    check_op(
+        Op::Max,
+        &[("i", NO, NB), ("n32", NO, NB), ("d", NO, NB), ("s", NO, NB)],
+    );
 }
 
 #[test]
@@ -272,12 +335,18 @@ fn last() {
 
 #[test]
 fn unique_count() {
-    check_op(Op::UniqueCount, &[("i", NO, NB), ("s", NO, NB), ("d", NO, NB), ("li", NO, NB)]);
+    check_op(
+        Op::UniqueCount,
+        &[("i", NO, NB), ("s", NO, NB), ("d", NO, NB), ("li", NO, NB)],
+    );
 }
 
 #[test]
 fn approx_unique_count() {
-    check_op(Op::ApproxUniqueCount, &[("s", NO, NB), ("i", NO, NB), ("i", &[("k", "12")], NB)]);
+    check_op(
+        Op::ApproxUniqueCount,
+        &[("s", NO, NB), ("i", NO, NB), ("i", &[("k", "12")], NB)],
+    );
 }
 
 #[test]
@@ -285,7 +354,13 @@ fn count() {
     // lists count their non-NULL elements; maps count per key
     check_op(
         Op::Count,
-        &[("i", NO, NB), ("s", NO, NB), ("b", NO, NB), ("li", NO, NB), ("m", NO, NB)],
+        &[
+            ("i", NO, NB),
+            ("s", NO, NB),
+            ("b", NO, NB),
+            ("li", NO, NB),
+            ("m", NO, NB),
+        ],
     );
 }
 
@@ -293,13 +368,23 @@ fn count() {
 fn sum() {
     check_op(
         Op::Sum,
-        &[("i", NO, NB), ("n32", NO, NB), ("d", NO, NB), ("b", NO, NB), ("li", NO, NB), ("m", NO, NB)],
+        &[
+            ("i", NO, NB),
+            ("n32", NO, NB),
+            ("d", NO, NB),
+            ("b", NO, NB),
+            ("li", NO, NB),
+            ("m", NO, NB),
+        ],
     );
 }
 
 #[test]
 fn average() {
-    check_op(Op::Average, &[("i", NO, NB), ("d", NO, NB), ("li", NO, NB), ("md", NO, NB)]);
+    check_op(
+        Op::Average,
+        &[("i", NO, NB), ("d", NO, NB), ("li", NO, NB), ("md", NO, NB)],
+    );
 }
 
 #[test]
@@ -321,47 +406,89 @@ fn kurtosis() {
 fn approx_percentile() {
     check_op(
         Op::ApproxPercentile,
-        &[("d", &[("percentiles", "[0.25, 0.5, 0.75]")], NB), ("i", NO, NB), ("n32", &[("k", "200"), ("percentiles", "[0.99, 0.1]")], NB)],
+        &[
+            ("d", &[("percentiles", "[0.25, 0.5, 0.75]")], NB),
+            ("i", NO, NB),
+            ("n32", &[("k", "200"), ("percentiles", "[0.99, 0.1]")], NB),
+        ],
     );
 }
 
 #[test]
 fn last_k() {
-    check_op(Op::LastK, &[("i", &[("k", "3")], NB), ("s", &[("k", "1")], NB), ("li", &[("k", "2")], NB)]);
+    check_op(
+        Op::LastK,
+        &[
+            ("i", &[("k", "3")], NB),
+            ("s", &[("k", "1")], NB),
+            ("li", &[("k", "2")], NB),
+        ],
+    );
 }
 
 #[test]
 fn first_k() {
-    check_op(Op::FirstK, &[("i", &[("k", "3")], NB), ("d", &[("k", "5")], NB), ("li", &[("k", "2")], NB)]);
+    check_op(
+        Op::FirstK,
+        &[
+            ("i", &[("k", "3")], NB),
+            ("d", &[("k", "5")], NB),
+            ("li", &[("k", "2")], NB),
+        ],
+    );
 }
 
 #[test]
 fn top_k() {
-    check_op(Op::TopK, &[("i", &[("k", "3")], NB), ("s", &[("k", "2")], NB), ("d", &[("k", "4")], NB)]);
+    check_op(
+        Op::TopK,
+        &[
+            ("i", &[("k", "3")], NB),
+            ("s", &[("k", "2")], NB),
+            ("d", &[("k", "4")], NB),
+        ],
+    );
 }
 
 #[test]
 fn bottom_k() {
-    check_op(Op::BottomK, &[("i", &[("k", "3")], NB), ("s", &[("k", "2")], NB), ("n32", &[("k", "1")], NB)]);
+    check_op(
+        Op::BottomK,
+        &[
+            ("i", &[("k", "3")], NB),
+            ("s", &[("k", "2")], NB),
+            ("n32", &[("k", "1")], NB),
+        ],
+    );
 }
 
 #[test]
 fn histogram() {
     // list<string> inputs are exploded
-    check_op(Op::Histogram, &[("s", NO, NB), ("s", &[("k", "2")], NB), ("ls", NO, NB)]);
+    check_op(
+        Op::Histogram,
+        &[("s", NO, NB), ("s", &[("k", "2")], NB), ("ls", NO, NB)],
+    );
 }
 
 #[test]
 fn approx_histogram_k() {
     check_op(
         Op::ApproxHistogramK,
-        &[("s", NO, NB), ("s", &[("k", "3")], NB), ("i", &[("k", "4")], NB)],
+        &[
+            ("s", NO, NB),
+            ("s", &[("k", "3")], NB),
+            ("i", &[("k", "4")], NB),
+        ],
     );
 }
 
 #[test]
 fn bounded_unique_count() {
-    check_op(Op::BoundedUniqueCount, &[("s", &[("k", "3")], NB), ("i", NO, NB)]);
+    check_op(
+        Op::BoundedUniqueCount,
+        &[("s", &[("k", "3")], NB), ("i", NO, NB)],
+    );
 }
 
 #[test]
@@ -388,13 +515,19 @@ fn map_inputs_aggregate_per_key() {
 /// One user, one query at day 3 12:00, events of the day before in `col` of type `ty`.
 fn tiny(col_ty: Ty, values: Vec<V>) -> Db {
     let mut lt = Table::new(&[("row_id", Ty::I64), ("user", Ty::Str), ("ts", Ty::I64)]);
-    lt.push(&day(3), vec![V::Int(0), V::s("u"), V::Int(t0(3) + 12 * HOUR)]);
+    lt.push(
+        &day(3),
+        vec![V::Int(0), V::s("u"), V::Int(t0(3) + 12 * HOUR)],
+    );
     let mut et = Table::new(&[("user", Ty::Str), ("ts", Ty::I64), ("x", col_ty)]);
     for d in 0..=3 {
         et.touch(&day(d));
     }
     for (i, v) in values.into_iter().enumerate() {
-        et.push(&day(2), vec![V::s("u"), V::Int(t0(2) + i as i64 * MINUTE), v]);
+        et.push(
+            &day(2),
+            vec![V::s("u"), V::Int(t0(2) + i as i64 * MINUTE), v],
+        );
     }
     let mut db = Db::default();
     db.add("data.left", lt);
@@ -420,14 +553,21 @@ fn tiny_join(aggs: Vec<J>) -> J {
 /// The reference's value of every feature of the single left row.
 fn tiny_values(join: &J, db: &Db) -> Vec<String> {
     let exp = reference::expected(join, db, &Run::through(&day(3)));
-    exp.parts[&day(3)][0].feats.iter().map(|e| e.to_string()).collect()
+    exp.parts[&day(3)][0]
+        .feats
+        .iter()
+        .map(|e| e.to_string())
+        .collect()
 }
 
 #[test]
 fn average_of_lists_explodes_elements() {
     // §2.3: AVERAGE of [1,2,3], [3,4], [5] = 3; COUNT counts the 6 elements; LAST keeps the list
     let l = |xs: &[i64]| V::List(xs.iter().map(|x| V::Int(*x)).collect());
-    let db = tiny(Ty::List(Box::new(Ty::I64)), vec![l(&[1, 2, 3]), l(&[3, 4]), l(&[5])]);
+    let db = tiny(
+        Ty::List(Box::new(Ty::I64)),
+        vec![l(&[1, 2, 3]), l(&[3, 4]), l(&[5])],
+    );
     let join = tiny_join(vec![
         conf::agg("x", Op::Average, &[W::Unbounded], NO, NB),
         conf::agg("x", Op::Count, &[W::Unbounded], NO, NB),
@@ -439,7 +579,10 @@ fn average_of_lists_explodes_elements() {
 
 #[test]
 fn nan_and_infinity_finalise_to_null() {
-    let db = tiny(Ty::F64, vec![V::Float(1.0), V::Float(f64::INFINITY), V::Float(2.0)]);
+    let db = tiny(
+        Ty::F64,
+        vec![V::Float(1.0), V::Float(f64::INFINITY), V::Float(2.0)],
+    );
     let join = tiny_join(vec![
         conf::agg("x", Op::Sum, &[W::Unbounded], NO, NB),
         conf::agg("x", Op::Average, &[W::Unbounded], NO, NB),
@@ -447,7 +590,10 @@ fn nan_and_infinity_finalise_to_null() {
         conf::agg("x", Op::Min, &[W::Unbounded], NO, NB),
         conf::agg("x", Op::Count, &[W::Unbounded], NO, NB),
     ]);
-    assert_eq!(tiny_values(&join, &db), vec!["NULL", "NULL", "NULL", "1.0", "3"]);
+    assert_eq!(
+        tiny_values(&join, &db),
+        vec!["NULL", "NULL", "NULL", "1.0", "3"]
+    );
     assert_ok(check(&join, &db, &Run::through(&day(3))));
 
     let db = tiny(Ty::F64, vec![V::Float(1.0), V::Float(f64::NAN)]);
@@ -482,7 +628,10 @@ fn moments_by_hand() {
 #[test]
 fn k_operations_by_hand() {
     // values at minutes 0..6 of day 2: 5, 1, 4, 1, 5, 9, 2
-    let db = tiny(Ty::I64, [5, 1, 4, 1, 5, 9, 2].iter().map(|x| V::Int(*x)).collect());
+    let db = tiny(
+        Ty::I64,
+        [5, 1, 4, 1, 5, 9, 2].iter().map(|x| V::Int(*x)).collect(),
+    );
     let k3 = &[("k", "3")][..];
     let join = tiny_join(vec![
         conf::agg("x", Op::LastK, &[W::Unbounded], k3, NB),
@@ -529,14 +678,37 @@ fn k_operations_by_hand() {
 #[test]
 fn histogram_truncation_by_hand() {
     // a×3, b×2, c×2, d×1 with k=2: the two largest counts (ties at the k-th count broken either way)
-    let db = tiny(Ty::Str, ["a", "b", "a", "c", "b", "a", "d", "c"].iter().map(|x| V::s(x)).collect());
+    let db = tiny(
+        Ty::Str,
+        ["a", "b", "a", "c", "b", "a", "d", "c"]
+            .iter()
+            .map(|x| V::s(x))
+            .collect(),
+    );
     // (k is not part of the column name, so each variant gets its own join)
-    let map = |xs: &[(&str, i64)]| V::Map(xs.iter().map(|(k, c)| (k.to_string(), V::Int(*c))).collect());
+    let map = |xs: &[(&str, i64)]| {
+        V::Map(
+            xs.iter()
+                .map(|(k, c)| (k.to_string(), V::Int(*c)))
+                .collect(),
+        )
+    };
     let full = tiny_join(vec![conf::agg("x", Op::Histogram, &[W::Unbounded], NO, NB)]);
     let exp = reference::expected(&full, &db, &Run::through(&day(3)));
-    assert!(exp.parts[&day(3)][0].feats[0].matches(&map(&[("a", 3), ("b", 2), ("c", 2), ("d", 1)])));
+    assert!(exp.parts[&day(3)][0].feats[0].matches(&map(&[
+        ("a", 3),
+        ("b", 2),
+        ("c", 2),
+        ("d", 1)
+    ])));
     assert_ok(check(&full, &db, &Run::through(&day(3))));
-    let top2 = tiny_join(vec![conf::agg("x", Op::Histogram, &[W::Unbounded], &[("k", "2")], NB)]);
+    let top2 = tiny_join(vec![conf::agg(
+        "x",
+        Op::Histogram,
+        &[W::Unbounded],
+        &[("k", "2")],
+        NB,
+    )]);
     let exp = reference::expected(&top2, &db, &Run::through(&day(3)));
     let e = &exp.parts[&day(3)][0].feats[0];
     assert!(e.matches(&map(&[("a", 3), ("b", 2)])));
@@ -557,14 +729,18 @@ fn python_with_duckdb() {
         .status()
         .expect("python3 is needed for the DuckDB oracle")
         .success();
-    assert!(ok, "the DuckDB oracle needs `pip install duckdb` (bash .ci/run installs it)");
+    assert!(
+        ok,
+        "the DuckDB oracle needs `pip install duckdb` (bash .ci/run installs it)"
+    );
 }
 
 #[test]
 fn duckdb_agrees_on_sql_expressible_operations() {
     python_with_duckdb();
     let data = db(11, true);
-    let sql_ops: &[(Op, &str, &[(&str, &str)])] = &[
+    type SqlOp<'a> = (Op, &'a str, &'a [(&'a str, &'a str)]);
+    let sql_ops: &[SqlOp] = &[
         (Op::Sum, "sum", NO),
         (Op::Count, "count", NO),
         (Op::Average, "average", NO),
@@ -579,7 +755,10 @@ fn duckdb_agrees_on_sql_expressible_operations() {
     ];
     let mut parts = Vec::new();
     let mut spec_parts = Vec::new();
-    for (accuracy, name, windows) in [(0, "temporal", TEMPORAL_WINDOWS), (1, "snapshot", SNAPSHOT_WINDOWS)] {
+    for (accuracy, name, windows) in [
+        (0, "temporal", TEMPORAL_WINDOWS),
+        (1, "snapshot", SNAPSHOT_WINDOWS),
+    ] {
         let mut aggs = Vec::new();
         let mut cols = Vec::new();
         let prefix = name;
@@ -587,7 +766,10 @@ fn duckdb_agrees_on_sql_expressible_operations() {
         let full = format!("{prefix}_{}", reference::sanitize(&gb_name));
         for (op, sql, args) in sql_ops {
             aggs.extend(conf::aggs_for("i", *op, windows, args));
-            let k = args.iter().find(|(a, _)| *a == "k").map(|(_, v)| v.parse::<i64>().unwrap());
+            let k = args
+                .iter()
+                .find(|(a, _)| *a == "k")
+                .map(|(_, v)| v.parse::<i64>().unwrap());
             let suffix = match k {
                 Some(k) => format!("{}{k}", if *op == Op::LastK { "last" } else { "first" }),
                 None => sql.to_string(),
@@ -609,10 +791,16 @@ fn duckdb_agrees_on_sql_expressible_operations() {
             Some(accuracy),
         );
         parts.push(conf::part(gb, &[], Some(prefix)));
-        spec_parts.push(json!({"table": "data.ev", "left_key": "user", "right_key": "user", "input": "i",
-                               "accuracy": name, "columns": cols}));
+        spec_parts.push(
+            json!({"table": "data.ev", "left_key": "user", "right_key": "user", "input": "i",
+                               "accuracy": name, "columns": cols}),
+        );
     }
-    let join = conf::join("test.sql_ops.v1", conf::events_left("data.left", &["row_id", "user"]), parts);
+    let join = conf::join(
+        "test.sql_ops.v1",
+        conf::events_left("data.left", &["row_id", "user"]),
+        parts,
+    );
     let run = Run::through(&day(5));
     // the reference first, then the engine on the same warehouse, then DuckDB
     let exp = reference::expected(&join, &data, &run);
@@ -625,11 +813,23 @@ fn duckdb_agrees_on_sql_expressible_operations() {
     let spec_path = dir.path().join("ops_spec.json");
     std::fs::write(&spec_path, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
     let out = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle/ops_sql.py"))
-        .args(["--warehouse", dir.path().to_str().unwrap(), "--spec", spec_path.to_str().unwrap()])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/oracle/ops_sql.py"
+        ))
+        .args([
+            "--warehouse",
+            dir.path().to_str().unwrap(),
+            "--spec",
+            spec_path.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "DuckDB disagrees:\n{text}");
     assert!(text.contains("rows match"), "{text}");
 }

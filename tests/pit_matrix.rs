@@ -26,7 +26,10 @@ fn t0(i: i64) -> i64 {
 /// 16 cases per cell (`PIT_CASES=n` for a deeper run).
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: std::env::var("PIT_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(16),
+        cases: std::env::var("PIT_CASES")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(16),
         max_shrink_iters: 40,
         ..ProptestConfig::default()
     }
@@ -230,9 +233,19 @@ enum Edge {
 
 #[derive(Clone, Debug)]
 enum EvTime {
-    Random { day: i64, ms: i64 },
-    Aligned { day: i64, slot: i64 },
-    Anchor { left: usize, edge: Edge, window: usize },
+    Random {
+        day: i64,
+        ms: i64,
+    },
+    Aligned {
+        day: i64,
+        slot: i64,
+    },
+    Anchor {
+        left: usize,
+        edge: Edge,
+        window: usize,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -261,22 +274,32 @@ fn ev_spec() -> impl Strategy<Value = EvSpec> {
         1 => (0i64..=LAST_DAY, 0i64..24).prop_map(|(day, slot)| EvTime::Aligned { day, slot }),
         4 => (0usize..100, edge, 0usize..4).prop_map(|(left, edge, window)| EvTime::Anchor { left, edge, window }),
     ];
-    (key(), value(), time, prop::bool::weighted(0.1)).prop_map(|(key, val, time, duplicate)| EvSpec {
-        key,
-        val,
-        time,
-        duplicate,
+    (key(), value(), time, prop::bool::weighted(0.1)).prop_map(|(key, val, time, duplicate)| {
+        EvSpec {
+            key,
+            val,
+            time,
+            duplicate,
+        }
     })
 }
 
 /// Events as `(ds, key, value, ts)`, each in the partition of its own ts.
-fn events(specs: &[EvSpec], left: &[LeftRow], windows: &[W]) -> Vec<(String, Option<u8>, Option<i64>, i64)> {
+fn events(
+    specs: &[EvSpec],
+    left: &[LeftRow],
+    windows: &[W],
+) -> Vec<(String, Option<u8>, Option<i64>, i64)> {
     let mut out = Vec::new();
     for s in specs {
         let ts = match &s.time {
             EvTime::Random { day, ms } => t0(*day) + ms,
             EvTime::Aligned { day, slot } => t0(*day) + slot * HOUR,
-            EvTime::Anchor { left: i, edge, window } => {
+            EvTime::Anchor {
+                left: i,
+                edge,
+                window,
+            } => {
                 let q = left[i % left.len()].ts;
                 let w = windows[window % windows.len()].millis().unwrap_or(DAY);
                 let start = q.div_euclid(DAY) * DAY;
@@ -331,13 +354,23 @@ const EVENT_OPS: &[(Op, &[(&str, &str)])] = &[
 
 fn temporal_windows() -> impl Strategy<Value = Vec<W>> {
     prop::sample::subsequence(
-        vec![W::Hours(1), W::Hours(12), W::Days(1), W::Days(2), W::Days(12), W::Unbounded],
+        vec![
+            W::Hours(1),
+            W::Hours(12),
+            W::Days(1),
+            W::Days(2),
+            W::Days(12),
+            W::Unbounded,
+        ],
         1..=3,
     )
 }
 
 fn snapshot_windows() -> impl Strategy<Value = Vec<W>> {
-    prop::sample::subsequence(vec![W::Days(1), W::Days(2), W::Days(3), W::Unbounded], 1..=3)
+    prop::sample::subsequence(
+        vec![W::Days(1), W::Days(2), W::Days(3), W::Unbounded],
+        1..=3,
+    )
 }
 
 /// Events left × Events GroupBy with `accuracy` (0 TEMPORAL, 1 SNAPSHOT).
@@ -356,7 +389,11 @@ fn events_events(
     db.add("data.events", event_table(&keys, &evs));
     let gb = conf::group_by(
         "test.events.v1",
-        vec![conf::events_source("data.events", &[keys.right(), "val"], Some("ts"))],
+        vec![conf::events_source(
+            "data.events",
+            &[keys.right(), "val"],
+            Some("ts"),
+        )],
         &[keys.right()],
         Some(aggs(ops, &windows)),
         Some(accuracy),
@@ -402,16 +439,27 @@ fn mut_spec() -> impl Strategy<Value = MutSpec> {
         0..DAY,
         prop::bool::weighted(0.3),
     )
-        .prop_map(|(key, val, kind, ms, aligned)| MutSpec { key, val, kind, ms, aligned })
+        .prop_map(|(key, val, kind, ms, aligned)| MutSpec {
+            key,
+            val,
+            kind,
+            ms,
+            aligned,
+        })
 }
+
+/// An entity row `(key, val, ts)`.
+type EntityRow = (Option<u8>, Option<i64>, i64);
+/// A mutation row `(ds, key, val, ts, mutation_ts, is_before)`.
+type MutationRow = (String, Option<u8>, Option<i64>, i64, i64, bool);
 
 /// Entity history: initial rows (day 0) and mutations per day 1..=LAST_DAY.
 #[derive(Clone, Debug)]
 struct History {
     /// `ds → rows (key, val, ts)` end-of-day snapshots for days 0..=LAST_DAY.
-    snapshots: Vec<(String, Vec<(Option<u8>, Option<i64>, i64)>)>,
+    snapshots: Vec<(String, Vec<EntityRow>)>,
     /// Mutation rows `(ds, key, val, ts, mutation_ts, is_before)`.
-    mutations: Vec<(String, Option<u8>, Option<i64>, i64, i64, bool)>,
+    mutations: Vec<MutationRow>,
 }
 
 fn history(initial: &[(Option<u8>, Option<i64>, i64)], muts: &[Vec<MutSpec>]) -> History {
@@ -427,7 +475,13 @@ fn history(initial: &[(Option<u8>, Option<i64>, i64)], muts: &[Vec<MutSpec>]) ->
         let ops = muts.get(d as usize - 1).cloned().unwrap_or_default();
         let mut times: Vec<i64> = ops
             .iter()
-            .map(|m| if m.aligned { m.ms - m.ms % (5 * MINUTE) } else { m.ms })
+            .map(|m| {
+                if m.aligned {
+                    m.ms - m.ms % (5 * MINUTE)
+                } else {
+                    m.ms
+                }
+            })
             .collect();
         times.sort_unstable();
         for (i, m) in ops.iter().enumerate() {
@@ -477,7 +531,16 @@ fn entity_tables(keys: &Keys, h: &History) -> (Table, Table) {
         muts.touch(&day(d));
     }
     for (ds, k, val, ts, mts, before) in &h.mutations {
-        muts.push(ds, vec![keys.v(*k), v(*val), V::Int(*ts), V::Int(*mts), V::Bool(*before)]);
+        muts.push(
+            ds,
+            vec![
+                keys.v(*k),
+                v(*val),
+                V::Int(*ts),
+                V::Int(*mts),
+                V::Bool(*before),
+            ],
+        );
     }
     (snap, muts)
 }
@@ -695,7 +758,11 @@ fn reference_edges_by_hand() {
     db.add("data.events", event_table(&keys, &evs));
     let gb = conf::group_by(
         "test.events.v1",
-        vec![conf::events_source("data.events", &["user", "val"], Some("ts"))],
+        vec![conf::events_source(
+            "data.events",
+            &["user", "val"],
+            Some("ts"),
+        )],
         &["user"],
         Some(aggs(SUM_COUNT, &[W::Hours(1), W::Unbounded])),
         Some(0),
@@ -732,8 +799,18 @@ fn null_key_left_row_before_a_missing_left_day() {
         prefix: false,
     };
     let lrows = vec![
-        LeftRow { ds: day(2), id: 0, key: None, ts: t0(2) + 5 },
-        LeftRow { ds: day(4), id: 1, key: Some(0), ts: t0(4) + 7 },
+        LeftRow {
+            ds: day(2),
+            id: 0,
+            key: None,
+            ts: t0(2) + 5,
+        },
+        LeftRow {
+            ds: day(4),
+            id: 1,
+            key: Some(0),
+            ts: t0(4) + 7,
+        },
     ];
     let evs = vec![
         (day(2), Some(0), Some(5), t0(2) + 1000),
@@ -745,7 +822,11 @@ fn null_key_left_row_before_a_missing_left_day() {
     db.add("data.events", event_table(&keys, &evs));
     let gb = conf::group_by(
         "test.events.v1",
-        vec![conf::events_source("data.events", &["user", "val"], Some("ts"))],
+        vec![conf::events_source(
+            "data.events",
+            &["user", "val"],
+            Some("ts"),
+        )],
         &["user"],
         Some(aggs(SUM_COUNT, &[W::Days(2)])),
         Some(0),
@@ -756,7 +837,11 @@ fn null_key_left_row_before_a_missing_left_day() {
         vec![keys.part(gb)],
     );
     let exp = reference::expected(&join, &db, &Run::through(&day(5)));
-    let got: Vec<String> = exp.parts[&day(4)][0].feats.iter().map(|e| e.to_string()).collect();
+    let got: Vec<String> = exp.parts[&day(4)][0]
+        .feats
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
     assert_eq!(got, ["23", "3"]);
     reference::harness::assert_ok(check(&join, &db, &Run::through(&day(5))));
 }

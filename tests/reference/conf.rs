@@ -69,7 +69,12 @@ pub fn events_source(table: &str, cols: &[&str], time: Option<&str>) -> J {
 
 /// An entity GroupBy source; with `mutations`, the mutation table and its columns
 /// (`mutation_ts`, `is_before`) and a mutation topic (so accuracy infers TEMPORAL).
-pub fn entities_source(snapshot: &str, mutations: Option<&str>, cols: &[&str], time: Option<&str>) -> J {
+pub fn entities_source(
+    snapshot: &str,
+    mutations: Option<&str>,
+    cols: &[&str],
+    time: Option<&str>,
+) -> J {
     let mut q = json!({"selects": selects(cols), "setups": []});
     if let Some(t) = time {
         q["timeColumn"] = J::String(t.into());
@@ -86,7 +91,11 @@ pub fn entities_source(snapshot: &str, mutations: Option<&str>, cols: &[&str], t
 
 /// Adds a start/end partition to a source's (or left's) query.
 pub fn with_bounds(mut src: J, start: Option<&str>, end: Option<&str>) -> J {
-    let kind = if src.get("events").is_some() { "events" } else { "entities" };
+    let kind = if src.get("events").is_some() {
+        "events"
+    } else {
+        "entities"
+    };
     if let Some(s) = start {
         src[kind]["query"]["startPartition"] = J::String(s.into());
     }
@@ -119,7 +128,11 @@ pub fn agg(input: &str, op: Op, windows: &[W], args: &[(&str, &str)], buckets: &
 
 /// Aggregations of `op` over `input` for each window (an unbounded one gets its own entry).
 pub fn aggs_for(input: &str, op: Op, windows: &[W], args: &[(&str, &str)]) -> Vec<J> {
-    let bounded: Vec<W> = windows.iter().copied().filter(|w| *w != W::Unbounded).collect();
+    let bounded: Vec<W> = windows
+        .iter()
+        .copied()
+        .filter(|w| *w != W::Unbounded)
+        .collect();
     let mut out = Vec::new();
     if !bounded.is_empty() {
         out.push(agg(input, op, &bounded, args, &[]));
@@ -132,7 +145,13 @@ pub fn aggs_for(input: &str, op: Op, windows: &[W], args: &[(&str, &str)]) -> Ve
 
 /// A GroupBy. `accuracy`: Some(0) TEMPORAL, Some(1) SNAPSHOT, None inferred. `aggs: None`
 /// for a GroupBy without aggregations.
-pub fn group_by(name: &str, sources: Vec<J>, keys: &[&str], aggs: Option<Vec<J>>, accuracy: Option<i64>) -> J {
+pub fn group_by(
+    name: &str,
+    sources: Vec<J>,
+    keys: &[&str],
+    aggs: Option<Vec<J>>,
+    accuracy: Option<i64>,
+) -> J {
     let team = name.split('.').next().unwrap();
     let mut g = json!({
         "metaData": {"name": name, "online": 0, "team": team,
@@ -185,8 +204,11 @@ pub fn join(name: &str, left: J, parts: Vec<J>) -> J {
 pub fn parse(j: &J) -> weft::config::Join {
     let text = serde_json::to_string_pretty(j).unwrap();
     let name = j["metaData"]["name"].as_str().unwrap_or("test");
-    match weft::config::parse_conf(std::path::Path::new(&format!("production/joins/{name}")), &text)
-        .unwrap_or_else(|e| panic!("weft rejects the test config: {e}\n{text}"))
+    match weft::config::parse_conf(
+        std::path::Path::new(&format!("production/joins/{name}")),
+        &text,
+    )
+    .unwrap_or_else(|e| panic!("weft rejects the test config: {e}\n{text}"))
     {
         weft::config::Conf::Join(j) => *j,
         _ => panic!("not a join"),

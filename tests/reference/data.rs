@@ -207,7 +207,8 @@ pub fn write_db(wh: &Warehouse, db: &Db) {
 
 /// Removes a partition from the warehouse.
 pub fn drop_partition(wh: &Warehouse, table: &str, ds: &str) {
-    wh.drop_partition(&tn(table), &spec(ds)).expect("dropping partition");
+    wh.drop_partition(&tn(table), &spec(ds))
+        .expect("dropping partition");
 }
 
 /// One cell of an Arrow array as a [`V`] (integers of any width → Int, floats → Float).
@@ -279,7 +280,12 @@ pub fn read_table(wh: &Warehouse, table: &str) -> Actual {
         let mut cols: Vec<String> = Vec::new();
         let mut rows = Vec::new();
         for b in &batches {
-            cols = b.schema().fields().iter().map(|f| f.name().clone()).collect();
+            cols = b
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
             for i in 0..b.num_rows() {
                 rows.push(b.columns().iter().map(|c| cell(c.as_ref(), i)).collect());
             }
@@ -288,9 +294,15 @@ pub fn read_table(wh: &Warehouse, table: &str) -> Actual {
             // an empty partition still has a schema in its footer
             if let Some(f) = wh.partition_files(&t, ds).unwrap().first() {
                 let file = std::fs::File::open(f).unwrap();
-                let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                    .unwrap();
-                cols = b.schema().fields().iter().map(|f| f.name().clone()).collect();
+                let b =
+                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                        .unwrap();
+                cols = b
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
             }
         }
         out.parts.insert(ds.to_string(), (cols, rows));

@@ -77,7 +77,12 @@ fn exp_text(exp: &Expected, r: &ExpRow) -> String {
         .zip(&r.left)
         .map(|(c, v)| format!("{c}={v}"))
         .collect();
-    parts.extend(exp.feat_cols.iter().zip(&r.feats).map(|(c, e)| format!("{c}={e}")));
+    parts.extend(
+        exp.feat_cols
+            .iter()
+            .zip(&r.feats)
+            .map(|(c, e)| format!("{c}={e}")),
+    );
     parts.join(", ")
 }
 
@@ -93,13 +98,19 @@ pub fn compare(exp: &Expected, act: &Actual) -> Result<(), String> {
         let want: &[ExpRow] = exp.parts.get(ds).map(Vec::as_slice).unwrap_or(&[]);
         let Some((cols, rows)) = act.parts.get(ds) else {
             if !want.is_empty() {
-                problems.push(format!("ds={ds}: output partition missing ({} rows expected)", want.len()));
+                problems.push(format!(
+                    "ds={ds}: output partition missing ({} rows expected)",
+                    want.len()
+                ));
             }
             continue;
         };
         if !exp.parts.contains_key(ds) {
             if !rows.is_empty() {
-                problems.push(format!("ds={ds}: unexpected output partition with {} rows", rows.len()));
+                problems.push(format!(
+                    "ds={ds}: unexpected output partition with {} rows",
+                    rows.len()
+                ));
             }
             continue;
         }
@@ -122,7 +133,12 @@ pub fn compare(exp: &Expected, act: &Actual) -> Result<(), String> {
             continue;
         }
         let feat_order: Vec<&String> = cols.iter().filter(|c| exp.feat_cols.contains(c)).collect();
-        let first_feat = exp.feat_cols.iter().filter_map(|c| pos(c)).min().unwrap_or(cols.len());
+        let first_feat = exp
+            .feat_cols
+            .iter()
+            .filter_map(|c| pos(c))
+            .min()
+            .unwrap_or(cols.len());
         let last_left = exp.left_cols.iter().filter_map(|c| pos(c)).max();
         if feat_order.iter().zip(&exp.feat_cols).any(|(a, b)| *a != b)
             || last_left.is_some_and(|l| l > first_feat)
@@ -149,8 +165,12 @@ pub fn compare(exp: &Expected, act: &Actual) -> Result<(), String> {
                 None => unmatched_actual.push(r),
             }
         }
-        let unmatched_expected: Vec<&ExpRow> =
-            want.iter().zip(&used).filter(|(_, u)| !**u).map(|(w, _)| w).collect();
+        let unmatched_expected: Vec<&ExpRow> = want
+            .iter()
+            .zip(&used)
+            .filter(|(_, u)| !**u)
+            .map(|(w, _)| w)
+            .collect();
         if unmatched_actual.is_empty() && unmatched_expected.is_empty() {
             continue;
         }
@@ -162,14 +182,12 @@ pub fn compare(exp: &Expected, act: &Actual) -> Result<(), String> {
             unmatched_expected.len()
         );
         // explain: for an unmatched output row, the expected row with the same left values
-        let mut shown = 0;
-        for r in &unmatched_actual {
-            if shown >= 8 {
-                break;
-            }
-            shown += 1;
+        for r in unmatched_actual.iter().take(8) {
             let same_left = unmatched_expected.iter().find(|w| {
-                w.left.iter().zip(li.iter()).all(|(a, &i)| values_match(a, &r[i]))
+                w.left
+                    .iter()
+                    .zip(li.iter())
+                    .all(|(a, &i)| values_match(a, &r[i]))
             });
             let left_txt: Vec<String> = exp
                 .left_cols
@@ -192,9 +210,12 @@ pub fn compare(exp: &Expected, act: &Actual) -> Result<(), String> {
         let unexplained: Vec<&&ExpRow> = unmatched_expected
             .iter()
             .filter(|w| {
-                !unmatched_actual
-                    .iter()
-                    .any(|r| w.left.iter().zip(li.iter()).all(|(a, &i)| values_match(a, &r[i])))
+                !unmatched_actual.iter().any(|r| {
+                    w.left
+                        .iter()
+                        .zip(li.iter())
+                        .all(|(a, &i)| values_match(a, &r[i]))
+                })
             })
             .collect();
         for w in unexplained.iter().take(8) {
@@ -205,7 +226,10 @@ pub fn compare(exp: &Expected, act: &Actual) -> Result<(), String> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(format!("output differs from the reference:\n{}", problems.join("\n")))
+        Err(format!(
+            "output differs from the reference:\n{}",
+            problems.join("\n")
+        ))
     }
 }
 
@@ -216,11 +240,18 @@ fn sort_key(cols: &[String], row: &[V]) -> String {
         match v {
             V::Float(f) => format!("{f:.6e}"),
             V::List(l) => l.iter().map(short).collect::<Vec<_>>().join(","),
-            V::Map(m) => m.iter().map(|(k, v)| format!("{k}:{}", short(v))).collect::<Vec<_>>().join(","),
+            V::Map(m) => m
+                .iter()
+                .map(|(k, v)| format!("{k}:{}", short(v)))
+                .collect::<Vec<_>>()
+                .join(","),
             other => other.to_string(),
         }
     }
-    idx.iter().map(|&i| format!("{}={}", cols[i], short(&row[i]))).collect::<Vec<_>>().join("|")
+    idx.iter()
+        .map(|&i| format!("{}={}", cols[i], short(&row[i])))
+        .collect::<Vec<_>>()
+        .join("|")
 }
 
 /// Two outputs hold the same partitions, columns and rows (as multisets; doubles within
@@ -229,19 +260,27 @@ pub fn outputs_equal(a: &Actual, b: &Actual, what_a: &str, what_b: &str) -> Resu
     let ka: Vec<&String> = a.parts.keys().collect();
     let kb: Vec<&String> = b.parts.keys().collect();
     if ka != kb {
-        return Err(format!("partitions differ: {what_a} has {ka:?}, {what_b} has {kb:?}"));
+        return Err(format!(
+            "partitions differ: {what_a} has {ka:?}, {what_b} has {kb:?}"
+        ));
     }
     for (ds, (ca, ra)) in &a.parts {
         let (cb, rb) = &b.parts[ds];
         if ca != cb {
-            return Err(format!("ds={ds}: columns differ: {what_a} {ca:?}, {what_b} {cb:?}"));
+            return Err(format!(
+                "ds={ds}: columns differ: {what_a} {ca:?}, {what_b} {cb:?}"
+            ));
         }
         let mut sa: Vec<&Vec<V>> = ra.iter().collect();
         let mut sb: Vec<&Vec<V>> = rb.iter().collect();
         sa.sort_by_key(|r| sort_key(ca, r));
         sb.sort_by_key(|r| sort_key(cb, r));
         if sa.len() != sb.len() {
-            return Err(format!("ds={ds}: {what_a} has {} rows, {what_b} {}", sa.len(), sb.len()));
+            return Err(format!(
+                "ds={ds}: {what_a} has {} rows, {what_b} {}",
+                sa.len(),
+                sb.len()
+            ));
         }
         for (x, y) in sa.iter().zip(&sb) {
             if !x.iter().zip(y.iter()).all(|(p, q)| values_match(p, q)) {
@@ -281,5 +320,8 @@ pub fn copy_warehouse_without(src: &std::path::Path, dst: &std::path::Path, skip
 
 /// Row counts of each partition of an output.
 pub fn row_counts(a: &Actual) -> BTreeMap<String, usize> {
-    a.parts.iter().map(|(d, (_, r))| (d.clone(), r.len())).collect()
+    a.parts
+        .iter()
+        .map(|(d, (_, r))| (d.clone(), r.len()))
+        .collect()
 }

@@ -90,7 +90,10 @@ impl V {
             V::Str(s) => format!("s{s}"),
             V::Bool(b) => format!("b{b}"),
             V::Null => "null".into(),
-            V::List(l) => format!("[{}]", l.iter().map(V::identity).collect::<Vec<_>>().join(",")),
+            V::List(l) => format!(
+                "[{}]",
+                l.iter().map(V::identity).collect::<Vec<_>>().join(",")
+            ),
             V::Map(m) => format!(
                 "{{{}}}",
                 m.iter()
@@ -157,7 +160,10 @@ pub struct Table {
 impl Table {
     pub fn new(cols: &[(&str, Ty)]) -> Table {
         Table {
-            cols: cols.iter().map(|(n, t)| (n.to_string(), t.clone())).collect(),
+            cols: cols
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.clone()))
+                .collect(),
             parts: BTreeMap::new(),
         }
     }
@@ -243,10 +249,17 @@ pub enum E {
     /// HISTOGRAM: `full` counts; with `k > 0` and more than `k` distinct values, the entries
     /// whose count reaches the k-th largest count, at most `k`; keys in `zeros` may appear
     /// with count 0 (values deleted by mutations).
-    Hist { full: BTreeMap<String, i64>, k: usize, zeros: BTreeSet<String> },
+    Hist {
+        full: BTreeMap<String, i64>,
+        k: usize,
+        zeros: BTreeSet<String>,
+    },
     /// APPROX_HISTOGRAM_K beyond `k` distinct values: at most `k` entries (possibly none), keys
     /// from the data, counts ≥ 1.
-    ApproxHist { full: BTreeMap<String, i64>, k: usize },
+    ApproxHist {
+        full: BTreeMap<String, i64>,
+        k: usize,
+    },
     /// A map with exactly these keys, each value matching its expectation.
     MapOf(BTreeMap<String, E>),
 }
@@ -370,9 +383,8 @@ impl E {
                 // flat data, so an empty map is allowed.
                 let V::Map(m) = a else { return false };
                 m.len() <= *k
-                    && m.iter().all(|(key, c)| {
-                        full.contains_key(key) && matches!(c, V::Int(x) if *x >= 1)
-                    })
+                    && m.iter()
+                        .all(|(key, c)| full.contains_key(key) && matches!(c, V::Int(x) if *x >= 1))
             }
             E::MapOf(want) => {
                 // an entry whose expectation allows NULL may also be absent
@@ -380,7 +392,8 @@ impl E {
                 match a {
                     V::Null => want.values().all(optional),
                     V::Map(m) => {
-                        m.iter().all(|(k, v)| want.get(k).is_some_and(|e| e.matches(v)))
+                        m.iter()
+                            .all(|(k, v)| want.get(k).is_some_and(|e| e.matches(v)))
                             && want.iter().all(|(k, e)| m.contains_key(k) || optional(e))
                     }
                     _ => false,
@@ -421,7 +434,9 @@ impl fmt::Display for E {
                 }
                 write!(f, "]")
             }
-            E::Hist { full, k, zeros } => write!(f, "histogram {full:?} (k={k}, may be 0: {zeros:?})"),
+            E::Hist { full, k, zeros } => {
+                write!(f, "histogram {full:?} (k={k}, may be 0: {zeros:?})")
+            }
             E::ApproxHist { full, k } => write!(f, "approx histogram ≤{k} entries of {full:?}"),
             E::MapOf(m) => {
                 write!(f, "{{")?;
@@ -468,7 +483,10 @@ pub struct Run {
 
 impl Run {
     pub fn through(end: &str) -> Run {
-        Run { start: None, end: end.to_string() }
+        Run {
+            start: None,
+            end: end.to_string(),
+        }
     }
 }
 
@@ -491,7 +509,13 @@ fn jbool(v: &J, k: &str) -> Option<bool> {
 /// `sanitize`: every character outside `[A-Za-z0-9_]` becomes `_`.
 pub fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -523,7 +547,10 @@ fn query(v: Option<&J>) -> Q {
         assert!(w.is_empty(), "reference: wheres are not modelled");
     }
     if let Some(pc) = js(v, "partitionColumn") {
-        assert_eq!(pc, "ds", "reference: only ds partition columns are modelled");
+        assert_eq!(
+            pc, "ds",
+            "reference: only ds partition columns are modelled"
+        );
     }
     Q {
         selects: v.get("selects").and_then(J::as_object).map(|m| {
@@ -667,7 +694,10 @@ impl Op {
         ALL_OPS[c as usize]
     }
     fn suffix(self, k: Option<&str>) -> String {
-        let k = || k.expect("reference: this operation needs argMap.k").to_string();
+        let k = || {
+            k.expect("reference: this operation needs argMap.k")
+                .to_string()
+        };
         match self {
             Op::Min => "min".into(),
             Op::Max => "max".into(),
@@ -757,7 +787,11 @@ fn part(jp: &J, db: &Db) -> Part {
     let mapping: Vec<(String, String)> = jp
         .get("keyMapping")
         .and_then(J::as_object)
-        .map(|m| m.iter().map(|(l, r)| (l.clone(), r.as_str().unwrap().to_string())).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(l, r)| (l.clone(), r.as_str().unwrap().to_string()))
+                .collect()
+        })
         .unwrap_or_default();
     let keys = gb_keys
         .iter()
@@ -785,7 +819,9 @@ fn part(jp: &J, db: &Db) -> Part {
         None => {
             let topic = sources.iter().any(|s| {
                 s.get("events").and_then(|e| js(e, "topic")).is_some()
-                    || s.get("entities").and_then(|e| js(e, "mutationTopic")).is_some()
+                    || s.get("entities")
+                        .and_then(|e| js(e, "mutationTopic"))
+                        .is_some()
             });
             if topic {
                 Accuracy::Temporal
@@ -806,7 +842,11 @@ fn part(jp: &J, db: &Db) -> Part {
             let args: BTreeMap<String, String> = a
                 .get("argMap")
                 .and_then(J::as_object)
-                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                        .collect()
+                })
                 .unwrap_or_default();
             let suffix = op.suffix(args.get("k").map(String::as_str));
             let windows: Vec<(Option<i64>, String)> = match a.get("windows").and_then(J::as_array) {
@@ -814,7 +854,10 @@ fn part(jp: &J, db: &Db) -> Part {
                 _ => vec![(None, String::new())],
             };
             let buckets: Vec<Option<String>> = match a.get("buckets").and_then(J::as_array) {
-                Some(bs) if !bs.is_empty() => bs.iter().map(|b| Some(b.as_str().unwrap().to_string())).collect(),
+                Some(bs) if !bs.is_empty() => bs
+                    .iter()
+                    .map(|b| Some(b.as_str().unwrap().to_string()))
+                    .collect(),
                 _ => vec![None],
             };
             for b in &buckets {
@@ -853,11 +896,18 @@ fn part(jp: &J, db: &Db) -> Part {
             }
             Model::Entities => {
                 let e = &s["entities"];
-                (js(e, "snapshotTable").unwrap(), query(e.get("query")), js(e, "mutationTable"))
+                (
+                    js(e, "snapshotTable").unwrap(),
+                    query(e.get("query")),
+                    js(e, "mutationTable"),
+                )
             }
         };
         if si == 0 && cols.is_none() {
-            let sel = q.selects.as_ref().expect("reference: a no-agg GroupBy needs selects");
+            let sel = q
+                .selects
+                .as_ref()
+                .expect("reference: a no-agg GroupBy needs selects");
             raw_cols = sel
                 .iter()
                 .map(|(n, _)| n.clone())
@@ -888,7 +938,10 @@ fn part(jp: &J, db: &Db) -> Part {
         }
         if let (Some(mt), Accuracy::Temporal) = (mutation_table, accuracy) {
             let t = db.table(mt);
-            let mtc = q.mutation_time_col.clone().unwrap_or_else(|| "mutation_ts".into());
+            let mtc = q
+                .mutation_time_col
+                .clone()
+                .unwrap_or_else(|| "mutation_ts".into());
             let rc = q.reversal_col.clone().unwrap_or_else(|| "is_before".into());
             for (ds, prows) in &t.parts {
                 if !q.allows(ds) {
@@ -912,7 +965,11 @@ fn part(jp: &J, db: &Db) -> Part {
         }
     }
     // rows whose keys are all NULL are dropped
-    rows.retain(|r| gb_keys.iter().any(|k| !r.cols.get(k).unwrap_or(&V::Null).is_null()));
+    rows.retain(|r| {
+        gb_keys
+            .iter()
+            .any(|k| !r.cols.get(k).unwrap_or(&V::Null).is_null())
+    });
     Part {
         full_prefix,
         keys,
@@ -1039,7 +1096,11 @@ fn hits<'a>(p: &'a Part, q: &Query, w: Option<i64>) -> Vec<Hit<'a>> {
 
 /// The rows a no-aggregation GroupBy offers a query: the snapshot the matrix picks.
 fn raw_hits<'a>(p: &'a Part, q: &Query) -> Vec<&'a SrcRow> {
-    assert_eq!(p.model, Model::Entities, "reference: no-agg GroupBys need entity sources");
+    assert_eq!(
+        p.model,
+        Model::Entities,
+        "reference: no-agg GroupBys need entity sources"
+    );
     let snapshot = match q.model {
         Model::Events => ds_of(floor(q.q.unwrap(), DAY) - DAY),
         Model::Entities => q.ds.to_string(),
@@ -1063,7 +1124,8 @@ pub struct Input {
 }
 
 fn arg_usize(args: &BTreeMap<String, String>, k: &str) -> Option<usize> {
-    args.get(k).map(|s| s.trim().parse().expect("integer argMap value"))
+    args.get(k)
+        .map(|s| s.trim().parse().expect("integer argMap value"))
 }
 
 fn sane(x: f64) -> E {
@@ -1076,7 +1138,11 @@ fn sane(x: f64) -> E {
 
 fn near(x: f64) -> E {
     if x.is_finite() {
-        E::Near { v: x, rel: 1e-9, abs: 1e-9 }
+        E::Near {
+            v: x,
+            rel: 1e-9,
+            abs: 1e-9,
+        }
     } else {
         NULL
     }
@@ -1098,7 +1164,9 @@ pub fn aggregate(op: Op, args: &BTreeMap<String, String>, inputs: &[Input]) -> E
     if inputs.iter().any(|i| matches!(i.v, V::Map(_))) {
         let mut per_key: BTreeMap<String, Vec<Input>> = BTreeMap::new();
         for i in &inputs {
-            let V::Map(m) = &i.v else { panic!("mixed map and non-map inputs") };
+            let V::Map(m) = &i.v else {
+                panic!("mixed map and non-map inputs")
+            };
             for (k, v) in m {
                 per_key.entry(k.clone()).or_default().push(Input {
                     ts: i.ts,
@@ -1147,9 +1215,16 @@ pub fn aggregate(op: Op, args: &BTreeMap<String, String>, inputs: &[Input]) -> E
         for v in &adds {
             *full.entry(v.key_string()).or_default() += 1;
         }
-        let zeros = deleted_keys.into_iter().filter(|k| !full.contains_key(k)).collect();
+        let zeros = deleted_keys
+            .into_iter()
+            .filter(|k| !full.contains_key(k))
+            .collect();
         let empty = full.is_empty();
-        let h = E::Hist { full, k: arg_usize(args, "k").unwrap_or(0), zeros };
+        let h = E::Hist {
+            full,
+            k: arg_usize(args, "k").unwrap_or(0),
+            zeros,
+        };
         return if empty { E::AnyOf(vec![NULL, h]) } else { h };
     }
     let e = simple(op, args, &adds);
@@ -1181,7 +1256,13 @@ fn timed(op: Op, args: &BTreeMap<String, String>, items: &[(i64, V)]) -> E {
     }
     let groups: Vec<Vec<V>> = times
         .iter()
-        .map(|t| items.iter().filter(|(u, _)| u == t).map(|(_, v)| v.clone()).collect())
+        .map(|t| {
+            items
+                .iter()
+                .filter(|(u, _)| u == t)
+                .map(|(_, v)| v.clone())
+                .collect()
+        })
         .collect();
     match op {
         Op::First | Op::Last => {
@@ -1210,7 +1291,11 @@ fn cmp_values(a: &V, b: &V) -> std::cmp::Ordering {
         (V::Int(x), V::Int(y)) => x.cmp(y),
         (V::Str(x), V::Str(y)) => x.cmp(y),
         (V::Bool(x), V::Bool(y)) => x.cmp(y),
-        _ => a.as_f64().unwrap().partial_cmp(&b.as_f64().unwrap()).unwrap(),
+        _ => a
+            .as_f64()
+            .unwrap()
+            .partial_cmp(&b.as_f64().unwrap())
+            .unwrap(),
     }
 }
 
@@ -1222,7 +1307,11 @@ fn simple(op: Op, args: &BTreeMap<String, String>, vals: &[V]) -> E {
     if vals.is_empty() {
         return NULL;
     }
-    let floats = || -> Vec<f64> { vals.iter().map(|v| v.as_f64().expect("numeric input")).collect() };
+    let floats = || -> Vec<f64> {
+        vals.iter()
+            .map(|v| v.as_f64().expect("numeric input"))
+            .collect()
+    };
     let is_float = vals.iter().any(|v| matches!(v, V::Float(_)));
     let n = vals.len() as f64;
     match op {
@@ -1242,7 +1331,10 @@ fn simple(op: Op, args: &BTreeMap<String, String>, vals: &[V]) -> E {
         Op::UniqueCount => E::Is(V::Int(distinct(vals) as i64)),
         Op::ApproxUniqueCount => {
             let d = distinct(vals) as i64;
-            E::Approx { exact: d, tol: (d / 10).max(1) }
+            E::Approx {
+                exact: d,
+                tol: (d / 10).max(1),
+            }
         }
         Op::BoundedUniqueCount => {
             let k = arg_usize(args, "k").unwrap_or(8);
@@ -1253,7 +1345,11 @@ fn simple(op: Op, args: &BTreeMap<String, String>, vals: &[V]) -> E {
             if is_float {
                 sane(floats().iter().sum())
             } else {
-                E::Is(V::Int(vals.iter().map(|v| v.as_i64().expect("integer input")).sum()))
+                E::Is(V::Int(
+                    vals.iter()
+                        .map(|v| v.as_i64().expect("integer input"))
+                        .sum(),
+                ))
             }
         }
         Op::Average => sane(floats().iter().sum::<f64>() / n),
@@ -1302,9 +1398,15 @@ fn simple(op: Op, args: &BTreeMap<String, String>, vals: &[V]) -> E {
                 return E::ApproxHist { full, k };
             }
             if op == Op::Histogram && k > 0 && full.len() > k {
-                return E::Hist { full, k, zeros: BTreeSet::new() };
+                return E::Hist {
+                    full,
+                    k,
+                    zeros: BTreeSet::new(),
+                };
             }
-            E::Is(V::Map(full.into_iter().map(|(k, c)| (k, V::Int(c))).collect()))
+            E::Is(V::Map(
+                full.into_iter().map(|(k, c)| (k, V::Int(c))).collect(),
+            ))
         }
         Op::First | Op::Last | Op::FirstK | Op::LastK => unreachable!(),
     }
@@ -1320,10 +1422,15 @@ fn skew_literal(s: &str) -> V {
     if s.eq_ignore_ascii_case("null") {
         return V::Null;
     }
-    if s.len() >= 2 && (s.starts_with('\'') && s.ends_with('\'') || s.starts_with('"') && s.ends_with('"')) {
+    if s.len() >= 2
+        && (s.starts_with('\'') && s.ends_with('\'') || s.starts_with('"') && s.ends_with('"'))
+    {
         return V::s(&s[1..s.len() - 1]);
     }
-    V::Int(s.parse().unwrap_or_else(|_| panic!("reference: skew key literal {s}")))
+    V::Int(
+        s.parse()
+            .unwrap_or_else(|_| panic!("reference: skew key literal {s}")),
+    )
 }
 
 /// Chronon's skew filter with SQL three-valued logic: per key `k NOT IN (values)` (and
@@ -1365,7 +1472,12 @@ fn passes_skew(skew: &[(String, Vec<V>)], get: &dyn Fn(&str) -> V) -> bool {
 
 /// The expected output of `join` over `db` for a backfill of `run`.
 pub fn expected(join: &J, db: &Db, run: &Run) -> Expected {
-    for unsupported in ["bootstrapParts", "derivations", "onlineExternalParts", "labelPart"] {
+    for unsupported in [
+        "bootstrapParts",
+        "derivations",
+        "onlineExternalParts",
+        "labelPart",
+    ] {
         if let Some(v) = join.get(unsupported) {
             assert!(
                 v.is_null() || v.as_array().is_some_and(Vec::is_empty),
@@ -1374,9 +1486,17 @@ pub fn expected(join: &J, db: &Db, run: &Run) -> Expected {
         }
     }
     let (model, left_table, lq) = if let Some(e) = join["left"].get("events") {
-        (Model::Events, js(e, "table").unwrap(), query(e.get("query")))
+        (
+            Model::Events,
+            js(e, "table").unwrap(),
+            query(e.get("query")),
+        )
     } else if let Some(e) = join["left"].get("entities") {
-        (Model::Entities, js(e, "snapshotTable").unwrap(), query(e.get("query")))
+        (
+            Model::Entities,
+            js(e, "snapshotTable").unwrap(),
+            query(e.get("query")),
+        )
     } else {
         panic!("reference: only events and entities lefts are modelled")
     };
@@ -1392,7 +1512,12 @@ pub fn expected(join: &J, db: &Db, run: &Run) -> Expected {
     }
     // range to fill (§3.5)
     let first_left = t.parts.keys().next().cloned();
-    let mut start = run.start.clone().or(lq.start.clone()).or(first_left).unwrap_or_default();
+    let mut start = run
+        .start
+        .clone()
+        .or(lq.start.clone())
+        .or(first_left)
+        .unwrap_or_default();
     let mut end = run.end.clone();
     if let Some(e) = &lq.end {
         end = end.min(e.clone());
@@ -1408,7 +1533,11 @@ pub fn expected(join: &J, db: &Db, run: &Run) -> Expected {
                 .map(|(k, vs)| {
                     (
                         k.clone(),
-                        vs.as_array().unwrap().iter().map(|v| skew_literal(v.as_str().unwrap())).collect(),
+                        vs.as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|v| skew_literal(v.as_str().unwrap()))
+                            .collect(),
                     )
                 })
                 .collect()
@@ -1448,7 +1577,10 @@ pub fn expected(join: &J, db: &Db, run: &Run) -> Expected {
                 }
             }
             if model == Model::Events {
-                let tc = lq.time_col.as_deref().expect("an event left needs a timeColumn");
+                let tc = lq
+                    .time_col
+                    .as_deref()
+                    .expect("an event left needs a timeColumn");
                 vals.insert("ts".into(), eval(tc, t, r));
             }
             let get = |c: &str| -> V {
@@ -1462,16 +1594,26 @@ pub fn expected(join: &J, db: &Db, run: &Run) -> Expected {
             }
             let left: Vec<V> = left_cols.iter().map(|c| get(c)).collect();
             let q_ts = match model {
-                Model::Events => {
-                    Some(get("ts").as_i64().expect("an event left row needs a non-NULL ts"))
-                }
+                Model::Events => Some(
+                    get("ts")
+                        .as_i64()
+                        .expect("an event left row needs a non-NULL ts"),
+                ),
                 Model::Entities => None,
             };
-            let mut rows_out = vec![ExpRow { left, feats: Vec::new() }];
+            let mut rows_out = vec![ExpRow {
+                left,
+                feats: Vec::new(),
+            }];
             for p in &parts {
                 let keys: Vec<V> = p.keys.iter().map(|(l, _)| get(l)).collect();
                 let null_key = keys.iter().any(V::is_null);
-                let query = Query { model, ds, q: q_ts, keys };
+                let query = Query {
+                    model,
+                    ds,
+                    q: q_ts,
+                    keys,
+                };
                 match &p.cols {
                     Some(cols) => {
                         let feats: Vec<E> = cols
@@ -1483,8 +1625,11 @@ pub fn expected(join: &J, db: &Db, run: &Run) -> Expected {
                         }
                     }
                     None => {
-                        let matches: Vec<&SrcRow> =
-                            if null_key { Vec::new() } else { raw_hits(p, &query) };
+                        let matches: Vec<&SrcRow> = if null_key {
+                            Vec::new()
+                        } else {
+                            raw_hits(p, &query)
+                        };
                         let variants: Vec<Vec<E>> = if matches.is_empty() {
                             vec![vec![NULL; p.raw_cols.len()]]
                         } else {
@@ -1532,7 +1677,11 @@ fn column(p: &Part, q: &Query, c: &OutCol) -> E {
         None => {
             let inputs: Vec<Input> = hs
                 .iter()
-                .map(|h| Input { ts: ts(h), v: value(h), delete: h.delete })
+                .map(|h| Input {
+                    ts: ts(h),
+                    v: value(h),
+                    delete: h.delete,
+                })
                 .collect();
             aggregate(c.op, &c.args, &inputs)
         }
