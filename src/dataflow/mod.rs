@@ -106,16 +106,39 @@ impl JoinDataflow {
     }
 
     /// Completes the current epoch and returns the output changes it caused.
-    pub fn seal(&mut self) -> Vec<(PartValues, isize)> {
+    /// A worker that failed (its panic message is logged by the panic hook) makes this an
+    /// error rather than a partial result.
+    pub fn seal(&mut self) -> Result<Vec<(PartValues, isize)>> {
         let e = self.epoch;
+        let failed = || {
+            Error::Usage(format!(
+                "a dataflow worker failed while computing epoch {e} (see the panic message above); no output was written for it"
+            ))
+        };
         for s in &self.inputs {
-            let _ = s.send(Msg::Seal(e));
+            s.send(Msg::Seal(e)).map_err(|_| failed())?;
         }
-        for _ in 0..self.workers {
-            let _ = self.acks.recv();
+        let mut acked = 0;
+        while acked < self.workers {
+            match self
+                .acks
+                .recv_timeout(std::time::Duration::from_millis(200))
+            {
+                Ok(_) => acked += 1,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    let dead = self
+                        .guards
+                        .as_ref()
+                        .is_some_and(|g| g.guards().iter().any(|h| h.is_finished()));
+                    if dead {
+                        return Err(failed());
+                    }
+                }
+                Err(_) => return Err(failed()),
+            }
         }
         self.epoch += 1;
-        self.outputs.try_iter().collect()
+        Ok(self.outputs.try_iter().collect())
     }
 
     /// The next epoch to be sealed.
@@ -128,7 +151,12 @@ impl Drop for JoinDataflow {
     fn drop(&mut self) {
         self.inputs.clear();
         if let Some(g) = self.guards.take() {
-            drop(g.join());
+            if g.guards().iter().any(|h| h.is_finished()) {
+                // a worker died: the others may wait for it forever, so do not join them
+                std::mem::forget(g);
+            } else {
+                drop(g.join());
+            }
         }
     }
 }

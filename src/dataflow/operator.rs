@@ -97,7 +97,11 @@ pub fn windows<'scope>(
                             output.session(&cap).give_iterator(out.into_iter());
                         }
                     }
-                    caps.downgrade(frontier.frontier().iter());
+                    // hold capabilities only for the epochs still pending
+                    match pending.first_key_value() {
+                        Some((&t, _)) => caps.downgrade([t]),
+                        None => caps = CapabilitySet::new(),
+                    }
                 }
             },
         )

@@ -105,7 +105,11 @@ struct Live {
     state: OutputState,
     feeds: Feeds,
     left_schema: SchemaRef,
+    /// Left data columns then every part's base feature columns.
+    base_schema: SchemaRef,
+    /// After GroupBy and join derivations: what is written.
     out_schema: SchemaRef,
+    left_columns: Vec<String>,
     /// Output partitions computed by this runner (their rows are maintained).
     owned: BTreeSet<Ds>,
 }
@@ -216,9 +220,9 @@ fn run(
         let mut any = sync_left(engine, plan, live, &left_fps, &|_| false, &mut report)?.is_some();
         any |= sync_sources(engine, plan, live, &source_fps, None, &mut report)?;
         if any {
-            let touched = live.state.apply(live.dataflow.seal());
+            let touched = live.state.apply(live.dataflow.seal()?);
             let dirty: Vec<Ds> = touched.intersection(&live.owned).copied().collect();
-            write_partitions(&wh, join, plan, live, &dirty, &mut report.rewritten)?;
+            write_partitions(engine, join, plan, live, &dirty, &mut report.rewritten)?;
         }
     }
 
@@ -242,13 +246,13 @@ fn run(
         if let Some(reach) = reach {
             sync_sources(engine, plan, live, &source_fps, Some(&reach), &mut report)?;
         }
-        let touched = live.state.apply(live.dataflow.seal());
+        let touched = live.state.apply(live.dataflow.seal()?);
         live.owned.extend(days.iter().copied());
         let mut dirty: BTreeSet<Ds> = touched.intersection(&live.owned).copied().collect();
         dirty.extend(days.iter().copied());
         let dirty: Vec<Ds> = dirty.into_iter().collect();
         let mut written = Vec::new();
-        write_partitions(&wh, join, plan, live, &dirty, &mut written)?;
+        write_partitions(engine, join, plan, live, &dirty, &mut written)?;
         for d in written {
             if days.contains(&d) {
                 report.written.push(d);
@@ -436,18 +440,20 @@ fn needed_days(p: &PartPlan, lo: i64, hi: i64) -> (Ds, Ds) {
 
 /// Writes output partitions from the maintained state.
 fn write_partitions(
-    wh: &crate::warehouse::Warehouse,
+    engine: &Engine,
     join: &Join,
     plan: &JoinPlan,
     live: &Live,
     days: &[Ds],
     written: &mut Vec<Ds>,
 ) -> Result<()> {
+    let wh = engine.warehouse();
     for &ds in days {
         let Some(left) = live.feeds.batches(InputId::Left, ds).first() else {
             continue;
         };
-        let batch = output::assemble(plan, &live.out_schema, ds, left, &live.state)?;
+        let batch = output::assemble(plan, &live.base_schema, ds, left, &live.state)?;
+        let batch = output::derive(engine, plan, &live.left_columns, batch)?;
         wh.write_partition(
             &plan.output,
             &[("ds".into(), ds.to_string())],
@@ -505,13 +511,28 @@ fn start_live(engine: &Engine, plan: &JoinPlan, workers: usize) -> Result<Live> 
         specs.push(part_spec(p, &types));
     }
     let data_schema = without_ds(&left_schema);
-    let out_schema = output::output_schema(&data_schema, &fields);
+    let base_schema = output::output_schema(&data_schema, &fields);
+    let left_columns: Vec<String> = data_schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    // the written schema: derivations applied to an empty batch
+    let out_schema = output::derive(
+        engine,
+        plan,
+        &left_columns,
+        RecordBatch::new_empty(base_schema.clone()),
+    )?
+    .schema();
     Ok(Live {
         dataflow: JoinDataflow::start(specs, workers)?,
         state: OutputState::default(),
         feeds: Feeds::default(),
         left_schema,
+        base_schema,
         out_schema,
+        left_columns,
         owned: BTreeSet::new(),
     })
 }

@@ -167,3 +167,107 @@ pub fn assemble(
     }
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::arrow(ctx(), e))
 }
+
+/// Applies GroupBy derivations (per part, on the part's unprefixed columns and its keys) and
+/// then the join's derivations (§2.7, §9) to an assembled batch.
+pub fn derive(
+    engine: &crate::sql::Engine,
+    plan: &JoinPlan,
+    left_columns: &[String],
+    batch: RecordBatch,
+) -> Result<RecordBatch> {
+    use super::derive::{derive_group_by, derive_join_with_left};
+    let mut batch = batch;
+    let mut base_values: Vec<String> = Vec::new();
+    for p in &plan.parts {
+        let names: Vec<String> = if p.columns.is_empty() {
+            p.raw_names.clone()
+        } else {
+            p.columns.iter().map(|c| c.name.clone()).collect()
+        };
+        if p.derivations.is_empty() {
+            base_values.extend(names);
+            continue;
+        }
+        let ctx = format!("derivations of GroupBy {}", p.group_by.meta_data.name);
+        // the part as the GroupBy sees it: its keys and unprefixed value columns
+        let prefix = format!("{}_", p.full_prefix);
+        let mut fields = Vec::new();
+        let mut arrays = Vec::new();
+        for (l, r) in p.left_keys.iter().zip(&p.right_keys) {
+            let i = batch
+                .schema()
+                .index_of(l)
+                .map_err(|e| Error::arrow(&ctx, e))?;
+            fields.push(Field::new(
+                r,
+                batch.schema().field(i).data_type().clone(),
+                true,
+            ));
+            arrays.push(batch.column(i).clone());
+        }
+        let mut values = Vec::new();
+        for n in &names {
+            let i = batch
+                .schema()
+                .index_of(n)
+                .map_err(|e| Error::arrow(&ctx, e))?;
+            let short = n.strip_prefix(&prefix).unwrap_or(n).to_string();
+            fields.push(Field::new(
+                &short,
+                batch.schema().field(i).data_type().clone(),
+                true,
+            ));
+            arrays.push(batch.column(i).clone());
+            values.push(short);
+        }
+        let part_batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+            .map_err(|e| Error::arrow(&ctx, e))?;
+        let derived = derive_group_by(
+            engine,
+            &part_batch,
+            &p.right_keys,
+            &values,
+            &p.derivations,
+            &ctx,
+        )?;
+        // replace the part's columns by the derived ones, prefixed, in place
+        let schema = batch.schema();
+        let first = schema
+            .index_of(&names[0])
+            .map_err(|e| Error::arrow(&ctx, e))?;
+        let mut out_fields: Vec<Field> = Vec::new();
+        let mut out_arrays: Vec<ArrayRef> = Vec::new();
+        for (i, f) in schema.fields().iter().enumerate() {
+            if i == first {
+                for (df, da) in derived.schema().fields().iter().zip(derived.columns()) {
+                    if p.right_keys.contains(df.name()) || df.name() == "ds" || df.name() == "ts" {
+                        continue;
+                    }
+                    let name = format!("{prefix}{}", df.name());
+                    base_values.push(name.clone());
+                    out_fields.push(Field::new(&name, df.data_type().clone(), true));
+                    out_arrays.push(da.clone());
+                }
+            }
+            if names.contains(f.name()) {
+                continue;
+            }
+            out_fields.push(f.as_ref().clone());
+            out_arrays.push(batch.column(i).clone());
+        }
+        batch = RecordBatch::try_new(Arc::new(Schema::new(out_fields)), out_arrays)
+            .map_err(|e| Error::arrow(&ctx, e))?;
+    }
+    if plan.derivations.is_empty() {
+        return Ok(batch);
+    }
+    derive_join_with_left(
+        engine,
+        &batch,
+        left_columns,
+        &base_values,
+        &plan.derivations,
+        &format!("derivations of join {}", plan.name),
+    )
+}
