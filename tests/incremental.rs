@@ -300,8 +300,7 @@ fn a_late_event_changes_only_the_rows_whose_windows_contain_it() {
     // A late event on day 9 reaches row 1 (1d, 2d, 14d, unbounded) and row 2 (unbounded only).
     df.update(vec![event(1, 9 * DAY + 5, Some(7), 1)]);
     let changes = df.seal().unwrap();
-    let rows: std::collections::BTreeSet<u64> =
-        changes.iter().map(|((row, _, _), _)| *row).collect();
+    let rows: std::collections::BTreeSet<u64> = changes.iter().map(|(row, _, _)| *row).collect();
     assert_eq!(
         rows,
         [1, 2].into_iter().collect(),

@@ -14,8 +14,18 @@ use crate::partition::DAY_MS;
 /// Keys with at least this many events keep their tiles cached between epochs.
 const CACHE_FROM_EVENTS: usize = 64;
 
-/// One output change: `(row, values)` with a multiplicity change.
-pub type OutChange = ((RowId, Vec<Value>), isize);
+/// One output change: a row's new values for the part (several for raw parts; none when
+/// the row is gone). The output is an upsert stream keyed by `(row, part)`.
+pub type OutChange = (RowId, Vec<Vec<Value>>);
+
+/// A fingerprint of what was emitted for a row, to tell whether a recomputed value changed
+/// without keeping the values (the output partitions hold them).
+fn fingerprint(values: &[Vec<Value>]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    values.hash(&mut h);
+    h.finish()
+}
 
 /// Everything the operator keeps for one group.
 #[derive(Debug, Default)]
@@ -28,8 +38,8 @@ pub struct KeyState {
     muts: BTreeMap<i32, Vec<(Mutation, Ev)>>,
     /// Live queries: `(q, row) → partition read`.
     queries: BTreeMap<(i64, RowId), i32>,
-    /// What was emitted per row.
-    out: HashMap<RowId, Vec<Vec<Value>>>,
+    /// Fingerprint of what was emitted per row.
+    out: HashMap<RowId, u64>,
     cache: TileCache,
 }
 
@@ -74,8 +84,8 @@ impl KeyState {
                         affected.insert((q, row));
                     } else if self.queries.remove(&(q, row)).is_some() {
                         affected.remove(&(q, row));
-                        for v in self.out.remove(&row).unwrap_or_default() {
-                            out.push(((row, v), -1));
+                        if self.out.remove(&row).is_some() {
+                            out.push((row, Vec::new()));
                         }
                     }
                 }
@@ -228,13 +238,9 @@ impl KeyState {
             }
         }
         for (row, new) in results {
-            let old = self.out.remove(&row).unwrap_or_default();
-            if old != new {
-                out.extend(old.into_iter().map(|v| ((row, v), -1)));
-                out.extend(new.iter().cloned().map(|v| ((row, v), 1)));
-            }
-            if !new.is_empty() {
-                self.out.insert(row, new);
+            let f = fingerprint(&new);
+            if self.out.insert(row, f) != Some(f) {
+                out.push((row, new));
             }
         }
     }

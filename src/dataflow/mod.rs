@@ -34,7 +34,7 @@ enum Msg {
 pub struct JoinDataflow {
     inputs: Vec<Sender<Msg>>,
     acks: Receiver<u64>,
-    outputs: Receiver<(PartValues, isize)>,
+    outputs: Receiver<PartValues>,
     guards: Option<timely::communication::WorkerGuards<()>>,
     epoch: u64,
     next_worker: usize,
@@ -52,7 +52,7 @@ impl JoinDataflow {
             (0..workers).map(|_| unbounded::<Msg>()).unzip();
         let receivers = Arc::new(receivers);
         let (ack_tx, acks) = unbounded::<u64>();
-        let (out_tx, outputs) = unbounded::<(PartValues, isize)>();
+        let (out_tx, outputs) = unbounded::<PartValues>();
         let guards = timely::execute(timely::Config::process(workers), move |worker| {
             let rx = receivers[worker.index()].clone();
             let ack_tx = ack_tx.clone();
@@ -61,8 +61,8 @@ impl JoinDataflow {
             let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
                 let (input, items) = scope.new_collection::<(GroupKey, Item), isize>();
                 let (probe, _) = operator::windows(items, specs.clone())
-                    .inspect(move |(d, _t, r)| {
-                        let _ = out_tx.send((d.clone(), *r));
+                    .inspect(move |(d, _t, _r)| {
+                        let _ = out_tx.send(d.clone());
                     })
                     .probe();
                 (input, probe)
@@ -108,7 +108,7 @@ impl JoinDataflow {
     /// Completes the current epoch and returns the output changes it caused.
     /// A worker that failed (its panic message is logged by the panic hook) makes this an
     /// error rather than a partial result.
-    pub fn seal(&mut self) -> Result<Vec<(PartValues, isize)>> {
+    pub fn seal(&mut self) -> Result<Vec<PartValues>> {
         let e = self.epoch;
         let failed = || {
             Error::Usage(format!(

@@ -89,7 +89,7 @@ pub fn windows<'scope>(
                             out.extend(
                                 changes
                                     .drain(..)
-                                    .map(|((row, values), r)| ((row, part, values), t, r)),
+                                    .map(|(row, values)| ((row, part, values), t, 1)),
                             );
                         }
                         if !out.is_empty() {

@@ -58,5 +58,6 @@ pub enum Item {
 pub type GroupKey = (u16, Key);
 
 /// One computed output: a left row's values for one join part, in output-column order. A
-/// no-aggregation part can give a row several outputs (one per matching entity row).
-pub type PartValues = (RowId, u16, Vec<Value>);
+/// no-aggregation part can give a row several (one per matching entity row), and none means
+/// the row no longer exists. Outputs are upserts keyed by `(row, part)`.
+pub type PartValues = (RowId, u16, Vec<Vec<Value>>);

@@ -16,26 +16,25 @@ use crate::dataflow::records::{row_ds, row_id, PartValues, RowId, Value};
 use crate::error::{Error, Result};
 use crate::partition::Ds;
 
-/// The maintained output values, as a multiset per `(row, part)`.
+/// The maintained output values per `(row, part)`.
 #[derive(Default)]
 pub struct OutputState {
-    values: HashMap<(RowId, u16), Vec<(Vec<Value>, isize)>>,
+    values: HashMap<(RowId, u16), Vec<Vec<Value>>>,
 }
 
 impl OutputState {
-    /// Applies output changes from the dataflow; returns the left partitions that changed.
-    pub fn apply(&mut self, changes: Vec<(PartValues, isize)>) -> BTreeSet<Ds> {
+    /// Applies one epoch's output upserts from the dataflow; returns the left partitions
+    /// that changed. Removals go first: a re-landed left row can leave one key and arrive
+    /// at another within an epoch, and its new values must win.
+    pub fn apply(&mut self, mut changes: Vec<PartValues>) -> BTreeSet<Ds> {
+        changes.sort_by_key(|(_, _, v)| !v.is_empty());
         let mut touched = BTreeSet::new();
-        for ((row, part, vals), r) in changes {
+        for (row, part, vals) in changes {
             touched.insert(row_ds(row));
-            let entry = self.values.entry((row, part)).or_default();
-            match entry.iter_mut().find(|(v, _)| *v == vals) {
-                Some((_, n)) => *n += r,
-                None => entry.push((vals, r)),
-            }
-            entry.retain(|(_, n)| *n != 0);
-            if entry.is_empty() {
+            if vals.is_empty() {
                 self.values.remove(&(row, part));
+            } else {
+                self.values.insert((row, part), vals);
             }
         }
         touched
@@ -43,12 +42,11 @@ impl OutputState {
 
     /// The values of a row for a part (empty when none), in a stable order.
     pub fn get(&self, row: RowId, part: u16) -> Vec<&Vec<Value>> {
-        let mut out: Vec<&Vec<Value>> = Vec::new();
-        if let Some(vs) = self.values.get(&(row, part)) {
-            for (v, n) in vs {
-                out.extend(std::iter::repeat_n(v, (*n).max(0) as usize));
-            }
-        }
+        let mut out: Vec<&Vec<Value>> = self
+            .values
+            .get(&(row, part))
+            .map(|v| v.iter().collect())
+            .unwrap_or_default();
         out.sort();
         out
     }
