@@ -42,6 +42,9 @@ impl Engine {
         config.options_mut().sql_parser.enable_ident_normalization = false;
         // Deterministic row order: whole files per partition, partitions concatenated in order.
         config.options_mut().optimizer.repartition_file_scans = false;
+        // No file statistics: DataFusion reads a column whose Exact min equals its max as that
+        // constant, but Parquet min/max leave NaN out, so [1.0, NaN] would read as [1.0, 1.0].
+        config.options_mut().execution.collect_statistics = false;
         let ctx = SessionContext::new_with_config(config);
         for f in datafusion_spark::all_default_scalar_functions() {
             // Spark's own semantics for the functions DataFusion also has (concat, if, …).
@@ -200,4 +203,32 @@ fn partition_columns(dir: &Path) -> Result<Vec<String>> {
         }
     }
     Ok(cols)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, AsArray, Float64Array};
+    use arrow::datatypes::{Field, Float64Type, Schema};
+
+    #[test]
+    fn nan_survives_a_scan_when_the_other_values_are_equal() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = Warehouse::open(dir.path()).unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, true)]));
+        let x: ArrayRef = Arc::new(Float64Array::from(vec![1.0, f64::NAN]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![x]).unwrap();
+        let t = TableName::parse("ns.t").unwrap();
+        wh.write_partition(&t, &[("ds".into(), "2026-01-01".into())], schema, &[batch])
+            .unwrap();
+        let engine = Engine::new(&wh).unwrap();
+        let out = engine.query("SELECT x FROM ns.t", "scan").unwrap();
+        let xs: Vec<f64> = out
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Float64Type>().values().to_vec())
+            .collect();
+        assert_eq!(xs.len(), 2);
+        assert_eq!(xs[0], 1.0);
+        assert!(xs[1].is_nan(), "NaN read back as {}", xs[1]);
+    }
 }
