@@ -53,6 +53,12 @@ impl Engine {
         let state = self.ctx.state();
         let mut config = state.config().clone();
         config.options_mut().execution.target_partitions = 1;
+        // The catalog list is shared with the engine's session: building a state that creates
+        // the default catalog would replace it, unregistering every warehouse table.
+        config
+            .options_mut()
+            .catalog
+            .create_default_catalog_and_schema = false;
         let ctx = SessionContext::new_with_state(
             SessionStateBuilder::new_from_existing(state)
                 .with_config(config)
@@ -120,5 +126,35 @@ mod tests {
             .unwrap();
         assert_eq!(out.num_rows(), 0);
         assert_eq!(out.schema().field(0).data_type(), &DataType::Float64);
+    }
+
+    #[test]
+    fn warehouse_tables_stay_registered_after_a_batch_query() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = crate::warehouse::Warehouse::open(dir.path()).unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
+        let a: ArrayRef = Arc::new(Int64Array::from(vec![1, 2]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![a]).unwrap();
+        let t = crate::warehouse::TableName::parse("ns.t").unwrap();
+        wh.write_partition(
+            &t,
+            &[("ds".into(), "2026-01-01".into())],
+            schema,
+            std::slice::from_ref(&batch),
+        )
+        .unwrap();
+        let engine = Engine::new(&wh).unwrap();
+        let count = || {
+            engine
+                .query("SELECT count(*) FROM ns.t", "count")
+                .map(|b| b.len())
+        };
+        assert!(count().is_ok());
+        engine.query_batch(&batch, "a", "batch").unwrap();
+        assert!(
+            count().is_ok(),
+            "ns.t is gone after a batch query: {:?}",
+            count()
+        );
     }
 }
