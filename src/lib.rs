@@ -17,6 +17,9 @@
 //!   same dataflow.
 //! - [`join`] plans a join (parts, windows, output columns), loads inputs through [`sql`],
 //!   drives the dataflow and writes output partitions.
+//! - [`groupby`] writes GroupBy backfill tables (per key and day, the values as of the end of
+//!   the day) with the join planner, dataflow and windows operator: a GroupBy is computed as
+//!   the one part of an entity-left join, never by a second aggregation.
 //! - [`cli`] is the `weft` command line; [`demo`] generates a realistic sample warehouse.
 
 pub mod aggregate;
@@ -25,6 +28,7 @@ pub mod config;
 pub mod dataflow;
 pub mod demo;
 pub mod error;
+pub mod groupby;
 pub mod join;
 pub mod partition;
 pub mod sql;

@@ -1,4 +1,6 @@
 //! `weft backfill`: runs a join, GroupBy or staging query config for its missing partitions.
+//! A GroupBy conf writes its backfill table (per key and day, the values as of the end of the
+//! day), computed by the join dataflow.
 
 use std::path::{Path, PathBuf};
 
@@ -7,6 +9,7 @@ use clap::Args;
 use super::progress;
 use crate::config::{load_conf, Conf};
 use crate::error::{Error, Result};
+use crate::groupby::{backfill_group_by, GroupByOptions};
 use crate::join::{backfill_join, JoinOptions};
 use crate::partition::Ds;
 use crate::sql::Engine;
@@ -22,7 +25,8 @@ pub struct BackfillArgs {
     /// Last partition to compute (yyyy-MM-dd). Default: yesterday (UTC).
     #[arg(long = "end-ds")]
     pub end_ds: Option<String>,
-    /// First partition to compute, overriding the config's startPartition.
+    /// First partition to compute, overriding the config's startPartition (a GroupBy's
+    /// backfillStartDate).
     #[arg(long = "start-ds")]
     pub start_ds: Option<String>,
     /// Partitions computed per step; each step's output is written before the next starts.
@@ -30,6 +34,7 @@ pub struct BackfillArgs {
     pub step_days: usize,
     /// Also compute missing partitions earlier than the first existing output partition
     /// (by default they are skipped, as Chronon does, assuming retention removed them).
+    /// Joins and staging queries only.
     #[arg(long = "run-first-hole")]
     pub run_first_hole: bool,
     /// Timely worker threads for the dataflow (output is identical for any number).
@@ -96,10 +101,47 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
             }
         }
         Conf::GroupBy(gb) => {
-            return Err(Error::Unsupported {
-                what: format!("backfilling GroupBy {}", gb.meta_data.name),
-                detail: "GroupBy backfill tables come with the full join engine; backfill a join that uses it".into(),
-            })
+            if a.run_first_hole {
+                return Err(Error::Usage(
+                    "--run-first-hole applies to joins and staging queries; a GroupBy backfill skips missing partitions before its first existing one (drop the table's later partitions to recompute them)".into(),
+                ));
+            }
+            let pb = progress::bar(1, "group_by");
+            let r = backfill_group_by(
+                &engine,
+                &gb,
+                &GroupByOptions {
+                    start,
+                    end,
+                    step_days: a.step_days,
+                    workers: a.workers,
+                },
+                &|done, total, msg| {
+                    pb.set_length(total as u64);
+                    pb.set_position(done as u64);
+                    pb.set_message(msg.to_string());
+                },
+            )?;
+            pb.finish_and_clear();
+            match r.range {
+                Some(range) => println!(
+                    "{}: range {range}: wrote {} partition(s), {} rows; {} rows dropped as all-NULL; {} already present",
+                    r.output,
+                    r.written.len(),
+                    r.rows,
+                    r.dropped_all_null,
+                    r.skipped_existing
+                ),
+                None => println!("{}: nothing to do", r.output),
+            }
+            let ev = r.source;
+            println!(
+                "  {} source rows read, {} skipped (NULL key: {}, NULL ts: {})",
+                ev.rows,
+                ev.null_keys + ev.null_ts,
+                ev.null_keys,
+                ev.null_ts
+            );
         }
     }
     Ok(())

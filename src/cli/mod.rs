@@ -41,12 +41,18 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Compute the missing output partitions of a join or staging query.
+    /// Compute the missing output partitions of a join, GroupBy or staging query.
     ///
-    /// (GroupBy backfill tables come with the full join engine; a GroupBy conf is refused.)
+    /// A GroupBy conf writes its backfill table: per day D from backfillStartDate (or
+    /// --start-ds), one row per key with the values as of the end of D (events before
+    /// (D+1) 00:00 in each window; entity GroupBys: snapshot D). Event rows whose values are
+    /// all NULL are dropped.
     ///
-    /// Partitions that already exist are skipped, so re-running is cheap. Example:
+    /// Partitions that already exist are skipped, so re-running is cheap. Examples:
+    ///
     ///   weft backfill --conf dataflows/production/joins/risk/checkout.v1 --end-ds 2026-02-28
+    ///
+    ///   weft backfill --conf dataflows/production/group_bys/risk/purchases.v1 --start-ds 2026-02-01
     Backfill(backfill::BackfillArgs),
     /// Parse compiled configs and print each one's output table and columns.
     ///

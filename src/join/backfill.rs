@@ -13,7 +13,7 @@ use arrow::record_batch::RecordBatch;
 use super::feed::{Feeds, InputId};
 use super::inputs::{self, EventStats};
 use super::output::{self, OutputState};
-use super::plan::{JoinPlan, PartPlan};
+use super::plan::{JoinPlan, PartPlan, SourcePlan};
 use crate::aggregate::{Aggregator, InputShape};
 use crate::config::Join;
 use crate::dataflow::records::Item;
@@ -426,7 +426,7 @@ fn sync_sources(
 }
 
 /// The source partitions a part's queries with times in `[lo, hi]` read.
-fn needed_days(p: &PartPlan, lo: i64, hi: i64) -> (Ds, Ds) {
+pub(crate) fn needed_days(p: &PartPlan, lo: i64, hi: i64) -> (Ds, Ds) {
     let last = Ds::of_millis(hi - 1).shift(1);
     let first = match p.kind {
         PartKind::Events => match p.reach_ms {
@@ -477,36 +477,16 @@ fn start_live(engine: &Engine, plan: &JoinPlan, workers: usize) -> Result<Live> 
     let mut specs = Vec::new();
     let mut fields = Vec::new();
     for p in &plan.parts {
-        let mut types: Option<Vec<DataType>> = None;
-        for s in &p.sources {
-            let schema = engine.scan_schema(&s.scan)?;
+        let types = part_input_types(engine, p, &|s, schema| {
             inputs::check_key_types(
                 &left_schema,
                 &p.left_keys,
-                &schema,
+                schema,
                 &p.right_keys,
                 &plan.left.scan.table,
                 &s.scan.table,
-            )?;
-            let t = inputs::input_types(&schema, &p.inputs, &s.scan.table)?;
-            if let Some(prev) = &types {
-                if let Some((i, (a, b))) =
-                    prev.iter().zip(&t).enumerate().find(|(_, (a, b))| a != b)
-                {
-                    return Err(Error::data(
-                        &s.scan.table,
-                        None,
-                        format!(
-                            "column `{}` has type {b} here but {a} in the part's first source",
-                            p.inputs[i]
-                        ),
-                    )
-                    .with_fix("cast it in the source query's selects so every source agrees"));
-                }
-            }
-            types.get_or_insert(t);
-        }
-        let types = types.unwrap_or_default();
+            )
+        })?;
         fields.push(output::part_fields(p, &types)?);
         specs.push(part_spec(p, &types));
     }
@@ -537,8 +517,38 @@ fn start_live(engine: &Engine, plan: &JoinPlan, workers: usize) -> Result<Live> 
     })
 }
 
+/// The types of a part's inputs in its sources' schemas, which must agree between sources.
+/// `check` validates each source's schema first (a join checks its keys against the left).
+pub(crate) fn part_input_types(
+    engine: &Engine,
+    p: &PartPlan,
+    check: &dyn Fn(&SourcePlan, &SchemaRef) -> Result<()>,
+) -> Result<Vec<DataType>> {
+    let mut types: Option<Vec<DataType>> = None;
+    for s in &p.sources {
+        let schema = engine.scan_schema(&s.scan)?;
+        check(s, &schema)?;
+        let t = inputs::input_types(&schema, &p.inputs, &s.scan.table)?;
+        if let Some(prev) = &types {
+            if let Some((i, (a, b))) = prev.iter().zip(&t).enumerate().find(|(_, (a, b))| a != b) {
+                return Err(Error::data(
+                    &s.scan.table,
+                    None,
+                    format!(
+                        "column `{}` has type {b} here but {a} in the part's first source",
+                        p.inputs[i]
+                    ),
+                )
+                .with_fix("cast it in the source query's selects so every source agrees"));
+            }
+        }
+        types.get_or_insert(t);
+    }
+    Ok(types.unwrap_or_default())
+}
+
 /// The dataflow's description of a part, given its input types.
-fn part_spec(p: &PartPlan, types: &[DataType]) -> PartSpec {
+pub(crate) fn part_spec(p: &PartPlan, types: &[DataType]) -> PartSpec {
     let shape = |t: &DataType| match t {
         DataType::List(_) | DataType::LargeList(_) => InputShape::List,
         DataType::Map(..) => InputShape::Map,
@@ -562,7 +572,7 @@ fn part_spec(p: &PartPlan, types: &[DataType]) -> PartSpec {
 
 /// The partitions of a source to read for `[from, to]`, clipped to the query's bounds and to
 /// the data that exists. A hole inside the needed range is an error.
-fn source_range(
+pub(crate) fn source_range(
     scan: &crate::sql::scan::Scan,
     current: &[(Ds, u64)],
     from: Ds,

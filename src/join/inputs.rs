@@ -30,7 +30,11 @@ pub fn canonical_type(dt: &DataType) -> Option<DataType> {
 }
 
 /// Columns of `batch` named `names`, cast to their canonical types.
-fn key_arrays(batch: &RecordBatch, names: &[String], what: &str) -> Result<Vec<ArrayRef>> {
+pub(crate) fn key_arrays(
+    batch: &RecordBatch,
+    names: &[String],
+    what: &str,
+) -> Result<Vec<ArrayRef>> {
     names
         .iter()
         .map(|n| {
@@ -49,7 +53,7 @@ fn key_arrays(batch: &RecordBatch, names: &[String], what: &str) -> Result<Vec<A
 }
 
 /// Encodes row `i` of the key arrays; `None` if any key is NULL.
-fn encode_key(arrays: &[ArrayRef], i: usize) -> Option<Key> {
+pub(crate) fn encode_key(arrays: &[ArrayRef], i: usize) -> Option<Key> {
     let mut k = Vec::with_capacity(16);
     for a in arrays {
         if a.is_null(i) {

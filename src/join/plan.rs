@@ -180,7 +180,9 @@ impl JoinPlan {
     }
 }
 
-fn plan_part(join: &Join, i: usize, event_left: bool) -> Result<PartPlan> {
+/// Plans join part `i` (an event or entity left). Also how a GroupBy is planned on its own
+/// ([`crate::groupby`]): as the one part of an entity-left join.
+pub(crate) fn plan_part(join: &Join, i: usize, event_left: bool) -> Result<PartPlan> {
     let jp = &join.join_parts[i];
     let gb = &jp.group_by;
     let name = join.meta_data.name.clone();
