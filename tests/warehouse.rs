@@ -394,7 +394,8 @@ fn concurrent_reader_never_sees_a_half_written_partition() {
         let done = done.clone();
         std::thread::spawn(move || {
             let (mut whole, mut missing) = (0usize, 0usize);
-            while !done.load(Ordering::Relaxed) {
+            // read at least once, however the threads are scheduled
+            while whole == 0 || !done.load(Ordering::Relaxed) {
                 match wh.read_partition(&t, ds("2026-01-01")) {
                     Ok(batches) => {
                         let got = ids(&batches);
