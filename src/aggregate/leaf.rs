@@ -14,10 +14,8 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
-use datasketches::cpc::CpcSketch;
-
 use super::op::AggSpec;
-use super::sketch::{cpc_estimate, cpc_merge, cpc_new, cpc_update, ApproxHist, Kll};
+use super::sketch::{ApproxHist, ApproxUnique, Kll};
 use super::value::{cmp_values, Value};
 use crate::config::Operation;
 
@@ -150,7 +148,7 @@ pub(crate) enum Leaf {
     Bounded(BTreeSet<Value>),
     Histogram(BTreeMap<Box<str>, i64>),
     ApproxHist(ApproxHist),
-    Cpc(CpcSketch),
+    Cpc(ApproxUnique),
     Kll(Kll),
 }
 
@@ -241,7 +239,7 @@ impl Leaf {
             BoundedUniqueCount => Leaf::Bounded(BTreeSet::new()),
             Histogram => Leaf::Histogram(BTreeMap::new()),
             ApproxHistogramK => Leaf::ApproxHist(ApproxHist::new()),
-            ApproxUniqueCount => Leaf::Cpc(cpc_new(spec.k.unwrap_or(8))),
+            ApproxUniqueCount => Leaf::Cpc(ApproxUnique::new()),
             ApproxPercentile => Leaf::Kll(Kll::new(spec.k.unwrap_or(128))),
         }
     }
@@ -335,7 +333,7 @@ impl Leaf {
                 }
             }
             Leaf::ApproxHist(h) => h.add(spec.k.unwrap_or(8), v, w),
-            Leaf::Cpc(s) => cpc_update(s, v),
+            Leaf::Cpc(s) => s.update(spec.k.unwrap_or(8), v),
             Leaf::Kll(s) => {
                 let x = num(v) as f32;
                 (0..w.max(0)).for_each(|_| s.update(x));
@@ -410,7 +408,7 @@ impl Leaf {
                 }
             }
             (Leaf::ApproxHist(a), Leaf::ApproxHist(b)) => a.merge(spec.k.unwrap_or(8), b),
-            (Leaf::Cpc(a), Leaf::Cpc(b)) => cpc_merge(a, b),
+            (Leaf::Cpc(a), Leaf::Cpc(b)) => a.merge(spec.k.unwrap_or(8), b),
             (Leaf::Kll(a), Leaf::Kll(b)) => a.merge(b),
             (a, b) => debug_assert!(
                 false,
@@ -458,7 +456,7 @@ impl Leaf {
                 )
             }
             Leaf::ApproxHist(h) => string_keyed(h.top(spec.k.unwrap_or(8))),
-            Leaf::Cpc(s) => Value::Long(cpc_estimate(s)),
+            Leaf::Cpc(s) => Value::Long(s.estimate()),
             Leaf::Kll(s) => match s.quantiles(&spec.percentiles) {
                 None => Value::Null,
                 Some(qs) => Value::List(qs.into_iter().map(|q| Value::double(q as f64)).collect()),

@@ -10,6 +10,15 @@
 //! frequent items for APPROX_HISTOGRAM_K) and a deterministic KLL sketch of our own for
 //! APPROX_PERCENTILE (see `sketch.rs` for why). Every result is deterministic: the same inputs
 //! updated and merged in the same order give bit-identical outputs.
+//!
+//! APPROX_UNIQUE_COUNT is exact for small cardinalities: while an IR has seen at most 64
+//! distinct values (`sketch::EXACT_UNIQUE_MAX`) it keeps them as a set and finalizes to their
+//! exact count; the 65th switches it to the CPC sketch, fed the kept values in first-arrival
+//! order and then every later input, so it equals a sketch fed the whole stream. Chronon always
+//! uses CPC, so at small counts its result may differ from weft's by the CPC estimate error;
+//! above the threshold both have CPC's error (`lgK` from the argMap). Merging a later exact IR
+//! into another equals updating with its values in order, also across the switch; a later
+//! sketch is unioned (or, into an exact IR, updated with its values).
 
 pub mod ir;
 mod leaf;

@@ -1,8 +1,10 @@
 //! The approximate aggregations' states.
 //!
-//! - APPROX_UNIQUE_COUNT: a CPC sketch from `datasketches`, fed the way DataSketches Java is by
-//!   Chronon (longs as 8 little-endian bytes, doubles canonicalised, strings and bytes raw and
-//!   skipped when empty), merged through a `CpcUnion` and finalised as the truncated estimate.
+//! - APPROX_UNIQUE_COUNT: [`ApproxUnique`], the exact set of distinct items while there are at
+//!   most [`EXACT_UNIQUE_MAX`] (finalised as their exact count), then a CPC sketch from
+//!   `datasketches`, fed the way DataSketches Java is by Chronon (longs as 8 little-endian bytes,
+//!   doubles canonicalised, strings and bytes raw and skipped when empty), merged through a
+//!   `CpcUnion` and finalised as the truncated estimate.
 //! - APPROX_HISTOGRAM_K: [`ApproxHist`], exact counts while there are at most `k` distinct values,
 //!   then `datasketches`' frequent-items sketch (map size = the smallest power of two ≥ 4k, at
 //!   least 8; Chronon uses ≥ k, see [`sketch_size`]) whose no-false-positive items are returned,
@@ -20,47 +22,179 @@ use std::collections::BTreeMap;
 
 use datasketches::cpc::{CpcSketch, CpcUnion};
 use datasketches::frequencies::{ErrorType, FrequentItemsSketch};
-use datasketches::hash::value::{canonical_float, raw_bytes};
+use datasketches::hash::value::raw_bytes;
 
 use super::value::Value;
 
 // ---------------------------------------------------------------------------------------------
 // CPC
 
+/// Distinct items APPROX_UNIQUE_COUNT keeps exactly before switching to a CPC sketch.
+pub(crate) const EXACT_UNIQUE_MAX: usize = 64;
+
 /// A new CPC sketch; `lg_k` is validated by `AggSpec::new` (4..=26), anything else is clamped.
-pub(crate) fn cpc_new(lg_k: usize) -> CpcSketch {
+fn cpc_new(lg_k: usize) -> CpcSketch {
     CpcSketch::new(lg_k.clamp(4, 26) as u8).expect("lgK in range")
 }
 
-pub(crate) fn cpc_update(sketch: &mut CpcSketch, v: &Value) {
-    match v {
-        Value::Null => {}
-        Value::Long(x) => sketch.update(*x),
-        Value::Bool(b) => sketch.update(*b as i64),
-        Value::Double(bits) => sketch.update(canonical_float::from_f64(f64::from_bits(*bits))),
-        Value::Str(s) => {
-            if !s.is_empty() {
-                sketch.update(raw_bytes::from_str(s));
+/// What one input feeds the CPC sketch, as Chronon feeds DataSketches: longs and booleans as the
+/// 8 bytes of an `i64`, doubles as the 8 bytes of their canonical bits (one NaN, -0.0 = 0.0),
+/// non-empty strings and bytes as their raw bytes, anything else through `Value`'s `Hash`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CpcItem {
+    Word(u64),
+    Bytes(Box<[u8]>),
+    Other(Box<Value>),
+}
+
+/// A borrowed [`CpcItem`], so that duplicates cost no allocation.
+#[derive(Clone, Copy)]
+enum ItemRef<'a> {
+    Word(u64),
+    Bytes(&'a [u8]),
+    Other(&'a Value),
+}
+
+impl<'a> ItemRef<'a> {
+    /// `None` for inputs the sketch skips (NULL, empty strings and bytes).
+    fn of(v: &'a Value) -> Option<ItemRef<'a>> {
+        Some(match v {
+            Value::Null => return None,
+            Value::Long(x) => ItemRef::Word(*x as u64),
+            Value::Bool(b) => ItemRef::Word(*b as u64),
+            Value::Double(bits) => {
+                let x = f64::from_bits(*bits);
+                // DataSketches' canonical_float: Java's doubleToLongBits NaN, +0.0 for -0.0.
+                ItemRef::Word(if x.is_nan() {
+                    0x7ff8_0000_0000_0000
+                } else {
+                    (x + 0.0).to_bits()
+                })
             }
+            Value::Str(s) if s.is_empty() => return None,
+            Value::Bytes(b) if b.is_empty() => return None,
+            Value::Str(s) => ItemRef::Bytes(s.as_bytes()),
+            Value::Bytes(b) => ItemRef::Bytes(b),
+            other => ItemRef::Other(other),
+        })
+    }
+
+    fn of_item(item: &'a CpcItem) -> ItemRef<'a> {
+        match item {
+            CpcItem::Word(w) => ItemRef::Word(*w),
+            CpcItem::Bytes(b) => ItemRef::Bytes(b),
+            CpcItem::Other(v) => ItemRef::Other(v),
         }
-        Value::Bytes(b) => {
-            if !b.is_empty() {
-                sketch.update(raw_bytes::from_slice(b));
-            }
+    }
+
+    fn is(self, item: &CpcItem) -> bool {
+        match (self, item) {
+            (ItemRef::Word(a), CpcItem::Word(b)) => a == *b,
+            (ItemRef::Bytes(a), CpcItem::Bytes(b)) => a == &b[..],
+            (ItemRef::Other(a), CpcItem::Other(b)) => a == &**b,
+            _ => false,
         }
-        other => sketch.update(other),
+    }
+
+    fn to_owned(self) -> CpcItem {
+        match self {
+            ItemRef::Word(w) => CpcItem::Word(w),
+            ItemRef::Bytes(b) => CpcItem::Bytes(b.into()),
+            ItemRef::Other(v) => CpcItem::Other(Box::new(v.clone())),
+        }
+    }
+
+    /// Exactly what `CpcSketch::update` of the original value hashes: `u64` and `i64` both
+    /// write their 8 native-endian bytes, `raw_bytes` writes the bytes alone.
+    fn feed(self, sketch: &mut CpcSketch) {
+        match self {
+            ItemRef::Word(w) => sketch.update(w),
+            ItemRef::Bytes(b) => sketch.update(raw_bytes::from_slice(b)),
+            ItemRef::Other(v) => sketch.update(v),
+        }
     }
 }
 
-pub(crate) fn cpc_merge(into: &mut CpcSketch, other: &CpcSketch) {
-    let mut union = CpcUnion::new(into.lg_k()).expect("lgK in range");
-    union.update(into).expect("same seed");
-    union.update(other).expect("same seed");
-    *into = union.to_sketch();
+/// APPROX_UNIQUE_COUNT's state: the distinct items themselves, in first-arrival order, while
+/// there are at most [`EXACT_UNIQUE_MAX`], then a CPC sketch fed those items in that order and
+/// every later input. A CPC sketch ignores repeated items, so the sketch equals one fed the
+/// whole input stream (bit for bit: same coupons, same HIP estimate).
+#[derive(Debug, Clone)]
+pub(crate) enum ApproxUnique {
+    Exact(Vec<CpcItem>),
+    Sketch(CpcSketch),
 }
 
-pub(crate) fn cpc_estimate(sketch: &CpcSketch) -> i64 {
-    sketch.estimate() as i64
+impl ApproxUnique {
+    pub(crate) fn new() -> ApproxUnique {
+        ApproxUnique::Exact(Vec::new())
+    }
+
+    pub(crate) fn update(&mut self, lg_k: usize, v: &Value) {
+        if let Some(item) = ItemRef::of(v) {
+            self.add(lg_k, item);
+        }
+    }
+
+    fn add(&mut self, lg_k: usize, item: ItemRef) {
+        match self {
+            ApproxUnique::Sketch(s) => item.feed(s),
+            ApproxUnique::Exact(items) => {
+                if items.iter().any(|x| item.is(x)) {
+                    return;
+                }
+                if items.len() < EXACT_UNIQUE_MAX {
+                    items.push(item.to_owned());
+                    return;
+                }
+                let mut sketch = cpc_new(lg_k);
+                for x in items.iter() {
+                    ItemRef::of_item(x).feed(&mut sketch);
+                }
+                item.feed(&mut sketch);
+                *self = ApproxUnique::Sketch(sketch);
+            }
+        }
+    }
+
+    /// Merges `other` (later inputs) into `self`. A set merged into a set or a sketch equals
+    /// updating with its items in order; a sketch merged into a set is that sketch updated with
+    /// the set's items; two sketches go through a `CpcUnion` (its ICON estimate).
+    pub(crate) fn merge(&mut self, lg_k: usize, other: &ApproxUnique) {
+        match (&mut *self, other) {
+            (_, ApproxUnique::Exact(b)) => {
+                for x in b {
+                    self.add(lg_k, ItemRef::of_item(x));
+                }
+            }
+            (ApproxUnique::Exact(a), ApproxUnique::Sketch(b)) => {
+                let mut sketch = b.clone();
+                for x in a.iter() {
+                    ItemRef::of_item(x).feed(&mut sketch);
+                }
+                *self = ApproxUnique::Sketch(sketch);
+            }
+            (ApproxUnique::Sketch(a), ApproxUnique::Sketch(b)) => {
+                let mut union = CpcUnion::new(a.lg_k()).expect("lgK in range");
+                union.update(a).expect("same seed");
+                union.update(b).expect("same seed");
+                *a = union.to_sketch();
+            }
+        }
+    }
+
+    /// The exact distinct count while exact, else the truncated CPC estimate.
+    pub(crate) fn estimate(&self) -> i64 {
+        match self {
+            ApproxUnique::Exact(items) => items.len() as i64,
+            ApproxUnique::Sketch(s) => s.estimate() as i64,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_exact(&self) -> bool {
+        matches!(self, ApproxUnique::Exact(_))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

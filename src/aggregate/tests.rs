@@ -743,6 +743,128 @@ fn approx_unique_count_within_cpc_bounds() {
 }
 
 #[test]
+fn approx_unique_count_exact_below_threshold_then_cpc() {
+    use super::sketch::{ApproxUnique, EXACT_UNIQUE_MAX};
+    use datasketches::common::NumStdDev;
+    use datasketches::cpc::CpcSketch;
+    use datasketches::hash::value::{canonical_float, raw_bytes};
+    use Operation::ApproxUniqueCount;
+    let max = EXACT_UNIQUE_MAX as i64;
+    // Exact up to the threshold, whatever lgK (a CPC estimate could be off at lgK 4).
+    for args in [vec![], vec![("lgK", "4")]] {
+        let vals: Vec<Value> = (0..max).flat_map(|i| [l(i * 7919), l(i * 7919)]).collect();
+        assert_eq!(scalar(ApproxUniqueCount, &args, &vals), l(max));
+    }
+    let strs: Vec<Value> = (0..40).map(|i| s(&format!("u{}", i % 20))).collect();
+    assert_eq!(scalar(ApproxUniqueCount, &[], &strs), l(20));
+    let dbls = [
+        d(0.0),
+        d(-0.0),
+        d(f64::NAN),
+        Value::Double(0x7ff0_0000_0000_0001),
+        d(1.5),
+    ];
+    assert_eq!(
+        scalar(ApproxUniqueCount, &[], &dbls),
+        l(3),
+        "-0 = 0, one NaN"
+    );
+    assert_eq!(scalar(ApproxUniqueCount, &[], &[s(""), s("a")]), l(1));
+
+    // Above: the CPC sketch, bit-identical to one fed every input directly (and so within its
+    // error bounds).
+    for (lg_k, args) in [
+        (8u8, vec![]),
+        (4, vec![("lgK", "4")]),
+        (11, vec![("lgK", "11")]),
+    ] {
+        let a = aggr(ApproxUniqueCount, &args, InputShape::Scalar, false);
+        for n in [max + 1, max + 2, 100, 300, 5000] {
+            let vals: Vec<Value> = (0..n).flat_map(|i| [l(i), l(i / 2)]).collect();
+            let mut reference = CpcSketch::new(lg_k).unwrap();
+            (0..n).for_each(|i| reference.update(i));
+            let got = f(&scalar(ApproxUniqueCount, &args, &vals));
+            assert_eq!(got, reference.estimate().trunc(), "lgK {lg_k}, n {n}");
+            assert!(reference.lower_bound(NumStdDev::Three).floor() <= got);
+            assert!(got <= reference.upper_bound(NumStdDev::Three).ceil());
+
+            // Merging a later exact part (set + set overflowing, sketch + set) equals the
+            // sequential update, bit for bit, across the switch; a later sketch part (set +
+            // sketch, sketch + sketch) stays within the CPC error.
+            let r = rows(&vals);
+            let one_pass = run(&a, &r);
+            let (lo, hi) = (
+                reference.lower_bound(NumStdDev::Three).floor(),
+                reference.upper_bound(NumStdDev::Three).ceil(),
+            );
+            let cuts = [
+                1,
+                30,
+                max as usize - 3,
+                max as usize,
+                n as usize,
+                r.len() - 40,
+                r.len() - 1,
+            ];
+            for cut in cuts {
+                let cut = cut.min(r.len());
+                let later: std::collections::BTreeSet<&Value> = vals[cut..].iter().collect();
+                let mut merged = run(&a, &r[..cut]);
+                a.merge(&mut merged, &run(&a, &r[cut..]));
+                if later.len() <= EXACT_UNIQUE_MAX {
+                    assert_eq!(a.finalize(&merged), a.finalize(&one_pass), "cut {cut}");
+                } else {
+                    let m = f(&a.finalize(&merged));
+                    assert!(lo <= m && m <= hi, "lgK {lg_k}, n {n}, cut {cut}: {m}");
+                }
+            }
+            let mut rng = StdRng::seed_from_u64(n as u64);
+            assert_eq!(pieces(&a, &r, &mut rng), a.finalize(&one_pass));
+        }
+    }
+
+    // The switch itself, on the state: strings and doubles feed the sketch as DataSketches does.
+    let mut st = ApproxUnique::new();
+    let mut reference = CpcSketch::new(8).unwrap();
+    for i in 0..max {
+        st.update(8, &s(&format!("user-{i}")));
+        reference.update(raw_bytes::from_str(&format!("user-{i}")));
+    }
+    assert!(st.is_exact());
+    assert_eq!(st.estimate(), max);
+    st.update(8, &s("user-0"));
+    assert!(st.is_exact(), "a repeat does not switch");
+    st.update(8, &d(-0.0));
+    reference.update(canonical_float::from_f64(0.0));
+    assert!(!st.is_exact());
+    assert_eq!(st.estimate(), reference.estimate() as i64);
+
+    // A sketch merged into a set: the sketch updated with the set's items; deterministic and
+    // within the CPC error.
+    let a = aggr(ApproxUniqueCount, &[], InputShape::Scalar, false);
+    let small: Vec<Value> = (0..30).map(l).collect();
+    let big: Vec<Value> = (20..2020).map(l).collect();
+    let merge = || {
+        let mut ir = run(&a, &rows(&small));
+        a.merge(&mut ir, &run(&a, &rows(&big)));
+        a.finalize(&ir)
+    };
+    let got = f(&merge());
+    assert_eq!(merge(), l(got as i64));
+    assert!((got / 2020.0 - 1.0).abs() < 4.0 * 1.04 / 16.0, "{got}");
+    // Sketch + sketch (union) and merging into an empty IR.
+    let mut ir = run(&a, &rows(&big));
+    a.merge(
+        &mut ir,
+        &run(&a, &rows(&(1000..4000).map(l).collect::<Vec<_>>())),
+    );
+    assert!((f(&a.finalize(&ir)) / 4000.0 - 1.0).abs() < 4.0 * 1.04 / 16.0);
+    let mut empty = None;
+    a.merge(&mut empty, &run(&a, &rows(&small)));
+    assert_eq!(a.finalize(&empty), l(30));
+}
+
+#[test]
 fn approx_percentile_within_kll_rank_error() {
     use datasketches::kll::KllSketch;
     use Operation::ApproxPercentile;
