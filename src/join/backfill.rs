@@ -112,6 +112,8 @@ struct Live {
     left_columns: Vec<String>,
     /// Output partitions computed by this runner (their rows are maintained).
     owned: BTreeSet<Ds>,
+    /// Owned partitions whose values live only on disk (patched when they change).
+    on_disk: BTreeSet<Ds>,
 }
 
 impl JoinRunner {
@@ -325,6 +327,7 @@ fn sync_left(
             }
         }
         if c.new.is_empty() {
+            live.on_disk.remove(&c.ds);
             // the left partition is gone: so is its output
             live.owned.remove(&c.ds);
             live.state.forget(c.ds);
@@ -443,23 +446,43 @@ fn write_partitions(
     engine: &Engine,
     join: &Join,
     plan: &JoinPlan,
-    live: &Live,
+    live: &mut Live,
     days: &[Ds],
     written: &mut Vec<Ds>,
 ) -> Result<()> {
     let wh = engine.warehouse();
+    let patchable = output::patchable(plan);
     for &ds in days {
         let Some(left) = live.feeds.batches(InputId::Left, ds).first() else {
             continue;
         };
-        let batch = output::assemble(plan, &live.base_schema, ds, left, &live.state)?;
-        let batch = output::derive(engine, plan, &live.left_columns, batch)?;
+        let batch = if live.on_disk.contains(&ds) {
+            let existing = wh.read_partition(&plan.output, ds)?;
+            let existing = concat_batches(&live.out_schema, &existing)
+                .map_err(|e| Error::arrow("reading the output partition back", e))?;
+            output::patch(
+                plan,
+                &live.out_schema,
+                ds,
+                left,
+                Some(&existing),
+                &live.state,
+            )?
+        } else {
+            let batch = output::assemble(plan, &live.base_schema, ds, left, &live.state)?;
+            output::derive(engine, plan, &live.left_columns, batch)?
+        };
         wh.write_partition(
             &plan.output,
             &[("ds".into(), ds.to_string())],
             live.out_schema.clone(),
             &[batch],
         )?;
+        if patchable {
+            // the partition on disk now holds its values; keep only later changes in memory
+            live.state.forget(ds);
+            live.on_disk.insert(ds);
+        }
         written.push(ds);
     }
     if !days.is_empty() {
@@ -514,6 +537,7 @@ fn start_live(engine: &Engine, plan: &JoinPlan, workers: usize) -> Result<Live> 
         out_schema,
         left_columns,
         owned: BTreeSet::new(),
+        on_disk: BTreeSet::new(),
     })
 }
 

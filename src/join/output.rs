@@ -269,3 +269,60 @@ pub fn derive(
         &format!("derivations of join {}", plan.name),
     )
 }
+
+/// Builds a partition from its (possibly re-landed) left rows, the values written before
+/// (`existing`, by row position) and the pending changes in `state`, which win. Used when
+/// the output's values are not kept in memory (joins without derivations or raw parts): a
+/// row whose query did not change keeps what was written.
+pub fn patch(
+    plan: &JoinPlan,
+    schema: &SchemaRef,
+    ds: Ds,
+    left: &RecordBatch,
+    existing: Option<&RecordBatch>,
+    state: &OutputState,
+) -> Result<RecordBatch> {
+    let ctx = || format!("updating {} partition ds={ds}", plan.output);
+    let n = left.num_rows();
+    let mut columns: Vec<ArrayRef> = left.columns().to_vec();
+    for p in &plan.parts {
+        let pending: Vec<Option<Option<&Vec<Value>>>> = (0..n)
+            .map(|i| {
+                state
+                    .values
+                    .get(&(row_id(ds, i as u32), p.index))
+                    .map(|v| v.first())
+            })
+            .collect();
+        for (c, col) in p.columns.iter().enumerate() {
+            let field = schema
+                .field_with_name(&col.name)
+                .map_err(|e| Error::arrow(ctx(), e))?;
+            let mut values = match existing.and_then(|e| e.column_by_name(&col.name)) {
+                Some(old) => crate::aggregate::value::column_values(old)?,
+                None => Vec::new(),
+            };
+            values.resize(n, Value::Null);
+            for (i, v) in pending.iter().enumerate() {
+                if let Some(v) = v {
+                    values[i] = v.map_or(Value::Null, |v| v[c].clone());
+                }
+            }
+            columns.push(
+                to_array(field.data_type(), &values)
+                    .map_err(|e| Error::Usage(format!("{}: column {}: {e}", ctx(), col.name)))?,
+            );
+        }
+    }
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::arrow(ctx(), e))
+}
+
+/// Whether written partitions can be patched from disk (so their values need not stay in
+/// memory): no derivations and no raw (no-aggregation) parts.
+pub fn patchable(plan: &JoinPlan) -> bool {
+    plan.derivations.is_empty()
+        && plan
+            .parts
+            .iter()
+            .all(|p| p.derivations.is_empty() && !p.columns.is_empty())
+}
