@@ -31,11 +31,8 @@ impl OutputState {
         let mut touched = BTreeSet::new();
         for (row, part, vals) in changes {
             touched.insert(row_ds(row));
-            if vals.is_empty() {
-                self.values.remove(&(row, part));
-            } else {
-                self.values.insert((row, part), vals);
-            }
+            // a removal is kept (as no values) until written: it overrides what is on disk
+            self.values.insert((row, part), vals);
         }
         touched
     }
