@@ -79,6 +79,9 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
                 pb.set_message(msg.to_string());
             })?;
             pb.finish_and_clear();
+            if let Some(v) = &r.versioning {
+                println!("{v}");
+            }
             match r.range {
                 Some(range) => println!(
                     "{}: range {range}: wrote {} partition(s) from {} left rows; {} already present",
@@ -99,6 +102,27 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
                     nulls
                 );
             }
+            if let Some(p) = r.reused.first() {
+                let list = |v: &[String]| {
+                    if v.is_empty() {
+                        "none".to_string()
+                    } else {
+                        v.join(", ")
+                    }
+                };
+                println!(
+                    "  rewrote {} existing partition(s) for the new version: recomputed {}; reused {}",
+                    r.reused.len(),
+                    list(&p.recomputed),
+                    list(&p.reused)
+                );
+            }
+            let rows: Vec<String> = r
+                .part_rows
+                .iter()
+                .map(|(p, n)| format!("{p} {n}"))
+                .collect();
+            println!("  left rows computed per part: {}", rows.join(", "));
         }
         Conf::GroupBy(gb) => {
             if a.run_first_hole {
