@@ -94,16 +94,11 @@ fn reference(
                     Operation::Max => Value::Long(seen.iter().map(|(_, v)| *v).max().unwrap()),
                     Operation::Average => Value::double(sum as f64 / n as f64),
                     Operation::LastK => {
-                        // newest first; equal times keep insertion (value) order reversed
+                        // newest first; among equal times the earlier arrival (events
+                        // arrive in value order) comes first, as LAST does
                         let mut s = seen.clone();
-                        s.sort_by_key(|(t, _)| *t);
-                        Value::List(
-                            s.iter()
-                                .rev()
-                                .take(3)
-                                .map(|(_, v)| Value::Long(*v))
-                                .collect(),
-                        )
+                        s.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
+                        Value::List(s.iter().take(3).map(|(_, v)| Value::Long(*v)).collect())
                     }
                     _ => unreachable!(),
                 }

@@ -17,6 +17,10 @@ use std::sync::Arc;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use differential_dataflow::input::Input;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::operator::Operator;
+use timely::dataflow::operators::Probe;
 
 use crate::error::{Error, Result};
 use records::{GroupKey, Item, PartValues};
@@ -60,11 +64,23 @@ impl JoinDataflow {
             let specs = parts.clone();
             let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
                 let (input, items) = scope.new_collection::<(GroupKey, Item), isize>();
-                let (probe, _) = operator::windows(items, specs.clone())
-                    .inspect(move |(d, _t, _r)| {
-                        let _ = out_tx.send(d.clone());
-                    })
-                    .probe();
+                // drain the output changes into the channel (moved, not cloned)
+                let sink = operator::windows(items, specs.clone())
+                    .inner
+                    .unary::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+                        Pipeline,
+                        "Output",
+                        move |_, _| {
+                            move |input, _output| {
+                                input.for_each(|_cap, data| {
+                                    for (d, _t, _r) in data.drain(..) {
+                                        let _ = out_tx.send(d);
+                                    }
+                                });
+                            }
+                        },
+                    );
+                let (probe, _) = sink.probe();
                 (input, probe)
             });
             while let Ok(msg) = rx.recv() {

@@ -19,7 +19,8 @@ use crate::partition::Ds;
 /// The maintained output values per `(row, part)`.
 #[derive(Default)]
 pub struct OutputState {
-    values: HashMap<(RowId, u16), Vec<Vec<Value>>>,
+    /// By left partition, so a written partition is forgotten in one step.
+    values: HashMap<Ds, HashMap<(RowId, u16), Vec<Vec<Value>>>>,
 }
 
 impl OutputState {
@@ -32,16 +33,23 @@ impl OutputState {
         for (row, part, vals) in changes {
             touched.insert(row_ds(row));
             // a removal is kept (as no values) until written: it overrides what is on disk
-            self.values.insert((row, part), vals);
+            self.values
+                .entry(row_ds(row))
+                .or_default()
+                .insert((row, part), vals);
         }
         touched
+    }
+
+    /// The pending entry of a row for a part: `Some(empty)` is a removal.
+    fn raw(&self, row: RowId, part: u16) -> Option<&Vec<Vec<Value>>> {
+        self.values.get(&row_ds(row))?.get(&(row, part))
     }
 
     /// The values of a row for a part (empty when none), in a stable order.
     pub fn get(&self, row: RowId, part: u16) -> Vec<&Vec<Value>> {
         let mut out: Vec<&Vec<Value>> = self
-            .values
-            .get(&(row, part))
+            .raw(row, part)
             .map(|v| v.iter().collect())
             .unwrap_or_default();
         out.sort();
@@ -50,7 +58,7 @@ impl OutputState {
 
     /// Forgets the rows of a partition (after it was written and is not maintained).
     pub fn forget(&mut self, ds: Ds) {
-        self.values.retain(|(row, _), _| row_ds(*row) != ds);
+        self.values.remove(&ds);
     }
 }
 
@@ -284,12 +292,7 @@ pub fn patch(
     let mut columns: Vec<ArrayRef> = left.columns().to_vec();
     for p in &plan.parts {
         let pending: Vec<Option<Option<&Vec<Value>>>> = (0..n)
-            .map(|i| {
-                state
-                    .values
-                    .get(&(row_id(ds, i as u32), p.index))
-                    .map(|v| v.first())
-            })
+            .map(|i| state.raw(row_id(ds, i as u32), p.index).map(|v| v.first()))
             .collect();
         for (c, col) in p.columns.iter().enumerate() {
             let field = schema
