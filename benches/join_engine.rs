@@ -632,13 +632,24 @@ fn child_gen(s: &Settings, dir: &Path) -> Result<()> {
 }
 
 fn child_weft(s: &Settings, dir: &Path) -> Result<()> {
+    // WEFT_LOG=weft=info shows where the time goes (phases with their durations)
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let wh = Warehouse::open(dir.join("warehouse"))?;
     let engine = Engine::new(&wh)?;
     let join = load_join(s)?;
     let mut runner = JoinRunner::new(&join)?;
     let opts = |end: Ds| JoinOptions {
         workers: s.workers,
-        step_days: LEFT_DAYS as usize + 1,
+        // weft's default step (30 days, one epoch each); WEFT_BENCH_STEP_DAYS to change
+        step_days: std::env::var("WEFT_BENCH_STEP_DAYS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30),
         ..JoinOptions::through(end)
     };
 

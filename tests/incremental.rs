@@ -307,7 +307,7 @@ fn a_late_event_changes_only_the_rows_whose_windows_contain_it() {
     let l = Value::Long;
     assert_eq!(
         state.get(1, 0),
-        vec![&vec![
+        vec![vec![
             l(7),
             l(1),
             l(7),
@@ -318,7 +318,7 @@ fn a_late_event_changes_only_the_rows_whose_windows_contain_it() {
     );
     assert_eq!(
         state.get(2, 0),
-        vec![&vec![
+        vec![vec![
             Value::Null,
             Value::Null,
             Value::Null,

@@ -20,6 +20,7 @@
 //! into another equals updating with its values in order, also across the switch; a later
 //! sketch is unioned (or, into an exact IR, updated with its values).
 
+pub mod codec;
 pub mod ir;
 mod leaf;
 pub mod op;

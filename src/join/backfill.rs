@@ -255,6 +255,7 @@ fn run(
     for (si, step) in steps.iter().enumerate() {
         progress(si, total, &format!("{}: step {step}", plan.output));
         let days: BTreeSet<Ds> = step.days().filter(|d| todo.contains(d)).collect();
+        let clock = std::time::Instant::now();
         let reach = sync_left(
             engine,
             plan,
@@ -266,13 +267,16 @@ fn run(
         if let Some(reach) = reach {
             sync_sources(engine, plan, live, &source_fps, Some(&reach), &mut report)?;
         }
+        let fed = clock.elapsed();
         let touched = live.state.apply(live.dataflow.seal()?);
+        let computed = clock.elapsed();
         live.owned.extend(days.iter().copied());
         let mut dirty: BTreeSet<Ds> = touched.intersection(&live.owned).copied().collect();
         dirty.extend(days.iter().copied());
         let dirty: Vec<Ds> = dirty.into_iter().collect();
         let mut written = Vec::new();
         write_partitions(engine, join, plan, live, &dirty, &mut written)?;
+        tracing::info!(join = %plan.name, %step, partitions = written.len(), read_ms = fed.as_millis() as u64, compute_ms = (computed - fed).as_millis() as u64, write_ms = (clock.elapsed() - computed).as_millis() as u64, "step done");
         for d in written {
             if days.contains(&d) {
                 report.written.push(d);

@@ -11,16 +11,18 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
 use super::plan::{JoinPlan, PartPlan};
+use crate::aggregate::codec;
 use crate::aggregate::value::to_array;
 use crate::dataflow::records::{row_ds, row_id, PartValues, RowId, Value};
 use crate::error::{Error, Result};
 use crate::partition::Ds;
 
-/// The maintained output values per `(row, part)`.
+/// The output values not yet written, per `(row, part)`, compactly encoded
+/// ([`crate::aggregate::codec`]); an empty list is a pending removal.
 #[derive(Default)]
 pub struct OutputState {
     /// By left partition, so a written partition is forgotten in one step.
-    values: HashMap<Ds, HashMap<(RowId, u16), Vec<Vec<Value>>>>,
+    values: HashMap<Ds, HashMap<(RowId, u16), Vec<Box<[u8]>>>>,
 }
 
 impl OutputState {
@@ -30,28 +32,35 @@ impl OutputState {
     pub fn apply(&mut self, mut changes: Vec<PartValues>) -> BTreeSet<Ds> {
         changes.sort_by_key(|(_, _, v)| !v.is_empty());
         let mut touched = BTreeSet::new();
+        let mut buf = Vec::new();
         for (row, part, vals) in changes {
             touched.insert(row_ds(row));
+            let encoded = vals
+                .iter()
+                .map(|v| {
+                    buf.clear();
+                    codec::encode(v, &mut buf);
+                    buf.as_slice().into()
+                })
+                .collect();
             // a removal is kept (as no values) until written: it overrides what is on disk
             self.values
                 .entry(row_ds(row))
                 .or_default()
-                .insert((row, part), vals);
+                .insert((row, part), encoded);
         }
         touched
     }
 
-    /// The pending entry of a row for a part: `Some(empty)` is a removal.
-    fn raw(&self, row: RowId, part: u16) -> Option<&Vec<Vec<Value>>> {
-        self.values.get(&row_ds(row))?.get(&(row, part))
+    /// The pending entry of a row for a part, decoded: `Some(empty)` is a removal.
+    fn raw(&self, row: RowId, part: u16) -> Option<Vec<Vec<Value>>> {
+        let v = self.values.get(&row_ds(row))?.get(&(row, part))?;
+        Some(v.iter().map(|b| codec::decode(b)).collect())
     }
 
     /// The values of a row for a part (empty when none), in a stable order.
-    pub fn get(&self, row: RowId, part: u16) -> Vec<&Vec<Value>> {
-        let mut out: Vec<&Vec<Value>> = self
-            .raw(row, part)
-            .map(|v| v.iter().collect())
-            .unwrap_or_default();
+    pub fn get(&self, row: RowId, part: u16) -> Vec<Vec<Value>> {
+        let mut out = self.raw(row, part).unwrap_or_default();
         out.sort();
         out
     }
@@ -131,7 +140,7 @@ pub fn assemble(
     let mut cols: Vec<Vec<Value>> = vec![Vec::with_capacity(left.num_rows()); widths.iter().sum()];
     for i in 0..left.num_rows() {
         let row = row_id(ds, i as u32);
-        let matches: Vec<Vec<&Vec<Value>>> =
+        let matches: Vec<Vec<Vec<Value>>> =
             plan.parts.iter().map(|p| state.get(row, p.index)).collect();
         // one output row per combination of matches (a part without matches gives NULLs)
         let counts: Vec<usize> = matches.iter().map(|m| m.len().max(1)).collect();
@@ -291,8 +300,12 @@ pub fn patch(
     let n = left.num_rows();
     let mut columns: Vec<ArrayRef> = left.columns().to_vec();
     for p in &plan.parts {
-        let pending: Vec<Option<Option<&Vec<Value>>>> = (0..n)
-            .map(|i| state.raw(row_id(ds, i as u32), p.index).map(|v| v.first()))
+        let pending: Vec<Option<Option<Vec<Value>>>> = (0..n)
+            .map(|i| {
+                state
+                    .raw(row_id(ds, i as u32), p.index)
+                    .map(|v| v.into_iter().next())
+            })
             .collect();
         for (c, col) in p.columns.iter().enumerate() {
             let field = schema
@@ -305,7 +318,7 @@ pub fn patch(
             values.resize(n, Value::Null);
             for (i, v) in pending.iter().enumerate() {
                 if let Some(v) = v {
-                    values[i] = v.map_or(Value::Null, |v| v[c].clone());
+                    values[i] = v.as_ref().map_or(Value::Null, |v| v[c].clone());
                 }
             }
             columns.push(
