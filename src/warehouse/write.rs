@@ -76,8 +76,10 @@ impl Warehouse {
             .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
         if target.exists() && exchange(staging, target).is_ok() {
             // The new partition replaced the old one in one step; the old one is now at `staging`.
+            // It is retired, not deleted at once: a reader that listed it a moment ago can
+            // still open its files.
             sync_dir(parent);
-            let _ = std::fs::remove_dir_all(staging);
+            self.retire(staging);
             return Ok(());
         }
         let mut parked: Option<PathBuf> = None;
@@ -103,6 +105,34 @@ impl Warehouse {
             let _ = std::fs::remove_file(p.with_extension("target"));
         }
         Ok(())
+    }
+
+    /// Moves a replaced partition folder to the trash and empties trash folders retired more
+    /// than a minute ago (folders parked mid-swap, with a `.target` marker, are left alone).
+    fn retire(&self, old: &Path) {
+        let trash_root = self.root().join(TRASH_DIR);
+        let _ = std::fs::create_dir_all(&trash_root);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let name = format!("retired-{now_ms}-{}", unique());
+        if std::fs::rename(old, trash_root.join(name)).is_err() {
+            let _ = std::fs::remove_dir_all(old);
+        }
+        let Ok(entries) = std::fs::read_dir(&trash_root) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            // the retirement time is in the name (renaming keeps a folder's own times)
+            let retired_ms = name
+                .strip_prefix("retired-")
+                .and_then(|r| r.split('-').next())
+                .and_then(|t| t.parse::<u128>().ok());
+            if retired_ms.is_some_and(|t| now_ms.saturating_sub(t) > 60_000) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
     }
 
     /// Removes a partition (used when a re-landed input leaves an output partition empty).
