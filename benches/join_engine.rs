@@ -51,7 +51,6 @@
 //! `WEFT_BENCH_USERS` (N/10), `WEFT_BENCH_ZIPF` (1.1), `WEFT_BENCH_SEED`, `WEFT_BENCH_SAMPLE`
 //! (1000), `WEFT_BENCH_DIR` (keep the warehouse and results there).
 
-
 // The same allocator as the `weft` binary.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -61,7 +61,17 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
     match conf {
         Conf::StagingQuery(sq) => {
             let pb = progress::spinner("staging query");
-            let r = staging::run(&engine, &sq, &StagingOptions { end_ds: end, start_override: start, step_days: a.step_days, run_first_hole: a.run_first_hole }, &|m| pb.set_message(m.to_string()))?;
+            let r = staging::run(
+                &engine,
+                &sq,
+                &StagingOptions {
+                    end_ds: end,
+                    start_override: start,
+                    step_days: a.step_days,
+                    run_first_hole: a.run_first_hole,
+                },
+                &|m| pb.set_message(m.to_string()),
+            )?;
             pb.finish_and_clear();
             println!(
                 "{}: wrote {} partition(s), {} rows; {} already present",
@@ -73,11 +83,22 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
         }
         Conf::Join(join) => {
             let pb = progress::bar(1, "join");
-            let r = backfill_join(&engine, &join, &JoinOptions { start, end, step_days: a.step_days, workers: a.workers, run_first_hole: a.run_first_hole }, &|done, total, msg| {
-                pb.set_length(total as u64);
-                pb.set_position(done as u64);
-                pb.set_message(msg.to_string());
-            })?;
+            let r = backfill_join(
+                &engine,
+                &join,
+                &JoinOptions {
+                    start,
+                    end,
+                    step_days: a.step_days,
+                    workers: a.workers,
+                    run_first_hole: a.run_first_hole,
+                },
+                &|done, total, msg| {
+                    pb.set_length(total as u64);
+                    pb.set_position(done as u64);
+                    pb.set_message(msg.to_string());
+                },
+            )?;
             pb.finish_and_clear();
             if let Some(v) = &r.versioning {
                 println!("{v}");
