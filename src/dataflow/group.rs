@@ -12,7 +12,7 @@ use crate::aggregate::Ir;
 use crate::partition::DAY_MS;
 
 /// Keys with at least this many events keep their tiles cached between epochs.
-const CACHE_FROM_EVENTS: usize = 64;
+const CACHE_FROM_EVENTS: usize = 4096;
 
 /// One output change: a row's new values for the part (several for raw parts; none when
 /// the row is gone). The output is an upsert stream keyed by `(row, part)`.
