@@ -176,6 +176,8 @@ fn query(key: u8, row: u64, q: i64, r: isize) -> Update {
 }
 
 fn check(snapshot: bool, epochs: Vec<Vec<Op>>, workers: usize) -> Result<(), TestCaseError> {
+    // keep the hot key's tile cache between epochs, so cached and rebuilt tiles are compared
+    weft::dataflow::group::keep_tile_caches_from(8);
     let mut df = JoinDataflow::start(vec![spec(snapshot)], workers).unwrap();
     let mut state = OutputState::default();
     let mut events: Events = BTreeMap::new();

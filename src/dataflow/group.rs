@@ -12,7 +12,19 @@ use crate::aggregate::Ir;
 use crate::partition::DAY_MS;
 
 /// Keys with at least this many events keep their tiles cached between epochs.
-const CACHE_FROM_EVENTS: usize = 4096;
+static CACHE_FROM_EVENTS: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(4096);
+
+/// Sets how many events a key needs before its tile cache is kept between epochs (default
+/// 4096; caches of colder keys cost more memory than they save time). Values never depend
+/// on it; tests lower it to exercise the cached path.
+pub fn keep_tile_caches_from(events: usize) {
+    CACHE_FROM_EVENTS.store(events, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn cache_from_events() -> usize {
+    CACHE_FROM_EVENTS.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// One output change: a row's new values for the part (several for raw parts; none when
 /// the row is gone). The output is an upsert stream keyed by `(row, part)`.
@@ -98,7 +110,7 @@ impl KeyState {
             }
         }
         self.recompute(spec, layout, affected, out);
-        if self.events.len() < CACHE_FROM_EVENTS {
+        if self.events.len() < cache_from_events() {
             self.cache.clear();
         }
     }
