@@ -13,10 +13,10 @@ use crate::partition::DAY_MS;
 
 /// Keys with at least this many events keep their tiles cached between epochs.
 static CACHE_FROM_EVENTS: std::sync::atomic::AtomicUsize =
-    std::sync::atomic::AtomicUsize::new(4096);
+    std::sync::atomic::AtomicUsize::new(16384);
 
 /// Sets how many events a key needs before its tile cache is kept between epochs (default
-/// 4096; caches of colder keys cost more memory than they save time). Values never depend
+/// 16384; caches of colder keys cost more memory than they save time). Values never depend
 /// on it; tests lower it to exercise the cached path.
 pub fn keep_tile_caches_from(events: usize) {
     CACHE_FROM_EVENTS.store(events, std::sync::atomic::Ordering::Relaxed);
