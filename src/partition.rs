@@ -113,6 +113,15 @@ impl fmt::Display for PartitionRange {
     }
 }
 
+/// The `step_days`-sized steps covering `days`: each maximal contiguous run of days split in
+/// order (how joins, GroupBy backfills and reuse rewrites walk their missing partitions).
+pub fn steps_over(days: &[Ds], step_days: usize) -> Vec<PartitionRange> {
+    PartitionRange::contiguous(days)
+        .iter()
+        .flat_map(|r| r.steps(step_days))
+        .collect()
+}
+
 /// Chronon's first-hole rule for unfilled partitions: when the output already has partitions,
 /// missing ones before the earliest existing one are assumed removed by retention and left
 /// alone (with a warning), unless `run_first_hole`.

@@ -93,11 +93,7 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
                     workers: a.workers,
                     run_first_hole: a.run_first_hole,
                 },
-                &|done, total, msg| {
-                    pb.set_length(total as u64);
-                    pb.set_position(done as u64);
-                    pb.set_message(msg.to_string());
-                },
+                &progress::follow(&pb),
             )?;
             pb.finish_and_clear();
             if let Some(v) = &r.versioning {
@@ -161,11 +157,7 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
                     step_days: a.step_days,
                     workers: a.workers,
                 },
-                &|done, total, msg| {
-                    pb.set_length(total as u64);
-                    pb.set_position(done as u64);
-                    pb.set_message(msg.to_string());
-                },
+                &progress::follow(&pb),
             )?;
             pb.finish_and_clear();
             match r.range {

@@ -17,6 +17,15 @@ pub fn bar(total: u64, what: &str) -> ProgressBar {
     pb
 }
 
+/// The library progress callback `(done, total, message)` driving a bar.
+pub fn follow(pb: &ProgressBar) -> impl Fn(usize, usize, &str) + '_ {
+    move |done, total, msg| {
+        pb.set_length(total as u64);
+        pb.set_position(done as u64);
+        pb.set_message(msg.to_string());
+    }
+}
+
 /// A spinner with a message.
 pub fn spinner(what: &str) -> ProgressBar {
     let pb = ProgressBar::new_spinner();

@@ -108,10 +108,7 @@ pub(super) fn run(
     let mut retract: Vec<Update> = Vec::new();
     let todo_set: BTreeSet<Ds> = todo.iter().copied().collect();
 
-    let steps: Vec<PartitionRange> = PartitionRange::contiguous(&todo)
-        .iter()
-        .flat_map(|r| r.steps(opts.step_days))
-        .collect();
+    let steps: Vec<PartitionRange> = crate::partition::steps_over(&todo, opts.step_days);
     let total = steps.len();
     for (si, step) in steps.iter().enumerate() {
         progress(si, total, &format!("{}: step {step}", plan.output));

@@ -97,6 +97,17 @@ pub fn derivation_projection(
     out
 }
 
+/// Every column kept as it is (no derivations).
+fn pass_through(columns: &[String]) -> Vec<OutputColumn> {
+    columns
+        .iter()
+        .map(|c| OutputColumn {
+            name: c.clone(),
+            kind: ColumnKind::Pass,
+        })
+        .collect()
+}
+
 /// The output columns of join derivations over a frame with `columns`. `left_columns` are the
 /// columns of the left side (`None`: every column that is not a base value column).
 pub fn join_output_plan(
@@ -106,13 +117,7 @@ pub fn join_output_plan(
     derivations: &[Derivation],
 ) -> Vec<OutputColumn> {
     if derivations.is_empty() {
-        return columns
-            .iter()
-            .map(|c| OutputColumn {
-                name: c.clone(),
-                kind: ColumnKind::Pass,
-            })
-            .collect();
+        return pass_through(columns);
     }
     let is_base = |c: &str| base_value_columns.iter().any(|b| b == c);
     let is_left = |c: &str| match left_columns {
@@ -169,13 +174,7 @@ pub fn group_by_output_plan(
     derivations: &[Derivation],
 ) -> Vec<OutputColumn> {
     if derivations.is_empty() {
-        return columns
-            .iter()
-            .map(|c| OutputColumn {
-                name: c.clone(),
-                kind: ColumnKind::Pass,
-            })
-            .collect();
+        return pass_through(columns);
     }
     let mut kept: Vec<String> = Vec::new();
     for c in key_columns.iter().map(String::as_str).chain(

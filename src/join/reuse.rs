@@ -473,10 +473,7 @@ impl Reuse {
         };
         let mut live: Option<Live> = None;
         let mut source_fps = None;
-        let steps: Vec<PartitionRange> = PartitionRange::contiguous(&inside)
-            .iter()
-            .flat_map(|r| r.steps(opts.step_days))
-            .collect();
+        let steps: Vec<PartitionRange> = crate::partition::steps_over(&inside, opts.step_days);
         for (si, step) in steps.iter().enumerate() {
             progress(
                 si,
