@@ -61,3 +61,45 @@ pub type GroupKey = (u16, Key);
 /// no-aggregation part can give a row several (one per matching entity row), and none means
 /// the row no longer exists. Outputs are upserts keyed by `(row, part)`.
 pub type PartValues = (RowId, u16, Vec<Vec<Value>>);
+
+/// The key a left row and a bootstrap row match on: bootstrap part index and the encoded
+/// `(key columns…, ds)` of that part.
+pub type BootKey = (u16, Key);
+
+/// A bootstrap table row, reduced to what the join needs: the fields it provides (indices into
+/// the join's field universe, sorted; a provided field may be NULL, which still counts as
+/// provided) and its non-NULL values.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct BootRow {
+    pub provided: Vec<u16>,
+    pub values: Vec<(u16, Value)>,
+}
+
+/// What a left row asks for: one query per join part with a non-NULL key (the part's group
+/// key, the query time and the partition read), sent on only for parts bootstrap does not
+/// cover.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RowAsk {
+    pub queries: Vec<(GroupKey, i64, i32)>,
+}
+
+/// The bootstrap outcome for a left row that matched at least one bootstrap row: the join
+/// parts it covers, and per field the winning non-NULL value with the bootstrap part (its
+/// priority) that supplied it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct BootValues {
+    pub covered: Vec<u16>,
+    pub matched: Vec<u16>,
+    pub values: Vec<(u16, u16, Value)>,
+}
+
+/// An input of the bootstrap stage.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum BootInput {
+    /// Left row `row` has key `key` for a bootstrap part.
+    Key { key: BootKey, row: RowId },
+    /// A bootstrap table row.
+    Row { key: BootKey, row: BootRow },
+    /// Left row `row` and its queries.
+    Ask { row: RowId, ask: RowAsk },
+}

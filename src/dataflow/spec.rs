@@ -88,3 +88,23 @@ mod tests {
         assert_eq!(window_start(None, day, q), i64::MIN);
     }
 }
+
+/// What the bootstrap stage needs to decide coverage (chronon-semantics §4.6): per join part,
+/// its dependencies `(field, base fields)`. A row covers a part when it matched some bootstrap
+/// row and, for every dependency, the field itself or all of its base fields were provided.
+/// Without join derivations each value field depends on itself; an empty list is covered by
+/// any match.
+#[derive(Debug, Clone, Default)]
+pub struct BootstrapSpec {
+    pub deps: Vec<Vec<(u16, Vec<u16>)>>,
+}
+
+impl BootstrapSpec {
+    /// Whether a row that provided the sorted fields `provided` covers `part`.
+    pub fn covers(&self, part: usize, provided: &[u16]) -> bool {
+        let has = |f: &u16| provided.binary_search(f).is_ok();
+        self.deps
+            .get(part)
+            .is_some_and(|d| d.iter().all(|(f, bases)| has(f) || bases.iter().all(has)))
+    }
+}

@@ -26,6 +26,9 @@ use crate::sql::Engine;
 // A child module, so it runs the restricted join through this module's machinery.
 #[path = "reuse.rs"]
 mod reuse;
+// Likewise the bootstrap side, which feeds the same dataflow.
+#[path = "boot_feed.rs"]
+mod boot_feed;
 pub use reuse::PartitionReuse;
 
 /// Options of a join backfill.
@@ -73,6 +76,12 @@ pub struct JoinReport {
     pub reused: Vec<PartitionReuse>,
     /// Left rows fed to the dataflow per part, i.e. computed (0 for a reused part).
     pub part_rows: Vec<(String, u64)>,
+    /// Per bootstrap part: its table, whether it is a log table, and its rows read and
+    /// unusable.
+    pub bootstrap: Vec<(String, bool, crate::join::bootstrap::tables::BootStats)>,
+    /// Where the values of the partitions written by this run came from (joins with
+    /// bootstrap or external parts): rows covered and computed per part, sources per column.
+    pub provenance: Option<crate::join::bootstrap::assemble::Provenance>,
 }
 
 /// Progress callback: `(steps done, steps total, message)`.
@@ -126,6 +135,16 @@ struct Live {
     owned: BTreeSet<Ds>,
     /// Owned partitions whose values live only on disk (patched when they change).
     on_disk: BTreeSet<Ds>,
+    /// Bootstrap parts and external fields, when the join has any.
+    boot: Option<boot_feed::BootLive>,
+    /// Provenance of the partitions written by the current run.
+    provenance: Option<crate::join::bootstrap::assemble::Provenance>,
+}
+
+impl Live {
+    fn boot_active(&self) -> bool {
+        self.boot.as_ref().is_some_and(|b| b.active)
+    }
 }
 
 impl JoinRunner {
@@ -239,8 +258,10 @@ fn run(
     if !live.owned.is_empty() {
         let mut any = sync_left(engine, plan, live, &left_fps, &|_| false, &mut report)?.is_some();
         any |= sync_sources(engine, plan, live, &source_fps, None, &mut report)?;
+        let owned = live.owned.clone();
+        any |= boot_feed::sync_boot(engine, live, &|d| owned.contains(&d))?;
         if any {
-            let touched = live.state.apply(live.dataflow.seal()?);
+            let touched = seal(engine, plan, live, &source_fps, BTreeSet::new(), &mut report)?;
             let dirty: Vec<Ds> = touched.intersection(&live.owned).copied().collect();
             write_partitions(engine, join, plan, live, &dirty, &mut report.rewritten)?;
         }
@@ -261,11 +282,19 @@ fn run(
             &|d| days.contains(&d),
             &mut report,
         )?;
-        if let Some(reach) = reach {
+        let mut fresh = BTreeSet::new();
+        if live.boot_active() {
+            // sources are fed after coverage is known (see `seal`)
+            boot_feed::sync_boot(engine, live, &|d| days.contains(&d))?;
+            for &d in &days {
+                let n = live.feeds.batches(InputId::Left, d).first().map_or(0, |b| b.num_rows());
+                fresh.extend((0..n as u32).map(|i| crate::dataflow::records::row_id(d, i)));
+            }
+        } else if let Some(reach) = reach {
             sync_sources(engine, plan, live, &source_fps, Some(&reach), &mut report)?;
         }
         let fed = clock.elapsed();
-        let touched = live.state.apply(live.dataflow.seal()?);
+        let touched = seal(engine, plan, live, &source_fps, fresh, &mut report)?;
         let computed = clock.elapsed();
         live.owned.extend(days.iter().copied());
         let mut dirty: BTreeSet<Ds> = touched.intersection(&live.owned).copied().collect();
@@ -283,6 +312,8 @@ fn run(
         }
     }
     progress(total, total, &format!("{}: done", plan.output));
+    boot_feed::report(live, &mut report);
+    report.provenance = live.provenance.take();
     for (part, st) in &report.events {
         if st.null_keys > 0 || st.null_ts > 0 {
             tracing::warn!(part = %part, rows = st.rows, null_keys = st.null_keys, null_ts = st.null_ts, "source rows skipped: all keys NULL or NULL ts");
@@ -293,6 +324,37 @@ fn run(
 
 /// The query times each part's queries span, per part: `(min q, max q)`.
 type Reach = Vec<Option<(i64, i64)>>;
+
+/// Completes an epoch and applies its output; returns the left partitions whose output
+/// changed. With bootstrap, rows whose coverage changed (and the new rows `fresh`) may need
+/// source partitions not fed yet: they are fed and a second epoch computes them, so a part
+/// that bootstrap covers entirely reads no source at all.
+fn seal(
+    engine: &Engine,
+    plan: &JoinPlan,
+    live: &mut Live,
+    source_fps: &HashMap<InputId, Vec<(Ds, u64)>>,
+    fresh: BTreeSet<crate::dataflow::records::RowId>,
+    report: &mut JoinReport,
+) -> Result<BTreeSet<Ds>> {
+    let out = live.dataflow.seal_all()?;
+    let mut touched = live.state.apply(out.parts);
+    if !live.boot_active() {
+        return Ok(touched);
+    }
+    let mut rows = boot_feed::apply(live, out.boot);
+    touched.extend(rows.iter().map(|&r| crate::dataflow::records::row_ds(r)));
+    rows.extend(fresh);
+    if let Some(reach) = boot_feed::uncovered_reach(plan, live, &rows)? {
+        if sync_sources(engine, plan, live, source_fps, Some(&reach), report)? {
+            let out = live.dataflow.seal_all()?;
+            touched.extend(live.state.apply(out.parts));
+            let rows = boot_feed::apply(live, out.boot);
+            touched.extend(rows.iter().map(|&r| crate::dataflow::records::row_ds(r)));
+        }
+    }
+    Ok(touched)
+}
 
 /// Feeds left partitions: re-landed or removed ones already fed, and new ones `want`
 /// accepts. Returns the query-time span of the new queries per part (`None` if nothing
@@ -327,6 +389,7 @@ fn sync_left(
                 if sign > 0 {
                     report.left_rows += b.num_rows() as u64;
                 }
+                let mut all = Vec::new();
                 for p in &plan.parts {
                     let (mut updates, nulls) =
                         inputs::left_queries(b, c.ds, p, plan.left.events, &plan.left.scan.table)?;
@@ -341,7 +404,14 @@ fn sync_left(
                         }
                         *r *= sign;
                     }
-                    live.dataflow.update(updates);
+                    if live.boot_active() {
+                        all.extend(updates);
+                    } else {
+                        live.dataflow.update(updates);
+                    }
+                }
+                if live.boot_active() {
+                    boot_feed::feed_left(live, &plan.left.scan.table, b, c.ds, sign, all)?;
                 }
             }
         }
@@ -350,6 +420,9 @@ fn sync_left(
             // the left partition is gone: so is its output
             live.owned.remove(&c.ds);
             live.state.forget(c.ds);
+            if let Some(b) = live.boot.as_mut() {
+                b.state.remove(&c.ds);
+            }
             engine
                 .warehouse()
                 .drop_partition(&plan.output, &[("ds".into(), c.ds.to_string())])?;
@@ -475,7 +548,16 @@ fn write_partitions(
         let Some(left) = live.feeds.batches(InputId::Left, ds).first() else {
             continue;
         };
-        let batch = if live.on_disk.contains(&ds) {
+        let mut metadata = Vec::new();
+        let batch = if live.boot.is_some() {
+            let (batch, prov) = boot_feed::finish_partition(engine, plan, live, ds, left)?;
+            metadata.push((
+                crate::join::bootstrap::assemble::PROVENANCE_KEY.to_string(),
+                serde_json::to_string(&prov).expect("provenance serializes"),
+            ));
+            live.provenance.get_or_insert_with(Default::default).add(&prov);
+            batch
+        } else if live.on_disk.contains(&ds) {
             let existing = wh.read_partition(&plan.output, ds)?;
             let existing = concat_batches(&live.out_schema, &existing)
                 .map_err(|e| Error::arrow("reading the output partition back", e))?;
@@ -491,11 +573,12 @@ fn write_partitions(
             let batch = output::assemble(plan, &live.base_schema, ds, left, &live.state)?;
             output::derive(engine, plan, &live.left_columns, batch)?
         };
-        wh.write_partition(
+        wh.write_partition_with(
             &plan.output,
             &[("ds".into(), ds.to_string())],
             live.out_schema.clone(),
             &[batch],
+            &metadata,
         )?;
         if patchable {
             // the partition on disk now holds its values; keep only later changes in memory
@@ -539,16 +622,26 @@ fn start_live(engine: &Engine, plan: &JoinPlan, workers: usize) -> Result<Live> 
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    // the written schema: derivations applied to an empty batch
-    let out_schema = output::derive(
-        engine,
-        plan,
-        &left_columns,
-        RecordBatch::new_empty(base_schema.clone()),
-    )?
-    .schema();
+    let boot = boot_feed::start(engine, plan, &left_schema, &base_schema, &left_columns)?;
+    // the written schema: the output pipeline applied to an empty batch
+    let out_schema = match &boot {
+        Some(b) => boot_feed::out_schema(engine, plan, b, &base_schema, &left_columns)?,
+        None => output::derive(
+            engine,
+            plan,
+            &left_columns,
+            RecordBatch::new_empty(base_schema.clone()),
+        )?
+        .schema(),
+    };
+    let stage = boot
+        .as_ref()
+        .filter(|b| b.active)
+        .map(|b| b.bs.fields.spec());
     Ok(Live {
-        dataflow: JoinDataflow::start(specs, workers)?,
+        dataflow: JoinDataflow::start_with(specs, stage, workers)?,
+        boot,
+        provenance: None,
         state: OutputState::default(),
         feeds: Feeds::default(),
         left_schema,

@@ -22,6 +22,8 @@ pub enum InputId {
         source: u16,
         mutations: bool,
     },
+    /// A bootstrap part's table (by priority).
+    Bootstrap { part: u16 },
 }
 
 struct Fed {

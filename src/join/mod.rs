@@ -3,6 +3,7 @@
 //! the output partitions ([`output`]). [`backfill`] drives it step by step.
 
 pub mod backfill;
+pub mod bootstrap;
 pub mod derive;
 pub mod feed;
 pub mod inputs;

@@ -130,6 +130,18 @@ pub fn assemble(
     left: &RecordBatch,
     state: &OutputState,
 ) -> Result<RecordBatch> {
+    Ok(assemble_rows(plan, schema, ds, left, state)?.0)
+}
+
+/// As [`assemble`], also returning the left row of each output row (a row repeats when a
+/// no-aggregation part matched several entity rows).
+pub fn assemble_rows(
+    plan: &JoinPlan,
+    schema: &SchemaRef,
+    ds: Ds,
+    left: &RecordBatch,
+    state: &OutputState,
+) -> Result<(RecordBatch, Vec<u32>)> {
     let ctx = || format!("assembling {} partition ds={ds}", plan.output);
     let widths: Vec<usize> = plan
         .parts
@@ -160,7 +172,7 @@ pub fn assemble(
         }
     }
     let n_left = left.num_columns();
-    let indices = UInt32Array::from(take);
+    let indices = UInt32Array::from(take.clone());
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for c in left.columns() {
         if indices.len() == left.num_rows() {
@@ -177,7 +189,8 @@ pub fn assemble(
                 .map_err(|e| Error::Usage(format!("{}: column {}: {e}", ctx(), field.name())))?,
         );
     }
-    RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::arrow(ctx(), e))
+    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::arrow(ctx(), e))?;
+    Ok((batch, take))
 }
 
 /// Applies GroupBy derivations (per part, on the part's unprefixed columns and its keys) and
@@ -188,9 +201,20 @@ pub fn derive(
     left_columns: &[String],
     batch: RecordBatch,
 ) -> Result<RecordBatch> {
-    use super::derive::{derive_group_by, derive_join_with_left};
+    let (batch, base_values) = derive_group_bys(engine, plan, batch)?;
+    derive_join(engine, plan, left_columns, &base_values, batch)
+}
+
+/// Applies each part's GroupBy derivations in place; returns the batch and the join's base
+/// value columns (every part's columns after its derivations), per part.
+pub fn derive_group_bys(
+    engine: &crate::sql::Engine,
+    plan: &JoinPlan,
+    batch: RecordBatch,
+) -> Result<(RecordBatch, Vec<Vec<String>>)> {
+    use super::derive::derive_group_by;
     let mut batch = batch;
-    let mut base_values: Vec<String> = Vec::new();
+    let mut per_part: Vec<Vec<String>> = Vec::new();
     for p in &plan.parts {
         let names: Vec<String> = if p.columns.is_empty() {
             p.raw_names.clone()
@@ -198,9 +222,10 @@ pub fn derive(
             p.columns.iter().map(|c| c.name.clone()).collect()
         };
         if p.derivations.is_empty() {
-            base_values.extend(names);
+            per_part.push(names);
             continue;
         }
+        let mut base_values = Vec::new();
         let ctx = format!("derivations of GroupBy {}", p.group_by.meta_data.name);
         // the part as the GroupBy sees it: its keys and unprefixed value columns
         let prefix = format!("{}_", p.full_prefix);
@@ -270,15 +295,28 @@ pub fn derive(
         }
         batch = RecordBatch::try_new(Arc::new(Schema::new(out_fields)), out_arrays)
             .map_err(|e| Error::arrow(&ctx, e))?;
+        per_part.push(base_values);
     }
+    Ok((batch, per_part))
+}
+
+/// Applies the join's derivations over `base_values` (join-part and external value columns).
+pub fn derive_join(
+    engine: &crate::sql::Engine,
+    plan: &JoinPlan,
+    left_columns: &[String],
+    base_values: &[Vec<String>],
+    batch: RecordBatch,
+) -> Result<RecordBatch> {
     if plan.derivations.is_empty() {
         return Ok(batch);
     }
-    derive_join_with_left(
+    let base: Vec<String> = base_values.iter().flatten().cloned().collect();
+    super::derive::derive_join_with_left(
         engine,
         &batch,
         left_columns,
-        &base_values,
+        &base,
         &plan.derivations,
         &format!("derivations of join {}", plan.name),
     )
@@ -331,9 +369,11 @@ pub fn patch(
 }
 
 /// Whether written partitions can be patched from disk (so their values need not stay in
-/// memory): no derivations and no raw (no-aggregation) parts.
+/// memory): no derivations, no raw (no-aggregation) parts, no bootstrap or external parts.
 pub fn patchable(plan: &JoinPlan) -> bool {
-    plan.derivations.is_empty()
+    !plan.has_bootstrap()
+        && plan.externals.is_empty()
+        && plan.derivations.is_empty()
         && plan
             .parts
             .iter()

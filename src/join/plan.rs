@@ -77,6 +77,17 @@ pub struct JoinPlan {
     pub left: LeftPlan,
     pub parts: Vec<PartPlan>,
     pub derivations: Vec<Derivation>,
+    /// Bootstrap parts in priority order (chronon-semantics §4.1).
+    pub bootstrap: Vec<super::bootstrap::BootPartPlan>,
+    /// Online-only external parts (their fields are bootstrapped or NULL, §4.9).
+    pub externals: Vec<super::bootstrap::ExternalPlan>,
+}
+
+impl JoinPlan {
+    /// Whether the output needs the bootstrap stage or external-field handling.
+    pub fn has_bootstrap(&self) -> bool {
+        !self.bootstrap.is_empty()
+    }
 }
 
 fn unsupported(join: &Join, path: &str, what: &str) -> Error {
@@ -153,22 +164,35 @@ impl JoinPlan {
             },
             events,
         };
-        for (field, set) in [
-            ("bootstrapParts", !join.bootstrap_parts.is_empty()),
-            ("labelPart", false),
-        ] {
-            if set {
-                errors.push(unsupported(join, field, field));
-            }
-        }
         let mut parts = Vec::new();
-        for (i, jp) in join.join_parts.iter().enumerate() {
-            match plan_part(join, i, events) {
+        for (i, jp) in crate::join::semantic_hash::hashed_parts(join).iter().enumerate() {
+            let (path, full_prefix) = if i < join.join_parts.len() {
+                (format!("joinParts[{i}]"), naming::part_full_prefix(jp))
+            } else {
+                let e = join
+                    .online_external_parts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| e.source.offline_group_by.is_some())
+                    .nth(i - join.join_parts.len())
+                    .expect("hashed_parts lists external parts with an offlineGroupBy");
+                (
+                    format!("onlineExternalParts[{}].source.offlineGroupBy", e.0),
+                    super::bootstrap::external_full_name(e.1),
+                )
+            };
+            match plan_join_part(join, jp, i, &path, full_prefix, events) {
                 Ok(p) => parts.push(p),
                 Err(e) => errors.push(e),
             }
-            let _ = jp;
         }
+        let (bootstrap, externals) = match super::bootstrap::plan(join) {
+            Ok(b) => b,
+            Err(e) => {
+                errors.push(e);
+                Default::default()
+            }
+        };
         Error::collect(errors)?;
         Ok(JoinPlan {
             name,
@@ -176,6 +200,8 @@ impl JoinPlan {
             left,
             parts,
             derivations: join.derivations.clone(),
+            bootstrap,
+            externals,
         })
     }
 }
@@ -184,11 +210,31 @@ impl JoinPlan {
 /// ([`crate::groupby`]): as the one part of an entity-left join.
 pub(crate) fn plan_part(join: &Join, i: usize, event_left: bool) -> Result<PartPlan> {
     let jp = &join.join_parts[i];
+    plan_join_part(
+        join,
+        jp,
+        i,
+        &format!("joinParts[{i}]"),
+        naming::part_full_prefix(jp),
+        event_left,
+    )
+}
+
+/// Plans a join part (or an external part's offline GroupBy) at config path `at`, with its
+/// columns named `<full_prefix>_<column>`.
+fn plan_join_part(
+    join: &Join,
+    jp: &crate::config::JoinPart,
+    i: usize,
+    at: &str,
+    full_prefix: String,
+    event_left: bool,
+) -> Result<PartPlan> {
     let gb = &jp.group_by;
     let name = join.meta_data.name.clone();
-    let path = format!("joinParts[{i}].groupBy");
+    let path = format!("{at}.groupBy");
+    let path = path.replace(".offlineGroupBy.groupBy", ".offlineGroupBy");
     let mut errors = Vec::new();
-    let full_prefix = naming::part_full_prefix(jp);
     let snapshot = gb.inferred_accuracy() == Accuracy::Snapshot;
     // left column for each GroupBy key: identity unless keyMapping maps a left column to it
     let left_keys: Vec<String> = gb
@@ -206,7 +252,7 @@ pub(crate) fn plan_part(join: &Join, i: usize, event_left: bool) -> Result<PartP
         if !gb.key_columns.contains(r) {
             errors.push(Error::Config {
                 file: name.clone(),
-                path: format!("joinParts[{i}].keyMapping.{l}"),
+                path: format!("{at}.keyMapping.{l}"),
                 message: format!(
                     "maps to `{r}`, which is not a key of GroupBy {} (keys: {})",
                     gb.meta_data.name,
@@ -348,7 +394,7 @@ pub(crate) fn plan_part(join: &Join, i: usize, event_left: bool) -> Result<PartP
     }
     let mut sources = Vec::new();
     for (s, src) in gb.sources.iter().enumerate() {
-        match source_plan(join, gb, i, s, src, snapshot, kind, &inputs) {
+        match source_plan(join, gb, &path, s, src, snapshot, kind, &inputs) {
             Ok(p) => sources.push(p),
             Err(e) => errors.push(e),
         }
@@ -375,7 +421,7 @@ pub(crate) fn plan_part(join: &Join, i: usize, event_left: bool) -> Result<PartP
 fn source_plan(
     join: &Join,
     gb: &GroupBy,
-    part: usize,
+    part_path: &str,
     s: usize,
     src: &Source,
     snapshot: bool,
@@ -383,7 +429,7 @@ fn source_plan(
     inputs: &[String],
 ) -> Result<SourcePlan> {
     let name = &join.meta_data.name;
-    let path = format!("joinParts[{part}].groupBy.sources[{s}]");
+    let path = format!("{part_path}.sources[{s}]");
     let q = src.query();
     let mut fill: Vec<(String, Option<String>)> = vec![("ds".into(), None)];
     fill.extend(gb.key_columns.iter().map(|k| (k.clone(), None)));

@@ -111,6 +111,9 @@ pub(super) fn prepare(
         let why =
             format!("an earlier rewrite of {out} for another version of the join did not finish");
         archive_all(engine, join, &decision, &hash, Some(why))?
+    } else if decision.rewrite_output && (plan.has_bootstrap() || !plan.externals.is_empty()) {
+        let why = "the join has bootstrap parts or external parts, so its existing output mixes bootstrapped and computed values and cannot stand in for the unchanged parts".to_string();
+        archive_all(engine, join, &decision, &hash, Some(why))?
     } else if decision.rewrite_output {
         match Reuse::plan(engine, join, plan, &decision)? {
             Err(why) => archive_all(engine, join, &decision, &hash, Some(why))?,
@@ -141,8 +144,14 @@ pub(super) fn finish(
             .map(|p| (p.full_prefix.clone(), 0))
             .collect();
     }
-    for (_, n) in &mut report.part_rows {
-        *n += report.left_rows;
+    for (name, n) in &mut report.part_rows {
+        // with bootstrap, only the rows nothing covers were computed
+        let computed = report
+            .provenance
+            .as_ref()
+            .and_then(|p| p.parts.iter().find(|c| &c.part == name))
+            .map(|c| c.computed);
+        *n += computed.unwrap_or(report.left_rows);
     }
     let wh = engine.warehouse();
     if !wh.partitions(&plan.output)?.is_empty() {
@@ -290,7 +299,10 @@ impl Reuse {
         let out = &plan.output;
         let mut reused = Vec::new();
         for p in &plan.parts {
-            let t = part_table(&join.meta_data, &join.join_parts[p.index as usize])?;
+            let t = part_table(
+                &join.meta_data,
+                &crate::join::semantic_hash::hashed_parts(join)[p.index as usize],
+            )?;
             reused.push(decision.reused_parts.contains(&t));
         }
         let left_schema = engine.scan_schema(&plan.left.scan)?;
@@ -393,6 +405,8 @@ impl Reuse {
                 left: LeftPlan { scan, events },
                 parts,
                 derivations: Vec::new(),
+                bootstrap: Vec::new(),
+                externals: Vec::new(),
             },
             orig,
             left_names,

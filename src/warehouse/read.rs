@@ -41,6 +41,34 @@ impl Warehouse {
             .collect())
     }
 
+    /// The key-value metadata of a partition's Parquet footers (later files win).
+    pub fn partition_metadata(
+        &self,
+        t: &TableName,
+        ds: Ds,
+    ) -> Result<std::collections::BTreeMap<String, String>> {
+        let mut out = std::collections::BTreeMap::new();
+        for f in self.partition_files(t, ds)? {
+            let ctx = || format!("reading the footer of {}", f.display());
+            let file = File::open(&f).map_err(|e| Error::io(ctx(), e))?;
+            let reader = parquet::file::reader::SerializedFileReader::new(file)
+                .map_err(|e| Error::parquet(ctx(), e))?;
+            use parquet::file::reader::FileReader;
+            for kv in reader
+                .metadata()
+                .file_metadata()
+                .key_value_metadata()
+                .into_iter()
+                .flatten()
+            {
+                if let Some(v) = &kv.value {
+                    out.insert(kv.key.clone(), v.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// All rows of one partition.
     pub fn read_partition(&self, t: &TableName, ds: Ds) -> Result<Vec<RecordBatch>> {
         let mut out = Vec::new();

@@ -48,14 +48,32 @@ impl Warehouse {
         schema: SchemaRef,
         batches: &[RecordBatch],
     ) -> Result<()> {
+        self.write_partition_with(t, spec, schema, batches, &[])
+    }
+
+    /// As [`Warehouse::write_partition`], with key-value metadata in the Parquet footer
+    /// (written atomically with the data; see [`Warehouse::partition_metadata`]).
+    pub fn write_partition_with(
+        &self,
+        t: &TableName,
+        spec: &[(String, String)],
+        schema: SchemaRef,
+        batches: &[RecordBatch],
+        metadata: &[(String, String)],
+    ) -> Result<()> {
         let staging = self.root().join(STAGING_DIR).join(unique());
         std::fs::create_dir_all(&staging)
             .map_err(|e| Error::io(format!("creating {}", staging.display()), e))?;
         let file_path = staging.join("part-00000.parquet");
         let where_ = || format!("writing {} partition {}", t, spec_label(spec));
         let file = File::create(&file_path).map_err(|e| Error::io(where_(), e))?;
+        let kv: Vec<parquet::file::metadata::KeyValue> = metadata
+            .iter()
+            .map(|(k, v)| parquet::file::metadata::KeyValue::new(k.clone(), v.clone()))
+            .collect();
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
+            .set_key_value_metadata((!kv.is_empty()).then_some(kv))
             .build();
         let mut w = ArrowWriter::try_new(file, schema, Some(props))
             .map_err(|e| Error::parquet(where_(), e))?;

@@ -1,0 +1,124 @@
+//! The bootstrap stage (chronon-semantics §4.5–§4.7) as differential operators: matches left
+//! rows to bootstrap rows on `(key columns…, ds)` per bootstrap part, keeps one row per key,
+//! gathers each left row's matches in priority order, and decides per join part whether the
+//! row is covered. Queries of uncovered parts go on to the windows operator; the row's
+//! bootstrap values (with the part that supplied each) go to the output.
+//!
+//! Everything here is incremental: a new bootstrap partition, a new bootstrap part or a
+//! re-landed left partition changes only the rows it reaches, retracting queries of rows that
+//! became covered and issuing queries for rows that lost coverage.
+
+use std::sync::Arc;
+
+use differential_dataflow::VecCollection;
+
+use super::records::{BootInput, BootKey, BootRow, BootValues, GroupKey, Item, RowAsk, RowId};
+use super::spec::BootstrapSpec;
+
+/// One side of a left row's bootstrap group: its queries, or a match of bootstrap part `p`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+enum Side {
+    Ask(RowAsk),
+    Match(u16, BootRow),
+}
+
+/// What the stage emits per left row.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+enum RowOut {
+    Query(GroupKey, i64, i32),
+    Values(BootValues),
+}
+
+/// The stage: returns the queries to compute and the per-row bootstrap values.
+pub fn stage<'scope>(
+    inputs: VecCollection<'scope, u64, BootInput, isize>,
+    spec: Arc<BootstrapSpec>,
+) -> (
+    VecCollection<'scope, u64, (GroupKey, Item), isize>,
+    VecCollection<'scope, u64, (RowId, BootValues), isize>,
+) {
+    let keys = inputs.clone().flat_map(|b| match b {
+        BootInput::Key { key, row } => Some((key, row)),
+        _ => None,
+    });
+    let rows = inputs.clone().flat_map(|b| match b {
+        BootInput::Row { key, row } => Some((key, row)),
+        _ => None,
+    });
+    let asks = inputs.flat_map(|b| match b {
+        BootInput::Ask { row, ask } => Some((row, Side::Ask(ask))),
+        _ => None,
+    });
+    // Duplicate rows for one key: keep the smallest (Chronon keeps an arbitrary one; a fixed
+    // choice keeps incremental and fresh runs identical).
+    let chosen = rows.reduce_named("BootstrapDedup", |_k: &BootKey, input, output| {
+        output.push((input[0].0.clone(), 1isize))
+    });
+    let matches = keys.join_map(chosen, |k: &BootKey, row: &RowId, b: &BootRow| {
+        (*row, Side::Match(k.0, b.clone()))
+    });
+    let per_row = asks.concat(matches).reduce_named(
+        "BootstrapCoverage",
+        move |_row: &RowId, input: &[(&Side, isize)], output: &mut Vec<(RowOut, isize)>| {
+            let mut ask = None;
+            let mut matched: Vec<(u16, &BootRow)> = Vec::new();
+            for (side, r) in input {
+                if *r <= 0 {
+                    continue;
+                }
+                match side {
+                    Side::Ask(a) => ask = Some(a),
+                    Side::Match(p, b) => matched.push((*p, b)),
+                }
+            }
+            let Some(ask) = ask else { return };
+            if matched.is_empty() {
+                for (k, q, ds) in &ask.queries {
+                    output.push((RowOut::Query(k.clone(), *q, *ds), 1));
+                }
+                return;
+            }
+            // sides are sorted: matches in bootstrap part order, i.e. by priority
+            let mut provided: Vec<u16> = matched
+                .iter()
+                .flat_map(|(_, b)| b.provided.iter().copied())
+                .collect();
+            provided.sort_unstable();
+            provided.dedup();
+            let mut values: Vec<(u16, u16, super::records::Value)> = Vec::new();
+            for (p, b) in &matched {
+                for (f, v) in &b.values {
+                    if !values.iter().any(|(g, _, _)| g == f) {
+                        values.push((*f, *p, v.clone()));
+                    }
+                }
+            }
+            values.sort();
+            let covered: Vec<u16> = (0..spec.deps.len() as u16)
+                .filter(|&p| spec.covers(p as usize, &provided))
+                .collect();
+            for (k, q, ds) in &ask.queries {
+                if covered.binary_search(&k.0).is_err() {
+                    output.push((RowOut::Query(k.clone(), *q, *ds), 1));
+                }
+            }
+            output.push((
+                RowOut::Values(BootValues {
+                    covered,
+                    matched: matched.iter().map(|(p, _)| *p).collect(),
+                    values,
+                }),
+                1,
+            ));
+        },
+    );
+    let queries = per_row.clone().flat_map(|(row, out)| match out {
+        RowOut::Query(k, q, ds) => Some((k, Item::Query { row, q, ds })),
+        RowOut::Values(_) => None,
+    });
+    let values = per_row.flat_map(|(row, out)| match out {
+        RowOut::Values(v) => Some((row, v)),
+        RowOut::Query(..) => None,
+    });
+    (queries, values)
+}

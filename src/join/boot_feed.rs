@@ -1,0 +1,379 @@
+//! The join runner's bootstrap side: builds the field universe and resolves the bootstrap
+//! tables when the dataflow starts, feeds left rows (their bootstrap keys and queries) and
+//! bootstrap partitions into the dataflow's bootstrap stage, keeps each left row's bootstrap
+//! outcome, finds the source partitions the uncovered rows need, and assembles output
+//! partitions with bootstrap values, external fields and provenance.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use arrow::datatypes::{Field, SchemaRef};
+use arrow::record_batch::RecordBatch;
+
+use super::{InputId, JoinReport, Live, Reach};
+use crate::dataflow::records::{
+    row_ds, row_id, row_index, BootInput, BootValues, GroupKey, Item, RowAsk, RowId,
+};
+use crate::dataflow::{BootUpdate, Update};
+use crate::error::{Error, Result};
+use crate::join::bootstrap::assemble::{Bootstrap, PartCoverage, Provenance};
+use crate::join::bootstrap::fields::{derived_fields, Fields};
+use crate::join::bootstrap::tables::{self, BootStats};
+use crate::join::inputs;
+use crate::join::output;
+use crate::join::plan::JoinPlan;
+use crate::partition::Ds;
+use crate::sql::Engine;
+
+/// What a running join keeps for bootstrap and external fields.
+pub(super) struct BootLive {
+    pub bs: Bootstrap,
+    /// The dataflow has the bootstrap stage (the join has bootstrap parts).
+    pub active: bool,
+    /// Bootstrap outcome per left partition and row index (rows that matched something).
+    pub state: HashMap<Ds, HashMap<u32, BootValues>>,
+    pub stats: Vec<BootStats>,
+    /// Part values after GroupBy derivations, per part (the base columns of derivations).
+    pub part_values: Vec<Vec<String>>,
+}
+
+/// Builds the bootstrap side of a join with bootstrap or external parts (`None` otherwise).
+pub(super) fn start(
+    engine: &Engine,
+    plan: &JoinPlan,
+    left_schema: &SchemaRef,
+    base_schema: &SchemaRef,
+    left_columns: &[String],
+) -> Result<Option<BootLive>> {
+    if !plan.has_bootstrap() && plan.externals.is_empty() {
+        return Ok(None);
+    }
+    let (frame, part_values) =
+        output::derive_group_bys(engine, plan, RecordBatch::new_empty(base_schema.clone()))?;
+    let values: Vec<Vec<Field>> = part_values
+        .iter()
+        .map(|names| {
+            names
+                .iter()
+                .map(|n| {
+                    frame
+                        .schema()
+                        .field_with_name(n)
+                        .map(|f| f.clone().with_nullable(true))
+                        .map_err(|e| Error::arrow("typing join part columns", e))
+                })
+                .collect()
+        })
+        .collect::<Result<_>>()?;
+    let keys: Vec<Vec<Field>> = plan
+        .parts
+        .iter()
+        .map(|p| {
+            p.left_keys
+                .iter()
+                .filter_map(|k| left_schema.field_with_name(k).ok().cloned())
+                .collect()
+        })
+        .collect();
+    // derived fields are typed by deriving the padded empty frame
+    let base = Fields::build(&keys, &values, &plan.externals, &[]);
+    let padding = Bootstrap::new(base.clone(), Vec::new(), plan.externals.clone(), left_columns);
+    let (padded, _) = padding.apply(&frame, left_columns, &[], &HashMap::new())?;
+    let derived = if plan.derivations.is_empty() {
+        Vec::new()
+    } else {
+        let out = output::derive_join(
+            engine,
+            plan,
+            left_columns,
+            &[base.base_values.clone()],
+            padded,
+        )?;
+        let schema = out.schema();
+        derived_fields(&base.base_values, left_columns, &plan.derivations, &|n| {
+            schema.field_with_name(n).ok().map(|f| f.data_type().clone())
+        })
+    };
+    let fields = Fields::build(&keys, &values, &plan.externals, &derived);
+    let tables = tables::resolve(
+        engine,
+        &plan.name,
+        &plan.bootstrap,
+        &fields,
+        left_schema,
+        &plan.left.scan.table,
+    )?;
+    let stats = vec![BootStats::default(); tables.len()];
+    Ok(Some(BootLive {
+        bs: Bootstrap::new(fields, tables, plan.externals.clone(), left_columns),
+        active: plan.has_bootstrap(),
+        state: HashMap::new(),
+        stats,
+        part_values,
+    }))
+}
+
+/// Feeds one left batch (partition `ds`, signed) through the bootstrap stage: its rows'
+/// bootstrap keys and queries. `queries` are the per-part query updates of the batch.
+pub(super) fn feed_left(
+    live: &mut Live,
+    table: &str,
+    batch: &RecordBatch,
+    ds: Ds,
+    sign: isize,
+    queries: Vec<Update>,
+) -> Result<()> {
+    let boot = live.boot.as_ref().expect("bootstrap side started");
+    let mut asks: BTreeMap<RowId, Vec<(GroupKey, i64, i32)>> = (0..batch.num_rows())
+        .map(|i| (row_id(ds, i as u32), Vec::new()))
+        .collect();
+    for ((gk, item), _) in queries {
+        if let Item::Query { row, q, ds } = item {
+            asks.entry(row).or_default().push((gk, q, ds));
+        }
+    }
+    let mut updates: Vec<BootUpdate> =
+        tables::left_keys(batch, ds, &boot.bs.tables, table, sign)?;
+    updates.extend(asks.into_iter().map(|(row, queries)| {
+        (
+            BootInput::Ask {
+                row,
+                ask: RowAsk { queries },
+            },
+            sign,
+        )
+    }));
+    live.dataflow.update_boot(updates);
+    Ok(())
+}
+
+/// Feeds bootstrap partitions: re-landed or removed ones already fed, and the new ones `want`
+/// accepts within each part's start/end partitions. Returns whether anything was fed.
+pub(super) fn sync_boot(
+    engine: &Engine,
+    live: &mut Live,
+    want: &dyn Fn(Ds) -> bool,
+) -> Result<bool> {
+    let Some(boot) = live.boot.as_mut().filter(|b| b.active) else {
+        return Ok(false);
+    };
+    let fields = boot.bs.fields.clone();
+    let mut any = false;
+    for ti in 0..boot.bs.tables.len() {
+        let t = &mut live.boot.as_mut().expect("checked").bs.tables[ti];
+        t.refresh_hashes(engine, &fields)?;
+        let t = t.clone();
+        let name = crate::warehouse::TableName::parse(&t.plan.table)?;
+        let fps = engine
+            .warehouse()
+            .partition_fingerprints(&name, &t.plan.scan.partition_column())?;
+        let q = &t.plan.scan.query;
+        let lo = q.start_partition.as_deref().map(Ds::parse).transpose()?;
+        let hi = q.end_partition.as_deref().map(Ds::parse).transpose()?;
+        let within = |d: Ds| lo.is_none_or(|l| d >= l) && hi.is_none_or(|h| d <= h);
+        let keep = |b: Vec<RecordBatch>| Ok(b);
+        let changes = live.feeds.sync(
+            engine,
+            &t.plan.scan,
+            InputId::Bootstrap {
+                part: t.plan.index,
+            },
+            &fps,
+            &|d| within(d) && want(d),
+            &keep,
+        )?;
+        for c in changes {
+            any = true;
+            let mut updates = Vec::new();
+            for (batches, sign) in [(&c.old, -1isize), (&c.new, 1)] {
+                for b in batches {
+                    let mut st = BootStats::default();
+                    updates.extend(t.rows(b, c.ds, sign, &mut st)?);
+                    if sign > 0 {
+                        let s = &mut live.boot.as_mut().expect("checked").stats[ti];
+                        s.rows += st.rows;
+                        s.null_keys += st.null_keys;
+                        s.null_hash += st.null_hash;
+                    }
+                }
+            }
+            live.dataflow.update_boot(updates);
+        }
+    }
+    Ok(any)
+}
+
+/// Applies the bootstrap outcomes of an epoch; returns the rows whose outcome changed.
+pub(super) fn apply(live: &mut Live, changes: Vec<(RowId, Option<BootValues>)>) -> BTreeSet<RowId> {
+    let mut rows = BTreeSet::new();
+    let Some(boot) = live.boot.as_mut() else {
+        return rows;
+    };
+    for (row, v) in changes {
+        rows.insert(row);
+        let m = boot.state.entry(row_ds(row)).or_default();
+        match v {
+            Some(v) => m.insert(row_index(row), v),
+            None => m.remove(&row_index(row)),
+        };
+    }
+    rows
+}
+
+/// The query-time span, per part, of the queries of `rows` that bootstrap does not cover:
+/// what the source partitions fed must reach.
+pub(super) fn uncovered_reach(
+    plan: &JoinPlan,
+    live: &Live,
+    rows: &BTreeSet<RowId>,
+) -> Result<Option<Reach>> {
+    let boot = live.boot.as_ref().expect("bootstrap side started");
+    let mut by_ds: BTreeMap<Ds, Vec<u32>> = BTreeMap::new();
+    for &r in rows {
+        by_ds.entry(row_ds(r)).or_default().push(row_index(r));
+    }
+    let mut reach: Reach = vec![None; plan.parts.len()];
+    let mut any = false;
+    for (ds, idx) in by_ds {
+        let Some(batch) = live.feeds.batches(InputId::Left, ds).first() else {
+            continue;
+        };
+        let state = boot.state.get(&ds);
+        let wanted: std::collections::HashSet<u32> = idx.into_iter().collect();
+        for p in &plan.parts {
+            let (updates, _) =
+                inputs::left_queries(batch, ds, p, plan.left.events, &plan.left.scan.table)?;
+            for ((_, item), _) in updates {
+                let Item::Query { row, q, .. } = item else {
+                    continue;
+                };
+                let i = row_index(row);
+                if !wanted.contains(&i) {
+                    continue;
+                }
+                let covered = state
+                    .and_then(|s| s.get(&i))
+                    .is_some_and(|b| b.covered.contains(&p.index));
+                if covered {
+                    continue;
+                }
+                let span = reach[p.index as usize].get_or_insert((q, q));
+                span.0 = span.0.min(q);
+                span.1 = span.1.max(q);
+                any = true;
+            }
+        }
+    }
+    Ok(any.then_some(reach))
+}
+
+/// Builds an output partition with bootstrap values: left and computed columns, GroupBy
+/// derivations, bootstrap values by priority, external fields, join derivations, contextual
+/// keys dropped. Returns the batch and where its values came from.
+pub(super) fn finish_partition(
+    engine: &Engine,
+    plan: &JoinPlan,
+    live: &Live,
+    ds: Ds,
+    left: &RecordBatch,
+) -> Result<(RecordBatch, Provenance)> {
+    let boot = live.boot.as_ref().expect("bootstrap side started");
+    let (batch, rows) = output::assemble_rows(plan, &live.base_schema, ds, left, &live.state)?;
+    let empty = HashMap::new();
+    let state = boot.state.get(&ds).unwrap_or(&empty);
+    let (out, sources) = finish_batch(engine, plan, boot, &live.left_columns, batch, &rows, state)?;
+    let mut prov = Provenance {
+        rows: out.num_rows() as u64,
+        bootstrap_parts: boot.bs.labels(),
+        columns: boot.bs.count(&out, &sources)?,
+        parts: Vec::new(),
+    };
+    for p in &plan.parts {
+        let mut c = PartCoverage {
+            part: p.full_prefix.clone(),
+            ..Default::default()
+        };
+        for i in 0..left.num_rows() as u32 {
+            if state.get(&i).is_some_and(|b| b.covered.contains(&p.index)) {
+                c.covered += 1;
+            } else if !live.state.get(row_id(ds, i), p.index).is_empty() {
+                c.computed += 1;
+            }
+        }
+        prov.parts.push(c);
+    }
+    Ok((out, prov))
+}
+
+/// The output pipeline after assembly (also used on an empty batch to plan the schema).
+fn finish_batch(
+    engine: &Engine,
+    plan: &JoinPlan,
+    boot: &BootLive,
+    left_columns: &[String],
+    batch: RecordBatch,
+    rows: &[u32],
+    state: &HashMap<u32, BootValues>,
+) -> Result<(
+    RecordBatch,
+    HashMap<String, Vec<crate::join::bootstrap::assemble::Source>>,
+)> {
+    let (batch, _) = output::derive_group_bys(engine, plan, batch)?;
+    let (merged, sources) = boot.bs.apply(&batch, left_columns, rows, state)?;
+    let mut base = boot.part_values.clone();
+    base.push(
+        boot.bs
+            .externals
+            .iter()
+            .flat_map(|e| e.values.iter().map(|(n, _)| n.clone()))
+            .collect(),
+    );
+    let derived = output::derive_join(engine, plan, left_columns, &base, merged)?;
+    let projected: Vec<String> = if plan.derivations.is_empty() {
+        Vec::new()
+    } else {
+        crate::join::derive::derivation_projection(
+            &base.concat(),
+            &plan.derivations,
+        )
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect()
+    };
+    let out = boot
+        .bs
+        .drop_contextual_keys(derived, left_columns, &projected)?;
+    Ok((out, sources))
+}
+
+/// The written schema of a join with a bootstrap side.
+pub(super) fn out_schema(
+    engine: &Engine,
+    plan: &JoinPlan,
+    boot: &BootLive,
+    base_schema: &SchemaRef,
+    left_columns: &[String],
+) -> Result<SchemaRef> {
+    let (b, _) = finish_batch(
+        engine,
+        plan,
+        boot,
+        left_columns,
+        RecordBatch::new_empty(base_schema.clone()),
+        &[],
+        &HashMap::new(),
+    )?;
+    Ok(b.schema())
+}
+
+/// Adds the run's bootstrap counts to the report.
+pub(super) fn report(live: &Live, report: &mut JoinReport) {
+    if let Some(b) = &live.boot {
+        report.bootstrap = b
+            .bs
+            .tables
+            .iter()
+            .zip(&b.stats)
+            .map(|(t, s)| (t.plan.table.clone(), t.log, *s))
+            .collect();
+    }
+}
