@@ -97,6 +97,7 @@ pub fn stage<'scope>(
             let covered: Vec<u16> = (0..spec.deps.len() as u16)
                 .filter(|&p| spec.covers(p as usize, &provided))
                 .collect();
+            let provided = provided.clone();
             for (k, q, ds) in &ask.queries {
                 if covered.binary_search(&k.0).is_err() {
                     output.push((RowOut::Query(k.clone(), *q, *ds), 1));
@@ -106,6 +107,7 @@ pub fn stage<'scope>(
                 RowOut::Values(BootValues {
                     covered,
                     matched: matched.iter().map(|(p, _)| *p).collect(),
+                    provided,
                     values,
                 }),
                 1,

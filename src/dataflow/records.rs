@@ -89,7 +89,10 @@ pub struct RowAsk {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct BootValues {
     pub covered: Vec<u16>,
+    /// Bootstrap parts the row matched.
     pub matched: Vec<u16>,
+    /// Fields the matched rows provide (sorted).
+    pub provided: Vec<u16>,
     pub values: Vec<(u16, u16, Value)>,
 }
 
