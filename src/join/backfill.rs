@@ -135,15 +135,20 @@ struct Live {
     owned: BTreeSet<Ds>,
     /// Owned partitions whose values live only on disk (patched when they change).
     on_disk: BTreeSet<Ds>,
-    /// Bootstrap parts and external fields, when the join has any.
-    boot: Option<boot_feed::BootLive>,
+    /// Bootstrap parts and external fields (the bootstrap stage is always there, so parts
+    /// can be added to a running join).
+    boot: boot_feed::BootLive,
     /// Provenance of the partitions written by the current run.
     provenance: Option<crate::join::bootstrap::assemble::Provenance>,
+    /// Owned partitions to rewrite on the next run whatever changes (the schema changed).
+    stale: BTreeSet<Ds>,
+    /// The bootstrap parts changed: the next run seals the retractions already sent.
+    reconfigured: bool,
 }
 
 impl Live {
     fn boot_active(&self) -> bool {
-        self.boot.as_ref().is_some_and(|b| b.active)
+        self.boot.active
     }
 }
 
@@ -160,6 +165,35 @@ impl JoinRunner {
     /// The plan being run.
     pub fn plan(&self) -> &JoinPlan {
         &self.plan
+    }
+
+    /// Changes the join's bootstrap parts — add, remove, reorder or edit them — without
+    /// restarting: the next [`JoinRunner::run`] feeds what changed as a delta, so only the
+    /// rows whose bootstrap matches or coverage change are updated (rows that become covered
+    /// stop being computed, rows that lose coverage get computed values). Anything else in
+    /// the config must stay the same.
+    pub fn reconfigure(&mut self, engine: &Engine, join: &Join) -> Result<()> {
+        let strip = |j: &Join| {
+            let mut v = serde_json::to_value(j).expect("config serializes");
+            v["bootstrapParts"] = serde_json::Value::Null;
+            v
+        };
+        if strip(&self.join) != strip(join) {
+            return Err(Error::Usage(format!(
+                "only bootstrapParts of join {} can change while it runs; start a new run (a new JoinRunner) for other config changes",
+                self.plan.name
+            )));
+        }
+        let plan = JoinPlan::new(join)?;
+        if let Some(live) = self.live.as_mut() {
+            if boot_feed::reconfigure(engine, &self.plan, &plan, live)? {
+                live.stale.extend(live.owned.iter().copied());
+            }
+            live.reconfigured = true;
+        }
+        self.join = join.clone();
+        self.plan = plan;
+        Ok(())
     }
 
     /// Feeds what changed and computes the missing output partitions up to `opts.end`.
@@ -260,8 +294,11 @@ fn run(
         any |= sync_sources(engine, plan, live, &source_fps, None, &mut report)?;
         let owned = live.owned.clone();
         any |= boot_feed::sync_boot(engine, live, &|d| owned.contains(&d))?;
+        any |= !live.stale.is_empty() || std::mem::take(&mut live.reconfigured);
         if any {
-            let touched = seal(engine, plan, live, &source_fps, BTreeSet::new(), &mut report)?;
+            let mut touched =
+                seal(engine, plan, live, &source_fps, BTreeSet::new(), &mut report)?;
+            touched.extend(std::mem::take(&mut live.stale));
             let dirty: Vec<Ds> = touched.intersection(&live.owned).copied().collect();
             write_partitions(engine, join, plan, live, &dirty, &mut report.rewritten)?;
         }
@@ -339,11 +376,11 @@ fn seal(
 ) -> Result<BTreeSet<Ds>> {
     let out = live.dataflow.seal_all()?;
     let mut touched = live.state.apply(out.parts);
+    let mut rows = boot_feed::apply(live, out.boot);
+    touched.extend(rows.iter().map(|&r| crate::dataflow::records::row_ds(r)));
     if !live.boot_active() {
         return Ok(touched);
     }
-    let mut rows = boot_feed::apply(live, out.boot);
-    touched.extend(rows.iter().map(|&r| crate::dataflow::records::row_ds(r)));
     rows.extend(fresh);
     if let Some(reach) = boot_feed::uncovered_reach(plan, live, &rows)? {
         if sync_sources(engine, plan, live, source_fps, Some(&reach), report)? {
@@ -420,9 +457,7 @@ fn sync_left(
             // the left partition is gone: so is its output
             live.owned.remove(&c.ds);
             live.state.forget(c.ds);
-            if let Some(b) = live.boot.as_mut() {
-                b.state.remove(&c.ds);
-            }
+            live.boot.state.remove(&c.ds);
             engine
                 .warehouse()
                 .drop_partition(&plan.output, &[("ds".into(), c.ds.to_string())])?;
@@ -549,7 +584,7 @@ fn write_partitions(
             continue;
         };
         let mut metadata = Vec::new();
-        let batch = if live.boot.is_some() {
+        let batch = if live.boot.enabled {
             let (batch, prov) = boot_feed::finish_partition(engine, plan, live, ds, left)?;
             metadata.push((
                 crate::join::bootstrap::assemble::PROVENANCE_KEY.to_string(),
@@ -624,24 +659,24 @@ fn start_live(engine: &Engine, plan: &JoinPlan, workers: usize) -> Result<Live> 
         .collect();
     let boot = boot_feed::start(engine, plan, &left_schema, &base_schema, &left_columns)?;
     // the written schema: the output pipeline applied to an empty batch
-    let out_schema = match &boot {
-        Some(b) => boot_feed::out_schema(engine, plan, b, &base_schema, &left_columns)?,
-        None => output::derive(
+    let out_schema = if boot.enabled {
+        boot_feed::out_schema(engine, plan, &boot, &base_schema, &left_columns)?
+    } else {
+        output::derive(
             engine,
             plan,
             &left_columns,
             RecordBatch::new_empty(base_schema.clone()),
         )?
-        .schema(),
+        .schema()
     };
-    let stage = boot
-        .as_ref()
-        .filter(|b| b.active)
-        .map(|b| b.bs.fields.spec());
+    let stage = Some(boot.bs.fields.spec());
     Ok(Live {
         dataflow: JoinDataflow::start_with(specs, stage, workers)?,
         boot,
         provenance: None,
+        stale: BTreeSet::new(),
+        reconfigured: false,
         state: OutputState::default(),
         feeds: Feeds::default(),
         left_schema,

@@ -27,8 +27,11 @@ use crate::sql::Engine;
 /// What a running join keeps for bootstrap and external fields.
 pub(super) struct BootLive {
     pub bs: Bootstrap,
-    /// The dataflow has the bootstrap stage (the join has bootstrap parts).
+    /// Left rows go through the bootstrap stage (the join has bootstrap parts); otherwise
+    /// their queries go straight to the windows operator.
     pub active: bool,
+    /// Output partitions go through the bootstrap pipeline (bootstrap or external parts).
+    pub enabled: bool,
     /// Bootstrap outcome per left partition and row index (rows that matched something).
     pub state: HashMap<Ds, HashMap<u32, BootValues>>,
     pub stats: Vec<BootStats>,
@@ -36,17 +39,15 @@ pub(super) struct BootLive {
     pub part_values: Vec<Vec<String>>,
 }
 
-/// Builds the bootstrap side of a join with bootstrap or external parts (`None` otherwise).
+/// Builds the bootstrap side of a join: its field universe and coverage dependencies, and its
+/// bootstrap tables resolved and validated.
 pub(super) fn start(
     engine: &Engine,
     plan: &JoinPlan,
     left_schema: &SchemaRef,
     base_schema: &SchemaRef,
     left_columns: &[String],
-) -> Result<Option<BootLive>> {
-    if !plan.has_bootstrap() && plan.externals.is_empty() {
-        return Ok(None);
-    }
+) -> Result<BootLive> {
     let (frame, part_values) =
         output::derive_group_bys(engine, plan, RecordBatch::new_empty(base_schema.clone()))?;
     let values: Vec<Vec<Field>> = part_values
@@ -103,13 +104,14 @@ pub(super) fn start(
         &plan.left.scan.table,
     )?;
     let stats = vec![BootStats::default(); tables.len()];
-    Ok(Some(BootLive {
+    Ok(BootLive {
         bs: Bootstrap::new(fields, tables, plan.externals.clone(), left_columns),
         active: plan.has_bootstrap(),
+        enabled: plan.has_bootstrap() || !plan.externals.is_empty(),
         state: HashMap::new(),
         stats,
         part_values,
-    }))
+    })
 }
 
 /// Feeds one left batch (partition `ds`, signed) through the bootstrap stage: its rows'
@@ -122,7 +124,16 @@ pub(super) fn feed_left(
     sign: isize,
     queries: Vec<Update>,
 ) -> Result<()> {
-    let boot = live.boot.as_ref().expect("bootstrap side started");
+    let mut updates: Vec<BootUpdate> =
+        tables::left_keys(batch, ds, &live.boot.bs.tables, table, sign)?;
+    updates.extend(asks(batch, ds, sign, queries));
+    live.dataflow.update_boot(updates);
+    Ok(())
+}
+
+/// Every row of a left batch with its queries (a row without queries still asks: it may get
+/// bootstrap values).
+fn asks(batch: &RecordBatch, ds: Ds, sign: isize, queries: Vec<Update>) -> Vec<BootUpdate> {
     let mut asks: BTreeMap<RowId, Vec<(GroupKey, i64, i32)>> = (0..batch.num_rows())
         .map(|i| (row_id(ds, i as u32), Vec::new()))
         .collect();
@@ -131,19 +142,17 @@ pub(super) fn feed_left(
             asks.entry(row).or_default().push((gk, q, ds));
         }
     }
-    let mut updates: Vec<BootUpdate> =
-        tables::left_keys(batch, ds, &boot.bs.tables, table, sign)?;
-    updates.extend(asks.into_iter().map(|(row, queries)| {
-        (
-            BootInput::Ask {
-                row,
-                ask: RowAsk { queries },
-            },
-            sign,
-        )
-    }));
-    live.dataflow.update_boot(updates);
-    Ok(())
+    asks.into_iter()
+        .map(|(row, queries)| {
+            (
+                BootInput::Ask {
+                    row,
+                    ask: RowAsk { queries },
+                },
+                sign,
+            )
+        })
+        .collect()
 }
 
 /// Feeds bootstrap partitions: re-landed or removed ones already fed, and the new ones `want`
@@ -153,13 +162,13 @@ pub(super) fn sync_boot(
     live: &mut Live,
     want: &dyn Fn(Ds) -> bool,
 ) -> Result<bool> {
-    let Some(boot) = live.boot.as_mut().filter(|b| b.active) else {
+    if !live.boot.active {
         return Ok(false);
-    };
-    let fields = boot.bs.fields.clone();
+    }
+    let fields = live.boot.bs.fields.clone();
     let mut any = false;
-    for ti in 0..boot.bs.tables.len() {
-        let t = &mut live.boot.as_mut().expect("checked").bs.tables[ti];
+    for ti in 0..live.boot.bs.tables.len() {
+        let t = &mut live.boot.bs.tables[ti];
         t.refresh_hashes(engine, &fields)?;
         let t = t.clone();
         let name = crate::warehouse::TableName::parse(&t.plan.table)?;
@@ -189,7 +198,7 @@ pub(super) fn sync_boot(
                     let mut st = BootStats::default();
                     updates.extend(t.rows(b, c.ds, sign, &mut st)?);
                     if sign > 0 {
-                        let s = &mut live.boot.as_mut().expect("checked").stats[ti];
+                        let s = &mut live.boot.stats[ti];
                         s.rows += st.rows;
                         s.null_keys += st.null_keys;
                         s.null_hash += st.null_hash;
@@ -205,9 +214,7 @@ pub(super) fn sync_boot(
 /// Applies the bootstrap outcomes of an epoch; returns the rows whose outcome changed.
 pub(super) fn apply(live: &mut Live, changes: Vec<(RowId, Option<BootValues>)>) -> BTreeSet<RowId> {
     let mut rows = BTreeSet::new();
-    let Some(boot) = live.boot.as_mut() else {
-        return rows;
-    };
+    let boot = &mut live.boot;
     for (row, v) in changes {
         rows.insert(row);
         let m = boot.state.entry(row_ds(row)).or_default();
@@ -226,7 +233,7 @@ pub(super) fn uncovered_reach(
     live: &Live,
     rows: &BTreeSet<RowId>,
 ) -> Result<Option<Reach>> {
-    let boot = live.boot.as_ref().expect("bootstrap side started");
+    let boot = &live.boot;
     let mut by_ds: BTreeMap<Ds, Vec<u32>> = BTreeMap::new();
     for &r in rows {
         by_ds.entry(row_ds(r)).or_default().push(row_index(r));
@@ -276,7 +283,7 @@ pub(super) fn finish_partition(
     ds: Ds,
     left: &RecordBatch,
 ) -> Result<(RecordBatch, Provenance)> {
-    let boot = live.boot.as_ref().expect("bootstrap side started");
+    let boot = &live.boot;
     let (batch, rows) = output::assemble_rows(plan, &live.base_schema, ds, left, &live.state)?;
     let empty = HashMap::new();
     let state = boot.state.get(&ds).unwrap_or(&empty);
@@ -367,13 +374,127 @@ pub(super) fn out_schema(
 
 /// Adds the run's bootstrap counts to the report.
 pub(super) fn report(live: &Live, report: &mut JoinReport) {
-    if let Some(b) = &live.boot {
-        report.bootstrap = b
-            .bs
-            .tables
-            .iter()
-            .zip(&b.stats)
-            .map(|(t, s)| (t.plan.table.clone(), t.log, *s))
-            .collect();
+    let b = &live.boot;
+    report.bootstrap = b
+        .bs
+        .tables
+        .iter()
+        .zip(&b.stats)
+        .map(|(t, s)| (t.plan.table.clone(), t.log, *s))
+        .collect();
+}
+
+/// Changes the bootstrap parts of a running join (everything else unchanged): parts that are
+/// gone or changed are retracted, left rows move onto or off the bootstrap stage when the join
+/// gains its first or loses its last part, and partitions written without bootstrap get their
+/// computed values back in memory. New parts are fed by the next run. Returns whether the
+/// written schema changed (every maintained partition must then be rewritten).
+pub(super) fn reconfigure(
+    engine: &Engine,
+    old: &JoinPlan,
+    new: &JoinPlan,
+    live: &mut Live,
+) -> Result<bool> {
+    let tables = tables::resolve(
+        engine,
+        &new.name,
+        &new.bootstrap,
+        &live.boot.bs.fields,
+        &live.left_schema,
+        &new.left.scan.table,
+    )?;
+    let same = |a: &tables::BootTable, b: &tables::BootTable| {
+        a.plan.index == b.plan.index
+            && a.plan.table == b.plan.table
+            && a.plan.keys == b.plan.keys
+            && a.plan.hash == b.plan.hash
+    };
+    let mut stats = vec![BootStats::default(); tables.len()];
+    for (i, t) in live.boot.bs.tables.clone().iter().enumerate() {
+        if let Some(n) = tables.iter().find(|n| same(t, n)) {
+            stats[n.plan.index as usize] = live.boot.stats[i];
+            continue;
+        }
+        let id = InputId::Bootstrap { part: t.plan.index };
+        for ds in live.feeds.days(id) {
+            let mut updates = Vec::new();
+            for b in live.feeds.batches(id, ds) {
+                updates.extend(t.rows(b, ds, -1, &mut BootStats::default())?);
+            }
+            live.dataflow.update_boot(updates);
+        }
+        live.feeds.forget(id);
     }
+    // left rows' keys move to the new parts; their queries move onto (or off) the stage when
+    // the join gains its first (or loses its last) bootstrap part
+    let active = new.has_bootstrap();
+    let table = old.left.scan.table.clone();
+    for ds in live.feeds.days(InputId::Left) {
+        let Some(batch) = live.feeds.batches(InputId::Left, ds).first().cloned() else {
+            continue;
+        };
+        let mut updates = tables::left_keys(&batch, ds, &live.boot.bs.tables, &table, -1)?;
+        updates.extend(tables::left_keys(&batch, ds, &tables, &table, 1)?);
+        if active != live.boot.active {
+            let mut all = Vec::new();
+            for p in &old.parts {
+                let (q, _) = inputs::left_queries(&batch, ds, p, old.left.events, &table)?;
+                all.extend(q);
+            }
+            let (direct, staged) = if active { (-1, 1) } else { (1, -1) };
+            let flipped: Vec<Update> = all.iter().map(|(u, _)| (u.clone(), direct)).collect();
+            live.dataflow.update(flipped);
+            updates.extend(asks(&batch, ds, staged, all));
+        }
+        live.dataflow.update_boot(updates);
+    }
+    let enabled = active || !new.externals.is_empty();
+    if enabled && !live.boot.enabled {
+        // partitions written from disk-patched values: bring their computed values back
+        for ds in std::mem::take(&mut live.on_disk) {
+            let existing = engine.warehouse().read_partition(&old.output, ds)?;
+            let existing = arrow::compute::concat_batches(&live.out_schema, &existing)
+                .map_err(|e| Error::arrow("reading the output partition back", e))?;
+            let mut changes = Vec::new();
+            let cols: Vec<Vec<Vec<crate::aggregate::Value>>> = old
+                .parts
+                .iter()
+                .map(|p| {
+                    p.columns
+                        .iter()
+                        .map(|c| match existing.column_by_name(&c.name) {
+                            Some(a) => crate::aggregate::value::column_values(a),
+                            None => Ok(vec![crate::aggregate::Value::Null; existing.num_rows()]),
+                        })
+                        .collect::<Result<Vec<_>>>()
+                })
+                .collect::<Result<_>>()?;
+            for (pi, p) in old.parts.iter().enumerate() {
+                for i in 0..existing.num_rows() {
+                    let v: Vec<crate::aggregate::Value> =
+                        cols[pi].iter().map(|c| c[i].clone()).collect();
+                    changes.push((row_id(ds, i as u32), p.index, vec![v]));
+                }
+            }
+            live.state.apply(changes);
+        }
+    }
+    let left_columns = live.left_columns.clone();
+    live.boot.bs = Bootstrap::new(
+        live.boot.bs.fields.clone(),
+        tables,
+        new.externals.clone(),
+        &left_columns,
+    );
+    live.boot.active = active;
+    live.boot.enabled = enabled;
+    live.boot.stats = stats;
+    let schema = if enabled {
+        out_schema(engine, new, &live.boot, &live.base_schema, &left_columns)?
+    } else {
+        live.base_schema.clone()
+    };
+    let changed = schema != live.out_schema;
+    live.out_schema = schema;
+    Ok(changed)
 }

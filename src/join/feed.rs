@@ -58,6 +58,11 @@ impl Feeds {
             .unwrap_or_default()
     }
 
+    /// Forgets everything fed for an input (after its rows were retracted).
+    pub fn forget(&mut self, input: InputId) {
+        self.fed.remove(&input);
+    }
+
     /// The rows fed for a partition.
     pub fn batches(&self, input: InputId, ds: Ds) -> &[RecordBatch] {
         self.fed
