@@ -140,6 +140,26 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
                 .map(|(p, n)| format!("{p} {n}"))
                 .collect();
             println!("  left rows computed per part: {}", rows.join(", "));
+            for (i, (table, log, st)) in r.bootstrap.iter().enumerate() {
+                println!(
+                    "  bootstrap part {} ({table}{}): {} rows read, {} unusable (NULL key: {}, no schema_hash: {})",
+                    i + 1,
+                    if *log { ", log" } else { "" },
+                    st.rows,
+                    st.null_keys + st.null_hash,
+                    st.null_keys,
+                    st.null_hash
+                );
+            }
+            if let Some(p) = r.provenance.as_ref().filter(|_| !r.bootstrap.is_empty()) {
+                for c in &p.parts {
+                    println!(
+                        "  part {}: {} rows covered by bootstrap, {} computed",
+                        c.part, c.covered, c.computed
+                    );
+                }
+                println!("  `weft explain --conf {}` shows where each column's values came from", a.conf.display());
+            }
         }
         Conf::GroupBy(gb) => {
             if a.run_first_hole {

@@ -3,6 +3,7 @@
 
 mod backfill;
 mod demo;
+mod explain;
 mod inspect;
 mod progress;
 
@@ -54,6 +55,17 @@ pub enum Command {
     ///
     ///   weft backfill --conf dataflows/production/group_bys/risk/purchases.v1 --start-ds 2026-02-01
     Backfill(backfill::BackfillArgs),
+    /// Show what bootstrap covers in a join and where its output values came from.
+    ///
+    /// Before a run: per join part, the rows bootstrap tables cover (and by which parts), the
+    /// rows that will be computed, and the columns bootstrapped for only some rows. After a
+    /// run: per output column, how many values came from the left, each bootstrap part (the
+    /// log last), computation, or are NULL. No GroupBy source is read. Example:
+    ///
+    ///   weft explain --conf dataflows/production/joins/risk/checkout.v2 --end-ds 2026-02-28
+    ///
+    /// --json FILE writes the same as JSON (--json - prints only the JSON).
+    Explain(explain::ExplainArgs),
     /// Parse compiled configs and print each one's output table and columns.
     ///
     /// Takes files or folders (e.g. dataflows/production); every problem is reported.
@@ -71,6 +83,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Backfill(a) => backfill::run(&cli.warehouse, a),
+        Command::Explain(a) => explain::run(&cli.warehouse, a),
         Command::Validate(a) => inspect::validate(a),
         Command::Tables(a) => inspect::tables(&cli.warehouse, a),
         Command::Show(a) => inspect::show(&cli.warehouse, a),

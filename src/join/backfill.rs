@@ -29,6 +29,10 @@ mod reuse;
 // Likewise the bootstrap side, which feeds the same dataflow.
 #[path = "boot_feed.rs"]
 mod boot_feed;
+// And `explain`, which runs the bootstrap side of the same dataflow.
+#[path = "explain.rs"]
+mod explain;
+pub use explain::{explain, Explain, ExplainBootstrap, ExplainPart};
 pub use reuse::PartitionReuse;
 
 /// Options of a join backfill.
@@ -238,23 +242,7 @@ fn run(
             .collect(),
         ..Default::default()
     };
-    let q = &plan.left.scan.query;
-    let mut start = opts
-        .start
-        .or(parse_bound(
-            join,
-            "left.query.startPartition",
-            &q.start_partition,
-        )?)
-        .unwrap_or(left_parts[0]);
-    let mut end = opts.end;
-    if let Some(e) = parse_bound(join, "left.query.endPartition", &q.end_partition)? {
-        end = end.min(e);
-    }
-    if join.meta_data.historical_backfill == Some(false) {
-        start = end;
-    }
-    let range = PartitionRange::new(start, end);
+    let range = run_range(join, plan, &left_parts, opts)?;
     report.range = Some(range);
     let redo = match runner.live {
         None => reuse::prepare(engine, join, plan, range, opts, progress, &mut report)?,
@@ -357,6 +345,34 @@ fn run(
         }
     }
     Ok(report)
+}
+
+/// The left partitions a run covers: `--start-ds` (or the left query's start, or the first
+/// left partition) to `--end-ds` (capped by the left query's end); only the end with
+/// `historicalBackfill = false`.
+fn run_range(
+    join: &Join,
+    plan: &JoinPlan,
+    left_parts: &[Ds],
+    opts: &JoinOptions,
+) -> Result<PartitionRange> {
+    let q = &plan.left.scan.query;
+    let mut start = opts
+        .start
+        .or(parse_bound(
+            join,
+            "left.query.startPartition",
+            &q.start_partition,
+        )?)
+        .unwrap_or(left_parts[0]);
+    let mut end = opts.end;
+    if let Some(e) = parse_bound(join, "left.query.endPartition", &q.end_partition)? {
+        end = end.min(e);
+    }
+    if join.meta_data.historical_backfill == Some(false) {
+        start = end;
+    }
+    Ok(PartitionRange::new(start, end))
 }
 
 /// The query times each part's queries span, per part: `(min q, max q)`.

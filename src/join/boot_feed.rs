@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use arrow::array::Array;
 use arrow::datatypes::{Field, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
@@ -299,10 +300,11 @@ pub(super) fn finish_partition(
             part: p.full_prefix.clone(),
             ..Default::default()
         };
+        let keys = inputs::key_arrays(left, &p.left_keys, "left keys")?;
         for i in 0..left.num_rows() as u32 {
             if state.get(&i).is_some_and(|b| b.covered.contains(&p.index)) {
                 c.covered += 1;
-            } else if !live.state.get(row_id(ds, i), p.index).is_empty() {
+            } else if keys.iter().all(|k| !k.is_null(i as usize)) {
                 c.computed += 1;
             }
         }

@@ -11,4 +11,4 @@ pub mod output;
 pub mod plan;
 pub mod semantic_hash;
 
-pub use backfill::{backfill_join, JoinOptions, JoinReport, JoinRunner};
+pub use backfill::{backfill_join, explain, Explain, JoinOptions, JoinReport, JoinRunner};
