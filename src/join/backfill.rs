@@ -281,7 +281,7 @@ fn run(
         let mut any = sync_left(engine, plan, live, &left_fps, &|_| false, &mut report)?.is_some();
         any |= sync_sources(engine, plan, live, &source_fps, None, &mut report)?;
         let owned = live.owned.clone();
-        any |= boot_feed::sync_boot(engine, live, &|d| owned.contains(&d))?;
+        any |= boot_feed::sync_boot(engine, plan, live, &|d| owned.contains(&d))?;
         any |= !live.stale.is_empty() || std::mem::take(&mut live.reconfigured);
         if any {
             let mut touched =
@@ -310,7 +310,7 @@ fn run(
         let mut fresh = BTreeSet::new();
         if live.boot_active() {
             // sources are fed after coverage is known (see `seal`)
-            boot_feed::sync_boot(engine, live, &|d| days.contains(&d))?;
+            boot_feed::sync_boot(engine, plan, live, &|d| days.contains(&d))?;
             for &d in &days {
                 let n = live.feeds.batches(InputId::Left, d).first().map_or(0, |b| b.num_rows());
                 fresh.extend((0..n as u32).map(|i| crate::dataflow::records::row_id(d, i)));

@@ -160,6 +160,7 @@ fn asks(batch: &RecordBatch, ds: Ds, sign: isize, queries: Vec<Update>) -> Vec<B
 /// accepts within each part's start/end partitions. Returns whether anything was fed.
 pub(super) fn sync_boot(
     engine: &Engine,
+    plan: &JoinPlan,
     live: &mut Live,
     want: &dyn Fn(Ds) -> bool,
 ) -> Result<bool> {
@@ -167,10 +168,18 @@ pub(super) fn sync_boot(
         return Ok(false);
     }
     let fields = live.boot.bs.fields.clone();
+    for t in live.boot.bs.tables.iter_mut() {
+        t.refresh_hashes(engine, &fields)?;
+    }
+    let left_columns = live.left_columns.clone();
+    if live.boot.bs.refresh(&left_columns) {
+        // a log table now supplies a derived field that was not a column before
+        live.out_schema = out_schema(engine, plan, &live.boot, &live.base_schema, &left_columns)?;
+        live.stale.extend(live.owned.iter().copied());
+    }
     let mut any = false;
     for ti in 0..live.boot.bs.tables.len() {
-        let t = &mut live.boot.bs.tables[ti];
-        t.refresh_hashes(engine, &fields)?;
+        let t = &live.boot.bs.tables[ti];
         let t = t.clone();
         let name = crate::warehouse::TableName::parse(&t.plan.table)?;
         let fps = engine

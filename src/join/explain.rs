@@ -89,7 +89,7 @@ pub fn explain(engine: &Engine, join: &Join, opts: &JoinOptions) -> Result<Expla
         ..Default::default()
     };
     sync_left(engine, &plan, &mut live, &left_fps, &|d| days.contains(&d), &mut report)?;
-    boot_feed::sync_boot(engine, &mut live, &|d| days.contains(&d))?;
+    boot_feed::sync_boot(engine, &plan, &mut live, &|d| days.contains(&d))?;
     let out = live.dataflow.seal_all()?;
     boot_feed::apply(&mut live, out.boot);
 

@@ -162,6 +162,21 @@ impl Bootstrap {
         }
     }
 
+    /// Recomputes what the parts supply after their tables' columns changed (a log table
+    /// gained columns); returns whether the bootstrapped derived columns changed (the output
+    /// schema then changes too).
+    pub fn refresh(&mut self, left_columns: &[String]) -> bool {
+        let fresh = Bootstrap::new(
+            self.fields.clone(),
+            std::mem::take(&mut self.tables),
+            self.externals.clone(),
+            left_columns,
+        );
+        let changed = fresh.extra != self.extra;
+        *self = fresh;
+        changed
+    }
+
     /// Labels of the bootstrap parts for reports.
     pub fn labels(&self) -> Vec<String> {
         self.tables

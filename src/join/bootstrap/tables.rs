@@ -201,11 +201,24 @@ pub fn resolve(
 }
 
 impl BootTable {
-    /// Reloads the schema hashes of a log table (new ones appear as logs are flattened).
+    /// Reloads a log table's columns and schema hashes: the flattener appends columns and
+    /// hashes as the logged schema evolves.
     pub fn refresh_hashes(&mut self, engine: &Engine, fields: &Fields) -> Result<()> {
         if !self.log {
             return Ok(());
         }
+        let schema = engine.scan_schema(&self.plan.scan)?;
+        let is_key = |c: &str| c == "ds" || self.plan.keys.iter().any(|k| k == c);
+        self.columns = schema
+            .fields()
+            .iter()
+            .filter(|f| !is_key(f.name()))
+            .filter_map(|f| {
+                let i = fields.get(f.name())?;
+                same_type(&fields.list[i as usize].data_type, f.data_type())
+                    .then(|| (f.name().clone(), i))
+            })
+            .collect();
         let name = TableName::parse(&self.plan.table)?;
         let props = engine.warehouse().properties(&name)?;
         for (h, s) in read_schemas(&self.plan.table, &props)? {
@@ -238,11 +251,10 @@ impl BootTable {
         let cols: Vec<(u16, Vec<crate::aggregate::Value>)> = self
             .columns
             .iter()
-            .map(|(c, f)| {
-                let a = batch
-                    .column_by_name(c)
-                    .ok_or_else(|| Error::data(t, None, format!("column `{c}` disappeared")))?;
-                Ok((*f, column_values(a)?))
+            .map(|(c, f)| match batch.column_by_name(c) {
+                Some(a) => Ok((*f, column_values(a)?)),
+                // a column added to the table after this partition was read: NULL here
+                None => Ok((*f, vec![crate::aggregate::Value::Null; batch.num_rows()])),
             })
             .collect::<Result<_>>()?;
         let hashes = if self.log {
