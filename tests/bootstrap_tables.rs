@@ -17,9 +17,10 @@ use weft::warehouse::TableName;
 fn list_order_priority_and_column_level_filling() {
     let db = db(7, 40);
     let (_dir, wh) = warehouse(&db);
-    let base = join("unit_test.user_transaction_features.base", vec![
-        reference::conf::part(user_transactions(), &[], None),
-    ]);
+    let base = join(
+        "unit_test.user_transaction_features.base",
+        vec![reference::conf::part(user_transactions(), &[], None)],
+    );
     run_join(&wh, &base);
     let base_rows = rows_by_id(&wh, &output_table(&base));
     assert!(base_rows.len() >= 150);
@@ -30,21 +31,39 @@ fn list_order_priority_and_column_level_filling() {
             .iter()
             .map(|(id, ds, v)| (ds.clone(), vec![V::s(id), v.clone()]))
             .collect();
-        write_table(&wh, name, &[("request_id", Ty::Str), (SUM_30D, Ty::I64)], &rows);
+        write_table(
+            &wh,
+            name,
+            &[("request_id", Ty::Str), (SUM_30D, Ty::I64)],
+            &rows,
+        );
     }
     let sel = ["request_id", SUM_30D];
-    let mut j = join("unit_test.user_transaction_features.bootstrap", vec![
-        reference::conf::part(user_transactions(), &[], None),
-    ]);
+    let mut j = join(
+        "unit_test.user_transaction_features.bootstrap",
+        vec![reference::conf::part(user_transactions(), &[], None)],
+    );
     j["bootstrapParts"] = serde_json::json!([
-        boot_part("data.boot_1", Some(&sel), Some(&left_start()), Some(&end_day())),
-        boot_part("data.boot_2", Some(&sel), Some(&left_start()), Some(&end_day())),
+        boot_part(
+            "data.boot_1",
+            Some(&sel),
+            Some(&left_start()),
+            Some(&end_day())
+        ),
+        boot_part(
+            "data.boot_2",
+            Some(&sel),
+            Some(&left_start()),
+            Some(&end_day())
+        ),
     ]);
     let report = run_join(&wh, &j);
     let out = rows_by_id(&wh, &output_table(&j));
     assert_eq!(out.len(), base_rows.len());
     let find = |v: &Vec<(String, String, V)>, k: &(String, String)| {
-        v.iter().find(|(i, d, _)| (i, d) == (&k.0, &k.1)).map(|x| x.2.clone())
+        v.iter()
+            .find(|(i, d, _)| (i, d) == (&k.0, &k.1))
+            .map(|x| x.2.clone())
     };
     let mut from = [0; 3];
     for (k, row) in &out {
@@ -52,7 +71,13 @@ fn list_order_priority_and_column_level_filling() {
         let expect30 = find(&b1, k)
             .or_else(|| find(&b2, k))
             .unwrap_or_else(|| b[SUM_30D].clone());
-        from[if find(&b1, k).is_some() { 0 } else if find(&b2, k).is_some() { 1 } else { 2 }] += 1;
+        from[if find(&b1, k).is_some() {
+            0
+        } else if find(&b2, k).is_some() {
+            1
+        } else {
+            2
+        }] += 1;
         assert_eq!(row[SUM_30D], expect30, "30d of {k:?}");
         assert_eq!(row[SUM_15D], b[SUM_15D], "15d of {k:?}");
         assert_eq!(row["user"], b["user"]);
@@ -62,7 +87,10 @@ fn list_order_priority_and_column_level_filling() {
     let prov = report.provenance.expect("provenance");
     assert_eq!(prov.parts[0].covered, 0);
     assert_eq!(prov.parts[0].computed as usize, out.len());
-    assert_eq!(prov.columns[SUM_30D].bootstrap, vec![from[0] as u64, from[1] as u64]);
+    assert_eq!(
+        prov.columns[SUM_30D].bootstrap,
+        vec![from[0] as u64, from[1] as u64]
+    );
 }
 
 /// testBootstrapSameJoinPartMultipleSources: one table gives 30d, another 15d, both for every
@@ -71,23 +99,29 @@ fn list_order_priority_and_column_level_filling() {
 fn union_of_parts_covers_a_group_by_which_is_not_computed() {
     let db = db(8, 30);
     let (_dir, wh) = warehouse(&db);
-    let base = join("unit_test.user_transaction_features.base", vec![
-        reference::conf::part(user_transactions(), &[], None),
-    ]);
+    let base = join(
+        "unit_test.user_transaction_features.base",
+        vec![reference::conf::part(user_transactions(), &[], None)],
+    );
     run_join(&wh, &base);
     let base_rows = rows_by_id(&wh, &output_table(&base));
     for (name, col, seed) in [("data.boot_30", SUM_30D, 3), ("data.boot_15", SUM_15D, 4)] {
         let rows: Vec<(String, Vec<V>)> = sample(&base_rows, 1.0, seed, |r| {
-            if r.random_bool(0.1) { V::Null } else { V::Int(r.random_range(0..100)) }
+            if r.random_bool(0.1) {
+                V::Null
+            } else {
+                V::Int(r.random_range(0..100))
+            }
         })
         .into_iter()
         .map(|(id, ds, v)| (ds, vec![V::s(&id), v]))
         .collect();
         write_table(&wh, name, &[("request_id", Ty::Str), (col, Ty::I64)], &rows);
     }
-    let mut j = join("unit_test.user_transaction_features.covered", vec![
-        reference::conf::part(user_transactions(), &[], None),
-    ]);
+    let mut j = join(
+        "unit_test.user_transaction_features.covered",
+        vec![reference::conf::part(user_transactions(), &[], None)],
+    );
     j["bootstrapParts"] = serde_json::json!([
         boot_part("data.boot_30", Some(&["request_id", SUM_30D]), None, None),
         boot_part("data.boot_15", Some(&["request_id", SUM_15D]), None, None),
@@ -104,7 +138,10 @@ fn union_of_parts_covers_a_group_by_which_is_not_computed() {
     assert_eq!(prov.parts[0].computed, 0);
     assert_eq!(prov.parts[0].covered as usize, out.len());
     // no aggregation work: no source row was read for the part
-    assert_eq!(report.events[0].1.rows, 0, "source rows read for a covered part");
+    assert_eq!(
+        report.events[0].1.rows, 0,
+        "source rows read for a covered part"
+    );
     assert_eq!(report.part_rows[0].1, 0);
     assert!(TableName::parse("data.transactions").is_ok());
 }
@@ -114,4 +151,65 @@ fn rows_by_id_table(
     t: &str,
 ) -> std::collections::BTreeMap<(String, String), std::collections::BTreeMap<String, V>> {
     rows_by_id(wh, t)
+}
+
+/// The same output for any number of workers and any step size (the bootstrap stage is
+/// exchanged by key and row; coverage is decided before sources are fed, step by step).
+#[test]
+fn output_is_the_same_for_workers_and_step_sizes() {
+    use reference::data::read_table;
+    use reference::harness::{backfill, options, outputs_equal};
+    let db = db(9, 25);
+    let (_dir, wh) = warehouse(&db);
+    let base = join(
+        "unit_test.user_transaction_features.base",
+        vec![
+            reference::conf::part(user_transactions(), &[], None),
+            reference::conf::part(user_transactions_v2(), &[], None),
+        ],
+    );
+    run_join(&wh, &base);
+    let base_rows = rows_by_id(&wh, &output_table(&base));
+    let rows: Vec<(String, Vec<V>)> = sample(&base_rows, 0.6, 3, |r| V::Int(r.random_range(0..9)))
+        .into_iter()
+        .map(|(id, ds, v)| (ds, vec![V::s(&id), v.clone(), v]))
+        .collect();
+    write_table(
+        &wh,
+        "data.boot_both",
+        &[
+            ("request_id", Ty::Str),
+            (SUM_30D, Ty::I64),
+            (SUM_15D, Ty::I64),
+        ],
+        &rows,
+    );
+    let mk = |name: &str| {
+        let mut j = join(
+            name,
+            vec![
+                reference::conf::part(user_transactions(), &[], None),
+                reference::conf::part(user_transactions_v2(), &[], None),
+            ],
+        );
+        j["bootstrapParts"] = serde_json::json!([boot_part("data.boot_both", None, None, None)]);
+        j
+    };
+    let one = mk("unit_test.boot.one");
+    backfill(&wh, &one, &options(&run())).unwrap();
+    let many = mk("unit_test.boot.many");
+    let mut o = options(&run());
+    o.workers = 3;
+    o.step_days = 1;
+    let r = backfill(&wh, &many, &o).unwrap();
+    let prov = r.provenance.unwrap();
+    assert_eq!(prov.parts[0].covered as usize, rows.len());
+    assert!(prov.parts[0].computed > 0);
+    outputs_equal(
+        &read_table(&wh, &output_table(&one)),
+        &read_table(&wh, &output_table(&many)),
+        "1 worker, 30-day steps",
+        "3 workers, 1-day steps",
+    )
+    .unwrap();
 }

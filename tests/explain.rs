@@ -15,14 +15,29 @@ use weft::sql::Engine;
 
 /// A join whose first part is covered for the rows of two bootstrap tables (30d from one,
 /// 15d from the other) and computed for the rest; the second part is never covered.
-fn setup() -> (tempfile::TempDir, weft::warehouse::Warehouse, serde_json::Value, usize, usize) {
+fn setup() -> (
+    tempfile::TempDir,
+    weft::warehouse::Warehouse,
+    serde_json::Value,
+    usize,
+    usize,
+) {
     let db = db(11, 30);
     let (dir, wh) = warehouse(&db);
-    let base = join("unit_test.explain.base", vec![conf::part(user_transactions(), &[], None)]);
+    let base = join(
+        "unit_test.explain.base",
+        vec![conf::part(user_transactions(), &[], None)],
+    );
     run_join(&wh, &base);
     let rows = rows_by_id(&wh, &output_table(&base));
     let b30 = sample(&rows, 0.7, 5, |r| V::Int(r.random_range(0..10)));
-    let b15 = sample(&rows, 0.5, 6, |r| if r.random_bool(0.2) { V::Null } else { V::Int(7) });
+    let b15 = sample(&rows, 0.5, 6, |r| {
+        if r.random_bool(0.2) {
+            V::Null
+        } else {
+            V::Int(7)
+        }
+    });
     for (name, col, sample) in [("data.e30", SUM_30D, &b30), ("data.e15", SUM_15D, &b15)] {
         let rows: Vec<(String, Vec<V>)> = sample
             .iter()
@@ -59,7 +74,10 @@ fn plan_matches_the_run_and_provenance_matches_the_output() {
     assert_eq!(e.bootstrap.len(), 2);
     assert_eq!(e.bootstrap[0].fields, vec![SUM_30D.to_string()]);
     let p = &e.parts[0];
-    assert_eq!(p.covered as usize, both, "covered only where both tables match");
+    assert_eq!(
+        p.covered as usize, both,
+        "covered only where both tables match"
+    );
     assert_eq!(p.covered_by, vec![(vec![1, 2], both as u64)]);
     assert_eq!((p.covered + p.computed + p.null_keys) as usize, total);
     // each column is bootstrapped for some rows only
@@ -84,7 +102,10 @@ fn plan_matches_the_run_and_provenance_matches_the_output() {
     let b30 = rows_by_id(&wh, "data.e30");
     let from_b30 = out
         .iter()
-        .filter(|(k, r)| b30.get(k).is_some_and(|b| !b[SUM_30D].is_null() && b[SUM_30D] == r[SUM_30D]))
+        .filter(|(k, r)| {
+            b30.get(k)
+                .is_some_and(|b| !b[SUM_30D].is_null() && b[SUM_30D] == r[SUM_30D])
+        })
         .count();
     let c30 = &w.columns[SUM_30D];
     assert_eq!(c30.bootstrap[0] as usize, from_b30);
@@ -105,17 +126,32 @@ fn cli_prints_the_plan_and_writes_json() {
     std::fs::write(&conf, serde_json::to_string_pretty(&j).unwrap()).unwrap();
     let json = dir.path().join("explain.json");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["--warehouse", wh.root().to_str().unwrap(), "explain", "--conf"])
+        .args([
+            "--warehouse",
+            wh.root().to_str().unwrap(),
+            "explain",
+            "--conf",
+        ])
         .arg(&conf)
         .args(["--end-ds", &end_day(), "--json"])
         .arg(&json)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains(&format!("{both} rows covered (by #1+#2 {both})")), "{text}");
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("{both} rows covered (by #1+#2 {both})")),
+        "{text}"
+    );
     assert!(text.contains("#1 data.e30"), "{text}");
-    assert!(text.contains("no output partition of the range is written yet"), "{text}");
+    assert!(
+        text.contains("no output partition of the range is written yet"),
+        "{text}"
+    );
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(v["left_rows"].as_u64().unwrap() as usize, total);
     assert_eq!(v["parts"][0]["covered"].as_u64().unwrap() as usize, both);

@@ -68,7 +68,11 @@ struct World {
 fn gb(name: &str, aggs: Vec<J>) -> J {
     conf::group_by(
         name,
-        vec![conf::events_source("data.events", &["user", "val"], Some("ts"))],
+        vec![conf::events_source(
+            "data.events",
+            &["user", "val"],
+            Some("ts"),
+        )],
         &["user"],
         Some(aggs),
         Some(0),
@@ -88,7 +92,11 @@ fn join(w: &World, boot: bool) -> J {
         ),
     ];
     let name = if boot { "t.boot" } else { "t.boot_base" };
-    let mut j = conf::join(name, conf::events_left("data.left", &["row_id", "user"]), parts);
+    let mut j = conf::join(
+        name,
+        conf::events_left("data.left", &["row_id", "user"]),
+        parts,
+    );
     j["rowIds"] = json!(["row_id"]);
     if boot {
         let parts: Vec<J> = TABLES
@@ -247,7 +255,10 @@ fn write_all(wh: &Warehouse, w: &mut World) {
         if w.db.table(name).parts.contains_key(&ds) {
             data::write_partition(wh, &w.db, name, &ds);
         } else if wh
-            .partition_dir(&TableName::parse(name).unwrap(), &[("ds".into(), ds.clone())])
+            .partition_dir(
+                &TableName::parse(name).unwrap(),
+                &[("ds".into(), ds.clone())],
+            )
             .is_dir()
         {
             data::drop_partition(wh, name, &ds);
@@ -301,7 +312,8 @@ fn reference(w: &World, base: &Actual) -> BTreeMap<(String, i64), BTreeMap<Strin
                 matched.push((provided, values));
             }
             let provided: BTreeSet<&str> = matched.iter().flat_map(|m| m.0.clone()).collect();
-            let covered = |fs: &[&str]| !matched.is_empty() && fs.iter().all(|f| provided.contains(f));
+            let covered =
+                |fs: &[&str]| !matched.is_empty() && fs.iter().all(|f| provided.contains(f));
             let a_cov = covered(&[A_SUM, A_COUNT]);
             let b_cov = covered(&[B_SUM]);
             let mut o = row.clone();
@@ -491,14 +503,31 @@ proptest! {
 /// (the first part added moves the left rows onto the bootstrap stage).
 #[test]
 fn each_kind_of_delta_in_turn() {
-    let day_rows = |k: u8| (vec![(Some(k), 1000), (Some(k + 1), 50_000), (None, 9)], vec![(Some(k), 5, 10), (Some(k + 1), 7, 20_000)]);
+    let day_rows = |k: u8| {
+        (
+            vec![(Some(k), 1000), (Some(k + 1), 50_000), (None, 9)],
+            vec![(Some(k), 5, 10), (Some(k + 1), 7, 20_000)],
+        )
+    };
     let days = vec![day_rows(0), day_rows(1), day_rows(0), day_rows(1)];
     let full = |x: i64| [Some(x), Some(x + 1), Some(x + 2)];
     let deltas = vec![
         Delta::Toggle(0),
-        Delta::SetBoot(0, 2, vec![(0, full(100), false), (1, [Some(7), None, None], false)]),
+        Delta::SetBoot(
+            0,
+            2,
+            vec![(0, full(100), false), (1, [Some(7), None, None], false)],
+        ),
         Delta::Toggle(2),
-        Delta::SetBoot(2, 2, vec![(0, full(200), true), (1, full(300), false), (2, full(400), false)]),
+        Delta::SetBoot(
+            2,
+            2,
+            vec![
+                (0, full(200), true),
+                (1, full(300), false),
+                (2, full(400), false),
+            ],
+        ),
         Delta::Toggle(1),
         Delta::SetBoot(1, 3, vec![(2, [None, None, None], false)]),
         Delta::DropBoot(0, 2),

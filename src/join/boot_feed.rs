@@ -78,7 +78,12 @@ pub(super) fn start(
         .collect();
     // derived fields are typed by deriving the padded empty frame
     let base = Fields::build(&keys, &values, &plan.externals, &[]);
-    let padding = Bootstrap::new(base.clone(), Vec::new(), plan.externals.clone(), left_columns);
+    let padding = Bootstrap::new(
+        base.clone(),
+        Vec::new(),
+        plan.externals.clone(),
+        left_columns,
+    );
     let (padded, _) = padding.apply(&frame, left_columns, &[], &HashMap::new())?;
     let derived = if plan.derivations.is_empty() {
         Vec::new()
@@ -92,7 +97,10 @@ pub(super) fn start(
         )?;
         let schema = out.schema();
         derived_fields(&base.base_values, left_columns, &plan.derivations, &|n| {
-            schema.field_with_name(n).ok().map(|f| f.data_type().clone())
+            schema
+                .field_with_name(n)
+                .ok()
+                .map(|f| f.data_type().clone())
         })
     };
     let fields = Fields::build(&keys, &values, &plan.externals, &derived);
@@ -193,29 +201,50 @@ pub(super) fn sync_boot(
         let changes = live.feeds.sync(
             engine,
             &t.plan.scan,
-            InputId::Bootstrap {
-                part: t.plan.index,
-            },
+            InputId::Bootstrap { part: t.plan.index },
             &fps,
             &|d| within(d) && want(d),
             &keep,
         )?;
+        let id = InputId::Bootstrap { part: t.plan.index };
+        let t = t.clone();
+        let mut failed = None;
         for c in changes {
             any = true;
+            // the rows fed before are retracted whatever happens next
             let mut updates = Vec::new();
-            for (batches, sign) in [(&c.old, -1isize), (&c.new, 1)] {
-                for b in batches {
-                    let mut st = BootStats::default();
-                    updates.extend(t.rows(b, c.ds, sign, &mut st)?);
-                    if sign > 0 {
-                        let s = &mut live.boot.stats[ti];
-                        s.rows += st.rows;
-                        s.null_keys += st.null_keys;
-                        s.null_hash += st.null_hash;
-                    }
-                }
+            for b in &c.old {
+                updates.extend(t.rows(b, c.ds, -1, &mut BootStats::default())?);
             }
             live.dataflow.update_boot(updates);
+            if failed.is_some() {
+                live.feeds.forget_partition(id, c.ds);
+                continue;
+            }
+            let mut st = BootStats::default();
+            let new: Result<Vec<BootUpdate>> = c
+                .new
+                .iter()
+                .map(|b| t.rows(b, c.ds, 1, &mut st))
+                .collect::<Result<Vec<_>>>()
+                .map(|v| v.concat());
+            match new {
+                Ok(updates) => {
+                    let s = &mut live.boot.stats[ti];
+                    s.rows += st.rows;
+                    s.null_keys += st.null_keys;
+                    s.null_hash += st.null_hash;
+                    live.dataflow.update_boot(updates);
+                }
+                Err(e) => {
+                    // not fed after all: a later run reads the partition again
+                    live.feeds.forget_partition(id, c.ds);
+                    failed = Some(e);
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
     }
     Ok(any)
@@ -349,13 +378,10 @@ fn finish_batch(
     let projected: Vec<String> = if plan.derivations.is_empty() {
         Vec::new()
     } else {
-        crate::join::derive::derivation_projection(
-            &base.concat(),
-            &plan.derivations,
-        )
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect()
+        crate::join::derive::derivation_projection(&base.concat(), &plan.derivations)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect()
     };
     let out = boot
         .bs
@@ -386,13 +412,12 @@ pub(super) fn out_schema(
 /// Adds the run's bootstrap counts to the report.
 pub(super) fn report(live: &Live, report: &mut JoinReport) {
     let b = &live.boot;
-    report.bootstrap = b
-        .bs
-        .tables
-        .iter()
-        .zip(&b.stats)
-        .map(|(t, s)| (t.plan.table.clone(), t.log, *s))
-        .collect();
+    report.bootstrap =
+        b.bs.tables
+            .iter()
+            .zip(&b.stats)
+            .map(|(t, s)| (t.plan.table.clone(), t.log, *s))
+            .collect();
 }
 
 /// Changes the bootstrap parts of a running join (everything else unchanged): parts that are

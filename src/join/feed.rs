@@ -23,7 +23,9 @@ pub enum InputId {
         mutations: bool,
     },
     /// A bootstrap part's table (by priority).
-    Bootstrap { part: u16 },
+    Bootstrap {
+        part: u16,
+    },
 }
 
 struct Fed {
@@ -61,6 +63,13 @@ impl Feeds {
     /// Forgets everything fed for an input (after its rows were retracted).
     pub fn forget(&mut self, input: InputId) {
         self.fed.remove(&input);
+    }
+
+    /// Forgets one fed partition (its rows were retracted, or never reached the dataflow).
+    pub fn forget_partition(&mut self, input: InputId, ds: Ds) {
+        if let Some(m) = self.fed.get_mut(&input) {
+            m.remove(&ds);
+        }
     }
 
     /// The rows fed for a partition.
