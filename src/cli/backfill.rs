@@ -158,7 +158,10 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
                         c.part, c.covered, c.computed
                     );
                 }
-                println!("  `weft explain --conf {}` shows where each column's values came from", a.conf.display());
+                println!(
+                    "  `weft explain --conf {}` shows where each column's values came from",
+                    a.conf.display()
+                );
             }
         }
         Conf::GroupBy(gb) => {

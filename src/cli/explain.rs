@@ -84,19 +84,33 @@ pub fn render(e: &Explain) -> String {
         e.join, e.output, e.range, e.left_partitions, e.left_rows
     );
     if e.bootstrap.is_empty() {
-        let _ = writeln!(s, "no bootstrap parts: every part is computed for every row");
+        let _ = writeln!(
+            s,
+            "no bootstrap parts: every part is computed for every row"
+        );
     } else {
-        let _ = writeln!(s, "\nbootstrap parts, highest priority first (matched on keys + ds):");
+        let _ = writeln!(
+            s,
+            "\nbootstrap parts, highest priority first (matched on keys + ds):"
+        );
         for b in &e.bootstrap {
             let _ = writeln!(
                 s,
                 "  #{} {}{} keys [{}], {} partition(s) in range, supplies {}",
                 b.priority,
                 b.table,
-                if b.log { " (log: coverage per row from schema_hash)" } else { "" },
+                if b.log {
+                    " (log: coverage per row from schema_hash)"
+                } else {
+                    ""
+                },
                 b.keys.join(", "),
                 b.partitions,
-                if b.fields.is_empty() { "no join field".to_string() } else { b.fields.join(", ") }
+                if b.fields.is_empty() {
+                    "no join field".to_string()
+                } else {
+                    b.fields.join(", ")
+                }
             );
         }
     }
@@ -116,10 +130,25 @@ pub fn render(e: &Explain) -> String {
             p.part,
             p.group_by,
             p.covered,
-            if by.is_empty() { String::new() } else { format!(" (by {})", by.join(", ")) },
+            if by.is_empty() {
+                String::new()
+            } else {
+                format!(" (by {})", by.join(", "))
+            },
             p.computed,
-            if p.null_keys > 0 { format!(", {} uncovered rows with a NULL key (NULL features)", p.null_keys) } else { String::new() },
-            if p.computed == 0 && p.covered > 0 { " — not computed at all" } else { "" }
+            if p.null_keys > 0 {
+                format!(
+                    ", {} uncovered rows with a NULL key (NULL features)",
+                    p.null_keys
+                )
+            } else {
+                String::new()
+            },
+            if p.computed == 0 && p.covered > 0 {
+                " — not computed at all"
+            } else {
+                ""
+            }
         );
         for (c, n) in &p.partial_columns {
             let _ = writeln!(

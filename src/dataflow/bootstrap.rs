@@ -16,14 +16,18 @@ use super::records::{BootInput, BootKey, BootRow, BootValues, GroupKey, Item, Ro
 use super::spec::BootstrapSpec;
 
 /// One side of a left row's bootstrap group: its queries, or a match of bootstrap part `p`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 enum Side {
     Ask(RowAsk),
     Match(u16, BootRow),
 }
 
 /// What the stage emits per left row.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 enum RowOut {
     Query(GroupKey, i64, i32),
     Values(BootValues),

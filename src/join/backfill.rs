@@ -284,8 +284,14 @@ fn run(
         any |= boot_feed::sync_boot(engine, plan, live, &|d| owned.contains(&d))?;
         any |= !live.stale.is_empty() || std::mem::take(&mut live.reconfigured);
         if any {
-            let mut touched =
-                seal(engine, plan, live, &source_fps, BTreeSet::new(), &mut report)?;
+            let mut touched = seal(
+                engine,
+                plan,
+                live,
+                &source_fps,
+                BTreeSet::new(),
+                &mut report,
+            )?;
             touched.extend(std::mem::take(&mut live.stale));
             let dirty: Vec<Ds> = touched.intersection(&live.owned).copied().collect();
             write_partitions(engine, join, plan, live, &dirty, &mut report.rewritten)?;
@@ -312,7 +318,11 @@ fn run(
             // sources are fed after coverage is known (see `seal`)
             boot_feed::sync_boot(engine, plan, live, &|d| days.contains(&d))?;
             for &d in &days {
-                let n = live.feeds.batches(InputId::Left, d).first().map_or(0, |b| b.num_rows());
+                let n = live
+                    .feeds
+                    .batches(InputId::Left, d)
+                    .first()
+                    .map_or(0, |b| b.num_rows());
                 fresh.extend((0..n as u32).map(|i| crate::dataflow::records::row_id(d, i)));
             }
         } else if let Some(reach) = reach {
@@ -606,7 +616,9 @@ fn write_partitions(
                 crate::join::bootstrap::assemble::PROVENANCE_KEY.to_string(),
                 serde_json::to_string(&prov).expect("provenance serializes"),
             ));
-            live.provenance.get_or_insert_with(Default::default).add(&prov);
+            live.provenance
+                .get_or_insert_with(Default::default)
+                .add(&prov);
             batch
         } else if live.on_disk.contains(&ds) {
             let existing = wh.read_partition(&plan.output, ds)?;

@@ -85,10 +85,21 @@ pub fn explain(engine: &Engine, join: &Join, opts: &JoinOptions) -> Result<Expla
         .collect();
     let mut live = start_live(engine, &plan, opts.workers)?;
     let mut report = JoinReport {
-        null_key_rows: plan.parts.iter().map(|p| (p.full_prefix.clone(), 0)).collect(),
+        null_key_rows: plan
+            .parts
+            .iter()
+            .map(|p| (p.full_prefix.clone(), 0))
+            .collect(),
         ..Default::default()
     };
-    sync_left(engine, &plan, &mut live, &left_fps, &|d| days.contains(&d), &mut report)?;
+    sync_left(
+        engine,
+        &plan,
+        &mut live,
+        &left_fps,
+        &|d| days.contains(&d),
+        &mut report,
+    )?;
     boot_feed::sync_boot(engine, &plan, &mut live, &|d| days.contains(&d))?;
     let out = live.dataflow.seal_all()?;
     boot_feed::apply(&mut live, out.boot);
@@ -104,7 +115,10 @@ pub fn explain(engine: &Engine, join: &Join, opts: &JoinOptions) -> Result<Expla
             table: t.plan.table.clone(),
             log: t.log,
             keys: t.plan.keys.clone(),
-            partitions: live.feeds.days(InputId::Bootstrap { part: t.plan.index }).len(),
+            partitions: live
+                .feeds
+                .days(InputId::Bootstrap { part: t.plan.index })
+                .len(),
             fields: t
                 .columns
                 .iter()

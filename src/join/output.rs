@@ -189,7 +189,8 @@ pub fn assemble_rows(
                 .map_err(|e| Error::Usage(format!("{}: column {}: {e}", ctx(), field.name())))?,
         );
     }
-    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::arrow(ctx(), e))?;
+    let batch =
+        RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::arrow(ctx(), e))?;
     Ok((batch, take))
 }
 

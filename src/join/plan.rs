@@ -165,7 +165,10 @@ impl JoinPlan {
             events,
         };
         let mut parts = Vec::new();
-        for (i, jp) in crate::join::semantic_hash::hashed_parts(join).iter().enumerate() {
+        for (i, jp) in crate::join::semantic_hash::hashed_parts(join)
+            .iter()
+            .enumerate()
+        {
             let (path, full_prefix) = if i < join.join_parts.len() {
                 (format!("joinParts[{i}]"), naming::part_full_prefix(jp))
             } else {

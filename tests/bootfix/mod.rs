@@ -60,7 +60,11 @@ pub fn db(seed: u64, left_per_day: usize) -> Db {
                 &day(d),
                 vec![
                     V::Int(rng.random_range(0..30)),
-                    if rng.random_bool(0.02) { V::Null } else { V::Int(rng.random_range(1..500)) },
+                    if rng.random_bool(0.02) {
+                        V::Null
+                    } else {
+                        V::Int(rng.random_range(1..500))
+                    },
                     V::Int(ts),
                 ],
             );
@@ -74,7 +78,11 @@ pub fn db(seed: u64, left_per_day: usize) -> Db {
             let ts = ds_start(BASE) + d * DAY + rng.random_range(0..DAY);
             q.push(
                 &day(d),
-                vec![V::Int(rng.random_range(0..30)), V::s(&format!("r{id}")), V::Int(ts)],
+                vec![
+                    V::Int(rng.random_range(0..30)),
+                    V::s(&format!("r{id}")),
+                    V::Int(ts),
+                ],
             );
             id += 1;
         }
@@ -113,7 +121,12 @@ pub fn user_transactions_v2() -> J {
             Some("ts"),
         )],
         &["user"],
-        Some(conf::aggs_for("amount_dollars", Op::Sum, &[W::Unbounded], &[])),
+        Some(conf::aggs_for(
+            "amount_dollars",
+            Op::Sum,
+            &[W::Unbounded],
+            &[],
+        )),
         Some(1),
     )
 }
@@ -130,7 +143,12 @@ pub fn join(name: &str, parts: Vec<J>) -> J {
 }
 
 /// A bootstrap part over `table` with `selects` (`None`: no query) and bounds.
-pub fn boot_part(table: &str, selects: Option<&[&str]>, start: Option<&str>, end: Option<&str>) -> J {
+pub fn boot_part(
+    table: &str,
+    selects: Option<&[&str]>,
+    start: Option<&str>,
+    end: Option<&str>,
+) -> J {
     let mut p = json!({ "table": table });
     let mut q = serde_json::Map::new();
     if let Some(s) = selects {
@@ -165,14 +183,20 @@ pub fn run_join(wh: &Warehouse, j: &J) -> JoinReport {
 pub fn rows_by_id(wh: &Warehouse, table: &str) -> BTreeMap<(String, String), BTreeMap<String, V>> {
     let mut out = BTreeMap::new();
     for (ds, (cols, rows)) in read_table(wh, table).parts {
-        let rid = cols.iter().position(|c| c == "request_id").expect("request_id column");
+        let rid = cols
+            .iter()
+            .position(|c| c == "request_id")
+            .expect("request_id column");
         for r in rows {
             let key = match &r[rid] {
                 V::Str(s) => s.clone(),
                 other => format!("{other:?}"),
             };
             let m: BTreeMap<String, V> = cols.iter().cloned().zip(r.iter().cloned()).collect();
-            assert!(out.insert((key, ds.clone()), m).is_none(), "request ids are unique");
+            assert!(
+                out.insert((key, ds.clone()), m).is_none(),
+                "request ids are unique"
+            );
         }
     }
     out
@@ -199,6 +223,9 @@ pub fn sample(
 ) -> Vec<(String, String, V)> {
     let mut rng = StdRng::seed_from_u64(seed);
     rows.keys()
-        .filter_map(|(id, ds)| rng.random_bool(p).then(|| (id.clone(), ds.clone(), f(&mut rng))))
+        .filter_map(|(id, ds)| {
+            rng.random_bool(p)
+                .then(|| (id.clone(), ds.clone(), f(&mut rng)))
+        })
         .collect()
 }

@@ -216,7 +216,13 @@ impl Bootstrap {
             sources: HashMap<String, Vec<Source>>,
         }
         impl Out {
-            fn push(&mut self, name: &str, dt: &DataType, values: Vec<Value>, src: Vec<Source>) -> Result<()> {
+            fn push(
+                &mut self,
+                name: &str,
+                dt: &DataType,
+                values: Vec<Value>,
+                src: Vec<Source>,
+            ) -> Result<()> {
                 self.arrays.push(to_array(dt, &values).map_err(|e| {
                     Error::Usage(format!("merging bootstrap values: column {name}: {e}"))
                 })?);
@@ -236,8 +242,15 @@ impl Bootstrap {
         // left and join-part columns, coalesced with what bootstrap supplies
         for (c, col) in batch.schema().fields().iter().zip(batch.columns()) {
             let is_left = left_columns.contains(c.name());
-            let base = if is_left { Source::Left } else { Source::Computed };
-            let field = self.fields.get(c.name()).filter(|&f| self.supplied[f as usize]);
+            let base = if is_left {
+                Source::Left
+            } else {
+                Source::Computed
+            };
+            let field = self
+                .fields
+                .get(c.name())
+                .filter(|&f| self.supplied[f as usize]);
             let values = column_values(col)?;
             let mut src: Vec<Source> = values
                 .iter()

@@ -72,16 +72,24 @@ impl Fields {
         }
         for e in externals {
             for (k, t) in &e.keys {
-                f.add(k, t, FieldKind::ExternalKey {
-                    contextual: e.contextual,
-                });
+                f.add(
+                    k,
+                    t,
+                    FieldKind::ExternalKey {
+                        contextual: e.contextual,
+                    },
+                );
             }
         }
         for e in externals {
             for (v, t) in &e.values {
-                f.add(v, t, FieldKind::ExternalValue {
-                    contextual: e.contextual,
-                });
+                f.add(
+                    v,
+                    t,
+                    FieldKind::ExternalValue {
+                        contextual: e.contextual,
+                    },
+                );
                 f.base_values.push(v.clone());
             }
         }
@@ -190,9 +198,7 @@ pub fn arrow_type(t: &TDataType) -> Option<DataType> {
         DataKind::String => DataType::Utf8,
         DataKind::Binary => DataType::Binary,
         DataKind::Date => DataType::Date32,
-        DataKind::Timestamp => {
-            DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None)
-        }
+        DataKind::Timestamp => DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None),
         DataKind::List => {
             let elem = arrow_type(&t.params.first()?.data_type)?;
             DataType::List(Arc::new(Field::new("item", elem, true)))

@@ -106,8 +106,12 @@ pub fn read_schemas(
             continue;
         };
         let s = LoggingSchema::parse(v).map_err(|e| {
-            crate::error::Error::data(table, None, format!("table property `{k}` is not a logging schema: {e}"))
-                .with_fix("re-run the log flattener for this join, or remove the property")
+            crate::error::Error::data(
+                table,
+                None,
+                format!("table property `{k}` is not a logging schema: {e}"),
+            )
+            .with_fix("re-run the log flattener for this join, or remove the property")
         })?;
         out.insert(h.to_string(), s);
     }
@@ -127,7 +131,10 @@ fn record_fields(schema: &Value) -> Result<Vec<(String, DataType)>, String> {
                 .and_then(Value::as_str)
                 .ok_or("a field without a name")?;
             let t = f.get("type").ok_or(format!("field `{name}` has no type"))?;
-            Ok((name.to_string(), arrow_of(t).map_err(|e| format!("field `{name}`: {e}"))?))
+            Ok((
+                name.to_string(),
+                arrow_of(t).map_err(|e| format!("field `{name}`: {e}"))?,
+            ))
         })
         .collect()
 }
@@ -241,9 +248,15 @@ mod tests {
     fn round_trips_and_hashes_stably() {
         let s = LoggingSchema {
             join_name: "risk.checkout_online.v1".into(),
-            keys: vec![("event_id".into(), DataType::Utf8), ("user_id".into(), DataType::Utf8)],
+            keys: vec![
+                ("event_id".into(), DataType::Utf8),
+                ("user_id".into(), DataType::Utf8),
+            ],
             values: vec![
-                ("risk_purchases_v1_amount_cents_sum_7d".into(), DataType::Int64),
+                (
+                    "risk_purchases_v1_amount_cents_sum_7d".into(),
+                    DataType::Int64,
+                ),
                 ("avg".into(), DataType::Float64),
                 (
                     "hist".into(),
@@ -264,7 +277,12 @@ mod tests {
     #[test]
     fn bad_properties_are_errors_naming_the_table() {
         let props = BTreeMap::from([("schema_hash_abc".to_string(), "{".to_string())]);
-        let e = read_schemas("risk.x_logged", &props).unwrap_err().to_string();
-        assert!(e.contains("risk.x_logged") && e.contains("schema_hash_abc"), "{e}");
+        let e = read_schemas("risk.x_logged", &props)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("risk.x_logged") && e.contains("schema_hash_abc"),
+            "{e}"
+        );
     }
 }

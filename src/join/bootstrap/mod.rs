@@ -82,7 +82,11 @@ pub fn plan(join: &Join) -> Result<(Vec<BootPartPlan>, Vec<ExternalPlan>)> {
         let query = b.query.clone().unwrap_or_default();
         let has_selects = query.selects.as_ref().is_some_and(|s| !s.is_empty());
         let query = Query {
-            selects: if has_selects { query.selects.clone() } else { None },
+            selects: if has_selects {
+                query.selects.clone()
+            } else {
+                None
+            },
             ..query
         };
         let mut hashed = b.clone();

@@ -261,7 +261,10 @@ impl BootTable {
             let a = batch.column_by_name("schema_hash").ok_or_else(|| {
                 Error::data(t, Some(&format!("ds={ds}")), "no `schema_hash` column")
             })?;
-            Some(arrow::compute::cast(a, &arrow::datatypes::DataType::Utf8).map_err(|e| Error::arrow(&what, e))?)
+            Some(
+                arrow::compute::cast(a, &arrow::datatypes::DataType::Utf8)
+                    .map_err(|e| Error::arrow(&what, e))?,
+            )
         } else {
             None
         };
