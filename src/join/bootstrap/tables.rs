@@ -344,8 +344,3 @@ pub fn left_keys(
     }
     Ok(out)
 }
-
-/// Whether a column is NULL in every row (used in reports).
-pub fn all_null(a: &dyn Array) -> bool {
-    a.null_count() == a.len()
-}
