@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::progress;
-use crate::config::{conf_files, load_conf, Conf};
+use crate::config::{conf_files, load_conf, Conf, Join, StagingQuery};
 use crate::demo::generate::{generate, DemoSpec};
 use crate::error::{Error, Result};
+use crate::join::bootstrap::assemble::Provenance;
 use crate::join::{backfill_join, plan::JoinPlan, JoinOptions};
 use crate::partition::Ds;
 use crate::sql::Engine;
@@ -37,12 +38,34 @@ pub struct DemoArgs {
     pub workers: usize,
 }
 
-/// Configs the demo runs, in order (relative to the dataflows folder).
+/// Configs the demo runs, in order (relative to the dataflows folder). Joins not listed are
+/// printed with the reason they are not run ([`why_not_run`]).
 const RUN: &[&str] = &[
+    // A: a brand-new feature set
     "staging_queries/risk/driver_table.v1",
     "joins/risk/checkout.v1",
     "joins/risk/checkout.snapshot_v1",
+    // C: next model version, v1's production features carried over by bootstrap
+    "joins/risk/checkout.v2",
+    // D: new driver segment, v1's rows bootstrapped
+    "staging_queries/risk/driver_table.v2",
+    "joins/risk/checkout.expanded_v1",
+    // E: another team reuses v1's purchase features
+    "joins/growth/user_engagement.v1",
+    // G: legacy pipeline features up to its cutoff
+    "staging_queries/risk/driver_table.legacy_union_v1",
+    "joins/risk/checkout_legacy.v1",
+    // join derivations
+    "joins/risk/checkout_derived.v1",
 ];
+
+/// Where a bootstrap join's values came from, for the summary.
+struct BootSummary {
+    join: String,
+    conf: &'static str,
+    parts: Vec<String>,
+    provenance: Provenance,
+}
 
 fn prepare_dir(dir: &Path) -> Result<()> {
     if dir.exists() {
@@ -104,6 +127,8 @@ pub fn run(a: DemoArgs) -> Result<()> {
 
     let engine = Engine::new(&wh)?;
     println!("2. Ran the configs in {}:", a.dataflows.display());
+    let mut ran = Vec::new();
+    let mut boots = Vec::new();
     for rel in RUN {
         let path = a.dataflows.join(rel);
         match load_conf(&path)? {
@@ -144,38 +169,70 @@ pub fn run(a: DemoArgs) -> Result<()> {
                     r.written.len(),
                     r.left_rows
                 );
+                ran.push(join.meta_data.name.clone());
+                if let (false, Some(p)) = (join.bootstrap_parts.is_empty(), r.provenance) {
+                    boots.push(BootSummary {
+                        join: join.meta_data.name.clone(),
+                        conf: rel,
+                        parts: join
+                            .bootstrap_parts
+                            .iter()
+                            .map(|b| b.table.clone())
+                            .collect(),
+                        provenance: p,
+                    });
+                }
             }
             Conf::GroupBy(_) => {}
         }
         engine.refresh()?;
     }
-    let pending: Vec<String> = conf_files(&a.dataflows.join("joins"))?
+    let staging: Vec<StagingQuery> = conf_files(&a.dataflows.join("staging_queries"))?
         .into_iter()
         .filter_map(|f| match load_conf(&f) {
-            Ok(Conf::Join(j)) => JoinPlan::new(&j).err().map(|e| {
-                let (first, more) = match e {
-                    Error::Many(v) => (v[0].to_string(), v.len() - 1),
-                    other => (other.to_string(), 0),
-                };
-                let first = first
-                    .split_once(": at ")
-                    .map(|(_, r)| r.to_string())
-                    .unwrap_or(first);
-                let more = if more > 0 {
-                    format!(" (+{more} more)")
-                } else {
-                    String::new()
-                };
-                format!("     {:<36} {first}{more}", j.meta_data.name)
-            }),
+            Ok(Conf::StagingQuery(sq)) => Some(*sq),
             _ => None,
         })
         .collect();
+    let mut pending = Vec::new();
+    let mut needs_logs = false;
+    for f in conf_files(&a.dataflows.join("joins"))? {
+        if let Ok(Conf::Join(j)) = load_conf(&f) {
+            if !ran.contains(&j.meta_data.name) {
+                let (why, log) = why_not_run(&j, &wh, &staging);
+                needs_logs |= log;
+                pending.push(format!("     {:<40} {why}", j.meta_data.name));
+            }
+        }
+    }
     if !pending.is_empty() {
-        println!("   Not run yet (they need engine features still being built):");
+        pending.sort();
+        println!("   Not run:");
         for p in pending {
             println!("{p}");
         }
+        if needs_logs {
+            println!("     (log tables are written by weft's log flattener, which comes with online logging)");
+        }
+    }
+
+    if let Some(first) = boots.first() {
+        println!("3. Bootstrap: left rows per join part taken from bootstrap tables vs computed:");
+        for b in &boots {
+            println!("   {} (bootstrap: {})", b.join, b.parts.join(", "));
+            for p in &b.provenance.parts {
+                println!(
+                    "     {:<38} {:>8} bootstrapped {:>8} computed",
+                    p.part, p.covered, p.computed
+                );
+            }
+        }
+        println!(
+            "   Values per column and source: weft --warehouse {} explain --conf {} --end-ds {}",
+            wh.root().display(),
+            a.dataflows.join(first.conf).display(),
+            spec.end
+        );
     }
 
     let out = TableName::parse("risk.risk_checkout_v1")?;
@@ -203,7 +260,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
                     .map(|p| p.slice(0, p.num_rows().min(5)))
             })
             .collect();
-        println!("3. Point-in-time features in {out}, ds={ds} (first rows, some columns):");
+        println!("4. Point-in-time features in {out}, ds={ds} (first rows, some columns):");
         println!(
             "{}",
             arrow::util::pretty::pretty_format_batches(&sample)
@@ -216,4 +273,88 @@ pub fn run(a: DemoArgs) -> Result<()> {
     println!("   weft --warehouse {w} show risk.risk_checkout_v1");
     println!("   duckdb -c \"SELECT * FROM read_parquet('{w}/risk/risk_checkout_v1/*/*.parquet', hive_partitioning=true) LIMIT 5\"");
     Ok(())
+}
+
+/// Why the demo does not run a join: its plan fails, it has a label part, or a table it reads is
+/// not in the demo warehouse (with where that table would come from). The flag tells whether
+/// the missing table is a join's log table.
+fn why_not_run(j: &Join, wh: &Warehouse, staging: &[StagingQuery]) -> (String, bool) {
+    let plan = match JoinPlan::new(j) {
+        Ok(p) => p,
+        Err(e) => {
+            let (first, more) = match e {
+                Error::Many(v) => (v[0].to_string(), v.len() - 1),
+                other => (other.to_string(), 0),
+            };
+            let first = first
+                .split_once(": at ")
+                .map(|(_, r)| r.to_string())
+                .unwrap_or(first);
+            let more = if more > 0 {
+                format!(" (+{more} more)")
+            } else {
+                String::new()
+            };
+            return (format!("{first}{more}"), false);
+        }
+    };
+    if j.label_part.is_some() {
+        return (
+            "has a label part; label joins are not implemented yet".into(),
+            false,
+        );
+    }
+    let left = plan
+        .left
+        .scan
+        .table_name()
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    let log_ref =
+        regex::Regex::new(r"\b[A-Za-z0-9_]+\.[A-Za-z0-9_]+_logged\b").expect("valid regex");
+    let tables =
+        std::iter::once(left.clone()).chain(j.bootstrap_parts.iter().map(|b| b.table.clone()));
+    for t in tables {
+        if TableName::parse(&t).is_ok_and(|n| wh.exists(&n)) {
+            continue;
+        }
+        let role = if t == left {
+            "its left"
+        } else {
+            "a bootstrap part"
+        };
+        if t.ends_with("_logged") {
+            return (format!("needs the log table {t} ({role})"), true);
+        }
+        let by = staging
+            .iter()
+            .find(|sq| crate::config::naming::output_table(&sq.meta_data).is_ok_and(|o| o == t));
+        let Some(sq) = by else {
+            return (
+                format!("needs {t} ({role}), which the demo does not generate"),
+                false,
+            );
+        };
+        let logged = log_ref
+            .find(&sq.query)
+            .map(|m| m.as_str().to_string())
+            .filter(|l| TableName::parse(l).is_ok_and(|n| !wh.exists(&n)));
+        return match logged {
+            Some(l) => (
+                format!(
+                    "needs the log table {l} (read by its left, {})",
+                    sq.meta_data.name
+                ),
+                true,
+            ),
+            None => (
+                format!(
+                    "needs {t} ({role}; staging query {} is not in the demo)",
+                    sq.meta_data.name
+                ),
+                false,
+            ),
+        };
+    }
+    ("not part of the demo run".into(), false)
 }
