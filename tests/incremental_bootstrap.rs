@@ -385,6 +385,11 @@ fn check(wh: &Warehouse, w: &World, step: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A left day: rows `(key, ms in the day)` and events `(key, value, ms in the day)`.
+type Day = (Vec<(Option<u8>, i64)>, Vec<(Option<u8>, i64, i64)>);
+/// Bootstrap rows: `(which left row, values, logged with the older schema)`.
+type Picks = Vec<(u8, [Option<i64>; 3], bool)>;
+
 #[derive(Debug, Clone)]
 enum Delta {
     /// Rewrite bootstrap table `t`'s partition of left day `d` with rows for picked left rows.
@@ -420,8 +425,8 @@ fn delta() -> impl Strategy<Value = Delta> {
 }
 
 fn run_case(
-    days: Vec<(Vec<(Option<u8>, i64)>, Vec<(Option<u8>, i64, i64)>)>,
-    boots: Vec<(usize, i64, Vec<(u8, [Option<i64>; 3], bool)>)>,
+    days: Vec<Day>,
+    boots: Vec<(usize, i64, Picks)>,
     active: [bool; 3],
     deltas: &[Delta],
 ) -> Result<(), String> {

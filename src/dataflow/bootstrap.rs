@@ -33,14 +33,16 @@ enum RowOut {
     Values(BootValues),
 }
 
+/// Queries on to the windows operator.
+type Queries<'scope> = VecCollection<'scope, u64, (GroupKey, Item), isize>;
+/// Each left row's bootstrap outcome.
+type Outcomes<'scope> = VecCollection<'scope, u64, (RowId, BootValues), isize>;
+
 /// The stage: returns the queries to compute and the per-row bootstrap values.
 pub fn stage<'scope>(
     inputs: VecCollection<'scope, u64, BootInput, isize>,
     spec: Arc<BootstrapSpec>,
-) -> (
-    VecCollection<'scope, u64, (GroupKey, Item), isize>,
-    VecCollection<'scope, u64, (RowId, BootValues), isize>,
-) {
+) -> (Queries<'scope>, Outcomes<'scope>) {
     let keys = inputs.clone().flat_map(|b| match b {
         BootInput::Key { key, row } => Some((key, row)),
         _ => None,

@@ -548,10 +548,7 @@ fn sync_sources(
                 };
                 let current = &fps[&id];
                 let range = match needed {
-                    Some((from, to)) => {
-                        let to = if mutations { to } else { to };
-                        source_range(scan, current, from, to)?
-                    }
+                    Some((from, to)) => source_range(scan, current, from, to)?,
                     None => None,
                 };
                 let want = |d: Ds| range.is_some_and(|r: PartitionRange| r.contains(d));

@@ -92,7 +92,7 @@ pub(super) fn start(
             engine,
             plan,
             left_columns,
-            &[base.base_values.clone()],
+            std::slice::from_ref(&base.base_values),
             padded,
         )?;
         let schema = out.schema();

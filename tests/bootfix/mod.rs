@@ -222,10 +222,11 @@ pub fn sample(
     f: impl Fn(&mut StdRng) -> V,
 ) -> Vec<(String, String, V)> {
     let mut rng = StdRng::seed_from_u64(seed);
-    rows.keys()
-        .filter_map(|(id, ds)| {
-            rng.random_bool(p)
-                .then(|| (id.clone(), ds.clone(), f(&mut rng)))
-        })
-        .collect()
+    let mut out = Vec::new();
+    for (id, ds) in rows.keys() {
+        if rng.random_bool(p) {
+            out.push((id.clone(), ds.clone(), f(&mut rng)));
+        }
+    }
+    out
 }
