@@ -1030,7 +1030,7 @@ fn unknown_hashes_fail_and_selects_make_a_regular_table() {
         vec![boot_part(LOG, Some(&sel), None, None)],
     );
     let report = run_join(&wh, &j);
-    assert_eq!(report.bootstrap[0].1, false, "not a log bootstrap");
+    assert!(!report.bootstrap[0].1, "not a log bootstrap");
     let out = rows_by_id(&wh, &output_table(&j));
     log.insert(sk.clone(), bad.clone());
     for (k, row) in &out {
