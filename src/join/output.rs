@@ -91,20 +91,7 @@ pub fn part_fields(part: &PartPlan, input_types: &[DataType]) -> Result<Vec<Fiel
                 message: format!("input `{}` has type {input}: {m}", part.inputs[c.input]),
             })?;
             let dt = if c.bucket.is_some() {
-                DataType::Map(
-                    Arc::new(Field::new(
-                        "entries",
-                        DataType::Struct(
-                            vec![
-                                Field::new("keys", DataType::Utf8, false),
-                                Field::new("values", dt, true),
-                            ]
-                            .into(),
-                        ),
-                        false,
-                    )),
-                    false,
-                )
+                crate::aggregate::value::map_type(dt)
             } else {
                 dt
             };

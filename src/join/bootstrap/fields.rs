@@ -204,18 +204,8 @@ pub fn arrow_type(t: &TDataType) -> Option<DataType> {
             DataType::List(Arc::new(Field::new("item", elem, true)))
         }
         DataKind::Map => {
-            let k = arrow_type(&t.params.first()?.data_type)?;
-            let v = arrow_type(&t.params.get(1)?.data_type)?;
-            DataType::Map(
-                Arc::new(Field::new(
-                    "entries",
-                    DataType::Struct(
-                        vec![Field::new("keys", k, false), Field::new("values", v, true)].into(),
-                    ),
-                    false,
-                )),
-                false,
-            )
+            // Chronon maps have string keys
+            crate::aggregate::value::map_type(arrow_type(&t.params.get(1)?.data_type)?)
         }
         DataKind::Struct => DataType::Struct(
             t.params

@@ -158,7 +158,7 @@ fn arrow_of(t: &Value) -> Result<DataType, String> {
                     arrow_of(o.get("items").ok_or("array without items")?)?,
                     true,
                 )))),
-                "map" => Ok(map_of(arrow_of(
+                "map" => Ok(crate::aggregate::value::map_type(arrow_of(
                     o.get("values").ok_or("map without values")?,
                 )?)),
                 "record" => Ok(DataType::Struct(
@@ -188,23 +188,6 @@ fn primitive(s: &str, logical: Option<&str>) -> Result<DataType, String> {
         ("bytes", _) => DataType::Binary,
         _ => return Err(format!("unsupported Avro type {s}")),
     })
-}
-
-fn map_of(v: DataType) -> DataType {
-    DataType::Map(
-        Arc::new(Field::new(
-            "entries",
-            DataType::Struct(
-                vec![
-                    Field::new("keys", DataType::Utf8, false),
-                    Field::new("values", v, true),
-                ]
-                .into(),
-            ),
-            false,
-        )),
-        false,
-    )
 }
 
 fn avro_type(t: &DataType, name: &str) -> Value {
@@ -262,7 +245,7 @@ mod tests {
                     "hist".into(),
                     DataType::List(Arc::new(Field::new("item", DataType::Int64, true))),
                 ),
-                ("m".into(), map_of(DataType::Float64)),
+                ("m".into(), crate::aggregate::value::map_type(DataType::Float64)),
             ],
         };
         let parsed = LoggingSchema::parse(&s.to_json()).unwrap();

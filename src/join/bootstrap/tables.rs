@@ -127,19 +127,7 @@ pub fn resolve(
                     }
                 }
             }
-            for (h, s) in read_schemas(t, &props)? {
-                let mut p: Vec<u16> = s
-                    .values
-                    .iter()
-                    .filter_map(|(n, ty)| {
-                        let i = fields.get(n)?;
-                        same_type(&fields.list[i as usize].data_type, ty).then_some(i)
-                    })
-                    .collect();
-                p.sort_unstable();
-                p.dedup();
-                hashes.insert(h, p);
-            }
+            hashes = schema_fields(t, &props, fields)?;
             if schema.field_with_name("schema_hash").is_err() {
                 errors.push(Error::data(t, None, "is marked as a log table (chronon_log_table) but has no `schema_hash` column")
                     .with_fix("re-create it with the log flattener, or select the bootstrap columns explicitly to use it as a regular table"));
@@ -221,19 +209,7 @@ impl BootTable {
             .collect();
         let name = TableName::parse(&self.plan.table)?;
         let props = engine.warehouse().properties(&name)?;
-        for (h, s) in read_schemas(&self.plan.table, &props)? {
-            let mut p: Vec<u16> = s
-                .values
-                .iter()
-                .filter_map(|(n, ty)| {
-                    let i = fields.get(n)?;
-                    same_type(&fields.list[i as usize].data_type, ty).then_some(i)
-                })
-                .collect();
-            p.sort_unstable();
-            p.dedup();
-            self.hashes.insert(h, p);
-        }
+        self.hashes.extend(schema_fields(&self.plan.table, &props, fields)?);
         Ok(())
     }
 
@@ -307,6 +283,31 @@ impl BootTable {
         }
         Ok(out)
     }
+}
+
+/// The join fields each logging schema of a log table provides (sorted): its value fields
+/// whose name and type match a join field.
+fn schema_fields(
+    table: &str,
+    props: &BTreeMap<String, String>,
+    fields: &Fields,
+) -> Result<BTreeMap<String, Vec<u16>>> {
+    Ok(read_schemas(table, props)?
+        .into_iter()
+        .map(|(h, s)| {
+            let mut p: Vec<u16> = s
+                .values
+                .iter()
+                .filter_map(|(n, ty)| {
+                    let i = fields.get(n)?;
+                    same_type(&fields.list[i as usize].data_type, ty).then_some(i)
+                })
+                .collect();
+            p.sort_unstable();
+            p.dedup();
+            (h, p)
+        })
+        .collect())
 }
 
 /// A row's encoded `(keys…, ds)`; `None` when a key is NULL.
