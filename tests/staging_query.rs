@@ -657,6 +657,62 @@ fn create_view_registers_a_view_and_a_signal_partition() {
     assert!(!wh.exists(&table("sample_ns.t_bad_view")));
 }
 
+// ---------------------------------------------------------------- Spark's `/`
+
+/// `/` in a staging query, written out or as a view, is Spark's: a DOUBLE, NULL for a zero
+/// divisor (2026-01-01: alice 10 + 12, bob 11, carol 13).
+#[test]
+fn staging_query_division_is_spark_division() {
+    let s = |v: &[&str]| -> Vec<String> { v.iter().map(|x| x.to_string()).collect() };
+    let (_dir, wh) = warehouse_with_events();
+    let engine = Engine::new(&wh).unwrap();
+    let sq = staging_query(json!({
+        "metaData": {"name": "t.division", "outputNamespace": "out"},
+        "query": "SELECT user, SUM(amount) / 4 AS quarter, SUM(amount) / (COUNT(*) - COUNT(*)) AS by_zero, ds \
+                  FROM data.events WHERE ds BETWEEN '{{ start_date }}' AND '{{ end_date }}' GROUP BY user, ds",
+        "startPartition": "2026-01-01"
+    }));
+    let (r, _) = run_sq(&engine, &sq, &opts("2026-01-01", 1));
+    assert_eq!(r.written, dss(&["2026-01-01"]));
+    engine.refresh().unwrap();
+    let (schema, batches) = engine
+        .query_with_schema("SELECT user, quarter, by_zero FROM out.t_division", "test")
+        .unwrap();
+    assert_eq!(schema.field(1).data_type(), &DataType::Float64);
+    assert_eq!(schema.field(2).data_type(), &DataType::Float64);
+    assert_eq!(
+        rows(&batches),
+        vec![
+            s(&["alice", "5.5", "NULL"]),
+            s(&["bob", "2.75", "NULL"]),
+            s(&["carol", "3.25", "NULL"]),
+        ]
+    );
+
+    let view = staging_query(json!({
+        "metaData": {"name": "t.division_view", "outputNamespace": "out"},
+        "query": "SELECT user, amount / 4 AS quarter, ds FROM data.events WHERE ds <= '{{ latest_date }}'",
+        "createView": true
+    }));
+    run_sq(&engine, &view, &opts("2026-01-01", 1));
+    engine.refresh().unwrap();
+    let expected = vec![
+        s(&["alice", "2.5"]),
+        s(&["alice", "3.0"]),
+        s(&["bob", "2.75"]),
+        s(&["carol", "3.25"]),
+    ];
+    let sql = "SELECT user, quarter FROM out.t_division_view WHERE ds = '2026-01-01'";
+    let (schema, batches) = engine.query_with_schema(sql, "test").unwrap();
+    assert_eq!(schema.field(1).data_type(), &DataType::Float64);
+    assert_eq!(rows(&batches), expected);
+    // A fresh engine registers the view from its SQL with the same type.
+    let engine2 = Engine::new(&Warehouse::open(wh.root()).unwrap()).unwrap();
+    let (schema, batches) = engine2.query_with_schema(sql, "test").unwrap();
+    assert_eq!(schema.field(1).data_type(), &DataType::Float64);
+    assert_eq!(rows(&batches), expected);
+}
+
 // ---------------------------------------------------------------- historicalBackfill
 
 #[test]

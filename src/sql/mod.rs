@@ -1,10 +1,11 @@
 //! The SQL engine (DataFusion) over the warehouse: every table is registered as
 //! `<ns>.<name>` with its Hive partition columns, Spark functions are added
-//! (`datafusion-spark` plus [`spark_fns`]), identifiers keep their case as in Spark, and
-//! Chronon source scans are rendered by [`scan`].
+//! (`datafusion-spark` plus [`spark_fns`]), `/` divides as in Spark ([`spark_division`]),
+//! identifiers keep their case as in Spark, and Chronon source scans are rendered by [`scan`].
 
 pub mod batch;
 pub mod scan;
+pub mod spark_division;
 pub mod spark_fns;
 
 use std::path::Path;
@@ -18,6 +19,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::FunctionRegistry;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::error::{Error, Result};
@@ -45,7 +47,11 @@ impl Engine {
         // No file statistics: DataFusion reads a column whose Exact min equals its max as that
         // constant, but Parquet min/max leave NaN out, so [1.0, NaN] would read as [1.0, 1.0].
         config.options_mut().execution.collect_statistics = false;
-        let ctx = SessionContext::new_with_config(config);
+        let mut ctx = SessionContext::new_with_config(config);
+        // Spark's `/` (DOUBLE, NULL for a zero divisor); sessions built from this one's state
+        // (`with_batch`) inherit it.
+        ctx.register_expr_planner(Arc::new(spark_division::SparkDivisionPlanner))
+            .map_err(|e| sql_err("registering Spark division", e))?;
         for f in datafusion_spark::all_default_scalar_functions() {
             // Spark's own semantics for the functions DataFusion also has (concat, if, …).
             ctx.register_udf(f.as_ref().clone());
