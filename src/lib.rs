@@ -30,6 +30,8 @@ pub mod demo;
 pub mod error;
 pub mod groupby;
 pub mod join;
+pub mod logging;
+pub mod online;
 pub mod partition;
 pub mod sql;
 pub mod staging;

@@ -1,0 +1,30 @@
+//! Logging of served responses (chronon-semantics §5): what a fetch logs, the sinks that carry
+//! log records (a local file log stream by default, Kafka as an option), and turning raw logs
+//! into the flattened `<join>_logged` table that log bootstrap reads.
+
+use crate::error::Result;
+
+/// One logged response or control event, as Chronon's `LoggableResponse` (§5.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggableResponse {
+    /// Avro-encoded key record (control events: the UTF-8 schema hash).
+    pub key_bytes: Vec<u8>,
+    /// Avro-encoded value record (control events: the UTF-8 logging schema JSON).
+    pub value_bytes: Vec<u8>,
+    /// The request name: the join's file path name (`team/join.v1`), or
+    /// `SCHEMA_PUBLISH_EVENT` for control events.
+    pub name: String,
+    pub ts_millis: i64,
+    /// `None` for control events.
+    pub schema_hash: Option<String>,
+}
+
+/// The `name` of schema-publish control events.
+pub const SCHEMA_PUBLISH_EVENT: &str = "SCHEMA_PUBLISH_EVENT";
+
+/// Where log records go. `send` may buffer; `flush` makes everything sent so far durable
+/// (written to files, or acknowledged by the broker).
+pub trait LogSink: Send + Sync + 'static {
+    fn send(&self, records: Vec<LoggableResponse>) -> Result<()>;
+    fn flush(&self) -> Result<()>;
+}
