@@ -85,6 +85,13 @@ impl Scan {
     }
 
     pub fn sql(&self) -> Result<String> {
+        let t = self.table_name()?;
+        self.sql_from(&format!("{}.{}", ident(&t.namespace), ident(&t.name)))
+    }
+
+    /// The scan's SQL reading `from` (a quoted table name) instead of its table: the same
+    /// selects and wheres applied to other rows (e.g. streamed events).
+    pub fn sql_from(&self, from: &str) -> Result<String> {
         let proj = match self.projections() {
             None => "*".to_string(),
             Some(p) => p
@@ -99,12 +106,7 @@ impl Scan {
                 .collect::<Vec<_>>()
                 .join(", "),
         };
-        let t = self.table_name()?;
-        let mut sql = format!(
-            "SELECT {proj} FROM {}.{}",
-            ident(&t.namespace),
-            ident(&t.name)
-        );
+        let mut sql = format!("SELECT {proj} FROM {from}");
         let c = self.conjuncts()?;
         if !c.is_empty() {
             sql.push_str(" WHERE ");
