@@ -1,6 +1,9 @@
 //! A compact byte encoding of [`Value`] rows, for values held in memory between being
 //! computed and being written (about a quarter of the size of `Vec<Value>`): a tag byte per
 //! value, then little-endian payloads; lists and maps carry their length.
+//!
+//! [`decode`] trusts its input (it panics on bytes [`encode`] never writes);
+//! [`try_decode_value`] checks every tag, length and string, for bytes read back from storage.
 
 use super::Value;
 
@@ -23,6 +26,11 @@ pub fn encode(values: &[Value], out: &mut Vec<u8>) {
 
 fn len(n: usize, out: &mut Vec<u8>) {
     out.extend_from_slice(&(n as u32).to_le_bytes());
+}
+
+/// Appends the encoding of one value to `out` (as [`encode`] writes each value).
+pub fn encode_value(v: &Value, out: &mut Vec<u8>) {
+    encode_one(v, out);
 }
 
 fn encode_one(v: &Value, out: &mut Vec<u8>) {
@@ -68,55 +76,96 @@ fn encode_one(v: &Value, out: &mut Vec<u8>) {
 pub fn decode(mut bytes: &[u8]) -> Vec<Value> {
     let mut out = Vec::new();
     while !bytes.is_empty() {
-        out.push(decode_one(&mut bytes));
+        out.push(try_decode_value(&mut bytes).expect("bytes written by `encode`"));
     }
     out
 }
 
-fn take<'a>(bytes: &mut &'a [u8], n: usize) -> &'a [u8] {
+/// Nesting depth of lists and maps that [`try_decode_value`] accepts.
+pub const MAX_DEPTH: usize = 128;
+
+/// Decodes one value from the front of `bytes` and advances past it. Never panics: truncated
+/// input, an unknown tag, a length beyond the input, invalid UTF-8 or nesting deeper than
+/// [`MAX_DEPTH`] give an error naming the problem.
+pub fn try_decode_value(bytes: &mut &[u8]) -> Result<Value, String> {
+    decode_at(bytes, 0)
+}
+
+fn take<'a>(bytes: &mut &'a [u8], n: usize, what: &str) -> Result<&'a [u8], String> {
+    if bytes.len() < n {
+        return Err(format!(
+            "value truncated: {what} needs {n} bytes, {} left",
+            bytes.len()
+        ));
+    }
     let (head, rest) = bytes.split_at(n);
     *bytes = rest;
-    head
+    Ok(head)
 }
 
-fn read_len(bytes: &mut &[u8]) -> usize {
-    u32::from_le_bytes(take(bytes, 4).try_into().expect("4 bytes")) as usize
+/// A length prefix; every counted item takes at least one byte, so a length above the bytes left
+/// is corrupt (and is rejected before anything is allocated for it).
+fn read_len(bytes: &mut &[u8], what: &str) -> Result<usize, String> {
+    let head = take(bytes, 4, what)?;
+    let n = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    if n > bytes.len() {
+        return Err(format!(
+            "value truncated or corrupt: {what} of {n} items or bytes but {} bytes left",
+            bytes.len()
+        ));
+    }
+    Ok(n)
 }
 
-fn decode_one(bytes: &mut &[u8]) -> Value {
-    let tag = take(bytes, 1)[0];
-    match tag {
+fn word(bytes: &mut &[u8], what: &str) -> Result<[u8; 8], String> {
+    let head = take(bytes, 8, what)?;
+    let mut w = [0u8; 8];
+    w.copy_from_slice(head);
+    Ok(w)
+}
+
+fn decode_at(bytes: &mut &[u8], depth: usize) -> Result<Value, String> {
+    if depth > MAX_DEPTH {
+        return Err(format!(
+            "value corrupt: nested deeper than {MAX_DEPTH} lists or maps"
+        ));
+    }
+    let tag = take(bytes, 1, "a value tag")?[0];
+    Ok(match tag {
         NULL => Value::Null,
         FALSE => Value::Bool(false),
         TRUE => Value::Bool(true),
-        LONG => Value::Long(i64::from_le_bytes(
-            take(bytes, 8).try_into().expect("8 bytes"),
-        )),
-        DOUBLE => Value::Double(u64::from_le_bytes(
-            take(bytes, 8).try_into().expect("8 bytes"),
-        )),
+        LONG => Value::Long(i64::from_le_bytes(word(bytes, "a long")?)),
+        DOUBLE => Value::Double(u64::from_le_bytes(word(bytes, "a double")?)),
         STR => {
-            let n = read_len(bytes);
-            Value::Str(String::from_utf8_lossy(take(bytes, n)).into())
+            let n = read_len(bytes, "a string")?;
+            let raw = take(bytes, n, "a string")?;
+            let s = std::str::from_utf8(raw).map_err(|e| format!("value corrupt: {e}"))?;
+            Value::Str(s.into())
         }
         BYTES => {
-            let n = read_len(bytes);
-            Value::Bytes(take(bytes, n).into())
+            let n = read_len(bytes, "a binary value")?;
+            Value::Bytes(take(bytes, n, "a binary value")?.into())
         }
         LIST => {
-            let n = read_len(bytes);
-            Value::List((0..n).map(|_| decode_one(bytes)).collect())
+            let n = read_len(bytes, "a list")?;
+            let mut items = Vec::with_capacity(n);
+            for _ in 0..n {
+                items.push(decode_at(bytes, depth + 1)?);
+            }
+            Value::List(items)
         }
         MAP => {
-            let n = read_len(bytes);
-            Value::Map(
-                (0..n)
-                    .map(|_| (decode_one(bytes), decode_one(bytes)))
-                    .collect(),
-            )
+            let n = read_len(bytes, "a map")?;
+            let mut entries = Vec::with_capacity(n);
+            for _ in 0..n {
+                let k = decode_at(bytes, depth + 1)?;
+                entries.push((k, decode_at(bytes, depth + 1)?));
+            }
+            Value::Map(entries)
         }
-        other => unreachable!("value tag {other} is never written"),
-    }
+        other => return Err(format!("value corrupt: unknown value tag {other}")),
+    })
 }
 
 #[cfg(test)]
@@ -140,5 +189,31 @@ mod tests {
         encode(&values, &mut buf);
         assert_eq!(decode(&buf), values);
         assert!(decode(&[]).is_empty());
+    }
+
+    #[test]
+    fn checked_decoding_rejects_bad_bytes_without_panicking() {
+        let mut buf = Vec::new();
+        encode_value(
+            &Value::Map(vec![(Value::str("k"), Value::List(vec![Value::Long(1)]))]),
+            &mut buf,
+        );
+        for cut in 0..buf.len() {
+            assert!(try_decode_value(&mut &buf[..cut]).is_err(), "cut at {cut}");
+        }
+        let err = |bytes: &[u8]| try_decode_value(&mut &bytes[..]).unwrap_err();
+        assert!(err(&[42]).contains("unknown value tag 42"));
+        assert!(err(&[STR, 2, 0, 0, 0, 0xff, 0xfe]).contains("utf-8"));
+        assert!(err(&[LIST, 255, 255, 255, 255, 0]).contains("4294967295 items"));
+        let deep: Vec<u8> = (0..=MAX_DEPTH + 1)
+            .flat_map(|_| [LIST, 1, 0, 0, 0])
+            .collect();
+        assert!(err(&deep).contains("nested deeper"));
+        // One value at a time, leaving the rest.
+        let mut two = Vec::new();
+        encode(&[Value::Long(5), Value::Null], &mut two);
+        let mut rest = &two[..];
+        assert_eq!(try_decode_value(&mut rest), Ok(Value::Long(5)));
+        assert_eq!(rest, &[NULL]);
     }
 }

@@ -25,10 +25,10 @@ use super::value::Value;
 
 /// A partial aggregate (mergeable).
 #[derive(Debug, Clone)]
-pub struct Ir(Node);
+pub struct Ir(pub(super) Node);
 
 #[derive(Debug, Clone)]
-enum Node {
+pub(super) enum Node {
     Leaf(Leaf),
     /// Bucket value → IR, or map key → IR.
     Keyed(BTreeMap<Box<str>, Node>),
@@ -38,9 +38,9 @@ enum Node {
 /// map.
 #[derive(Debug, Clone)]
 pub struct Aggregator {
-    spec: AggSpec,
-    shape: InputShape,
-    bucketed: bool,
+    pub(super) spec: AggSpec,
+    pub(super) shape: InputShape,
+    pub(super) bucketed: bool,
 }
 
 impl Aggregator {

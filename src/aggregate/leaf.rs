@@ -22,9 +22,9 @@ use crate::config::Operation;
 /// Welford state for VARIANCE (Chronon's `WelfordState`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Welford {
-    count: i64,
-    mean: f64,
-    m2: f64,
+    pub(super) count: i64,
+    pub(super) mean: f64,
+    pub(super) m2: f64,
 }
 
 impl Welford {
@@ -72,11 +72,11 @@ fn combined_mean(wn: f64, an: f64, wk: f64, ak: f64) -> f64 {
 /// Central moments for SKEW and KURTOSIS (count, mean, M2, M3, M4).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Moments {
-    n: f64,
-    m1: f64,
-    m2: f64,
-    m3: f64,
-    m4: f64,
+    pub(super) n: f64,
+    pub(super) m1: f64,
+    pub(super) m2: f64,
+    pub(super) m3: f64,
+    pub(super) m4: f64,
 }
 
 impl Moments {

@@ -19,14 +19,24 @@
 //! above the threshold both have CPC's error (`lgK` from the argMap). Merging a later exact IR
 //! into another equals updating with its values in order, also across the switch; a later
 //! sketch is unioned (or, into an exact IR, updated with its values).
+//!
+//! IRs serialize exactly, for the online store and checkpoints: [`Ir::encode`], [`Ir::decode`]
+//! and [`Aggregator::decode_ir`], which also checks that the IR fits the aggregator (see
+//! `ir_codec` for the format, `sketch_codec` for the sketches).
 
 pub mod codec;
 pub mod ir;
+mod ir_check;
+mod ir_codec;
 mod leaf;
 pub mod op;
 mod sketch;
+mod sketch_codec;
 pub mod value;
+mod wire;
 
+#[cfg(test)]
+mod sketch_codec_tests;
 #[cfg(test)]
 mod tests;
 

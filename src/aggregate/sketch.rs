@@ -210,7 +210,7 @@ pub(crate) enum ApproxHist {
 /// The frequent-items map size: the smallest power of two ≥ 4k (at least 8). Chronon sizes the
 /// map to k itself, but a map of size M only tracks 0.75·M items, so it could never return k
 /// items; 4k keeps 3k counters and an error bound of 3.5/(4k) of the stream weight.
-fn sketch_size(k: usize) -> usize {
+pub(super) fn sketch_size(k: usize) -> usize {
     k.max(1)
         .saturating_mul(4)
         .next_power_of_two()
@@ -301,13 +301,13 @@ const SEED: u64 = 0x243f_6a88_85a3_08d3;
 /// A deterministic KLL sketch over `f32` (see the module doc).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Kll {
-    k: u16,
-    n: u64,
+    pub(super) k: u16,
+    pub(super) n: u64,
     /// Level `h` holds items of weight `2^h`; level 0 in arrival order, the others sorted.
-    levels: Vec<Vec<f32>>,
-    min: f32,
-    max: f32,
-    rng: u64,
+    pub(super) levels: Vec<Vec<f32>>,
+    pub(super) min: f32,
+    pub(super) max: f32,
+    pub(super) rng: u64,
 }
 
 fn splitmix(state: u64) -> (u64, u64) {
