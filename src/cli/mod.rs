@@ -5,6 +5,7 @@ mod backfill;
 mod demo;
 mod explain;
 mod inspect;
+mod online;
 mod progress;
 
 use std::path::PathBuf;
@@ -66,6 +67,29 @@ pub enum Command {
     ///
     /// --json FILE writes the same as JSON (--json - prints only the JSON).
     Explain(explain::ExplainArgs),
+    /// Upload a GroupBy's serving data as of the end of a day to the online store.
+    ///
+    /// SNAPSHOT (and entity, and no-aggregation) GroupBys upload the GroupBy backfill row of
+    /// the day per key (computed if missing): what a fetch returns until the next upload.
+    /// TEMPORAL event GroupBys upload partial aggregates (hop slots of each window's tail);
+    /// `weft stream` adds the events after the day, so fetches are exact at any time.
+    ///
+    ///   weft upload --conf dataflows/production/group_bys/risk/purchases.v1 --ds 2026-02-27
+    Upload(online::UploadArgs),
+    /// Keep a TEMPORAL GroupBy fresh: write its source events into the online store.
+    ///
+    /// Events are JSON objects with the source table's columns, from a JSON-lines file
+    /// (followed as it grows; `--once` to stop at its end), or replayed from the source
+    /// table's partitions (`--replay-start D`).
+    Stream(online::StreamArgs),
+    /// Serve joins and GroupBys over HTTP JSON from the online store.
+    ///
+    ///   weft serve --conf-root dataflows/production --listen 127.0.0.1:9000
+    ///   curl -s localhost:9000/v1/fetch/join/risk/checkout.v1 -H 'content-type: application/json' -d '{"requests":[{"keys":{"user_id":"u00001","merchant_id":"m0001"}}]}'
+    ///
+    /// Failures are `<part>_exception` entries in a result, never a failed call. GET /health
+    /// and GET /metrics (Prometheus) too; Ctrl-C stops it gracefully.
+    Serve(online::ServeArgs),
     /// Parse compiled configs and print each one's output table and columns.
     ///
     /// Takes files or folders (e.g. dataflows/production); every problem is reported.
@@ -84,6 +108,9 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Backfill(a) => backfill::run(&cli.warehouse, a),
         Command::Explain(a) => explain::run(&cli.warehouse, a),
+        Command::Upload(a) => online::upload_cmd(&cli.warehouse, a),
+        Command::Stream(a) => online::stream_cmd(&cli.warehouse, a),
+        Command::Serve(a) => online::serve_cmd(&cli.warehouse, a),
         Command::Validate(a) => inspect::validate(a),
         Command::Tables(a) => inspect::tables(&cli.warehouse, a),
         Command::Show(a) => inspect::show(&cli.warehouse, a),

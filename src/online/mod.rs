@@ -2,4 +2,14 @@
 //! ([`store`]), written by batch uploads and streaming, and read back by the fetcher that
 //! `weft serve` exposes.
 
+pub mod external;
+pub mod fetch_group_by;
+pub mod fetch_join;
+pub mod fetcher;
+pub mod metrics;
+pub mod server;
+pub mod serving;
 pub mod store;
+pub mod stream;
+pub mod upload;
+pub mod values;

@@ -1,0 +1,196 @@
+//! `weft upload`, `weft stream` and `weft serve`: writing serving data into the online store
+//! and answering fetches over HTTP.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::progress;
+use crate::config::{load_conf, Conf, GroupBy};
+use crate::error::{Error, Result};
+use crate::online::fetcher::Fetcher;
+use crate::online::metrics::Metrics;
+use crate::online::server::{router, AppState};
+use crate::online::store;
+use crate::online::stream::Streamer;
+use crate::online::upload::upload;
+use crate::partition::{Ds, PartitionRange};
+use crate::sql::Engine;
+use crate::warehouse::Warehouse;
+
+/// Where serving data lives.
+#[derive(Debug, Args, Clone)]
+pub struct StoreArgs {
+    /// Online store: `embedded` (a key-value store under <warehouse>/.weft-online, the
+    /// default) or `redis://host:port[/db]`.
+    #[arg(long = "online-store", env = "WEFT_ONLINE_STORE")]
+    pub online_store: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// Compiled GroupBy config (under production/group_bys).
+    #[arg(long)]
+    pub conf: PathBuf,
+    /// The day whose end the uploaded values are as of (yyyy-MM-dd). Default: yesterday.
+    #[arg(long)]
+    pub ds: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StreamArgs {
+    /// Compiled GroupBy config of a TEMPORAL event GroupBy.
+    #[arg(long)]
+    pub conf: PathBuf,
+    /// A JSON-lines file of source events (objects with the source table's columns),
+    /// followed as it grows; the read offset is kept under the warehouse, so a restarted
+    /// stream resumes where it stopped.
+    #[arg(long, conflicts_with_all = ["replay_start", "replay_end"])]
+    pub file: Option<PathBuf>,
+    /// Instead of a file: replay the source table's partitions from this day…
+    #[arg(long = "replay-start")]
+    pub replay_start: Option<String>,
+    /// …to this day (e.g. the day after the last upload, to today).
+    #[arg(long = "replay-end")]
+    pub replay_end: Option<String>,
+    /// With --file: read what is there and exit instead of following the file.
+    #[arg(long)]
+    pub once: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Folder of compiled configs (with joins/ and group_bys/), e.g. dataflows/production.
+    #[arg(long = "conf-root", default_value = "dataflows/production")]
+    pub conf_root: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+    /// Deadline for external-source handlers, in milliseconds.
+    #[arg(long = "external-deadline-ms", default_value_t = 200)]
+    pub external_deadline_ms: u64,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+fn group_by(conf: &Path) -> Result<GroupBy> {
+    match load_conf(conf)? {
+        Conf::GroupBy(g) => Ok(*g),
+        _ => Err(Error::Usage(format!(
+            "{} is not a GroupBy config (upload and stream take production/group_bys/…)",
+            conf.display()
+        ))),
+    }
+}
+
+pub fn upload_cmd(warehouse: &Path, a: UploadArgs) -> Result<()> {
+    let gb = group_by(&a.conf)?;
+    let ds = match &a.ds {
+        Some(s) => Ds::parse(s)?,
+        None => Ds::today().shift(-1),
+    };
+    let wh = Warehouse::open(warehouse)?;
+    let engine = Engine::new(&wh)?;
+    let store = store::open(a.store.online_store.as_deref(), wh.root())?;
+    let pb = progress::bar(1, "upload");
+    let r = upload(&engine, store.as_ref(), &gb, ds, &progress::follow(&pb))?;
+    pb.finish_and_clear();
+    println!(
+        "{}: uploaded {} keys as of the end of {} ({:?}) to {} dataset {}; {} rows read, {} skipped (NULL key or ts)",
+        r.group_by,
+        r.keys,
+        r.ds,
+        r.kind,
+        store.describe(),
+        r.dataset,
+        r.rows,
+        r.skipped
+    );
+    Ok(())
+}
+
+pub fn stream_cmd(warehouse: &Path, a: StreamArgs) -> Result<()> {
+    let gb = group_by(&a.conf)?;
+    let wh = Warehouse::open(warehouse)?;
+    let engine = Engine::new(&wh)?;
+    let store = store::open(a.store.online_store.as_deref(), wh.root())?;
+    let mut s = Streamer::new(&engine, store.as_ref(), &gb)?;
+    match (&a.file, &a.replay_start) {
+        (Some(f), _) => loop {
+            s.follow_file(f, 10_000)?;
+            if a.once {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        },
+        (None, Some(start)) => {
+            let start = Ds::parse(start)?;
+            let end = a.replay_end.as_deref().map(Ds::parse).transpose()?.unwrap_or(Ds::today());
+            s.replay(PartitionRange::new(start, end))?;
+        }
+        (None, None) => {
+            return Err(Error::Usage(
+                "give --file <events.jsonl> to follow a stream, or --replay-start D [--replay-end E] to replay source partitions".into(),
+            ))
+        }
+    }
+    let r = &s.report;
+    println!(
+        "{}: {} events read, {} written to {}, {} skipped (NULL key or ts), {} bad lines",
+        gb.meta_data.name,
+        r.events_read,
+        r.events_written,
+        store.describe(),
+        r.skipped,
+        r.bad_lines
+    );
+    Ok(())
+}
+
+pub fn serve_cmd(warehouse: &Path, a: ServeArgs) -> Result<()> {
+    if !a.conf_root.join("joins").is_dir() && !a.conf_root.join("group_bys").is_dir() {
+        return Err(Error::NotFound {
+            what: format!("compiled configs under {}", a.conf_root.display()),
+            fix: "pass --conf-root <folder with joins/ and group_bys/> (e.g. dataflows/production)".into(),
+        });
+    }
+    let wh = Warehouse::open(warehouse)?;
+    let engine = Engine::new(&wh)?;
+    let store = store::open(a.store.online_store.as_deref(), wh.root())?;
+    let described = store.describe();
+    let mut fetcher = Fetcher::new(engine, store, &a.conf_root);
+    fetcher.registry.deadline = std::time::Duration::from_millis(a.external_deadline_ms);
+    let state = AppState {
+        fetcher: Arc::new(fetcher),
+        metrics: Arc::new(Metrics::default()),
+        on_join: None,
+        extra_metrics: None,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the server runtime", e))?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(a.listen)
+            .await
+            .map_err(|e| Error::io(format!("listening on {}", a.listen), e))?;
+        eprintln!(
+            "weft serve: listening on http://{} (configs {}, store {described}); POST /v1/fetch/join/<team>/<join>, GET /health, GET /metrics",
+            a.listen,
+            a.conf_root.display()
+        );
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+                eprintln!("weft serve: shutting down");
+            })
+            .await
+            .map_err(|e| Error::io("serving", e))
+    })
+}

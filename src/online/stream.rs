@@ -1,0 +1,232 @@
+//! `weft stream` (chronon-semantics §6.3): keeps a TEMPORAL GroupBy fresh between uploads by
+//! writing its source events into the streaming dataset, version = event time. Each event is a
+//! JSON object of the source table's columns; the GroupBy's source query (selects, wheres,
+//! time column) is applied to it exactly as offline, then the part's inputs are stored per key.
+//!
+//! Sources: a local JSON-lines file (the default "log stream" for events; followed as it
+//! grows, with the offset kept under the warehouse so a restart resumes), or a replay of the
+//! source table's partitions (to fill the streaming dataset for days after an upload).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+use super::serving::{decode_events, encode_events, streaming_dataset, GroupByServing, ServingKind};
+use super::store::{GetRequest, OnlineStore, PutRequest};
+use crate::aggregate::Value;
+use crate::config::GroupBy;
+use crate::dataflow::records::{Item, Key};
+use crate::error::{Error, Result};
+use crate::join::inputs::{self, EventStats};
+use crate::partition::{Ds, PartitionRange};
+use crate::sql::Engine;
+
+/// What a stream run wrote.
+#[derive(Debug, Default, Clone)]
+pub struct StreamReport {
+    pub events_read: u64,
+    /// Events written (after the source query's wheres).
+    pub events_written: u64,
+    /// Events skipped: NULL key or `ts`, or lines that are not JSON objects of the table.
+    pub skipped: u64,
+    pub bad_lines: u64,
+}
+
+/// A GroupBy's stream writer.
+pub struct Streamer<'a> {
+    engine: &'a Engine,
+    store: &'a dyn OnlineStore,
+    serving: GroupByServing,
+    /// Schema of the source table's raw rows (what a JSON event is read as).
+    raw: SchemaRef,
+    pub report: StreamReport,
+}
+
+impl<'a> Streamer<'a> {
+    pub fn new(engine: &'a Engine, store: &'a dyn OnlineStore, gb: &GroupBy) -> Result<Streamer<'a>> {
+        let serving = GroupByServing::new(gb)?;
+        if serving.kind != ServingKind::Temporal {
+            return Err(Error::Usage(format!(
+                "GroupBy {} is served from its daily upload ({:?}); streaming applies to TEMPORAL event GroupBys",
+                gb.meta_data.name, serving.kind
+            )));
+        }
+        let t = serving.part.sources[0].scan.table_name()?;
+        let raw = engine.warehouse().table_schema(&t)?;
+        Ok(Streamer {
+            engine,
+            store,
+            serving,
+            raw,
+            report: StreamReport::default(),
+        })
+    }
+
+    /// Applies the source query to raw rows and writes the resulting events.
+    pub fn write_raw(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.report.events_read += batch.num_rows() as u64;
+        let scan = self.serving.part.sources[0].scan.clone();
+        let selected = self.engine.with_batch(batch, |t| {
+            let sql = scan.sql_from(&t.name())?;
+            Ok(t.query(&sql, &format!("applying the query of {} to streamed events", scan.purpose))?.1)
+        })?;
+        let mut by_key: BTreeMap<(Key, i64), Vec<(i64, Vec<Value>)>> = BTreeMap::new();
+        for b in &selected {
+            let mut st = EventStats::default();
+            for ((g, item), _) in inputs::source_rows(b, &self.serving.part, false, &scan.table, &mut st)? {
+                if let Item::Row { ts, inputs, .. } = item {
+                    by_key.entry((g.1, ts)).or_default().push((ts, inputs));
+                }
+            }
+            self.report.skipped += st.null_keys + st.null_ts;
+        }
+        self.put(by_key)
+    }
+
+    /// Writes events grouped by `(key, ts)`, merging with events already stored at the same
+    /// key and millisecond.
+    fn put(&mut self, events: BTreeMap<(Key, i64), Vec<(i64, Vec<Value>)>>) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let dataset = streaming_dataset(&self.serving.group_by);
+        let gets: Vec<GetRequest> = events
+            .keys()
+            .map(|(k, ts)| GetRequest {
+                dataset: dataset.clone(),
+                key: k.clone(),
+                after_ts: Some(*ts),
+            })
+            .collect();
+        let existing = self.store.multi_get(&gets);
+        let mut puts = Vec::with_capacity(events.len());
+        for (((key, ts), mut evs), found) in events.into_iter().zip(existing) {
+            if let Some(v) = found?.into_iter().find(|v| v.ts == ts) {
+                let mut old = decode_events(&v.value).map_err(|e| {
+                    Error::Usage(format!("{dataset}: a stored event does not decode: {e}"))
+                })?;
+                old.extend(evs);
+                old.sort();
+                old.dedup();
+                evs = old;
+            }
+            self.report.events_written += evs.len() as u64;
+            puts.push(PutRequest {
+                dataset: dataset.clone(),
+                key,
+                value: encode_events(&evs),
+                ts,
+            });
+        }
+        self.store.multi_put(puts)
+    }
+
+    /// Replays the source table's partitions in `range` as events.
+    pub fn replay(&mut self, range: PartitionRange) -> Result<()> {
+        let t = self.serving.part.sources[0].scan.table_name()?;
+        let pc = self.serving.part.sources[0].scan.partition_column();
+        for ds in self.engine.warehouse().partitions_by(&t, &pc)? {
+            if range.contains(ds) {
+                for b in self.engine.warehouse().read_partition(&t, ds)? {
+                    let b = with_partition(&b, &pc, ds)?;
+                    self.write_raw(&b)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads JSON lines from `path` starting at the saved offset, writing every `batch_rows`
+    /// events; returns the new offset (saved under the warehouse after each batch).
+    pub fn follow_file(&mut self, path: &Path, batch_rows: usize) -> Result<u64> {
+        let offsets = offset_file(self.engine.warehouse().root(), &self.serving.group_by, path);
+        let mut offset: u64 = std::fs::read_to_string(&offsets)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        let mut f = std::fs::File::open(path)
+            .map_err(|e| Error::io(format!("opening the event stream {}", path.display()), e))?;
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|e| Error::io(format!("seeking {}", path.display()), e))?;
+        let mut reader = std::io::BufReader::new(f);
+        let mut lines: Vec<String> = Vec::new();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = reader
+                .read_line(&mut line)
+                .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+            if n == 0 || !line.ends_with('\n') {
+                break; // the end, or a line still being written
+            }
+            offset += n as u64;
+            lines.push(line.trim_end().to_string());
+            if lines.len() >= batch_rows {
+                self.write_lines(std::mem::take(&mut lines))?;
+                save_offset(&offsets, offset)?;
+            }
+        }
+        self.write_lines(lines)?;
+        save_offset(&offsets, offset)?;
+        Ok(offset)
+    }
+
+    fn write_lines(&mut self, lines: Vec<String>) -> Result<()> {
+        let good: Vec<&String> = lines.iter().filter(|l| !l.trim().is_empty()).collect();
+        if good.is_empty() {
+            return Ok(());
+        }
+        let objects: Vec<&String> = good
+            .into_iter()
+            .filter(|l| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(l).is_ok())
+            .collect();
+        let bad = (lines.iter().filter(|l| !l.trim().is_empty()).count() - objects.len()) as u64;
+        self.report.bad_lines += bad;
+        if bad > 0 {
+            tracing::warn!(bad, "streamed lines that are not JSON objects were skipped");
+        }
+        let mut decoder = arrow::json::ReaderBuilder::new(self.raw.clone())
+            .build_decoder()
+            .map_err(|e| Error::arrow("reading streamed events", e))?;
+        let text = objects.iter().map(|l| l.as_str()).collect::<Vec<_>>().join("\n");
+        let what = || format!("reading streamed events as rows of {}", self.serving.part.sources[0].scan.table);
+        decoder
+            .decode(text.as_bytes())
+            .map_err(|e| Error::arrow(what(), e))?;
+        if let Some(b) = decoder.flush().map_err(|e| Error::arrow(what(), e))? {
+            self.write_raw(&b)?;
+        }
+        Ok(())
+    }
+}
+
+/// Adds the partition column (the warehouse keeps it in the folder name).
+fn with_partition(b: &RecordBatch, pc: &str, ds: Ds) -> Result<RecordBatch> {
+    if b.schema().field_with_name(pc).is_ok() {
+        return Ok(b.clone());
+    }
+    let mut fields: Vec<arrow::datatypes::Field> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(arrow::datatypes::Field::new(pc, arrow::datatypes::DataType::Utf8, true));
+    let mut cols = b.columns().to_vec();
+    cols.push(Arc::new(arrow::array::StringArray::from(vec![ds.to_string(); b.num_rows()])));
+    RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), cols)
+        .map_err(|e| Error::arrow("adding the partition column", e))
+}
+
+fn offset_file(root: &Path, gb: &GroupBy, source: &Path) -> PathBuf {
+    let name = crate::config::naming::sanitize(&format!("{}__{}", gb.meta_data.name, source.display()));
+    root.join(".weft-online").join("stream-offsets").join(name)
+}
+
+fn save_offset(path: &Path, offset: u64) -> Result<()> {
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p).map_err(|e| Error::io(format!("creating {}", p.display()), e))?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, offset.to_string()).map_err(|e| Error::io("saving the stream offset", e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("saving the stream offset", e))
+}
