@@ -5,6 +5,7 @@ mod backfill;
 mod demo;
 mod explain;
 mod inspect;
+mod log_flattener;
 mod online;
 mod progress;
 
@@ -67,6 +68,20 @@ pub enum Command {
     ///
     /// --json FILE writes the same as JSON (--json - prints only the JSON).
     Explain(explain::ExplainArgs),
+    /// Decode a join's raw response logs into `<join output table>_logged` for log bootstrap.
+    ///
+    /// Reads the raw log table's partitions `ds=…/name=<team>/<join>` (the join's name with its
+    /// first `.` replaced by `/`, the name clients fetch it by) that the logged table lacks, up
+    /// to --end-ds, and decodes each row with the schema its schema_hash names (published in
+    /// the name=SCHEMA_PUBLISH_EVENT partitions). Output columns: schema_hash, ts, the key
+    /// fields, then the value fields; later schemas append columns, none is ever removed.
+    /// Rows without a schema hash or with undecodable bytes are dropped and counted. Joins
+    /// without metaData.samplePercent are not logged: nothing is done. Example:
+    ///
+    ///   weft log-flattener --conf dataflows/production/joins/risk/checkout_online.v1 --end-ds 2026-02-28
+    ///
+    /// Then bootstrap a join from the log with `bootstrapParts: [{"table": "<ns>.<join>_logged"}]`.
+    LogFlattener(log_flattener::LogFlattenerArgs),
     /// Upload a GroupBy's serving data as of the end of a day to the online store.
     ///
     /// SNAPSHOT (and entity, and no-aggregation) GroupBys upload the GroupBy backfill row of
@@ -108,6 +123,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Backfill(a) => backfill::run(&cli.warehouse, a),
         Command::Explain(a) => explain::run(&cli.warehouse, a),
+        Command::LogFlattener(a) => log_flattener::run(&cli.warehouse, a),
         Command::Upload(a) => online::upload_cmd(&cli.warehouse, a),
         Command::Stream(a) => online::stream_cmd(&cli.warehouse, a),
         Command::Serve(a) => online::serve_cmd(&cli.warehouse, a),

@@ -1,8 +1,9 @@
 //! The embedded warehouse: a folder of Hive-layout Parquet tables
 //! (`<root>/<ns>/<name>/ds=YYYY-MM-DD/*.parquet`, readable by DuckDB, pyarrow and Spark),
-//! with table properties stored beside the data ([`properties`]) and crash-safe partition
-//! writes ([`write`]).
+//! with table properties stored beside the data ([`properties`]), crash-safe partition
+//! writes ([`write`]) and file appends to a partition ([`append`]).
 
+pub mod append;
 pub mod archive;
 mod fingerprint;
 pub mod properties;
