@@ -10,7 +10,10 @@ use clap::Args;
 use super::progress;
 use crate::config::{load_conf, Conf, GroupBy};
 use crate::error::{Error, Result};
+use crate::logging::logger::{Logger, LoggerConfig};
+use crate::logging::sink::FileLogSink;
 use crate::online::fetcher::Fetcher;
+use crate::online::log_responses::ResponseLogger;
 use crate::online::metrics::Metrics;
 use crate::online::server::{router, AppState};
 use crate::online::store;
@@ -72,6 +75,14 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9000")]
     pub listen: SocketAddr,
+    /// Raw log table the served responses of joins with samplePercent are logged to (the
+    /// local log stream; `weft log-flattener` reads it).
+    #[arg(long = "log-table", env = "CHRONON_LOG_TABLE", default_value = "default.chronon_log_table")]
+    pub log_table: String,
+    /// Log records buffered in memory; beyond it records are dropped and counted
+    /// (weft_log_dropped_total) rather than slowing fetches.
+    #[arg(long = "log-buffer", default_value_t = 100_000)]
+    pub log_buffer: usize,
     /// Deadline for external-source handlers, in milliseconds.
     #[arg(long = "external-deadline-ms", default_value_t = 200)]
     pub external_deadline_ms: u64,
@@ -166,17 +177,42 @@ pub fn serve_cmd(warehouse: &Path, a: ServeArgs) -> Result<()> {
     let described = store.describe();
     let mut fetcher = Fetcher::new(engine, store, &a.conf_root);
     fetcher.registry.deadline = std::time::Duration::from_millis(a.external_deadline_ms);
+    let fetcher = Arc::new(fetcher);
+    let sink = FileLogSink::new(wh.clone(), &a.log_table)?;
+    let logger = Arc::new(Logger::new(
+        Box::new(sink),
+        LoggerConfig {
+            capacity: a.log_buffer,
+            ..LoggerConfig::default()
+        },
+    ));
+    let responses = Arc::new(ResponseLogger::new(logger.clone()));
+    let log_hook = responses.clone();
+    let stats_logger = logger.clone();
+    let stats_responses = responses.clone();
     let state = AppState {
-        fetcher: Arc::new(fetcher),
+        fetcher: fetcher.clone(),
         metrics: Arc::new(Metrics::default()),
-        on_join: None,
-        extra_metrics: None,
+        on_join: Some(Arc::new(move |f, reqs, fetched, now| log_hook.log(f, reqs, fetched, now))),
+        extra_metrics: Some(Arc::new(move || {
+            let st = stats_logger.stats();
+            vec![
+                ("weft_log_records_written_total", "Log records written to the log stream.", st.written),
+                ("weft_log_records_dropped_total", "Log records dropped: the log buffer was full.", st.dropped),
+                ("weft_log_records_failed_total", "Log records lost to sink errors.", st.failed),
+                (
+                    "weft_log_encode_errors_total",
+                    "Responses that could not be encoded for logging.",
+                    stats_responses.encode_errors.load(std::sync::atomic::Ordering::Relaxed),
+                ),
+            ]
+        })),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the server runtime", e))?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(a.listen)
             .await
             .map_err(|e| Error::io(format!("listening on {}", a.listen), e))?;
@@ -192,5 +228,14 @@ pub fn serve_cmd(warehouse: &Path, a: ServeArgs) -> Result<()> {
             })
             .await
             .map_err(|e| Error::io("serving", e))
-    })
+    });
+    drop(rt);
+    // the fetcher's SQL engine owns a runtime: drop it outside the server's
+    drop(fetcher);
+    let st = logger.shutdown();
+    eprintln!(
+        "weft serve: logs flushed to {}: {} records written, {} dropped, {} lost to sink errors",
+        a.log_table, st.written, st.dropped, st.failed
+    );
+    served
 }

@@ -10,7 +10,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::serving::{
     batch_dataset, decode_events, streaming_dataset, BatchValue, ColumnTiles, GroupByServing,
-    ServingKind,
+    ServingKind, SERVING_INFO_KEY,
 };
 use super::store::{GetRequest, OnlineStore};
 use crate::aggregate::value::{column_values, to_array};
@@ -103,17 +103,36 @@ impl GroupByFetcher {
         let gb = &self.serving.group_by;
         let keys: Vec<Option<Vec<u8>>> = queries.iter().map(|(k, _)| self.store_key(k)).collect();
         let sent: Vec<usize> = (0..queries.len()).filter(|&i| keys[i].is_some()).collect();
-        let gets: Vec<GetRequest> = sent
-            .iter()
-            .map(|&i| GetRequest {
-                dataset: batch_dataset(gb),
-                key: keys[i].clone().expect("sent keys exist"),
-                after_ts: None,
-            })
-            .collect();
-        let batches = store.multi_get(&gets);
+        // the upload record first: without it the GroupBy was never uploaded
+        let mut gets: Vec<GetRequest> = vec![GetRequest {
+            dataset: batch_dataset(gb),
+            key: SERVING_INFO_KEY.to_vec(),
+            after_ts: None,
+        }];
+        gets.extend(sent.iter().map(|&i| GetRequest {
+            dataset: batch_dataset(gb),
+            key: keys[i].clone().expect("sent keys exist"),
+            after_ts: None,
+        }));
+        let mut batches = store.multi_get(&gets);
+        let info = batches.remove(0);
         let mut out: Vec<std::result::Result<Option<Vec<Value>>, String>> =
             vec![Ok(None); queries.len()];
+        match info {
+            Ok(v) if !v.is_empty() => {}
+            Ok(_) => {
+                let msg = format!(
+                    "GroupBy {} has no serving data in {}: run `weft upload --conf <its config> --ds <day>` first",
+                    gb.meta_data.name,
+                    store.describe()
+                );
+                return queries.iter().map(|_| Err(msg.clone())).collect();
+            }
+            Err(e) => {
+                let msg = format!("reading {}: {e}", batch_dataset(gb));
+                return queries.iter().map(|_| Err(msg.clone())).collect();
+            }
+        }
         let mut latest: Vec<Option<BatchValue>> = vec![None; queries.len()];
         for (&i, r) in sent.iter().zip(batches) {
             match r {

@@ -297,12 +297,6 @@ impl JoinFetcher {
             }
         }
         // 3. derivations
-        for r in rows.iter_mut() {
-            // every base field is present (NULL when its part failed or had no data)
-            for f in self.base_fields() {
-                r.values.entry(f.name().clone()).or_insert(Value::Null);
-            }
-        }
         if !self.plan.derivations.is_empty() {
             match self.derive(engine, requests, &rows, now) {
                 Ok(cols) => {

@@ -60,8 +60,6 @@ pub struct Metrics {
     pub failed_calls: AtomicU64,
     pub join_latency: Histogram,
     pub group_by_latency: Histogram,
-    pub logged: AtomicU64,
-    pub log_dropped: AtomicU64,
 }
 
 impl Metrics {
@@ -76,8 +74,6 @@ impl Metrics {
         counter(&mut s, "weft_group_by_requests_total", "GroupBy requests fetched.", load(&self.group_by_requests));
         counter(&mut s, "weft_responses_with_exceptions_total", "Responses with an _exception entry.", load(&self.responses_with_exceptions));
         counter(&mut s, "weft_failed_calls_total", "Calls that failed as a whole.", load(&self.failed_calls));
-        counter(&mut s, "weft_logged_total", "Responses handed to the logger.", load(&self.logged));
-        counter(&mut s, "weft_log_dropped_total", "Log records dropped (the log buffer was full).", load(&self.log_dropped));
         for (name, help, v) in extra {
             counter(&mut s, name, help, *v);
         }

@@ -18,6 +18,11 @@ use crate::dataflow::spec::PartKind;
 use crate::error::{Error, Result};
 use crate::join::plan::{plan_part, PartPlan};
 
+/// The key under which an upload records what it wrote (its day, batch end and kind) in
+/// the batch dataset: a GroupBy without it was never uploaded, which a fetch reports as an
+/// exception rather than as missing values (chronon-semantics §6.6, §10.2 SchemaEvolutionTest).
+pub const SERVING_INFO_KEY: &[u8] = b"\0weft_serving_info";
+
 /// How a GroupBy's values are served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServingKind {

@@ -9,7 +9,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::serving::{batch_dataset, BatchValue, ColumnTiles, GroupByServing, ServingKind};
+use super::serving::{
+    batch_dataset, BatchValue, ColumnTiles, GroupByServing, ServingKind, SERVING_INFO_KEY,
+};
 use super::store::{OnlineStore, PutRequest};
 use crate::aggregate::{Ir, Value};
 use crate::config::GroupBy;
@@ -73,6 +75,20 @@ pub fn upload(
             store.multi_put(std::mem::take(&mut puts))?;
         }
     }
+    puts.push(PutRequest {
+        dataset: dataset.clone(),
+        key: SERVING_INFO_KEY.to_vec(),
+        value: serde_json::json!({
+            "group_by": gb.meta_data.name,
+            "ds": ds.to_string(),
+            "batch_end": batch_end,
+            "kind": format!("{:?}", serving.kind),
+            "keys": report.keys,
+        })
+        .to_string()
+        .into_bytes(),
+        ts: batch_end,
+    });
     store.multi_put(puts)?;
     tracing::info!(group_by = %report.group_by, %ds, keys = report.keys, dataset = %dataset, "uploaded");
     Ok(report)
