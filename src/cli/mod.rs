@@ -6,6 +6,7 @@ mod demo;
 mod explain;
 mod inspect;
 mod log_flattener;
+mod log_ingest;
 mod online;
 mod progress;
 
@@ -82,6 +83,15 @@ pub enum Command {
     ///
     /// Then bootstrap a join from the log with `bootstrapParts: [{"table": "<ns>.<join>_logged"}]`.
     LogFlattener(log_flattener::LogFlattenerArgs),
+    /// Consume the Kafka log topic into the raw log table (what `weft log-flattener` reads).
+    ///
+    /// Reads the records a Kafka log sink produced (one JSON LoggableResponseBase64 per
+    /// message) from the consumer group's committed offsets, writes them to the raw log table
+    /// and commits the offsets only after the write (at least once: a crash in between writes
+    /// the batch again, as duplicate rows that log bootstrap ignores). Example:
+    ///
+    ///   weft log-ingest --kafka 127.0.0.1:9092 --topic chronon_log --once
+    LogIngest(log_ingest::LogIngestArgs),
     /// Upload a GroupBy's serving data as of the end of a day to the online store.
     ///
     /// SNAPSHOT (and entity, and no-aggregation) GroupBys upload the GroupBy backfill row of
@@ -96,6 +106,9 @@ pub enum Command {
     /// Events are JSON objects with the source table's columns, from a JSON-lines file
     /// (followed as it grows; `--once` to stop at its end), or replayed from the source
     /// table's partitions (`--replay-start D`).
+    ///
+    /// Or one event per message of a Kafka topic (`--kafka host:port --topic T`; offsets are
+    /// committed after each store write; `--once` stops at the topic's end).
     Stream(online::StreamArgs),
     /// Serve joins and GroupBys over HTTP JSON from the online store.
     ///
@@ -124,6 +137,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Backfill(a) => backfill::run(&cli.warehouse, a),
         Command::Explain(a) => explain::run(&cli.warehouse, a),
         Command::LogFlattener(a) => log_flattener::run(&cli.warehouse, a),
+        Command::LogIngest(a) => log_ingest::run(&cli.warehouse, a),
         Command::Upload(a) => online::upload_cmd(&cli.warehouse, a),
         Command::Stream(a) => online::stream_cmd(&cli.warehouse, a),
         Command::Serve(a) => online::serve_cmd(&cli.warehouse, a),

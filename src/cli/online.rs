@@ -63,6 +63,17 @@ pub struct StreamArgs {
     /// With --file: read what is there and exit instead of following the file.
     #[arg(long)]
     pub once: bool,
+    /// Instead of a file: consume JSON events, one per message, from this Kafka broker
+    /// (host:port[,host:port…]); offsets are committed after each store write, and with
+    /// --once the stream stops at the topic's end.
+    #[arg(long, value_name = "HOST:PORT", requires = "topic", conflicts_with_all = ["file", "replay_start", "replay_end"])]
+    pub kafka: Option<String>,
+    /// With --kafka: the topic of source events.
+    #[arg(long, requires = "kafka")]
+    pub topic: Option<String>,
+    /// With --kafka: the consumer group (default `weft-stream-<GroupBy name>`).
+    #[arg(long, requires = "kafka")]
+    pub group: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -79,6 +90,13 @@ pub struct ServeArgs {
     /// local log stream; `weft log-flattener` reads it).
     #[arg(long = "log-table", env = "CHRONON_LOG_TABLE", default_value = "default.chronon_log_table")]
     pub log_table: String,
+    /// Log to this Kafka broker (host:port[,host:port…]) instead of the raw log table:
+    /// `weft log-ingest` moves the records into the table (acks=all, idempotent producer).
+    #[arg(long = "log-kafka", value_name = "HOST:PORT", env = "WEFT_LOG_KAFKA")]
+    pub log_kafka: Option<String>,
+    /// With --log-kafka: the log topic.
+    #[arg(long = "log-topic", default_value = crate::logging::kafka::DEFAULT_LOG_TOPIC)]
+    pub log_topic: String,
     /// Log records buffered in memory; beyond it records are dropped and counted
     /// (weft_log_dropped_total) rather than slowing fetches.
     #[arg(long = "log-buffer", default_value_t = 100_000)]
@@ -133,6 +151,20 @@ pub fn stream_cmd(warehouse: &Path, a: StreamArgs) -> Result<()> {
     let store = store::open(a.store.online_store.as_deref(), wh.root())?;
     let mut s = Streamer::new(&engine, store.as_ref(), &gb)?;
     match (&a.file, &a.replay_start) {
+        _ if a.kafka.is_some() => {
+            let brokers = a.kafka.as_deref().unwrap_or_default();
+            let topic = a.topic.as_deref().unwrap_or_default();
+            let group = a
+                .group
+                .clone()
+                .unwrap_or_else(|| format!("weft-stream-{}", gb.meta_data.name));
+            let mut opts = crate::logging::kafka::ConsumeOptions::new(brokers, topic, &group);
+            opts.once = a.once;
+            if !a.once {
+                eprintln!("weft stream: consuming topic `{topic}` at {brokers} (group `{group}`); Ctrl-C stops (uncommitted events are read again next time)");
+            }
+            s.follow_kafka(&opts)?;
+        }
         (Some(f), _) => loop {
             s.follow_file(f, 10_000)?;
             if a.once {
@@ -178,9 +210,19 @@ pub fn serve_cmd(warehouse: &Path, a: ServeArgs) -> Result<()> {
     let mut fetcher = Fetcher::new(engine, store, &a.conf_root);
     fetcher.registry.deadline = std::time::Duration::from_millis(a.external_deadline_ms);
     let fetcher = Arc::new(fetcher);
-    let sink = FileLogSink::new(wh.clone(), &a.log_table)?;
+    let (sink, log_dest): (Box<dyn crate::logging::LogSink>, String) = match &a.log_kafka {
+        Some(brokers) => {
+            use crate::logging::kafka::{KafkaLogSink, KafkaSinkConfig};
+            let k = KafkaLogSink::new(KafkaSinkConfig::new(brokers).topic(&a.log_topic))?;
+            if let Err(e) = k.check(std::time::Duration::from_secs(10)) {
+                eprintln!("weft serve: warning: {e}; log records are retried and counted as lost to sink errors until this is fixed");
+            }
+            (Box::new(k), format!("Kafka topic `{}` at {brokers}", a.log_topic))
+        }
+        None => (Box::new(FileLogSink::new(wh.clone(), &a.log_table)?), a.log_table.clone()),
+    };
     let logger = Arc::new(Logger::new(
-        Box::new(sink),
+        sink,
         LoggerConfig {
             capacity: a.log_buffer,
             ..LoggerConfig::default()
@@ -235,7 +277,7 @@ pub fn serve_cmd(warehouse: &Path, a: ServeArgs) -> Result<()> {
     let st = logger.shutdown();
     eprintln!(
         "weft serve: logs flushed to {}: {} records written, {} dropped, {} lost to sink errors",
-        a.log_table, st.written, st.dropped, st.failed
+        log_dest, st.written, st.dropped, st.failed
     );
     served
 }

@@ -6,12 +6,14 @@
 //! - [`codec`]: the join codec, Avro key and value records (§5.2);
 //! - [`sink`]: the raw log table layout and [`sink::FileLogSink`], the default log stream;
 //! - [`logger`]: [`logger::Logger`], the non-blocking queue a server logs through;
+//! - [`kafka`]: Kafka as the log stream: [`kafka::KafkaLogSink`] and `weft log-ingest`;
 //! - [`columns`]: decoded values as Arrow columns;
 //! - [`flatten`]: the log flattener job (§5.6), `weft log-flattener`.
 
 pub mod codec;
 pub mod columns;
 pub mod flatten;
+pub mod kafka;
 pub mod logger;
 pub mod schema;
 pub mod sink;

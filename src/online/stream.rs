@@ -6,6 +6,8 @@
 //! Sources: a local JSON-lines file (the default "log stream" for events; followed as it
 //! grows, with the offset kept under the warehouse so a restart resumes), or a replay of the
 //! source table's partitions (to fill the streaming dataset for days after an upload).
+//! Or a Kafka topic of JSON events ([`Streamer::follow_kafka`]; the consumer group's committed
+//! offsets are where a restart resumes).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Seek, SeekFrom};
@@ -175,7 +177,29 @@ impl<'a> Streamer<'a> {
         Ok(offset)
     }
 
-    fn write_lines(&mut self, lines: Vec<String>) -> Result<()> {
+    /// Consumes JSON events (one per message) from a Kafka topic, writing each batch to the
+    /// store and committing its offsets only after the write (at least once: events read
+    /// again after a crash merge into the stored events of their key and millisecond and are
+    /// deduplicated there). Runs until the topic's end with `opts.once`, else forever.
+    pub fn follow_kafka(
+        &mut self,
+        opts: &crate::logging::kafka::ConsumeOptions,
+    ) -> Result<crate::logging::kafka::ConsumeReport> {
+        crate::logging::kafka::consume(opts, |batch| {
+            let mut lines = Vec::with_capacity(batch.len());
+            for m in batch {
+                match m.payload.as_deref().map(std::str::from_utf8) {
+                    Some(Ok(s)) => lines.push(s.to_string()),
+                    // counted as a bad line by write_lines
+                    Some(Err(_)) => lines.push("<not UTF-8>".to_string()),
+                    None => {}
+                }
+            }
+            self.write_lines(lines)
+        })
+    }
+
+    pub(crate) fn write_lines(&mut self, lines: Vec<String>) -> Result<()> {
         let good: Vec<&String> = lines.iter().filter(|l| !l.trim().is_empty()).collect();
         if good.is_empty() {
             return Ok(());
@@ -189,19 +213,72 @@ impl<'a> Streamer<'a> {
         if bad > 0 {
             tracing::warn!(bad, "streamed lines that are not JSON objects were skipped");
         }
-        let mut decoder = arrow::json::ReaderBuilder::new(self.raw.clone())
+        // Events carry the source table's columns; the partition column (which the source
+        // query may read) is taken from the event when present, else today's date.
+        let pc = self.serving.part.sources[0].scan.partition_column();
+        let schema = if self.raw.field_with_name(&pc).is_ok() {
+            self.raw.clone()
+        } else {
+            let mut fields: Vec<arrow::datatypes::Field> =
+                self.raw.fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.push(arrow::datatypes::Field::new(&pc, arrow::datatypes::DataType::Utf8, true));
+            Arc::new(arrow::datatypes::Schema::new(fields))
+        };
+        let mut decoder = arrow::json::ReaderBuilder::new(schema)
+            .with_batch_size(objects.len().max(1))
             .build_decoder()
             .map_err(|e| Error::arrow("reading streamed events", e))?;
         let text = objects.iter().map(|l| l.as_str()).collect::<Vec<_>>().join("\n");
-        let what = || format!("reading streamed events as rows of {}", self.serving.part.sources[0].scan.table);
-        decoder
-            .decode(text.as_bytes())
-            .map_err(|e| Error::arrow(what(), e))?;
-        if let Some(b) = decoder.flush().map_err(|e| Error::arrow(what(), e))? {
-            self.write_raw(&b)?;
+        let table = self.serving.part.sources[0].scan.table.clone();
+        let what = || format!("reading streamed events as rows of {table}");
+        // `decode` stops after a batch's worth of rows: decode and flush until all is read
+        let mut rest = text.as_bytes();
+        loop {
+            let read = decoder.decode(rest).map_err(|e| Error::arrow(what(), e))?;
+            rest = &rest[read..];
+            match decoder.flush().map_err(|e| Error::arrow(what(), e))? {
+                Some(b) => self.write_raw(&with_default_partition(&b, &pc, Ds::today())?)?,
+                None if read == 0 => break,
+                None => {}
+            }
+            if rest.is_empty() && read == 0 {
+                break;
+            }
         }
         Ok(())
     }
+}
+
+/// Fills the NULLs of partition column `pc` (events that do not carry it) with `ds`.
+fn with_default_partition(b: &RecordBatch, pc: &str, ds: Ds) -> Result<RecordBatch> {
+    let Ok(i) = b.schema().index_of(pc) else {
+        return Ok(b.clone());
+    };
+    if b.column(i).null_count() == 0 {
+        return Ok(b.clone());
+    }
+    let col = arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Utf8)
+        .map_err(|e| Error::arrow("reading the partition column of streamed events", e))?;
+    let col = col
+        .as_any()
+        .downcast_ref::<arrow::array::StringArray>()
+        .expect("cast to Utf8");
+    let today = ds.to_string();
+    let filled: arrow::array::StringArray = col
+        .iter()
+        .map(|v| Some(v.unwrap_or(&today)))
+        .collect();
+    let mut cols = b.columns().to_vec();
+    cols[i] = Arc::new(filled);
+    let fields: Vec<arrow::datatypes::Field> = b
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(j, f)| if j == i { f.as_ref().clone().with_data_type(arrow::datatypes::DataType::Utf8) } else { f.as_ref().clone() })
+        .collect();
+    RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), cols)
+        .map_err(|e| Error::arrow("adding the partition column", e))
 }
 
 /// Adds the partition column (the warehouse keeps it in the folder name).
