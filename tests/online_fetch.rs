@@ -350,3 +350,46 @@ fn the_http_service_fetches_reports_health_metrics_and_errors() {
     // the fetcher (and its SQL engine's runtime) is dropped outside the server's runtime
     drop(fetcher);
 }
+
+/// A key missing from the latest upload has no value (not the previous day's); a GroupBy
+/// whose config changed since its upload is an exception asking for a re-upload.
+#[test]
+fn only_the_latest_upload_is_served_and_config_drift_is_reported() {
+    let mut db = db(33, 10);
+    // user 99 buys only on day e-2, so a 1-day window is empty at the end of e-1
+    let e = Ds::parse(&end_day()).unwrap();
+    let d2 = e.shift(-2);
+    db.tables.get_mut("data.transactions").unwrap().push(
+        &d2.to_string(),
+        vec![reference::V::Int(99), reference::V::Int(5), reference::V::Int(d2.start_millis() + 10)],
+    );
+    let (dir, wh) = warehouse(&db);
+    let root = dir.path().join("conf");
+    let gb = |windows: &[conf::W]| {
+        let mut g = conf::group_by(
+            "unit_test.daily",
+            vec![conf::events_source("data.transactions", &["user", "amount_dollars"], Some("ts"))],
+            &["user"],
+            Some(conf::aggs_for("amount_dollars", reference::Op::Sum, windows, &[])),
+            Some(1),
+        );
+        g["metaData"]["outputNamespace"] = json!("test");
+        g["backfillStartDate"] = json!(day(0));
+        g
+    };
+    let path = write_conf(&root, "group_bys", "unit_test.daily", &gb(&[conf::W::Days(1)]));
+    let store = embedded(&wh);
+    let fetcher = Fetcher::new(Engine::new(&wh).unwrap(), store.clone(), &root);
+    let at = Some(e.start_millis());
+    let fetch = |f: &Fetcher| f.fetch_group_by("unit_test/daily", &[req(json!({"user": 99}), at)], 0).unwrap().remove(0);
+    upload_conf(&wh, store.as_ref(), &path, d2);
+    assert_eq!(fetch(&fetcher)["amount_dollars_sum_1d"], json!(5));
+    upload_conf(&wh, store.as_ref(), &path, e.shift(-1));
+    assert_eq!(fetch(&fetcher)["amount_dollars_sum_1d"], J::Null, "stale value served");
+    // the config gains a window: its served columns no longer match the upload
+    write_conf(&root, "group_bys", "unit_test.daily", &gb(&[conf::W::Days(1), conf::W::Days(7)]));
+    let fresh = Fetcher::new(Engine::new(&wh).unwrap(), store.clone(), &root);
+    let r = fetch(&fresh);
+    let msg = r["unit_test.daily_exception"].as_str().unwrap_or_else(|| panic!("{r:?}"));
+    assert!(msg.contains("run `weft upload`"), "{msg}");
+}

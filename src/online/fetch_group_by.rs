@@ -103,42 +103,50 @@ impl GroupByFetcher {
         let gb = &self.serving.group_by;
         let keys: Vec<Option<Vec<u8>>> = queries.iter().map(|(k, _)| self.store_key(k)).collect();
         let sent: Vec<usize> = (0..queries.len()).filter(|&i| keys[i].is_some()).collect();
-        // the upload record first: without it the GroupBy was never uploaded
-        let mut gets: Vec<GetRequest> = vec![GetRequest {
-            dataset: batch_dataset(gb),
-            key: SERVING_INFO_KEY.to_vec(),
-            after_ts: None,
-        }];
-        gets.extend(sent.iter().map(|&i| GetRequest {
-            dataset: batch_dataset(gb),
-            key: keys[i].clone().expect("sent keys exist"),
-            after_ts: None,
-        }));
-        let mut batches = store.multi_get(&gets);
-        let info = batches.remove(0);
+        let fail_all = |msg: String| queries.iter().map(|_| Err(msg.clone())).collect();
+        // the latest upload's record: its batch end, and the columns it wrote
+        let info = store
+            .multi_get(&[GetRequest {
+                dataset: batch_dataset(gb),
+                key: SERVING_INFO_KEY.to_vec(),
+                after_ts: None,
+            }])
+            .pop()
+            .expect("one result per request");
+        let batch_end = match info {
+            Ok(v) => match v.last() {
+                Some(latest) => match self.check_info(&latest.value) {
+                    Ok(()) => latest.ts,
+                    Err(e) => return fail_all(e),
+                },
+                None => {
+                    return fail_all(format!(
+                        "GroupBy {} has no serving data in {}: run `weft upload --conf <its config> --ds <day>` first",
+                        gb.meta_data.name,
+                        store.describe()
+                    ))
+                }
+            },
+            Err(e) => return fail_all(format!("reading {}: {e}", batch_dataset(gb))),
+        };
+        // only that upload's values: a key it did not write has no value
+        let gets: Vec<GetRequest> = sent
+            .iter()
+            .map(|&i| GetRequest {
+                dataset: batch_dataset(gb),
+                key: keys[i].clone().expect("sent keys exist"),
+                after_ts: Some(batch_end),
+            })
+            .collect();
+        let batches = store.multi_get(&gets);
         let mut out: Vec<std::result::Result<Option<Vec<Value>>, String>> =
             vec![Ok(None); queries.len()];
-        match info {
-            Ok(v) if !v.is_empty() => {}
-            Ok(_) => {
-                let msg = format!(
-                    "GroupBy {} has no serving data in {}: run `weft upload --conf <its config> --ds <day>` first",
-                    gb.meta_data.name,
-                    store.describe()
-                );
-                return queries.iter().map(|_| Err(msg.clone())).collect();
-            }
-            Err(e) => {
-                let msg = format!("reading {}: {e}", batch_dataset(gb));
-                return queries.iter().map(|_| Err(msg.clone())).collect();
-            }
-        }
         let mut latest: Vec<Option<BatchValue>> = vec![None; queries.len()];
         for (&i, r) in sent.iter().zip(batches) {
             match r {
                 Err(e) => out[i] = Err(format!("reading {}: {e}", batch_dataset(gb))),
                 Ok(vs) => {
-                    if let Some(v) = vs.last() {
+                    if let Some(v) = vs.iter().find(|v| v.ts == batch_end) {
                         match BatchValue::decode(&v.value) {
                             Ok(b) => latest[i] = Some(b),
                             Err(e) => out[i] = Err(format!("decoding {}: {e}", batch_dataset(gb))),
@@ -165,9 +173,39 @@ impl GroupByFetcher {
                 out
             }
             ServingKind::Temporal => {
-                self.temporal(engine, store, queries, &keys, latest, out)
+                self.temporal(engine, store, queries, &keys, batch_end, latest, out)
             }
         }
+    }
+
+    /// The columns a GroupBy's values are stored as: what its upload must have written.
+    pub fn stored_columns(&self) -> Vec<String> {
+        match self.serving.kind {
+            ServingKind::Temporal => self.base_fields.iter().map(|f| f.name().clone()).collect(),
+            _ => self.fields.iter().map(|f| f.name().clone()).collect(),
+        }
+    }
+
+    /// Checks an upload record against the config: values written with other columns (the
+    /// GroupBy changed since) are not served.
+    fn check_info(&self, info: &[u8]) -> std::result::Result<(), String> {
+        let gb = &self.serving.group_by;
+        let v: serde_json::Value = serde_json::from_slice(info)
+            .map_err(|e| format!("the upload record of GroupBy {} is unreadable: {e}", gb.meta_data.name))?;
+        let Some(cols) = v.get("columns").and_then(|c| c.as_array()) else {
+            return Ok(()); // an upload from before columns were recorded
+        };
+        let uploaded: Vec<&str> = cols.iter().filter_map(|c| c.as_str()).collect();
+        let expected = self.stored_columns();
+        if uploaded != expected.iter().map(String::as_str).collect::<Vec<_>>() {
+            return Err(format!(
+                "GroupBy {} was uploaded with columns [{}] but its config now has [{}]: run `weft upload` for it again",
+                gb.meta_data.name,
+                uploaded.join(", "),
+                expected.join(", ")
+            ));
+        }
+        Ok(())
     }
 
     fn store_key(&self, key: &[Value]) -> Option<Vec<u8>> {
@@ -192,6 +230,7 @@ impl GroupByFetcher {
         store: &dyn OnlineStore,
         queries: &[KeyQuery],
         keys: &[Option<Vec<u8>>],
+        batch_end: i64,
         latest: Vec<Option<BatchValue>>,
         mut out: Vec<std::result::Result<Option<Vec<Value>>, String>>,
     ) -> Vec<std::result::Result<Option<Vec<Value>>, String>> {
@@ -201,16 +240,12 @@ impl GroupByFetcher {
         let idx: Vec<usize> = (0..queries.len())
             .filter(|&i| keys[i].is_some() && out[i].is_ok())
             .collect();
-        let batch_end = |i: usize| match &latest[i] {
-            Some(BatchValue::Tiles { batch_end, .. }) => Some(*batch_end),
-            _ => None,
-        };
         let gets: Vec<GetRequest> = idx
             .iter()
             .map(|&i| GetRequest {
                 dataset: streaming_dataset(gb),
                 key: keys[i].clone().expect("sent"),
-                after_ts: batch_end(i),
+                after_ts: Some(batch_end),
             })
             .collect();
         let streamed = store.multi_get(&gets);
@@ -239,17 +274,24 @@ impl GroupByFetcher {
             if out[i].is_err() {
                 continue;
             }
+            if q < batch_end {
+                out[i] = Err(format!(
+                    "query time {q} is before the end of the uploaded batch ({batch_end}): upload an earlier day to serve it"
+                ));
+                continue;
+            }
             let tiles = match latest[i].as_ref() {
-                Some(BatchValue::Tiles { batch_end, columns }) => {
-                    if q < *batch_end {
-                        out[i] = Err(format!(
-                            "query time {q} is before the end of the uploaded batch ({batch_end}): upload an earlier day to serve it"
-                        ));
-                        continue;
-                    }
+                Some(BatchValue::Tiles { columns, .. }) if columns.len() == self.columns.len() => {
                     Some(columns)
                 }
-                _ => None,
+                Some(_) => {
+                    out[i] = Err(format!(
+                        "the serving data of GroupBy {} does not match its config: re-upload it",
+                        gb.meta_data.name
+                    ));
+                    continue;
+                }
+                None => None,
             };
             if tiles.is_none() && events.is_empty() {
                 continue; // no data for the key
@@ -305,7 +347,7 @@ impl GroupByFetcher {
                 }
             }
             Ok(b) => {
-                let cols: Vec<Vec<Value>> = self
+                let cols: Result<Vec<Vec<Value>>> = self
                     .fields
                     .iter()
                     .map(|f| {
@@ -313,10 +355,18 @@ impl GroupByFetcher {
                             .map(column_values)
                             .unwrap_or_else(|| Ok(vec![Value::Null; b.num_rows()]))
                     })
-                    .collect::<Result<_>>()
-                    .unwrap_or_default();
-                for (r, (i, _)) in rows.iter().enumerate() {
-                    out[*i] = Ok(Some(cols.iter().map(|c| c[r].clone()).collect()));
+                    .collect::<Result<_>>();
+                match cols {
+                    Ok(cols) => {
+                        for (r, (i, _)) in rows.iter().enumerate() {
+                            out[*i] = Ok(Some(cols.iter().map(|c| c[r].clone()).collect()));
+                        }
+                    }
+                    Err(e) => {
+                        for (i, _) in &rows {
+                            out[*i] = Err(format!("derivations: {e}"));
+                        }
+                    }
                 }
             }
         }

@@ -58,8 +58,11 @@ pub fn upload(
         rows: 0,
         skipped: 0,
     };
-    let values: Vec<(Key, BatchValue)> = match serving.kind {
-        ServingKind::Temporal => tiles(engine, &serving, ds, progress, &mut report)?,
+    let (values, columns): (Vec<(Key, BatchValue)>, Vec<String>) = match serving.kind {
+        ServingKind::Temporal => (
+            tiles(engine, &serving, ds, progress, &mut report)?,
+            serving.part.columns.iter().map(|c| c.gb_column.clone()).collect(),
+        ),
         _ => snapshot(engine, gb, &serving, ds, progress, &mut report)?,
     };
     report.keys = values.len() as u64;
@@ -84,6 +87,7 @@ pub fn upload(
             "batch_end": batch_end,
             "kind": format!("{:?}", serving.kind),
             "keys": report.keys,
+            "columns": columns,
         })
         .to_string()
         .into_bytes(),
@@ -102,7 +106,7 @@ fn snapshot(
     ds: Ds,
     progress: Progress,
     report: &mut UploadReport,
-) -> Result<Vec<(Key, BatchValue)>> {
+) -> Result<(Vec<(Key, BatchValue)>, Vec<String>)> {
     let plan = GroupByPlan::new(gb)?;
     let wh = engine.warehouse();
     if !wh.partitions(&plan.output)?.contains(&ds) {
@@ -128,7 +132,15 @@ fn snapshot(
     }
     let keys = &serving.part.right_keys;
     let mut out: BTreeMap<Key, BatchValue> = BTreeMap::new();
+    let mut columns: Vec<String> = Vec::new();
     for batch in wh.read_partition(&plan.output, ds)? {
+        columns = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .filter(|n| !keys.contains(n))
+            .collect();
         report.rows += batch.num_rows() as u64;
         let k = key_arrays(&batch, keys, &format!("{} partition ds={ds}", plan.output))?;
         let value_idx: Vec<usize> = (0..batch.num_columns())
@@ -155,7 +167,7 @@ fn snapshot(
             }
         }
     }
-    Ok(out.into_iter().collect())
+    Ok((out.into_iter().collect(), columns))
 }
 
 /// TEMPORAL event GroupBys: per key and column, the tail's hop-slot aggregates (or all history
