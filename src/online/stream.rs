@@ -68,8 +68,15 @@ impl<'a> Streamer<'a> {
         })
     }
 
-    /// Applies the source query to raw rows and writes the resulting events.
+    /// Applies the source query to raw rows and writes the resulting events, added to the
+    /// events already stored (a stream delivers each event once).
     pub fn write_raw(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.write_events(batch, false)
+    }
+
+    /// As [`Streamer::write_raw`]; with `replace`, the events of each `(key, ms)` replace the
+    /// stored ones (a replayed partition holds all of them), so replaying twice is harmless.
+    fn write_events(&mut self, batch: &RecordBatch, replace: bool) -> Result<()> {
         self.report.events_read += batch.num_rows() as u64;
         let scan = self.serving.part.sources[0].scan.clone();
         let selected = self.engine.with_batch(batch, |t| {
@@ -86,14 +93,36 @@ impl<'a> Streamer<'a> {
             }
             self.report.skipped += st.null_keys + st.null_ts;
         }
-        self.put(by_key)
+        self.put(by_key, replace)
     }
 
-    /// Writes events grouped by `(key, ts)`, merging with events already stored at the same
-    /// key and millisecond.
-    fn put(&mut self, events: BTreeMap<(Key, i64), Vec<(i64, Vec<Value>)>>) -> Result<()> {
+    /// Writes events grouped by `(key, ts)`, added to the events already stored at the same
+    /// key and millisecond (identical events stay distinct: two purchases of the same amount
+    /// in one millisecond are two purchases), or replacing them.
+    fn put(
+        &mut self,
+        events: BTreeMap<(Key, i64), Vec<(i64, Vec<Value>)>>,
+        replace: bool,
+    ) -> Result<()> {
         if events.is_empty() {
             return Ok(());
+        }
+        if replace {
+            let dataset = streaming_dataset(&self.serving.group_by);
+            let puts: Vec<PutRequest> = events
+                .into_iter()
+                .map(|((key, ts), mut evs)| {
+                    evs.sort();
+                    self.report.events_written += evs.len() as u64;
+                    PutRequest {
+                        dataset: dataset.clone(),
+                        key,
+                        value: encode_events(&evs),
+                        ts,
+                    }
+                })
+                .collect();
+            return self.store.multi_put(puts);
         }
         let dataset = streaming_dataset(&self.serving.group_by);
         let gets: Vec<GetRequest> = events
@@ -107,16 +136,15 @@ impl<'a> Streamer<'a> {
         let existing = self.store.multi_get(&gets);
         let mut puts = Vec::with_capacity(events.len());
         for (((key, ts), mut evs), found) in events.into_iter().zip(existing) {
+            self.report.events_written += evs.len() as u64;
             if let Some(v) = found?.into_iter().find(|v| v.ts == ts) {
                 let mut old = decode_events(&v.value).map_err(|e| {
                     Error::Usage(format!("{dataset}: a stored event does not decode: {e}"))
                 })?;
                 old.extend(evs);
                 old.sort();
-                old.dedup();
                 evs = old;
             }
-            self.report.events_written += evs.len() as u64;
             puts.push(PutRequest {
                 dataset: dataset.clone(),
                 key,
@@ -127,16 +155,19 @@ impl<'a> Streamer<'a> {
         self.store.multi_put(puts)
     }
 
-    /// Replays the source table's partitions in `range` as events.
+    /// Replays the source table's partitions in `range` as events. Each partition's events
+    /// replace what is stored for their keys and milliseconds, so a replay can be repeated.
     pub fn replay(&mut self, range: PartitionRange) -> Result<()> {
         let t = self.serving.part.sources[0].scan.table_name()?;
         let pc = self.serving.part.sources[0].scan.partition_column();
         for ds in self.engine.warehouse().partitions_by(&t, &pc)? {
             if range.contains(ds) {
-                for b in self.engine.warehouse().read_partition(&t, ds)? {
-                    let b = with_partition(&b, &pc, ds)?;
-                    self.write_raw(&b)?;
-                }
+                let batches = self.engine.warehouse().read_partition(&t, ds)?;
+                let Some(first) = batches.first() else { continue };
+                let all = arrow::compute::concat_batches(&first.schema(), &batches)
+                    .map_err(|e| Error::arrow(format!("reading {t} partition ds={ds}"), e))?;
+                let b = with_partition(&all, &pc, ds)?;
+                self.write_events(&b, true)?;
             }
         }
         Ok(())
@@ -224,29 +255,58 @@ impl<'a> Streamer<'a> {
             fields.push(arrow::datatypes::Field::new(&pc, arrow::datatypes::DataType::Utf8, true));
             Arc::new(arrow::datatypes::Schema::new(fields))
         };
-        let mut decoder = arrow::json::ReaderBuilder::new(schema)
-            .with_batch_size(objects.len().max(1))
-            .build_decoder()
-            .map_err(|e| Error::arrow("reading streamed events", e))?;
-        let text = objects.iter().map(|l| l.as_str()).collect::<Vec<_>>().join("\n");
         let table = self.serving.part.sources[0].scan.table.clone();
-        let what = || format!("reading streamed events as rows of {table}");
-        // `decode` stops after a batch's worth of rows: decode and flush until all is read
-        let mut rest = text.as_bytes();
-        loop {
-            let read = decoder.decode(rest).map_err(|e| Error::arrow(what(), e))?;
-            rest = &rest[read..];
-            match decoder.flush().map_err(|e| Error::arrow(what(), e))? {
-                Some(b) => self.write_raw(&with_default_partition(&b, &pc, Ds::today())?)?,
-                None if read == 0 => break,
-                None => {}
+        let text = objects.iter().map(|l| l.as_str()).collect::<Vec<_>>().join("\n");
+        // all lines at once; if some line does not fit the table's types, line by line, so
+        // one bad event is counted and skipped instead of stopping the stream
+        let batches = match decode_json(&schema, &text, objects.len()) {
+            Ok(b) => b,
+            Err(_) => {
+                let mut out = Vec::new();
+                for l in &objects {
+                    match decode_json(&schema, l, 1) {
+                        Ok(b) => out.extend(b),
+                        Err(e) => {
+                            self.report.bad_lines += 1;
+                            tracing::warn!(table = %table, error = %e, "a streamed event does not fit the source table's columns; skipped");
+                        }
+                    }
+                }
+                out
             }
-            if rest.is_empty() && read == 0 {
-                break;
-            }
+        };
+        for b in batches {
+            self.write_raw(&with_default_partition(&b, &pc, Ds::today())?)?;
         }
         Ok(())
     }
+}
+
+/// Decodes JSON lines as rows of `schema`.
+fn decode_json(
+    schema: &arrow::datatypes::SchemaRef,
+    text: &str,
+    rows: usize,
+) -> std::result::Result<Vec<RecordBatch>, arrow::error::ArrowError> {
+    let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
+        .with_batch_size(rows.max(1))
+        .build_decoder()?;
+    let mut out = Vec::new();
+    let mut rest = text.as_bytes();
+    // `decode` stops after a batch's worth of rows: decode and flush until all is read
+    loop {
+        let read = decoder.decode(rest)?;
+        rest = &rest[read..];
+        match decoder.flush()? {
+            Some(b) => out.push(b),
+            None if read == 0 => break,
+            None => {}
+        }
+        if rest.is_empty() && read == 0 {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// Fills the NULLs of partition column `pc` (events that do not carry it) with `ds`.
