@@ -451,6 +451,22 @@ impl LogSink for KafkaLogSink {
     }
 }
 
+impl Drop for KafkaLogSink {
+    /// Waits for the records still unacknowledged (dropping the producer would discard them)
+    /// and reports any that failed.
+    fn drop(&mut self) {
+        let unsettled = {
+            let c = self.shared.counts();
+            c.sent > c.acked + c.failed || c.failed > c.reported
+        };
+        if unsettled {
+            if let Err(e) = self.flush() {
+                tracing::error!(error = %e, "closing the Kafka log sink");
+            }
+        }
+    }
+}
+
 /// The partitions of `topic`, or an error naming the broker and topic.
 fn topic_partitions<C: ClientContext>(
     client: &rdkafka::client::Client<C>,
