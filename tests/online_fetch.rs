@@ -393,3 +393,78 @@ fn only_the_latest_upload_is_served_and_config_drift_is_reported() {
     let msg = r["unit_test.daily_exception"].as_str().unwrap_or_else(|| panic!("{r:?}"));
     assert!(msg.contains("run `weft upload`"), "{msg}");
 }
+
+/// `weft serve` as a process: fetches over HTTP, logs the sampled responses, and on SIGTERM
+/// flushes every log record before it exits.
+#[test]
+fn the_served_process_flushes_its_logs_on_sigterm() {
+    let db = db(35, 5);
+    let (dir, wh) = warehouse(&db);
+    let root = dir.path().join("conf");
+    let mut j = join("unit_test.served", vec![conf::part(user_transactions(), &[], None)]);
+    j["metaData"]["samplePercent"] = json!(100.0);
+    write_conf(&root, "joins", "unit_test.served", &j);
+    let mut gb = user_transactions();
+    gb["metaData"]["outputNamespace"] = json!("test");
+    gb["backfillStartDate"] = json!(day(0));
+    let path = write_conf(&root, "group_bys", "unit_test.user_transactions", &gb);
+    let e = Ds::parse(&end_day()).unwrap();
+    {
+        let store = embedded(&wh);
+        upload_conf(&wh, store.as_ref(), &path, e.shift(-1));
+    } // the store is closed: the server process opens it
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["--warehouse", wh.root().to_str().unwrap(), "serve", "--conf-root"])
+        .arg(&root)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..100 {
+        if ureq::get(&format!("{base}/health")).call().is_ok() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(up, "the server did not start");
+    let n = 25;
+    for u in 0..n {
+        let body = json!({"requests": [{"keys": {"user": u}, "atMillis": e.start_millis() + 1000}]});
+        let r: J = ureq::post(&format!("{base}/v1/fetch/join/unit_test/served"))
+            .send_json(&body)
+            .unwrap()
+            .into_body()
+            .read_json()
+            .unwrap();
+        assert!(r["results"][0].get(SUM_30).is_some(), "{r}");
+    }
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.success(), "{status}: {err}");
+    assert!(err.contains(&format!("{} records written, 0 dropped", n + 1)), "{err}");
+    // every record is in the raw log table: the responses and one control event
+    let raw = weft::warehouse::TableName::parse("default.chronon_log_table").unwrap();
+    let rows: usize = wh
+        .data_files(&raw)
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let file = std::fs::File::open(f).unwrap();
+            parquet::file::reader::SerializedFileReader::new(file)
+                .map(|r| {
+                    use parquet::file::reader::FileReader;
+                    r.metadata().file_metadata().num_rows() as usize
+                })
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(rows, n as usize + 1);
+}

@@ -116,7 +116,7 @@ pub enum Command {
     ///   curl -s localhost:9000/v1/fetch/join/risk/checkout.v1 -H 'content-type: application/json' -d '{"requests":[{"keys":{"user_id":"u00001","merchant_id":"m0001"}}]}'
     ///
     /// Failures are `<part>_exception` entries in a result, never a failed call. GET /health
-    /// and GET /metrics (Prometheus) too; Ctrl-C stops it gracefully.
+    /// and GET /metrics (Prometheus) too; Ctrl-C or SIGTERM stops it after flushing the logs.
     Serve(online::ServeArgs),
     /// Parse compiled configs and print each one's output table and columns.
     ///

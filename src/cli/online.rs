@@ -265,8 +265,14 @@ pub fn serve_cmd(warehouse: &Path, a: ServeArgs) -> Result<()> {
         );
         axum::serve(listener, router(state))
             .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-                eprintln!("weft serve: shutting down");
+                // Ctrl-C or SIGTERM (a service manager's stop)
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing the SIGTERM handler");
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                eprintln!("weft serve: shutting down (flushing logs)");
             })
             .await
             .map_err(|e| Error::io("serving", e))

@@ -30,6 +30,11 @@ pub struct ResponseLogger {
     pub logged: AtomicU64,
 }
 
+/// A join's schema is published again after this many logged responses, so a control event
+/// lost to a full log buffer is eventually replaced (the flattener cannot decode rows whose
+/// schema was never published).
+pub const REPUBLISH_EVERY: u64 = 10_000;
+
 /// Whether a response with these key bytes is logged at `percent` (0–100).
 pub fn sampled(key_bytes: &[u8], percent: f64) -> bool {
     let d = Md5::digest(key_bytes);
@@ -134,7 +139,10 @@ impl ResponseLogger {
             match codec.data_event(&name, r.at_millis.unwrap_or(now), &keys, &values) {
                 Ok(e) => {
                     self.logger.log(e);
-                    self.logged.fetch_add(1, Ordering::Relaxed);
+                    let n = self.logged.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n % REPUBLISH_EVERY == 0 {
+                        self.logger.log(codec.control_event(now));
+                    }
                 }
                 Err(_) => {
                     self.encode_errors.fetch_add(1, Ordering::Relaxed);
