@@ -209,9 +209,10 @@ impl<'a> Streamer<'a> {
     }
 
     /// Consumes JSON events (one per message) from a Kafka topic, writing each batch to the
-    /// store and committing its offsets only after the write (at least once: events read
-    /// again after a crash merge into the stored events of their key and millisecond and are
-    /// deduplicated there). Runs until the topic's end with `opts.once`, else forever.
+    /// store and committing its offsets only after the write: at least once, so a crash
+    /// between a batch's store write and its commit (a few milliseconds) reads the batch again
+    /// and its events are stored twice (identical events in one millisecond count as distinct
+    /// events). Runs until the topic's end with `opts.once`, else forever.
     pub fn follow_kafka(
         &mut self,
         opts: &crate::logging::kafka::ConsumeOptions,
