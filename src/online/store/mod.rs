@@ -7,7 +7,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+pub mod embedded;
+pub mod redis;
 
 /// One value to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,11 +51,50 @@ pub trait OnlineStore: Send + Sync + 'static {
     fn describe(&self) -> String;
 }
 
+/// The `--online-store` forms [`open`] accepts, for error messages and `--help`.
+pub const ACCEPTED_SPECS: &str =
+    "`embedded` (the default: a file under the warehouse folder) or `redis://host:port[/db]`";
+
 /// Opens the store named by `spec`: `None` or `"embedded"` for the embedded store under
-/// `warehouse_root`, `redis://host:port[/db]` for Redis.
+/// `warehouse_root`, `redis://host:port[/db]` for Redis. Within one process, every open of the
+/// same warehouse's embedded store shares one database handle.
 pub fn open(spec: Option<&str>, warehouse_root: &Path) -> Result<Arc<dyn OnlineStore>> {
-    let _ = (spec, warehouse_root);
-    Err(crate::error::Error::Usage(
-        "the online store is being built".into(),
-    ))
+    match spec.map(str::trim) {
+        None | Some("embedded") => Ok(Arc::new(embedded::EmbeddedStore::open(warehouse_root)?)),
+        Some(url) if url.starts_with("redis://") => {
+            Ok(Arc::new(self::redis::RedisStore::open(url)?))
+        }
+        Some(other) => Err(Error::Usage(format!(
+            "--online-store `{other}` is not a store weft knows; accepted forms: {ACCEPTED_SPECS}"
+        ))),
+    }
+}
+
+/// A failure of the store itself (disk, network, a file held by another process): names the
+/// store, the dataset when there is one, what was being done, the cause and the fix.
+pub(crate) fn store_error(
+    store: &str,
+    dataset: Option<&str>,
+    action: &str,
+    cause: impl std::fmt::Display,
+    fix: &str,
+) -> Error {
+    let dataset = dataset
+        .map(|d| format!(", dataset `{d}`"))
+        .unwrap_or_default();
+    Error::io(
+        format!("online store {store}{dataset}: {action}"),
+        std::io::Error::other(format!("{cause}; fix: {fix}")),
+    )
+}
+
+/// Rejects a dataset name no store can hold.
+pub(crate) fn check_dataset(store: &str, dataset: &str) -> Result<()> {
+    if dataset.is_empty() {
+        return Err(Error::Usage(format!(
+            "online store {store}: a request names an empty dataset; every put and get needs the \
+             GroupBy's dataset name (e.g. `MY_GROUPBY_BATCH`)"
+        )));
+    }
+    Ok(())
 }
