@@ -5,6 +5,7 @@
 //! day at its own `ts` must give the offline row's values.
 
 mod bootfix;
+mod onlinefix;
 mod reference;
 
 use std::collections::BTreeMap;
@@ -69,6 +70,17 @@ fn close(a: &V, b: &J) -> bool {
 
 #[test]
 fn fetching_each_left_row_at_its_ts_matches_the_backfill() {
+    consistency(None);
+}
+
+/// The same through Redis.
+#[test]
+fn fetching_through_redis_matches_the_backfill() {
+    let server = onlinefix::RedisServer::start();
+    consistency(Some(&server.url()));
+}
+
+fn consistency(store_spec: Option<&str>) {
     let db = db(21, 40);
     let (dir, wh) = warehouse(&db);
     let mut j = join(
@@ -95,7 +107,7 @@ fn fetching_each_left_row_at_its_ts_matches_the_backfill() {
 
     // online: upload as of the day before, stream the day's events
     let engine = Engine::new(&wh).unwrap();
-    let st = store::open(None, wh.root()).unwrap();
+    let st = store::open(store_spec, wh.root()).unwrap();
     let prev = Ds::parse(&day_e).unwrap().shift(-1);
     for p in [&tgb, &sgb] {
         let Conf::GroupBy(gb) = load_conf(p).unwrap() else { panic!() };

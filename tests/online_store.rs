@@ -4,12 +4,15 @@
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weft::online::store::{self, GetRequest, OnlineStore, PutRequest, TimedValue};
+
+mod onlinefix;
+use onlinefix::RedisServer;
 
 fn put(dataset: &str, key: &[u8], value: &[u8], ts: i64) -> PutRequest {
     PutRequest {
@@ -353,96 +356,6 @@ fn embedded() -> (tempfile::TempDir, Arc<dyn OnlineStore>) {
 }
 
 // ---- Redis: a server per test ----
-
-/// A `redis-server` on a free loopback port, killed when dropped.
-struct RedisServer {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let mut last_error = String::new();
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let dir = tempfile::tempdir().unwrap();
-            let spawned = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(dir.path())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn();
-            let child = match spawned {
-                Ok(child) => child,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                    "redis-server is not installed, and the Redis online-store tests need it: \
-                     install it (Debian/Ubuntu: `apt-get install -y redis-server`; macOS: `brew \
-                     install redis`); .ci/run installs it on CI"
-                ),
-                Err(e) => panic!("starting redis-server: {e}"),
-            };
-            let mut server = RedisServer {
-                child,
-                port,
-                _dir: dir,
-            };
-            match server.wait_ready() {
-                Ok(()) => return server,
-                Err(e) => last_error = e, // most likely the port was taken meanwhile: try another
-            }
-        }
-        panic!("redis-server did not start: {last_error}");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let client = redis::Client::open(self.url()).unwrap();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Err(format!(
-                    "redis-server on port {} exited: {status}",
-                    self.port
-                ));
-            }
-            let pong = client
-                .get_connection_with_timeout(Duration::from_millis(200))
-                .and_then(|mut con| redis::cmd("PING").query::<String>(&mut con));
-            if pong.as_deref() == Ok("PONG") {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!("no PONG on port {} after 10s: {pong:?}", self.port));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn raw(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn redis_store() -> (RedisServer, Arc<dyn OnlineStore>) {
     let server = RedisServer::start();
