@@ -73,8 +73,9 @@ pub fn backfill_range(gb: &GroupBy, start: Option<Ds>, end: Ds) -> Result<Partit
     Ok(PartitionRange::new(start, end))
 }
 
-/// The GroupBy as the one part of an entity-left join (the left itself is never read).
-fn as_join(gb: &GroupBy) -> Join {
+/// The GroupBy as the one part of a join (the left itself is never read; the planner is told
+/// whether the left is of events or entities).
+pub(crate) fn as_join(gb: &GroupBy) -> Join {
     Join {
         meta_data: gb.meta_data.clone(),
         left: Source::Entities(EntitySource {
@@ -99,7 +100,7 @@ fn as_join(gb: &GroupBy) -> Join {
 }
 
 /// Rewrites the join planner's paths (`joinParts[0].groupBy.x`) to the GroupBy's (`x`).
-fn own_paths(e: Error, name: &str) -> Error {
+pub(crate) fn own_paths(e: Error, name: &str) -> Error {
     const PREFIX: &str = "joinParts[0].groupBy";
     match e {
         Error::Config { path, message, .. } => Error::Config {

@@ -74,11 +74,32 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Which fetch a call makes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Join,
+    GroupBy,
+}
+
 async fn fetch_join(
     State(s): State<AppState>,
     Path(name): Path<String>,
     Json(body): Json<JsonValue>,
 ) -> Response {
+    fetch(s, name, body, Kind::Join).await
+}
+
+async fn fetch_group_by(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Json(body): Json<JsonValue>,
+) -> Response {
+    fetch(s, name, body, Kind::GroupBy).await
+}
+
+/// Parses the requests, fetches them on a blocking thread (logging join responses), and
+/// answers with the results or the call's failure.
+async fn fetch(s: AppState, name: String, body: JsonValue, kind: Kind) -> Response {
     let started = Instant::now();
     let reqs = match requests(body) {
         Ok(r) => r,
@@ -90,37 +111,20 @@ async fn fetch_join(
     let state = s.clone();
     let result = tokio::task::spawn_blocking(move || {
         let now = now_ms();
-        let out = state.fetcher.fetch_join_detailed(&name, &reqs, now);
-        if let (Ok((f, fetched)), Some(log)) = (&out, &state.on_join) {
-            log(f, &reqs, fetched, now);
-        }
-        let out = out.map(|(_, fetched)| fetched.iter().map(Fetched::response).collect());
+        let out = match kind {
+            Kind::GroupBy => state.fetcher.fetch_group_by(&name, &reqs, now),
+            Kind::Join => {
+                let out = state.fetcher.fetch_join_detailed(&name, &reqs, now);
+                if let (Ok((f, fetched)), Some(log)) = (&out, &state.on_join) {
+                    log(f, &reqs, fetched, now);
+                }
+                out.map(|(_, fetched)| fetched.iter().map(Fetched::response).collect())
+            }
+        };
         (out, reqs.len())
     })
     .await;
-    respond(&s, result, started, true)
-}
-
-async fn fetch_group_by(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-    Json(body): Json<JsonValue>,
-) -> Response {
-    let started = Instant::now();
-    let reqs = match requests(body) {
-        Ok(r) => r,
-        Err(e) => {
-            s.metrics.failed_calls.fetch_add(1, Ordering::Relaxed);
-            return fail(StatusCode::BAD_REQUEST, e);
-        }
-    };
-    let state = s.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let n = reqs.len();
-        (state.fetcher.fetch_group_by(&name, &reqs, now_ms()), n)
-    })
-    .await;
-    respond(&s, result, started, false)
+    respond(&s, result, started, kind == Kind::Join)
 }
 
 type Outcome = (crate::error::Result<Vec<FetchValues>>, usize);

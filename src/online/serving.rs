@@ -13,7 +13,8 @@
 
 use crate::aggregate::codec;
 use crate::aggregate::{Ir, Value};
-use crate::config::{Accuracy, GroupBy, Join, JoinPart, Source};
+use crate::config::{Accuracy, GroupBy, Source};
+use crate::groupby::plan::{as_join, own_paths};
 use crate::dataflow::spec::PartKind;
 use crate::error::{Error, Result};
 use crate::join::plan::{plan_part, PartPlan};
@@ -52,27 +53,16 @@ pub fn streaming_dataset(gb: &GroupBy) -> String {
 
 impl GroupByServing {
     pub fn new(gb: &GroupBy) -> Result<GroupByServing> {
-        let join = Join {
-            meta_data: gb.meta_data.clone(),
-            left: gb.sources.first().cloned().ok_or_else(|| Error::Config {
+        if gb.sources.is_empty() {
+            return Err(Error::Config {
                 file: gb.meta_data.name.clone(),
                 path: "sources".into(),
                 message: "a GroupBy needs at least one source".into(),
-            })?,
-            join_parts: vec![JoinPart {
-                group_by: gb.clone(),
-                key_mapping: Default::default(),
-                prefix: None,
-            }],
-            skew_keys: Default::default(),
-            online_external_parts: Vec::new(),
-            label_part: None,
-            bootstrap_parts: Vec::new(),
-            row_ids: Vec::new(),
-            derivations: Vec::new(),
-            model_transforms: None,
-        };
-        let part = plan_part(&join, 0, true)?;
+            });
+        }
+        // served values follow the rules of an event left: a query at any time
+        let join = as_join(gb);
+        let part = plan_part(&join, 0, true).map_err(|e| own_paths(e, &gb.meta_data.name))?;
         let has_mutations = gb
             .sources
             .iter()
