@@ -5,17 +5,14 @@
 //! all; a crash leaves at most a hidden `.append-*.tmp` file, which readers skip.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
 
-use super::write::spec_label;
+use super::write::{spec_label, sync_dir, write_parquet};
 use super::{file_name, read_dir_sorted, TableName, Warehouse};
 use crate::error::{Error, Result};
 
@@ -34,12 +31,6 @@ fn unique() -> String {
     )
 }
 
-fn sync_dir(dir: &Path) {
-    if let Ok(f) = File::open(dir) {
-        let _ = f.sync_all();
-    }
-}
-
 impl Warehouse {
     /// Appends one Parquet file holding `batches` (which do not contain the partition columns)
     /// to partition `spec` of `t`, creating the partition folder if needed. Existing files are
@@ -56,7 +47,7 @@ impl Warehouse {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(where_(), e))?;
         let id = unique();
         let tmp = dir.join(format!(".append-{id}.tmp"));
-        let result = write_parquet(&tmp, schema, batches).and_then(|()| {
+        let result = write_parquet(&tmp, schema, batches, &[]).and_then(|()| {
             let target = dir.join(format!("part-{id}.parquet"));
             std::fs::hard_link(&tmp, &target)
                 .or_else(|e| {
@@ -111,21 +102,6 @@ impl Warehouse {
         }
         Ok(out)
     }
-}
-
-fn write_parquet(path: &Path, schema: SchemaRef, batches: &[RecordBatch]) -> Result<()> {
-    let ctx = || format!("writing {}", path.display());
-    let file = File::create(path).map_err(|e| Error::io(ctx(), e))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .build();
-    let mut w =
-        ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| Error::parquet(ctx(), e))?;
-    for b in batches {
-        w.write(b).map_err(|e| Error::parquet(ctx(), e))?;
-    }
-    let file = w.into_inner().map_err(|e| Error::parquet(ctx(), e))?;
-    file.sync_all().map_err(|e| Error::io(ctx(), e))
 }
 
 #[cfg(test)]

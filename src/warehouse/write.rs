@@ -32,7 +32,34 @@ fn unique() -> String {
     )
 }
 
-fn sync_dir(dir: &Path) {
+/// Writes `batches` to a new Parquet file at `path` (snappy; `metadata` in its footer) and
+/// syncs it to disk.
+pub(crate) fn write_parquet(
+    path: &Path,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+    metadata: &[(String, String)],
+) -> Result<()> {
+    let ctx = || format!("writing {}", path.display());
+    let file = File::create(path).map_err(|e| Error::io(ctx(), e))?;
+    let kv: Vec<parquet::file::metadata::KeyValue> = metadata
+        .iter()
+        .map(|(k, v)| parquet::file::metadata::KeyValue::new(k.clone(), v.clone()))
+        .collect();
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_key_value_metadata((!kv.is_empty()).then_some(kv))
+        .build();
+    let mut w =
+        ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| Error::parquet(ctx(), e))?;
+    for b in batches {
+        w.write(b).map_err(|e| Error::parquet(ctx(), e))?;
+    }
+    let file = w.into_inner().map_err(|e| Error::parquet(ctx(), e))?;
+    file.sync_all().map_err(|e| Error::io(ctx(), e))
+}
+
+pub(crate) fn sync_dir(dir: &Path) {
     if let Ok(f) = File::open(dir) {
         let _ = f.sync_all();
     }
@@ -65,24 +92,13 @@ impl Warehouse {
         std::fs::create_dir_all(&staging)
             .map_err(|e| Error::io(format!("creating {}", staging.display()), e))?;
         let file_path = staging.join("part-00000.parquet");
-        let where_ = || format!("writing {} partition {}", t, spec_label(spec));
-        let file = File::create(&file_path).map_err(|e| Error::io(where_(), e))?;
-        let kv: Vec<parquet::file::metadata::KeyValue> = metadata
-            .iter()
-            .map(|(k, v)| parquet::file::metadata::KeyValue::new(k.clone(), v.clone()))
-            .collect();
-        let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_key_value_metadata((!kv.is_empty()).then_some(kv))
-            .build();
-        let mut w = ArrowWriter::try_new(file, schema, Some(props))
-            .map_err(|e| Error::parquet(where_(), e))?;
-        for b in batches {
-            w.write(b).map_err(|e| Error::parquet(where_(), e))?;
-        }
-        let file = w.into_inner().map_err(|e| Error::parquet(where_(), e))?;
-        file.sync_all().map_err(|e| Error::io(where_(), e))?;
-        drop(file);
+        write_parquet(&file_path, schema, batches, metadata).map_err(|e| match e {
+            Error::Io { source, .. } => Error::io(
+                format!("writing {} partition {}", t, spec_label(spec)),
+                source,
+            ),
+            other => other,
+        })?;
         sync_dir(&staging);
         self.publish(&staging, &self.partition_dir(t, spec))
     }
