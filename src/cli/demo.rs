@@ -212,7 +212,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
             println!("{p}");
         }
         if needs_logs {
-            println!("     (log tables are written by weft's log flattener, which comes with online logging)");
+            println!("     (a log table is produced by serving the join and flattening its logs: weft serve, then weft log-flattener; see the README's Online serving section)");
         }
     }
 
