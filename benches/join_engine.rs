@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo bench --bench join_engine                              # release, N = 1M left rows
 //! WEFT_BENCH_ROWS=20000 WEFT_BENCH_OPS=sum,count cargo bench --bench join_engine --profile dev
+//! WEFT_BENCH_BOOTSTRAP=0.5 cargo bench --bench join_engine     # half the rows bootstrapped
 //! ```
 //!
 //! The scenario (a temp warehouse, deleted afterwards unless `WEFT_BENCH_DIR` is set):
@@ -37,19 +38,34 @@
 //!   `preserve_insertion_order = false`; `WEFT_BENCH_DUCKDB_THREADS` threads). Timed for days
 //!   1..90 and, for the append, the same SQL restricted to day 91 (a fresh query: DuckDB keeps no
 //!   state between runs). A source scan is bounded by the partitions the windows reach.
+//! - Bootstrap mode (`WEFT_BENCH_BOOTSTRAP=<fraction>`, e.g. 0.5): the generator also writes
+//!   `bench.bootstrap` (partitioned by `ds` like the left, day 91 landing with the append day):
+//!   for that fraction of the left rows (chosen per row from the seed) the row id `event_id` and
+//!   every feature column of every join part, random values with ~1% NULLs. The join gets
+//!   `rowIds: [event_id]` and one bootstrap part selecting those columns, so a row with a
+//!   bootstrap row is covered for every part (Chronon: a part is covered when bootstrap provides
+//!   all its value columns, NULLs included) and is not computed. weft also runs the same join
+//!   without bootstrap (`bench.join_engine_no_bootstrap.v1`, full run only) first, to show what
+//!   the skipping saves. DuckDB computes the features only for the left rows without a bootstrap
+//!   row (`NOT EXISTS` on `(event_id, ds)`) and appends the bootstrapped rows (`UNION ALL`): the
+//!   faster of the two obvious queries, as computing every row then taking
+//!   `coalesce(bootstrap, computed)` pays the full range join (and would fill bootstrapped NULLs).
 //! - Sanity: 1,000 sampled left rows (10% of them from day 91, `WEFT_BENCH_SAMPLE`) are compared:
 //!   SUM/COUNT/AVERAGE/LAST_K exactly (doubles to 1e-9 relative), APPROX_UNIQUE_COUNT within 10%
 //!   (at least ±1) of the exact distinct count computed for the sampled rows: NULL must match
 //!   NULL, and as CPC (lgK 8) has ~3.7% relative standard error, up to 3% of the counts ≥ 10 may
 //!   be outside 10% if the mean error on counts ≥ 20 is within ±3% (DuckDB's own estimate is
-//!   reported against the exact count too). Plus the row count of every partition. On any
-//!   mismatch the timings are printed under a loud warning and the bench exits with status 2.
+//!   reported against the exact count too); in bootstrap mode the sampled rows with a bootstrap
+//!   row must carry exactly the bootstrap table's values (NULLs included) on both sides. Plus the
+//!   row count of every partition. On any mismatch the timings are printed under a loud warning
+//!   and the bench exits with status 2.
 //!
 //! Settings (environment): `WEFT_BENCH_ROWS` (1_000_000; `20k`, `1M`, `10M` accepted),
 //! `WEFT_BENCH_WORKERS` (1), `WEFT_BENCH_DUCKDB_THREADS` (= workers), `WEFT_BENCH_OPS`
 //! (`sum,count,average,last_k,approx_unique_count`), `WEFT_BENCH_WINDOWS` (`1d,7d,30d,unbounded`),
 //! `WEFT_BENCH_USERS` (N/10), `WEFT_BENCH_ZIPF` (1.1), `WEFT_BENCH_SEED`, `WEFT_BENCH_SAMPLE`
-//! (1000), `WEFT_BENCH_DIR` (keep the warehouse and results there).
+//! (1000), `WEFT_BENCH_STEP_DAYS` (weft's step, 30), `WEFT_BENCH_BOOTSTRAP` (unset: no
+//! bootstrap), `WEFT_BENCH_DIR` (keep the warehouse and results there).
 
 // The same allocator as the `weft` binary.
 #[global_allocator]
@@ -61,8 +77,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::array::{ArrayRef, Float64Array, Int64Array, ListArray, StringArray};
+use arrow::datatypes::{Field, Float64Type, Int64Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -70,7 +86,7 @@ use rand_distr::{Distribution, Zipf};
 use serde_json::{json, Value};
 
 use weft::config::{parse_conf, Conf, Join};
-use weft::join::{JoinOptions, JoinRunner};
+use weft::join::{JoinOptions, JoinReport, JoinRunner};
 use weft::partition::{Ds, DAY_MS};
 use weft::sql::Engine;
 use weft::warehouse::{TableName, Warehouse};
@@ -80,6 +96,12 @@ const HISTORY_DAYS: i32 = 30;
 const FIRST_DAY: &str = "2025-01-01";
 const LEFT_TABLE: &str = "data.checkouts";
 const JOIN_NAME: &str = "bench.join_engine.v1";
+const BASELINE_JOIN_NAME: &str = "bench.join_engine_no_bootstrap.v1";
+const BOOTSTRAP_TABLE: &str = "bench.bootstrap";
+/// The left's unique row id (the join's `rowIds`).
+const ROW_ID: &str = "event_id";
+/// Share of NULLs among the bootstrapped values (a covered part keeps them).
+const BOOTSTRAP_NULLS: f64 = 0.01;
 const OUTPUT_NAMESPACE: &str = "bench";
 const LAST_K: usize = 10;
 const HOUR_MS: i64 = 3_600_000;
@@ -206,6 +228,8 @@ struct Settings {
     windows: Vec<Win>,
     seed: u64,
     sample: usize,
+    /// Fraction of the left rows with a bootstrap row; `None`: no bootstrap part.
+    bootstrap: Option<f64>,
 }
 
 fn parse_count(s: &str) -> Option<usize> {
@@ -222,6 +246,18 @@ fn parse_count(s: &str) -> Option<usize> {
 
 fn env_str(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn env_fraction(name: &str) -> Result<Option<f64>> {
+    env_str(name)
+        .map(|v| {
+            v.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| (0.0..=1.0).contains(f))
+                .ok_or_else(|| anyhow!("{name}=`{v}` is not a fraction between 0 and 1"))
+        })
+        .transpose()
 }
 
 fn env_count(name: &str, default: usize) -> Result<usize> {
@@ -266,6 +302,7 @@ impl Settings {
                 .transpose()?
                 .unwrap_or(20_250_101),
             sample: env_count("WEFT_BENCH_SAMPLE", 1000)?,
+            bootstrap: env_fraction("WEFT_BENCH_BOOTSTRAP")?,
         })
     }
 
@@ -338,6 +375,39 @@ impl SourceDef {
     }
 }
 
+/// One feature column of a join part, named as Chronon names it.
+struct Feature {
+    name: String,
+    op: Op,
+    input: &'static str,
+    /// The input is a double (SUM and LAST_K output doubles; AVERAGE always does).
+    double: bool,
+    win: Win,
+}
+
+/// The feature columns of a source's join part, in output order.
+fn features(s: &Settings, src: &SourceDef) -> Vec<Feature> {
+    let prefix = sanitize(src.group_by);
+    let mut v = Vec::new();
+    for op in &s.ops {
+        for w in &s.windows {
+            let input = src.input(*op);
+            v.push(Feature {
+                name: format!("{prefix}_{input}_{}{}", op.suffix(), w.suffix()),
+                op: *op,
+                input,
+                double: input == src.value && src.value_is_double,
+                win: *w,
+            });
+        }
+    }
+    v
+}
+
+fn all_features(s: &Settings) -> Vec<Feature> {
+    SOURCES.iter().flat_map(|src| features(s, src)).collect()
+}
+
 fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
@@ -350,8 +420,42 @@ fn dependency(table: &str) -> String {
     .to_string()
 }
 
+/// Which join a weft run computes: the bench's join, or (in bootstrap mode) the same join
+/// without its bootstrap part, under another name, as the baseline.
+#[derive(Clone, Copy)]
+struct JoinVariant {
+    name: &'static str,
+    bootstrap: bool,
+}
+
+fn main_join(s: &Settings) -> JoinVariant {
+    JoinVariant {
+        name: JOIN_NAME,
+        bootstrap: s.bootstrap.is_some(),
+    }
+}
+
+const BASELINE_JOIN: JoinVariant = JoinVariant {
+    name: BASELINE_JOIN_NAME,
+    bootstrap: false,
+};
+
+fn output_table(name: &str) -> String {
+    format!("{OUTPUT_NAMESPACE}.{}", sanitize(name))
+}
+
+/// The bootstrap part: the row id and every feature column, under their own names.
+fn bootstrap_part(s: &Settings) -> Value {
+    let mut selects = serde_json::Map::new();
+    selects.insert(ROW_ID.into(), json!(ROW_ID));
+    for f in all_features(s) {
+        selects.insert(f.name.clone(), json!(f.name));
+    }
+    json!({"table": BOOTSTRAP_TABLE, "query": {"selects": selects, "setups": []}})
+}
+
 /// The join as `compile.py` would write it.
-fn join_json(s: &Settings) -> Value {
+fn join_json(s: &Settings, variant: JoinVariant) -> Value {
     let windows: Vec<Value> = s.windows.iter().map(|w| w.json()).collect();
     let parts: Vec<Value> = SOURCES
         .iter()
@@ -393,9 +497,12 @@ fn join_json(s: &Settings) -> Value {
         .collect();
     let mut deps = vec![dependency(LEFT_TABLE)];
     deps.extend(SOURCES.iter().map(|s| dependency(s.table)));
-    json!({
+    if variant.bootstrap {
+        deps.push(dependency(BOOTSTRAP_TABLE));
+    }
+    let mut join = json!({
         "metaData": {
-            "name": JOIN_NAME,
+            "name": variant.name,
             "online": 0,
             "production": 0,
             "customJson": "{\"check_consistency\": false, \"lag\": 0, \"join_tags\": null, \"join_part_tags\": {}}",
@@ -411,11 +518,16 @@ fn join_json(s: &Settings) -> Value {
                         "country": "country", "ts": "ts"},
             "timeColumn": "ts", "setups": []}}},
         "joinParts": parts
-    })
+    });
+    if variant.bootstrap {
+        join["rowIds"] = json!([ROW_ID]);
+        join["bootstrapParts"] = json!([bootstrap_part(s)]);
+    }
+    join
 }
 
-fn load_join(s: &Settings) -> Result<Join> {
-    let text = serde_json::to_string_pretty(&join_json(s))?;
+fn load_join(s: &Settings, variant: JoinVariant) -> Result<Join> {
+    let text = serde_json::to_string_pretty(&join_json(s, variant))?;
     match parse_conf(Path::new("production/joins/bench/join_engine.v1"), &text)? {
         Conf::Join(j) => Ok(*j),
         _ => bail!("the bench config did not parse as a join"),
@@ -428,25 +540,26 @@ fn duck_spec(s: &Settings, dir: &Path) -> Value {
     let parts: Vec<Value> = SOURCES
         .iter()
         .map(|src| {
-            let prefix = sanitize(src.group_by);
-            let mut columns = Vec::new();
-            for op in &s.ops {
-                for w in &s.windows {
-                    let input = src.input(*op);
-                    columns.push(json!({
-                        "name": format!("{prefix}_{input}_{}{}", op.suffix(), w.suffix()),
-                        "op": op.key(),
-                        "input": input,
-                        "double": input == src.value && src.value_is_double,
+            let columns: Vec<Value> = features(s, src)
+                .iter()
+                .map(|f| {
+                    json!({
+                        "name": f.name,
+                        "op": f.op.key(),
+                        "input": f.input,
+                        "double": f.double,
                         "k": LAST_K,
-                        "window_ms": w.millis(),
-                        "hop_ms": w.millis().map(hop),
-                    }));
-                }
-            }
+                        "window_ms": f.win.millis(),
+                        "hop_ms": f.win.millis().map(hop),
+                    })
+                })
+                .collect();
             json!({"table": src.table, "key": "user_id", "columns": columns})
         })
         .collect();
+    let bootstrap = s
+        .bootstrap
+        .map(|_| json!({"table": BOOTSTRAP_TABLE, "key": ROW_ID}));
     json!({
         "dir": dir,
         "root": dir.join("warehouse"),
@@ -454,7 +567,8 @@ fn duck_spec(s: &Settings, dir: &Path) -> Value {
         "threads": s.duck_threads,
         "left": {"table": LEFT_TABLE, "key": "user_id",
                  "columns": ["event_id", "user_id", "amount_cents", "country", "ts"]},
-        "output_table": format!("{OUTPUT_NAMESPACE}.{}", sanitize(JOIN_NAME)),
+        "output_table": output_table(JOIN_NAME),
+        "bootstrap": bootstrap,
         "first_day": s.first_day().to_string(),
         "last_full_day": s.last_full_day().to_string(),
         "append_day": s.append_day().to_string(),
@@ -578,17 +692,89 @@ fn gen_source(wh: &Warehouse, s: &Settings, src: usize, day: Ds, n: usize) -> Re
     )
 }
 
-/// Days 1..90 of the left, and days -29..90 of every source.
-fn generate(wh: &Warehouse, s: &Settings) -> Result<(usize, usize)> {
+/// A bootstrapped value of a feature column: NULL for [`BOOTSTRAP_NULLS`] of them.
+fn boot_value<T>(rng: &mut SmallRng, value: impl FnOnce(&mut SmallRng) -> T) -> Option<T> {
+    (!rng.random_bool(BOOTSTRAP_NULLS)).then(|| value(rng))
+}
+
+fn boot_double(rng: &mut SmallRng) -> f64 {
+    rng.random_range(0..100_000_000i64) as f64 / 100.0
+}
+
+/// `n` random values of a feature column, of the type the join outputs for it.
+fn boot_column(rng: &mut SmallRng, f: &Feature, n: usize) -> ArrayRef {
+    match f.op {
+        Op::LastK if f.double => Arc::new(ListArray::from_iter_primitive::<Float64Type, _, _>(
+            (0..n)
+                .map(|_| {
+                    boot_value(rng, |r| {
+                        let k = r.random_range(1..=LAST_K);
+                        (0..k).map(|_| Some(boot_double(r))).collect::<Vec<_>>()
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )),
+        Op::LastK => Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(
+            (0..n)
+                .map(|_| {
+                    boot_value(rng, |r| {
+                        let k = r.random_range(1..=LAST_K);
+                        (0..k)
+                            .map(|_| Some(r.random_range(0..1_000_000i64)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )),
+        Op::Average => Arc::new(Float64Array::from_iter(
+            (0..n).map(|_| boot_value(rng, boot_double)),
+        )),
+        Op::Sum if f.double => Arc::new(Float64Array::from_iter(
+            (0..n).map(|_| boot_value(rng, boot_double)),
+        )),
+        Op::Sum | Op::Count | Op::ApproxUniqueCount => Arc::new(Int64Array::from_iter(
+            (0..n).map(|_| boot_value(rng, |r| r.random_range(1..1_000_000i64))),
+        )),
+    }
+}
+
+/// The bootstrap partition of `day`: the row id and random feature values for `fraction` of the
+/// day's `n` left rows (each row drawn from the seed; event ids as [`gen_left`] numbers them).
+fn gen_bootstrap(wh: &Warehouse, s: &Settings, fraction: f64, day: Ds, n: usize) -> Result<usize> {
+    let mut rng = rng_for(s, 100, day);
+    let ids: Vec<i64> = (0..n as i64)
+        .filter(|_| rng.random_bool(fraction))
+        .map(|i| day.0 as i64 * 1_000_000_000 + i)
+        .collect();
+    let features = all_features(s);
+    let mut cols: Vec<(&str, ArrayRef)> = vec![(ROW_ID, Arc::new(Int64Array::from(ids.clone())))];
+    for f in &features {
+        cols.push((f.name.as_str(), boot_column(&mut rng, f, ids.len())));
+    }
+    write(wh, BOOTSTRAP_TABLE, day, cols)
+}
+
+/// The left partition of `day` and, in bootstrap mode, its bootstrap partition; returns the
+/// left rows and the bootstrapped rows.
+fn gen_left_day(wh: &Warehouse, s: &Settings, day: Ds, n: usize) -> Result<(usize, usize)> {
+    let left = gen_left(wh, s, day, n)?;
+    let boot = match s.bootstrap {
+        Some(fraction) => gen_bootstrap(wh, s, fraction, day, n)?,
+        None => 0,
+    };
+    Ok((left, boot))
+}
+
+/// Days 1..90 of the left (and of the bootstrap table), and days -29..90 of every source;
+/// returns the left rows, the bootstrapped rows and the source events.
+fn generate(wh: &Warehouse, s: &Settings) -> Result<(usize, usize, usize)> {
     let first = s.first_day();
-    let mut left = 0;
+    let (mut left, mut boot) = (0, 0);
     for i in 0..LEFT_DAYS {
-        left += gen_left(
-            wh,
-            s,
-            first.shift(i),
-            share(s.rows, LEFT_DAYS as usize, i as usize),
-        )?;
+        let n = share(s.rows, LEFT_DAYS as usize, i as usize);
+        let (l, b) = gen_left_day(wh, s, first.shift(i), n)?;
+        left += l;
+        boot += b;
     }
     let mut events = 0;
     let source_days = (HISTORY_DAYS + LEFT_DAYS) as usize;
@@ -598,13 +784,13 @@ fn generate(wh: &Warehouse, s: &Settings) -> Result<(usize, usize)> {
             events += gen_source(wh, s, src, day, share(s.rows, source_days, j))?;
         }
     }
-    Ok((left, events))
+    Ok((left, boot, events))
 }
 
-/// Day 91: the left partition and one day of every source.
+/// Day 91: the left partition (and its bootstrap partition) and one day of every source.
 fn land_append_day(wh: &Warehouse, s: &Settings) -> Result<usize> {
     let day = s.append_day();
-    let n = gen_left(wh, s, day, (s.rows / LEFT_DAYS as usize).max(1))?;
+    let (n, _) = gen_left_day(wh, s, day, (s.rows / LEFT_DAYS as usize).max(1))?;
     let per_source = (s.rows / (HISTORY_DAYS + LEFT_DAYS) as usize).max(1);
     for src in 0..SOURCES.len() {
         gen_source(wh, s, src, day, per_source)?;
@@ -627,27 +813,27 @@ fn write_result(dir: &Path, mode: &str, v: Value) -> Result<()> {
 fn child_gen(s: &Settings, dir: &Path) -> Result<()> {
     let wh = Warehouse::open(dir.join("warehouse"))?;
     let t = Instant::now();
-    let (left, events) = generate(&wh, s)?;
+    let (left, bootstrapped, events) = generate(&wh, s)?;
     write_result(
         dir,
         "gen",
-        json!({"seconds": t.elapsed().as_secs_f64(), "left": left, "events": events}),
+        json!({"seconds": t.elapsed().as_secs_f64(), "left": left,
+               "bootstrapped": bootstrapped, "events": events}),
     )
 }
 
-fn child_weft(s: &Settings, dir: &Path) -> Result<()> {
-    // WEFT_LOG=weft=info shows where the time goes (phases with their durations)
+/// WEFT_LOG=weft=info shows where the time goes (phases with their durations).
+fn init_tracing() {
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG") {
         tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
             .init();
     }
-    let wh = Warehouse::open(dir.join("warehouse"))?;
-    let engine = Engine::new(&wh)?;
-    let join = load_join(s)?;
-    let mut runner = JoinRunner::new(&join)?;
-    let opts = |end: Ds| JoinOptions {
+}
+
+fn weft_options(s: &Settings, end: Ds) -> JoinOptions {
+    JoinOptions {
         workers: s.workers,
         // weft's default step (30 days, one epoch each); WEFT_BENCH_STEP_DAYS to change
         step_days: std::env::var("WEFT_BENCH_STEP_DAYS")
@@ -655,23 +841,52 @@ fn child_weft(s: &Settings, dir: &Path) -> Result<()> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(30),
         ..JoinOptions::through(end)
-    };
+    }
+}
 
+/// A run's time, left rows, left rows computed per part and, with bootstrap, rows covered.
+fn run_json(seconds: f64, report: &JoinReport) -> Value {
+    let computed: serde_json::Map<String, Value> = report
+        .part_rows
+        .iter()
+        .map(|(part, n)| (part.clone(), json!(n)))
+        .collect();
+    let covered: Option<serde_json::Map<String, Value>> = report.provenance.as_ref().map(|p| {
+        p.parts
+            .iter()
+            .map(|c| (c.part.clone(), json!(c.covered)))
+            .collect()
+    });
+    json!({"seconds": seconds, "rows": report.left_rows, "computed": computed,
+           "covered": covered})
+}
+
+/// The full run: days 1..90 in one `run`.
+fn weft_full(s: &Settings, engine: &Engine, runner: &mut JoinRunner) -> Result<Value> {
     let t = Instant::now();
-    let full = runner.run(&engine, &opts(s.last_full_day()), &|_, _, _| {})?;
-    let full_s = t.elapsed().as_secs_f64();
+    let full = runner.run(engine, &weft_options(s, s.last_full_day()), &|_, _, _| {})?;
+    let seconds = t.elapsed().as_secs_f64();
     if full.written.len() != LEFT_DAYS as usize {
         bail!(
             "weft wrote {} partitions in the full run, expected {LEFT_DAYS}",
             full.written.len()
         );
     }
+    Ok(run_json(seconds, &full))
+}
 
-    let appended = land_append_day(&wh, s)?;
+/// Day 91 lands; `refresh` and `run` on the same runner are timed together.
+fn weft_append(
+    s: &Settings,
+    wh: &Warehouse,
+    engine: &Engine,
+    runner: &mut JoinRunner,
+) -> Result<Value> {
+    let appended = land_append_day(wh, s)?;
     let t = Instant::now();
     engine.refresh()?;
-    let append = runner.run(&engine, &opts(s.append_day()), &|_, _, _| {})?;
-    let append_s = t.elapsed().as_secs_f64();
+    let append = runner.run(engine, &weft_options(s, s.append_day()), &|_, _, _| {})?;
+    let seconds = t.elapsed().as_secs_f64();
     if append.written != vec![s.append_day()] {
         bail!(
             "weft's append run wrote {:?}, expected only {}",
@@ -683,14 +898,22 @@ fn child_weft(s: &Settings, dir: &Path) -> Result<()> {
             s.append_day()
         );
     }
-    write_result(
-        dir,
-        "weft",
-        json!({
-            "full": {"seconds": full_s, "rows": full.left_rows},
-            "append": {"seconds": append_s, "rows": append.left_rows, "landed": appended},
-        }),
-    )
+    let mut v = run_json(seconds, &append);
+    v["landed"] = json!(appended);
+    Ok(v)
+}
+
+/// weft's run of `variant`: the full run and, unless it is the baseline, the appended day.
+fn child_weft(s: &Settings, dir: &Path, mode: &str, variant: JoinVariant) -> Result<()> {
+    init_tracing();
+    let wh = Warehouse::open(dir.join("warehouse"))?;
+    let engine = Engine::new(&wh)?;
+    let mut runner = JoinRunner::new(&load_join(s, variant)?)?;
+    let mut result = json!({"full": weft_full(s, &engine, &mut runner)?});
+    if variant.name == JOIN_NAME {
+        result["append"] = weft_append(s, &wh, &engine, &mut runner)?;
+    }
+    write_result(dir, mode, result)
 }
 
 struct ChildRun {
@@ -771,7 +994,8 @@ fn main() -> Result<()> {
         let dir = PathBuf::from(args.get(i + 2).context("child dir")?);
         return match mode.as_str() {
             "gen" => child_gen(&settings, &dir),
-            "weft" => child_weft(&settings, &dir),
+            "weft" => child_weft(&settings, &dir, mode, main_join(&settings)),
+            "weft-baseline" => child_weft(&settings, &dir, mode, BASELINE_JOIN),
             other => bail!("unknown child mode {other}"),
         };
     }
@@ -801,7 +1025,9 @@ fn u64_at(v: &Value, path: &[&str]) -> u64 {
     path.iter().fold(v, |v, k| &v[*k]).as_u64().unwrap_or(0)
 }
 
-fn parent(s: &Settings) -> Result<()> {
+/// The bench's directory: `WEFT_BENCH_DIR` (emptied of a previous warehouse and results) or a
+/// temp directory (deleted when the guard drops).
+fn bench_dir() -> Result<(Option<tempfile::TempDir>, PathBuf)> {
     let (tmp, dir) = match env_str("WEFT_BENCH_DIR") {
         Some(d) => {
             let d = PathBuf::from(d);
@@ -820,23 +1046,32 @@ fn parent(s: &Settings) -> Result<()> {
             (Some(t), d)
         }
     };
-    for mode in ["gen", "weft", "duckdb", "check"] {
+    for mode in ["gen", "weft", "weft-baseline", "duckdb", "check"] {
         let _ = std::fs::remove_file(dir.join(format!("{mode}.result.json")));
     }
+    Ok((tmp, dir))
+}
+
+/// Writes the join (for reference) and the DuckDB spec, and fails before generating anything
+/// if weft cannot parse or plan the join.
+fn write_configs(s: &Settings, dir: &Path) -> Result<()> {
     std::fs::write(
         dir.join("join_engine.v1.json"),
-        serde_json::to_string_pretty(&join_json(s))?,
+        serde_json::to_string_pretty(&join_json(s, main_join(s)))?,
     )?;
     std::fs::write(
         dir.join("spec.json"),
-        serde_json::to_string_pretty(&duck_spec(s, &dir))?,
+        serde_json::to_string_pretty(&duck_spec(s, dir))?,
     )?;
-    // Fail before generating anything if weft cannot parse or plan the join.
-    JoinRunner::new(&load_join(s)?).map_err(|e| {
+    JoinRunner::new(&load_join(s, main_join(s))?).map_err(|e| {
         anyhow!(
             "{e}\n(weft refuses the join; limit the operations with e.g. WEFT_BENCH_OPS=sum,count)"
         )
     })?;
+    Ok(())
+}
+
+fn print_header(s: &Settings, dir: &Path) {
     let ops: Vec<&str> = s.ops.iter().map(|o| o.key()).collect();
     let wins: Vec<String> = s
         .windows
@@ -858,51 +1093,96 @@ fn parent(s: &Settings) -> Result<()> {
         s.workers,
         s.duck_threads
     );
-    println!("data in {}", dir.display());
-
-    let gen = run_child("generator", &mut self_child("gen", &dir))?;
-    let g = read_result(&dir, "gen")?;
-    println!(
-        "generated {} left rows and {} source events in {:.1} s",
-        u64_at(&g, &["left"]),
-        u64_at(&g, &["events"]),
-        gen.seconds
-    );
-
-    println!("running weft ...");
-    let weft_run = run_child("weft", &mut self_child("weft", &dir))?;
-    let w = read_result(&dir, "weft")?;
-    println!("running DuckDB ...");
-    let duck_run = run_child(
-        "DuckDB (python3 with the duckdb module)",
-        &mut python("run", &dir),
-    )?;
-    let d = read_result(&dir, "duckdb")?;
-    println!("checking a sample of rows ...");
-    let check = run_child("sanity check", &mut python("check", &dir));
-    let c = check.and_then(|_| read_result(&dir, "check"));
-
-    let row = |side: &str, phase: &str, v: &Value, peak: f64| {
-        let secs = f64_at(v, &[phase, "seconds"]);
-        let rows = u64_at(v, &[phase, "rows"]);
+    if let Some(f) = s.bootstrap {
         println!(
-            "{:<7} {:<14} {:>11} {:>10.3} {:>13.0} {:>13.0}",
-            side,
-            if phase == "full" {
-                "full (90 days)"
-            } else {
-                "append (1 day)"
-            },
-            rows,
-            secs,
-            rows as f64 / secs,
-            peak
+            "bootstrap: {BOOTSTRAP_TABLE} holds every feature column for a fraction {f} of the left rows \
+             (rowIds [{ROW_ID}]); weft also runs the join without bootstrap as a baseline"
         );
+    }
+    println!("data in {}", dir.display());
+}
+
+/// A finished child: its result file and peak RSS.
+struct Side {
+    result: Value,
+    peak_mib: f64,
+}
+
+fn run_side(what: &str, dir: &Path, mode: &str, cmd: &mut Command) -> Result<Side> {
+    let run = run_child(what, cmd)?;
+    Ok(Side {
+        result: read_result(dir, mode)?,
+        peak_mib: run.peak_mib,
+    })
+}
+
+/// The timed runs: the weft baseline (bootstrap mode only), weft, DuckDB.
+struct Runs {
+    baseline: Option<Side>,
+    weft: Side,
+    duck: Side,
+}
+
+fn run_sides(s: &Settings, dir: &Path) -> Result<Runs> {
+    let baseline = match s.bootstrap {
+        Some(_) => {
+            println!("running weft without bootstrap (baseline, full run only) ...");
+            let mode = "weft-baseline";
+            Some(run_side("weft", dir, mode, &mut self_child(mode, dir))?)
+        }
+        None => None,
     };
-    let ok = match &c {
-        Ok(c) => c["ok"].as_bool().unwrap_or(false),
-        Err(_) => false,
+    println!("running weft ...");
+    let weft = run_side("weft", dir, "weft", &mut self_child("weft", dir))?;
+    println!("running DuckDB ...");
+    let duck = run_side(
+        "DuckDB (python3 with the duckdb module)",
+        dir,
+        "duckdb",
+        &mut python("run", dir),
+    )?;
+    Ok(Runs {
+        baseline,
+        weft,
+        duck,
+    })
+}
+
+fn print_row(side: &str, phase: &str, v: &Value, peak: f64) {
+    let secs = f64_at(v, &[phase, "seconds"]);
+    let rows = u64_at(v, &[phase, "rows"]);
+    println!(
+        "{:<13} {:<14} {:>11} {:>10.3} {:>13.0} {:>13.0}",
+        side,
+        if phase == "full" {
+            "full (90 days)"
+        } else {
+            "append (1 day)"
+        },
+        rows,
+        secs,
+        rows as f64 / secs,
+        peak
+    );
+}
+
+/// `part: computed rows (covered rows)` for every part of a weft run's phase.
+fn coverage_line(v: &Value, phase: &str) -> String {
+    let Some(computed) = v[phase]["computed"].as_object() else {
+        return "?".into();
     };
+    computed
+        .iter()
+        .map(|(part, n)| match v[phase]["covered"][part].as_u64() {
+            Some(c) => format!("{part} {n} ({c} covered)"),
+            None => format!("{part} {n}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn print_timings(runs: &Runs, ok: bool) {
+    let (w, d) = (&runs.weft.result, &runs.duck.result);
     println!();
     println!(
         "timings ({})",
@@ -913,32 +1193,52 @@ fn parent(s: &Settings) -> Result<()> {
         }
     );
     println!(
-        "{:<7} {:<14} {:>11} {:>10} {:>13} {:>13}",
+        "{:<13} {:<14} {:>11} {:>10} {:>13} {:>13}",
         "side", "run", "left rows", "wall s", "left rows/s", "peak RSS MiB"
     );
-    row("weft", "full", &w, weft_run.peak_mib);
-    row("weft", "append", &w, weft_run.peak_mib);
-    row("duckdb", "full", &d, duck_run.peak_mib);
-    row("duckdb", "append", &d, duck_run.peak_mib);
-    let ratio = |phase: &str| f64_at(&w, &[phase, "seconds"]) / f64_at(&d, &[phase, "seconds"]);
+    if let Some(b) = &runs.baseline {
+        print_row("weft no-boot", "full", &b.result, b.peak_mib);
+    }
+    print_row("weft", "full", w, runs.weft.peak_mib);
+    print_row("weft", "append", w, runs.weft.peak_mib);
+    print_row("duckdb", "full", d, runs.duck.peak_mib);
+    print_row("duckdb", "append", d, runs.duck.peak_mib);
+    let ratio = |phase: &str| f64_at(w, &[phase, "seconds"]) / f64_at(d, &[phase, "seconds"]);
     println!(
         "weft/DuckDB wall time: full {:.2}, appended day {:.2} (below 1: weft is faster); peak RSS {:.2}",
         ratio("full"),
         ratio("append"),
-        weft_run.peak_mib / duck_run.peak_mib
+        runs.weft.peak_mib / runs.duck.peak_mib
     );
     println!(
         "weft's appended day took {:.1}% of its full run",
-        100.0 * f64_at(&w, &["append", "seconds"]) / f64_at(&w, &["full", "seconds"])
+        100.0 * f64_at(w, &["append", "seconds"]) / f64_at(w, &["full", "seconds"])
     );
+    if let Some(b) = &runs.baseline {
+        println!(
+            "weft with/without bootstrap: full run {:.2} ({:.1} s vs {:.1} s), peak RSS {:.2}",
+            f64_at(w, &["full", "seconds"]) / f64_at(&b.result, &["full", "seconds"]),
+            f64_at(w, &["full", "seconds"]),
+            f64_at(&b.result, &["full", "seconds"]),
+            runs.weft.peak_mib / b.peak_mib
+        );
+        println!(
+            "weft's left rows computed per part, full run: {}",
+            coverage_line(w, "full")
+        );
+        println!("  appended day: {}", coverage_line(w, "append"));
+    }
     println!(
         "(peak RSS: per process over both runs, including at most the bench's own {:.0} MiB; \
          wall times exclude process start and data generation)",
         own_peak_mib()
     );
     println!();
+}
 
-    match &c {
+/// Prints the check's verdict; on a disagreement keeps the data and exits with status 2.
+fn report_check(check: &Result<Value>, ok: bool, tmp: Option<tempfile::TempDir>, dir: &Path) {
+    match check {
         Ok(c) => println!("sanity check: {}", c["summary"].as_str().unwrap_or("?")),
         Err(e) => println!("sanity check did not run: {e:#}"),
     }
@@ -957,6 +1257,33 @@ fn parent(s: &Settings) -> Result<()> {
         std::process::exit(2);
     }
     println!("results agree on the sample: the timings above compare equal work");
+}
+
+fn parent(s: &Settings) -> Result<()> {
+    let (tmp, dir) = bench_dir()?;
+    write_configs(s, &dir)?;
+    print_header(s, &dir);
+
+    let gen = run_child("generator", &mut self_child("gen", &dir))?;
+    let g = read_result(&dir, "gen")?;
+    println!(
+        "generated {} left rows{} and {} source events in {:.1} s",
+        u64_at(&g, &["left"]),
+        match s.bootstrap {
+            Some(_) => format!(" ({} bootstrapped)", u64_at(&g, &["bootstrapped"])),
+            None => String::new(),
+        },
+        u64_at(&g, &["events"]),
+        gen.seconds
+    );
+
+    let runs = run_sides(s, &dir)?;
+    println!("checking a sample of rows ...");
+    let check = run_child("sanity check", &mut python("check", &dir))
+        .and_then(|_| read_result(&dir, "check"));
+    let ok = matches!(&check, Ok(c) if c["ok"].as_bool().unwrap_or(false));
+    print_timings(&runs, ok);
+    report_check(&check, ok, tmp, &dir);
     Ok(())
 }
 
@@ -1007,13 +1334,25 @@ def agg(c, exact=False):
         return f"NULLIF(count(DISTINCT {v}) {f}, 0)" if exact else f"NULLIF(approx_count_distinct({v}) {f}, 0)"
     raise ValueError(op)
 
-def features_sql(d1, d2, exact=False, only_ids=None, only_ops=None):
+def feature_names():
+    return [c['name'] for p in spec['parts'] for c in p['columns']]
+
+def features_sql(d1, d2, exact=False, only_ids=None, only_ops=None, boot=None):
+    # boot: the bootstrap spec; then only the left rows without a bootstrap row are computed
+    # (anti-join on row id + ds) and the bootstrapped rows are appended
     left = spec['left']
     where = f"ds BETWEEN {ql(d1)} AND {ql(d2)}"
     if only_ids:
         where += f" AND event_id IN (SELECT event_id FROM {only_ids})"
     lcols = ', '.join(qi(c) for c in left['columns'])
     ctes = [f"l AS (SELECT {lcols}, ds FROM {scan(left['table'])} WHERE {where})"]
+    if boot:
+        k = qi(boot['key'])
+        bcols = ', '.join(qi(c) for c in [boot['key']] + feature_names())
+        ctes = [ctes[0].replace('l AS', 'l_all AS', 1),
+                f"b AS (SELECT {bcols}, ds FROM {scan(boot['table'])} WHERE ds BETWEEN {ql(d1)} AND {ql(d2)})",
+                f"l AS (SELECT * FROM l_all WHERE NOT EXISTS "
+                f"(SELECT 1 FROM b WHERE b.{k} = l_all.{k} AND b.ds = l_all.ds))"]
     sel = [f"l.{qi(c)}" for c in left['columns']]
     joins = []
     for i, p in enumerate(spec['parts']):
@@ -1036,7 +1375,12 @@ def features_sql(d1, d2, exact=False, only_ids=None, only_ops=None):
                     f"ON {' AND '.join(on)} GROUP BY l.event_id)")
         joins.append(f"JOIN f{i} USING (event_id)")
         sel += [f"f{i}.{qi(c['name'])}" for c in cols]
-    return f"WITH {', '.join(ctes)} SELECT {', '.join(sel)}, l.ds FROM l {' '.join(joins)}"
+    sql = f"WITH {', '.join(ctes)} SELECT {', '.join(sel)}, l.ds FROM l {' '.join(joins)}"
+    if boot:
+        bsel = [f"l_all.{qi(c)}" for c in left['columns']] + [f"b.{qi(c)}" for c in feature_names()]
+        sql += (f" UNION ALL SELECT {', '.join(bsel)}, l_all.ds FROM l_all "
+                f"JOIN b ON b.{k} = l_all.{k} AND b.ds = l_all.ds")
+    return sql
 
 def connect():
     con = duckdb.connect()
@@ -1055,7 +1399,8 @@ def run():
     for phase, d1, d2 in (('full', spec['first_day'], spec['last_full_day']),
                           ('append', spec['append_day'], spec['append_day'])):
         t = time.perf_counter()
-        con.execute(f"COPY ({features_sql(d1, d2)}) TO {ql(out_path(phase))} (FORMAT parquet)")
+        sql = features_sql(d1, d2, boot=spec['bootstrap'])
+        con.execute(f"COPY ({sql}) TO {ql(out_path(phase))} (FORMAT parquet)")
         secs = time.perf_counter() - t
         n = con.execute(f"SELECT count(*) FROM read_parquet({ql(out_path(phase))})").fetchone()[0]
         res[phase] = {'seconds': secs, 'rows': n}
@@ -1063,6 +1408,8 @@ def run():
         json.dump(res, f)
 
 def close(a, b):
+    if a is None or b is None:
+        return a is None and b is None
     if isinstance(a, float) or isinstance(b, float):
         return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
     if isinstance(a, list) and isinstance(b, list):
@@ -1102,6 +1449,12 @@ def check():
     dr = rows(f"SELECT * FROM {duck} WHERE event_id IN ({sampled})")
     exact = rows(features_sql(spec['first_day'], app, exact=True, only_ids='sample',
                               only_ops={'approx_unique_count'}))
+    boot = spec['bootstrap']
+    br = {}   # sampled rows with a bootstrap row: both sides must carry its values
+    if boot:
+        k = qi(boot['key'])
+        br = rows(f"SELECT b.* EXCLUDE (ds) FROM {scan(boot['table'])} b JOIN {left} l "
+                  f"ON b.{k} = l.{k} AND b.ds = l.ds WHERE l.event_id IN ({sampled})")
 
     cols = [c for p in spec['parts'] for c in p['columns']]
     missing = 0
@@ -1129,15 +1482,20 @@ def check():
                 bad['left'] = bad.get('left', 0) + 1
                 if len(examples) < 10:
                     examples.append(f"event_id {i} {c}: weft {w.get(c)!r} duckdb {d.get(c)!r}")
+        b = br.get(i)
         for c in cols:
-            op, n = c['op'], c['name']
+            n = c['name']
+            op = c['op'] if b is None else 'bootstrapped'
             compared[op] = compared.get(op, 0) + 1
             if n not in w:
                 bad[op] = bad.get(op, 0) + 1
                 if len(examples) < 10:
                     examples.append(f"column {n} missing in weft's output")
                 continue
-            if op == 'approx_unique_count':
+            if b is not None:
+                good = close(w[n], b[n]) and close(d[n], b[n])
+                shown = f"weft {w[n]!r} duckdb {d[n]!r} bootstrap table {b[n]!r}"
+            elif op == 'approx_unique_count':
                 truth, got = exact[i][n], w[n]
                 shown = f"weft {got!r} exact {truth!r} duckdb {d[n]!r}"
                 good = (got is None) == (truth is None)
@@ -1166,7 +1524,9 @@ def check():
     ax_bias = ax['err_sum'] / ax['big'] if ax['big'] else 0.0
     ax_ok = ax['outside'] <= ax_budget and (ax['big'] < 20 or abs(ax_bias) <= 0.03)
     ok = mism == 0 and missing == 0 and not ds_diff and len(ids) > 0 and ax_ok
-    parts = [f"{len(ids)} sampled rows ({n_app} from {app}), {sum(compared.values())} values compared",
+    parts = [f"{len(ids)} sampled rows ({n_app} from {app}"
+             + (f"; {len(br)} bootstrapped, their values compared with the bootstrap table" if boot else "")
+             + f"), {sum(compared.values())} values compared",
              f"{mism} mismatches" + (f" {bad}" if bad else ""),
              f"{missing} rows missing",
              f"{len(ds_diff)} partitions with different row counts (total weft {sum(wds.values())}, duckdb {sum(dds.values())})"]
