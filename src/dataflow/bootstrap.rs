@@ -1,8 +1,9 @@
 //! The bootstrap stage (chronon-semantics §4.5–§4.7) as differential operators: matches left
 //! rows to bootstrap rows on `(key columns…, ds)` per bootstrap part, keeps one row per key,
 //! gathers each left row's matches in priority order, and decides per join part whether the
-//! row is covered. Queries of uncovered parts go on to the windows operator; the row's
-//! bootstrap values (with the part that supplied each) go to the output.
+//! row is covered. Queries of uncovered parts go on to the windows operator; the row's matches
+//! go to the output (the values themselves never enter the dataflow: they are read from the
+//! matched rows when output partitions are written).
 //!
 //! Everything here is incremental: a new bootstrap partition, a new bootstrap part or a
 //! re-landed left partition changes only the rows it reaches, retracting queries of rows that
@@ -55,8 +56,8 @@ pub fn stage<'scope>(
         BootInput::Ask { row, ask } => Some((row, Side::Ask(ask))),
         _ => None,
     });
-    // Duplicate rows for one key: keep the smallest (Chronon keeps an arbitrary one; a fixed
-    // choice keeps incremental and fresh runs identical).
+    // Duplicate rows for one key: keep the one with the smallest digest of its values (Chronon
+    // keeps an arbitrary one; a fixed choice keeps incremental and fresh runs identical).
     let chosen = rows.reduce_named("BootstrapDedup", |_k: &BootKey, input, output| {
         output.push((input[0].0.clone(), 1isize))
     });
@@ -91,15 +92,6 @@ pub fn stage<'scope>(
                 .collect();
             provided.sort_unstable();
             provided.dedup();
-            let mut values: Vec<(u16, u16, super::records::Value)> = Vec::new();
-            for (p, b) in &matched {
-                for (f, v) in &b.values {
-                    if !values.iter().any(|(g, _, _)| g == f) {
-                        values.push((*f, *p, v.clone()));
-                    }
-                }
-            }
-            values.sort();
             let covered: Vec<u16> = (0..spec.deps.len() as u16)
                 .filter(|&p| spec.covers(p as usize, &provided))
                 .collect();
@@ -112,9 +104,8 @@ pub fn stage<'scope>(
             output.push((
                 RowOut::Values(BootValues {
                     covered,
-                    matched: matched.iter().map(|(p, _)| *p).collect(),
+                    matched: matched.iter().map(|(p, b)| (*p, b.row, b.digest)).collect(),
                     provided,
-                    values,
                 }),
                 1,
             ));

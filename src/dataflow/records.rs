@@ -66,13 +66,16 @@ pub type PartValues = (RowId, u16, Vec<Vec<Value>>);
 /// `(key columns…, ds)` of that part.
 pub type BootKey = (u16, Key);
 
-/// A bootstrap table row, reduced to what the join needs: the fields it provides (indices into
-/// the join's field universe, sorted; a provided field may be NULL, which still counts as
-/// provided) and its non-NULL values.
+/// A bootstrap table row, reduced to what coverage needs: its position in the partition the
+/// runner read (its values stay there, in Arrow, and are gathered when output is written) and
+/// the fields it provides (indices into the join's field universe, sorted; a provided field
+/// may be NULL, which still counts as provided). Ordered by a digest of the row's values
+/// first, so of several rows with one key the same one is kept whatever order they are read in.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct BootRow {
+    pub digest: u64,
+    pub row: u32,
     pub provided: Vec<u16>,
-    pub values: Vec<(u16, Value)>,
 }
 
 /// What a left row asks for: one query per join part with a non-NULL key (the part's group
@@ -84,16 +87,14 @@ pub struct RowAsk {
 }
 
 /// The bootstrap outcome for a left row that matched at least one bootstrap row: the join
-/// parts it covers, and per field the winning non-NULL value with the bootstrap part (its
-/// priority) that supplied it.
+/// parts it covers, the bootstrap rows it matched (part, row in the part's partition, digest
+/// of the row's values — so a re-landed row with other values is a change) in priority order,
+/// and the fields they provide.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct BootValues {
     pub covered: Vec<u16>,
-    /// Bootstrap parts the row matched.
-    pub matched: Vec<u16>,
-    /// Fields the matched rows provide (sorted).
+    pub matched: Vec<(u16, u32, u64)>,
     pub provided: Vec<u16>,
-    pub values: Vec<(u16, u16, Value)>,
 }
 
 /// An input of the bootstrap stage.

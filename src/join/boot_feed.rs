@@ -84,7 +84,7 @@ pub(super) fn start(
         plan.externals.clone(),
         left_columns,
     );
-    let (padded, _) = padding.apply(&frame, left_columns, &[], &HashMap::new())?;
+    let (padded, _) = padding.apply(&frame, left_columns, &[], &HashMap::new(), &[])?;
     let derived = if plan.derivations.is_empty() {
         Vec::new()
     } else {
@@ -197,7 +197,14 @@ pub(super) fn sync_boot(
         let lo = q.start_partition.as_deref().map(Ds::parse).transpose()?;
         let hi = q.end_partition.as_deref().map(Ds::parse).transpose()?;
         let within = |d: Ds| lo.is_none_or(|l| d >= l) && hi.is_none_or(|h| d <= h);
-        let keep = |b: Vec<RecordBatch>| Ok(b);
+        // one batch per partition: matched rows are positions in it
+        let keep = |b: Vec<RecordBatch>| -> Result<Vec<RecordBatch>> {
+            match b.first() {
+                None => Ok(b),
+                Some(first) => Ok(vec![arrow::compute::concat_batches(&first.schema(), &b)
+                    .map_err(|e| Error::arrow("combining bootstrap batches", e))?]),
+            }
+        };
         let changes = live.feeds.sync(
             engine,
             &t.plan.scan,
@@ -326,7 +333,26 @@ pub(super) fn finish_partition(
     let (batch, rows) = output::assemble_rows(plan, &live.base_schema, ds, left, &live.state)?;
     let empty = HashMap::new();
     let state = boot.state.get(&ds).unwrap_or(&empty);
-    let (out, sources) = finish_batch(engine, plan, boot, &live.left_columns, batch, &rows, state)?;
+    let parts: Vec<Option<&RecordBatch>> = boot
+        .bs
+        .tables
+        .iter()
+        .map(|t| {
+            live.feeds
+                .batches(InputId::Bootstrap { part: t.plan.index }, ds)
+                .first()
+        })
+        .collect();
+    let (out, sources) = finish_batch(
+        engine,
+        plan,
+        boot,
+        &live.left_columns,
+        batch,
+        &rows,
+        state,
+        &parts,
+    )?;
     let mut prov = Provenance {
         rows: out.num_rows() as u64,
         bootstrap_parts: boot.bs.labels(),
@@ -352,6 +378,7 @@ pub(super) fn finish_partition(
 }
 
 /// The output pipeline after assembly (also used on an empty batch to plan the schema).
+#[allow(clippy::too_many_arguments)]
 fn finish_batch(
     engine: &Engine,
     plan: &JoinPlan,
@@ -360,12 +387,13 @@ fn finish_batch(
     batch: RecordBatch,
     rows: &[u32],
     state: &HashMap<u32, BootValues>,
+    parts: &[Option<&RecordBatch>],
 ) -> Result<(
     RecordBatch,
     HashMap<String, Vec<crate::join::bootstrap::assemble::Source>>,
 )> {
     let (batch, _) = output::derive_group_bys(engine, plan, batch)?;
-    let (merged, sources) = boot.bs.apply(&batch, left_columns, rows, state)?;
+    let (merged, sources) = boot.bs.apply(&batch, left_columns, rows, state, parts)?;
     let mut base = boot.part_values.clone();
     base.push(
         boot.bs
@@ -405,6 +433,7 @@ pub(super) fn out_schema(
         RecordBatch::new_empty(base_schema.clone()),
         &[],
         &HashMap::new(),
+        &[],
     )?;
     Ok(b.schema())
 }

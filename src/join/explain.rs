@@ -168,7 +168,7 @@ pub fn explain(engine: &Engine, join: &Join, opts: &JoinOptions) -> Result<Expla
                 match b.filter(|b| b.covered.contains(&p.index)) {
                     Some(b) => {
                         parts[pi].covered += 1;
-                        let by = b.matched.iter().map(|m| *m as usize + 1).collect();
+                        let by = b.matched.iter().map(|m| m.0 as usize + 1).collect();
                         *combos[pi].entry(by).or_default() += 1;
                     }
                     None if *q => parts[pi].computed += 1,

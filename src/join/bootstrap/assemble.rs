@@ -193,22 +193,37 @@ impl Bootstrap {
 
     /// Merges bootstrap values into `batch` (left columns, then join-part columns after
     /// GroupBy derivations). `rows[i]` is the left row of output row `i`, `boot` the bootstrap
-    /// outcome per left row. Returns the merged batch and each cell's source per column.
+    /// outcome per left row, `parts[p]` the partition of bootstrap part `p` its matches point
+    /// into. Returns the merged batch and each cell's source per column.
     pub fn apply(
         &self,
         batch: &RecordBatch,
         left_columns: &[String],
         rows: &[u32],
         boot: &HashMap<u32, BootValues>,
+        parts: &[Option<&RecordBatch>],
     ) -> Result<(RecordBatch, HashMap<String, Vec<Source>>)> {
         let ctx = "merging bootstrap values";
         let n = batch.num_rows();
+        // each bootstrap column a row matched into, converted once
+        let mut columns: HashMap<(u16, u16), Vec<Value>> = HashMap::new();
+        for t in &self.tables {
+            let Some(Some(b)) = parts.get(t.plan.index as usize) else {
+                continue;
+            };
+            for (c, f) in &t.columns {
+                if let Some(a) = b.column_by_name(c) {
+                    columns.insert((t.plan.index, *f), column_values(a)?);
+                }
+            }
+        }
+        // the first non-NULL value of field `f` among the matches of output row `i`
         let by_field = |i: usize, f: u16| -> Option<(u16, &Value)> {
             let b = boot.get(&rows[i])?;
-            b.values
-                .iter()
-                .find(|(g, _, _)| *g == f)
-                .map(|(_, p, v)| (*p, v))
+            b.matched.iter().find_map(|(p, r, _)| {
+                let v = columns.get(&(*p, f))?.get(*r as usize)?;
+                (!v.is_null()).then_some((*p, v))
+            })
         };
         struct Out {
             fields: Vec<Field>,

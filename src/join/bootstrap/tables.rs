@@ -268,15 +268,25 @@ impl BootTable {
                     }
                 },
             };
-            let values = cols
-                .iter()
-                .filter(|(_, v)| !v[i].is_null())
-                .map(|(f, v)| (*f, v[i].clone()))
-                .collect();
+            let mut buf = Vec::new();
+            for (f, v) in &cols {
+                buf.extend_from_slice(&f.to_le_bytes());
+                crate::aggregate::codec::encode_value(&v[i], &mut buf);
+            }
+            let digest = {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::hash::DefaultHasher::new();
+                buf.hash(&mut h);
+                h.finish()
+            };
             out.push((
                 BootInput::Row {
                     key: (self.plan.index, key),
-                    row: BootRow { provided, values },
+                    row: BootRow {
+                        digest,
+                        row: i as u32,
+                        provided,
+                    },
                 },
                 sign,
             ));
