@@ -43,7 +43,10 @@ use weft::warehouse::{TableName, Warehouse};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 const DAYS: i32 = 10;
@@ -88,21 +91,40 @@ fn generate(wh: &Warehouse, n_users: u64) {
             amount.push(rng.random_range(1..10_000i64));
             ts.push(ds.start_millis() + rng.random_range(0..86_400_000i64));
         }
-        write(wh, "data.purchases", ds, vec![
-            ("user_id", Arc::new(StringArray::from(user)) as ArrayRef),
-            ("amount", Arc::new(Int64Array::from(amount))),
-            ("ts", Arc::new(Int64Array::from(ts))),
-        ]);
-        write(wh, "data.requests", ds, vec![
-            ("user_id", Arc::new(StringArray::from(vec![names[0].clone()])) as ArrayRef),
-            ("request_id", Arc::new(StringArray::from(vec!["r0".to_string()]))),
-            ("ts", Arc::new(Int64Array::from(vec![ds.start_millis()]))),
-        ]);
+        write(
+            wh,
+            "data.purchases",
+            ds,
+            vec![
+                ("user_id", Arc::new(StringArray::from(user)) as ArrayRef),
+                ("amount", Arc::new(Int64Array::from(amount))),
+                ("ts", Arc::new(Int64Array::from(ts))),
+            ],
+        );
+        write(
+            wh,
+            "data.requests",
+            ds,
+            vec![
+                (
+                    "user_id",
+                    Arc::new(StringArray::from(vec![names[0].clone()])) as ArrayRef,
+                ),
+                (
+                    "request_id",
+                    Arc::new(StringArray::from(vec!["r0".to_string()])),
+                ),
+                ("ts", Arc::new(Int64Array::from(vec![ds.start_millis()]))),
+            ],
+        );
     }
 }
 
 fn group_by(name: &str, accuracy: i64, windows: &[(i64, i64)]) -> J {
-    let w: Vec<J> = windows.iter().map(|(l, u)| json!({"length": l, "timeUnit": u})).collect();
+    let w: Vec<J> = windows
+        .iter()
+        .map(|(l, u)| json!({"length": l, "timeUnit": u}))
+        .collect();
     json!({
         "metaData": {"name": name, "team": "bench", "outputNamespace": "bench"},
         "sources": [{"events": {"table": "data.purchases", "query": {
@@ -119,7 +141,8 @@ fn group_by(name: &str, accuracy: i64, windows: &[(i64, i64)]) -> J {
 
 fn join(logged: bool) -> J {
     let ctx = |n: &str| json!({"kind": 13, "name": n, "params": [{"name": "request_id", "dataType": {"kind": 7}}]});
-    let mut meta = json!({"name": "bench.serve.v1", "team": "bench", "outputNamespace": "bench", "online": 1});
+    let mut meta =
+        json!({"name": "bench.serve.v1", "team": "bench", "outputNamespace": "bench", "online": 1});
     if logged {
         meta["samplePercent"] = json!(100.0);
     }
@@ -282,22 +305,47 @@ fn main() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     let wh = Warehouse::open(dir.join("warehouse")).expect("warehouse");
-    eprintln!("generating {n_users} users' purchases over {} days…", DAYS + 1);
+    eprintln!(
+        "generating {n_users} users' purchases over {} days…",
+        DAYS + 1
+    );
     generate(&wh, n_users);
     let root = dir.join("conf");
-    let snap = write_conf(&root, "group_bys", "bench/snapshot.v1", &group_by("bench.snapshot.v1", 1, &[(7, 1), (30, 1)]));
-    let temp = write_conf(&root, "group_bys", "bench/temporal.v1", &group_by("bench.temporal.v1", 0, &[(1, 0), (1, 1)]));
+    let snap = write_conf(
+        &root,
+        "group_bys",
+        "bench/snapshot.v1",
+        &group_by("bench.snapshot.v1", 1, &[(7, 1), (30, 1)]),
+    );
+    let temp = write_conf(
+        &root,
+        "group_bys",
+        "bench/temporal.v1",
+        &group_by("bench.temporal.v1", 0, &[(1, 0), (1, 1)]),
+    );
     {
         let engine = Engine::new(&wh).expect("engine");
         let store = weft::online::store::open(None, wh.root()).expect("store");
         for p in [&snap, &temp] {
-            let Conf::GroupBy(gb) = load_conf(p).expect("conf") else { unreachable!() };
-            let r = upload(&engine, store.as_ref(), &gb, base().shift(DAYS - 1), &|_, _, _| {}).expect("upload");
+            let Conf::GroupBy(gb) = load_conf(p).expect("conf") else {
+                unreachable!()
+            };
+            let r = upload(
+                &engine,
+                store.as_ref(),
+                &gb,
+                base().shift(DAYS - 1),
+                &|_, _, _| {},
+            )
+            .expect("upload");
             eprintln!("uploaded {}: {} keys", r.group_by, r.keys);
         }
-        let Conf::GroupBy(gb) = load_conf(&temp).expect("conf") else { unreachable!() };
+        let Conf::GroupBy(gb) = load_conf(&temp).expect("conf") else {
+            unreachable!()
+        };
         let mut s = Streamer::new(&engine, store.as_ref(), &gb).expect("streamer");
-        s.replay(PartitionRange::new(base().shift(DAYS), base().shift(DAYS))).expect("stream");
+        s.replay(PartitionRange::new(base().shift(DAYS), base().shift(DAYS)))
+            .expect("stream");
         eprintln!("streamed {} events", s.report.events_written);
     }
     println!("| logging | requests | ok | errors | achieved req/s | p50 ms | p90 ms | p99 ms | max ms | logged | dropped |");

@@ -28,14 +28,43 @@ use weft::sql::Engine;
 
 /// TEMPORAL: SUM/COUNT/AVERAGE/LAST_K/MAX over 1h, 1d, 7d and all history; derivation on top.
 fn temporal_gb() -> J {
-    let mut aggs = conf::aggs_for("amount_dollars", Op::Sum, &[W::Hours(1), W::Days(1), W::Days(7), W::Unbounded], &[]);
-    aggs.extend(conf::aggs_for("amount_dollars", Op::Count, &[W::Days(1), W::Unbounded], &[]));
-    aggs.extend(conf::aggs_for("amount_dollars", Op::Average, &[W::Days(7)], &[]));
-    aggs.extend(conf::aggs_for("amount_dollars", Op::LastK, &[W::Days(1)], &[("k", "3")]));
-    aggs.extend(conf::aggs_for("amount_dollars", Op::Max, &[W::Hours(1)], &[]));
+    let mut aggs = conf::aggs_for(
+        "amount_dollars",
+        Op::Sum,
+        &[W::Hours(1), W::Days(1), W::Days(7), W::Unbounded],
+        &[],
+    );
+    aggs.extend(conf::aggs_for(
+        "amount_dollars",
+        Op::Count,
+        &[W::Days(1), W::Unbounded],
+        &[],
+    ));
+    aggs.extend(conf::aggs_for(
+        "amount_dollars",
+        Op::Average,
+        &[W::Days(7)],
+        &[],
+    ));
+    aggs.extend(conf::aggs_for(
+        "amount_dollars",
+        Op::LastK,
+        &[W::Days(1)],
+        &[("k", "3")],
+    ));
+    aggs.extend(conf::aggs_for(
+        "amount_dollars",
+        Op::Max,
+        &[W::Hours(1)],
+        &[],
+    ));
     let mut gb = conf::group_by(
         "unit_test.user_txn_temporal",
-        vec![conf::events_source("data.transactions", &["user", "amount_dollars"], Some("ts"))],
+        vec![conf::events_source(
+            "data.transactions",
+            &["user", "amount_dollars"],
+            Some("ts"),
+        )],
         &["user"],
         Some(aggs),
         Some(0),
@@ -60,9 +89,13 @@ fn close(a: &V, b: &J) -> bool {
     match (a, b) {
         (V::Null, J::Null) => true,
         (V::Int(x), J::Number(n)) => n.as_i64() == Some(*x) || n.as_f64() == Some(*x as f64),
-        (V::Float(x), J::Number(n)) => n.as_f64().is_some_and(|y| (x - y).abs() <= 1e-6 * x.abs().max(1.0)),
+        (V::Float(x), J::Number(n)) => n
+            .as_f64()
+            .is_some_and(|y| (x - y).abs() <= 1e-6 * x.abs().max(1.0)),
         (V::Str(s), J::String(t)) => s == t,
-        (V::List(xs), J::Array(ys)) => xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| close(x, y)),
+        (V::List(xs), J::Array(ys)) => {
+            xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| close(x, y))
+        }
         (V::Bool(x), J::Bool(y)) => x == y,
         _ => false,
     }
@@ -85,7 +118,10 @@ fn consistency(store_spec: Option<&str>) {
     let (dir, wh) = warehouse(&db);
     let mut j = join(
         "unit_test.online_consistency",
-        vec![conf::part(temporal_gb(), &[], None), conf::part(user_transactions(), &[], Some("snap"))],
+        vec![
+            conf::part(temporal_gb(), &[], None),
+            conf::part(user_transactions(), &[], Some("snap")),
+        ],
     );
     j["derivations"] = json!([
         {"name": "*", "expression": "*"},
@@ -93,11 +129,21 @@ fn consistency(store_spec: Option<&str>) {
     ]);
     let conf_root = dir.path().join("conf");
     let join_path = write_conf(&conf_root, "joins", "unit_test.online_consistency", &j);
-    let tgb = write_conf(&conf_root, "group_bys", "unit_test.user_txn_temporal", &temporal_gb());
+    let tgb = write_conf(
+        &conf_root,
+        "group_bys",
+        "unit_test.user_txn_temporal",
+        &temporal_gb(),
+    );
     let mut sgb_json = user_transactions();
     sgb_json["metaData"]["outputNamespace"] = json!("test");
     sgb_json["backfillStartDate"] = json!(day(0));
-    let sgb = write_conf(&conf_root, "group_bys", "unit_test.user_transactions", &sgb_json);
+    let sgb = write_conf(
+        &conf_root,
+        "group_bys",
+        "unit_test.user_transactions",
+        &sgb_json,
+    );
     // offline
     run_join(&wh, &j);
     let offline = read_table(&wh, &output_table(&j));
@@ -110,11 +156,15 @@ fn consistency(store_spec: Option<&str>) {
     let st = store::open(store_spec, wh.root()).unwrap();
     let prev = Ds::parse(&day_e).unwrap().shift(-1);
     for p in [&tgb, &sgb] {
-        let Conf::GroupBy(gb) = load_conf(p).unwrap() else { panic!() };
+        let Conf::GroupBy(gb) = load_conf(p).unwrap() else {
+            panic!()
+        };
         let r = upload(&engine, st.as_ref(), &gb, prev, &|_, _, _| {}).unwrap();
         assert!(r.keys > 0, "{r:?}");
     }
-    let Conf::GroupBy(gb) = load_conf(&tgb).unwrap() else { panic!() };
+    let Conf::GroupBy(gb) = load_conf(&tgb).unwrap() else {
+        panic!()
+    };
     let mut s = Streamer::new(&engine, st.as_ref(), &gb).unwrap();
     let e = Ds::parse(&day_e).unwrap();
     s.replay(PartitionRange::new(e, e)).unwrap();
@@ -128,7 +178,10 @@ fn consistency(store_spec: Option<&str>) {
             let mut keys = serde_json::Map::new();
             keys.insert("user".into(), json!(r[ci("user")].as_i64()));
             keys.insert("request_id".into(), json!(r[ci("request_id")].key_string()));
-            FetchRequest { keys, at_millis: r[ci("ts")].as_i64() }
+            FetchRequest {
+                keys,
+                at_millis: r[ci("ts")].as_i64(),
+            }
         })
         .collect();
     let _ = join_path;
@@ -151,10 +204,19 @@ fn consistency(store_spec: Option<&str>) {
                 non_null += 1;
             }
             if !close(want, got) {
-                mismatches.entry(c.to_string()).or_default().push(format!("offline {want:?} online {got}"));
+                mismatches
+                    .entry(c.to_string())
+                    .or_default()
+                    .push(format!("offline {want:?} online {got}"));
             }
         }
     }
-    assert!(non_null > rows.len() * 5, "too few values to compare: {non_null}");
-    assert!(mismatches.is_empty(), "online differs from offline: {mismatches:#?}");
+    assert!(
+        non_null > rows.len() * 5,
+        "too few values to compare: {non_null}"
+    );
+    assert!(
+        mismatches.is_empty(),
+        "online differs from offline: {mismatches:#?}"
+    );
 }

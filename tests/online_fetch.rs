@@ -30,7 +30,13 @@ fn schema(name: &str, fields: &[(&str, i64)]) -> J {
     json!({"kind": 13, "name": name, "params": fields.iter().map(|(n, k)| json!({"name": n, "dataType": {"kind": k}})).collect::<Vec<_>>()})
 }
 
-fn external(name: &str, prefix: Option<&str>, keys: &[(&str, i64)], values: &[(&str, i64)], mapping: &[(&str, &str)]) -> J {
+fn external(
+    name: &str,
+    prefix: Option<&str>,
+    keys: &[(&str, i64)],
+    values: &[(&str, i64)],
+    mapping: &[(&str, &str)],
+) -> J {
     let mut p = json!({"source": {
         "metadata": {"name": name, "team": "unit_test"},
         "keySchema": schema(&format!("ext_{name}_keys"), keys),
@@ -40,14 +46,22 @@ fn external(name: &str, prefix: Option<&str>, keys: &[(&str, i64)], values: &[(&
         p["prefix"] = json!(x);
     }
     if !mapping.is_empty() {
-        p["keyMapping"] = J::Object(mapping.iter().map(|(l, r)| (l.to_string(), json!(r))).collect());
+        p["keyMapping"] = J::Object(
+            mapping
+                .iter()
+                .map(|(l, r)| (l.to_string(), json!(r)))
+                .collect(),
+        );
     }
     p
 }
 
 /// The join of ExternalSourcesTest, on our data: a GroupBy part plus external parts.
 fn join_with_externals() -> J {
-    let mut j = join("unit_test.fetch_externals", vec![conf::part(user_transactions(), &[], None)]);
+    let mut j = join(
+        "unit_test.fetch_externals",
+        vec![conf::part(user_transactions(), &[], None)],
+    );
     j["onlineExternalParts"] = json!([
         external("plus_one", Some("p1"), &[("user", 4)], &[("user", 4), ("str", 7)], &[]),
         external("plus_one", Some("p2"), &[("user", 4)], &[("user", 4), ("str", 7)], &[]),
@@ -81,7 +95,10 @@ impl ExternalHandler for PlusOne {
 struct AlwaysFails;
 impl ExternalHandler for AlwaysFails {
     fn fetch(&self, requests: &[Map<String, J>]) -> Vec<ExternalResult> {
-        requests.iter().map(|_| Err("the service is down".into())).collect()
+        requests
+            .iter()
+            .map(|_| Err("the service is down".into()))
+            .collect()
     }
 }
 
@@ -140,12 +157,21 @@ fn before_an_upload_each_part_is_an_exception_then_values_come() {
     let j = join_with_externals();
     let s = setup(&j);
     s.fetcher.registry.register("plus_one", Arc::new(PlusOne));
-    s.fetcher.registry.register("java_plus_one", Arc::new(PlusOne));
-    s.fetcher.registry.register("always_fails", Arc::new(AlwaysFails));
+    s.fetcher
+        .registry
+        .register("java_plus_one", Arc::new(PlusOne));
+    s.fetcher
+        .registry
+        .register("always_fails", Arc::new(AlwaysFails));
     let at = Some(s.day.start_millis() + 3_600_000);
     let name = "unit_test/fetch_externals";
-    let before = s.fetcher.fetch_join(name, &[req(json!({"user": 3}), at)], 0).unwrap();
-    let e = before[0]["unit_test_user_transactions_exception"].as_str().unwrap();
+    let before = s
+        .fetcher
+        .fetch_join(name, &[req(json!({"user": 3}), at)], 0)
+        .unwrap();
+    let e = before[0]["unit_test_user_transactions_exception"]
+        .as_str()
+        .unwrap();
     assert!(e.contains("weft upload"), "{e}");
     assert!(!before[0].contains_key(SUM_30), "{:?}", before[0]);
     assert!(upload_gb(&s) > 10);
@@ -153,8 +179,18 @@ fn before_an_upload_each_part_is_an_exception_then_values_come() {
     let gb_rows = rows_by_key(&s.wh, s.day.shift(-1));
     let mut seen = 0;
     for &u in &s.users {
-        let r = &s.fetcher.fetch_join(name, &[req(json!({"user": u, "context_1": 7, "context_2": 8}), at)], 0).unwrap()[0];
-        assert!(!r.contains_key("unit_test_user_transactions_exception"), "{r:?}");
+        let r = &s
+            .fetcher
+            .fetch_join(
+                name,
+                &[req(json!({"user": u, "context_1": 7, "context_2": 8}), at)],
+                0,
+            )
+            .unwrap()[0];
+        assert!(
+            !r.contains_key("unit_test_user_transactions_exception"),
+            "{r:?}"
+        );
         let want = gb_rows.get(&u).cloned().unwrap_or(J::Null);
         assert_eq!(r[SUM_30], want, "user {u}");
         if !want.is_null() {
@@ -183,11 +219,17 @@ fn before_an_upload_each_part_is_an_exception_then_values_come() {
         assert_eq!(r["ext_p2_plus_one_user"], json!(u + 1));
         assert_eq!(r["ext_p3_java_plus_one_user_mapped"], json!(u + 1));
         assert_eq!(r["ext_contextual_context_1"], json!(7));
-        assert_eq!(r["ext_always_fails_exception"], json!("the service is down"));
+        assert_eq!(
+            r["ext_always_fails_exception"],
+            json!("the service is down")
+        );
     }
     assert!(seen > 5);
     // the empty request: every part fails with missing keys, contextual values are NULL
-    let empty = &s.fetcher.fetch_join(name, &[req(json!({}), at)], 0).unwrap()[0];
+    let empty = &s
+        .fetcher
+        .fetch_join(name, &[req(json!({}), at)], 0)
+        .unwrap()[0];
     for k in [
         "unit_test_user_transactions_exception",
         "ext_p1_plus_one_exception",
@@ -198,7 +240,12 @@ fn before_an_upload_each_part_is_an_exception_then_values_come() {
         assert!(empty.contains_key(k), "{k} missing in {empty:?}");
     }
     assert_eq!(empty["ext_contextual_context_1"], J::Null);
-    assert!(empty.keys().all(|k| k.ends_with("_exception") || k.starts_with("ext_contextual")), "{empty:?}");
+    assert!(
+        empty
+            .keys()
+            .all(|k| k.ends_with("_exception") || k.starts_with("ext_contextual")),
+        "{empty:?}"
+    );
 }
 
 /// The GroupBy backfill table's 30-day sums of day `d`, by user.
@@ -210,7 +257,9 @@ fn rows_by_key(wh: &weft::warehouse::Warehouse, d: Ds) -> std::collections::BTre
         let sums = b.column_by_name("amount_dollars_sum_30d").unwrap();
         for i in 0..b.num_rows() {
             let u = reference::data::cell(users.as_ref(), i).as_i64().unwrap();
-            let v = reference::data::cell(sums.as_ref(), i).as_i64().map_or(J::Null, |x| json!(x));
+            let v = reference::data::cell(sums.as_ref(), i)
+                .as_i64()
+                .map_or(J::Null, |x| json!(x));
             out.insert(u, v);
         }
     }
@@ -236,7 +285,11 @@ fn http_service(delay: Duration, f: fn(J) -> J) -> String {
                 if let Some(h) = text.find("\r\n\r\n") {
                     let len: usize = text[..h]
                         .lines()
-                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
                         .unwrap_or(0);
                     if buf.len() >= h + 4 + len {
                         break Some(buf[h + 4..h + 4 + len].to_vec());
@@ -267,19 +320,37 @@ fn factory_configured_http_handlers_answer_within_the_deadline() {
     let fast = http_service(Duration::ZERO, plus_two);
     let slow = http_service(Duration::from_millis(800), plus_two);
     let mut j = join("unit_test.fetch_factory", vec![]);
-    let mut f = external("factory", Some("factory"), &[("user", 4)], &[("user", 4)], &[]);
+    let mut f = external(
+        "factory",
+        Some("factory"),
+        &[("user", 4)],
+        &[("user", 4)],
+        &[],
+    );
     f["source"]["factoryConfig"] = json!({"factoryName": "http", "factoryParams": {"url": fast}});
     let mut s2 = external("slow_service", None, &[("user", 4)], &[("user", 4)], &[]);
-    s2["source"]["factoryConfig"] = json!({"factoryName": "http", "factoryParams": {"url": slow, "timeout_ms": "5000"}});
+    s2["source"]["factoryConfig"] =
+        json!({"factoryName": "http", "factoryParams": {"url": slow, "timeout_ms": "5000"}});
     j["onlineExternalParts"] = json!([f, s2]);
     let mut s = setup(&j);
     s.fetcher.registry.deadline = Duration::from_millis(300);
     let started = std::time::Instant::now();
     let r = s
         .fetcher
-        .fetch_join("unit_test/fetch_factory", &[req(json!({"user": 40}), None), req(json!({"user": 1}), None)], 0)
+        .fetch_join(
+            "unit_test/fetch_factory",
+            &[
+                req(json!({"user": 40}), None),
+                req(json!({"user": 1}), None),
+            ],
+            0,
+        )
         .unwrap();
-    assert!(started.elapsed() < Duration::from_millis(700), "the deadline held: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(700),
+        "the deadline held: {:?}",
+        started.elapsed()
+    );
     assert_eq!(r[0]["ext_factory_factory_user"], json!(42));
     assert_eq!(r[1]["ext_factory_factory_user"], json!(3));
     let e = r[0]["ext_slow_service_exception"].as_str().unwrap();
@@ -300,8 +371,13 @@ fn the_http_service_fetches_reports_health_metrics_and_errors() {
         on_join: None,
         extra_metrics: None,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = rt.spawn(async move {
@@ -312,7 +388,12 @@ fn the_http_service_fetches_reports_health_metrics_and_errors() {
             .await
     });
     let base = format!("http://{addr}");
-    let health: J = ureq::get(&format!("{base}/health")).call().unwrap().into_body().read_json().unwrap();
+    let health: J = ureq::get(&format!("{base}/health"))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_json()
+        .unwrap();
     assert_eq!(health, json!({"status": "ok"}));
     let body = json!({"requests": [{"keys": {"user": 3, "context_1": 1}, "atMillis": s.day.start_millis() + 1000}, {"keys": {}}]});
     let out: J = ureq::post(&format!("{base}/v1/fetch/join/unit_test/fetch_externals"))
@@ -326,24 +407,47 @@ fn the_http_service_fetches_reports_health_metrics_and_errors() {
     assert_eq!(results[0]["ext_p1_plus_one_user"], json!(4));
     assert!(results[1]["unit_test_user_transactions_exception"].is_string());
     // a GroupBy by its own keys
-    let gb: J = ureq::post(&format!("{base}/v1/fetch/groupby/unit_test/user_transactions"))
-        .send_json(&json!([{"keys": {"user": 3}}]))
-        .unwrap()
-        .into_body()
-        .read_json()
-        .unwrap();
-    assert!(gb["results"][0].get("amount_dollars_sum_30d").is_some(), "{gb}");
+    let gb: J = ureq::post(&format!(
+        "{base}/v1/fetch/groupby/unit_test/user_transactions"
+    ))
+    .send_json(&json!([{"keys": {"user": 3}}]))
+    .unwrap()
+    .into_body()
+    .read_json()
+    .unwrap();
+    assert!(
+        gb["results"][0].get("amount_dollars_sum_30d").is_some(),
+        "{gb}"
+    );
     // an unknown join is a 404 naming it; a bad body a 400
     let missing = ureq::post(&format!("{base}/v1/fetch/join/unit_test/nope")).send_json(&json!([]));
-    assert!(matches!(missing, Err(ureq::Error::StatusCode(404))), "{missing:?}");
-    let bad = ureq::post(&format!("{base}/v1/fetch/join/unit_test/fetch_externals")).send_json(&json!(7));
+    assert!(
+        matches!(missing, Err(ureq::Error::StatusCode(404))),
+        "{missing:?}"
+    );
+    let bad =
+        ureq::post(&format!("{base}/v1/fetch/join/unit_test/fetch_externals")).send_json(&json!(7));
     assert!(matches!(bad, Err(ureq::Error::StatusCode(400))), "{bad:?}");
-    let metrics = ureq::get(&format!("{base}/metrics")).call().unwrap().into_body().read_to_string().unwrap();
+    let metrics = ureq::get(&format!("{base}/metrics"))
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
     assert!(metrics.contains("weft_join_requests_total 2"), "{metrics}");
-    assert!(metrics.contains("weft_group_by_requests_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("weft_group_by_requests_total 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("weft_failed_calls_total 2"), "{metrics}");
-    assert!(metrics.contains("weft_responses_with_exceptions_total 2"), "{metrics}");
-    assert!(metrics.contains("weft_fetch_seconds_count{kind=\"join\"} 2"), "{metrics}");
+    assert!(
+        metrics.contains("weft_responses_with_exceptions_total 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("weft_fetch_seconds_count{kind=\"join\"} 2"),
+        "{metrics}"
+    );
     let _ = stop_tx.send(());
     rt.block_on(server).unwrap().unwrap();
     drop(rt);
@@ -361,36 +465,69 @@ fn only_the_latest_upload_is_served_and_config_drift_is_reported() {
     let d2 = e.shift(-2);
     db.tables.get_mut("data.transactions").unwrap().push(
         &d2.to_string(),
-        vec![reference::V::Int(99), reference::V::Int(5), reference::V::Int(d2.start_millis() + 10)],
+        vec![
+            reference::V::Int(99),
+            reference::V::Int(5),
+            reference::V::Int(d2.start_millis() + 10),
+        ],
     );
     let (dir, wh) = warehouse(&db);
     let root = dir.path().join("conf");
     let gb = |windows: &[conf::W]| {
         let mut g = conf::group_by(
             "unit_test.daily",
-            vec![conf::events_source("data.transactions", &["user", "amount_dollars"], Some("ts"))],
+            vec![conf::events_source(
+                "data.transactions",
+                &["user", "amount_dollars"],
+                Some("ts"),
+            )],
             &["user"],
-            Some(conf::aggs_for("amount_dollars", reference::Op::Sum, windows, &[])),
+            Some(conf::aggs_for(
+                "amount_dollars",
+                reference::Op::Sum,
+                windows,
+                &[],
+            )),
             Some(1),
         );
         g["metaData"]["outputNamespace"] = json!("test");
         g["backfillStartDate"] = json!(day(0));
         g
     };
-    let path = write_conf(&root, "group_bys", "unit_test.daily", &gb(&[conf::W::Days(1)]));
+    let path = write_conf(
+        &root,
+        "group_bys",
+        "unit_test.daily",
+        &gb(&[conf::W::Days(1)]),
+    );
     let store = embedded(&wh);
     let fetcher = Fetcher::new(Engine::new(&wh).unwrap(), store.clone(), &root);
     let at = Some(e.start_millis());
-    let fetch = |f: &Fetcher| f.fetch_group_by("unit_test/daily", &[req(json!({"user": 99}), at)], 0).unwrap().remove(0);
+    let fetch = |f: &Fetcher| {
+        f.fetch_group_by("unit_test/daily", &[req(json!({"user": 99}), at)], 0)
+            .unwrap()
+            .remove(0)
+    };
     upload_conf(&wh, store.as_ref(), &path, d2);
     assert_eq!(fetch(&fetcher)["amount_dollars_sum_1d"], json!(5));
     upload_conf(&wh, store.as_ref(), &path, e.shift(-1));
-    assert_eq!(fetch(&fetcher)["amount_dollars_sum_1d"], J::Null, "stale value served");
+    assert_eq!(
+        fetch(&fetcher)["amount_dollars_sum_1d"],
+        J::Null,
+        "stale value served"
+    );
     // the config gains a window: its served columns no longer match the upload
-    write_conf(&root, "group_bys", "unit_test.daily", &gb(&[conf::W::Days(1), conf::W::Days(7)]));
+    write_conf(
+        &root,
+        "group_bys",
+        "unit_test.daily",
+        &gb(&[conf::W::Days(1), conf::W::Days(7)]),
+    );
     let fresh = Fetcher::new(Engine::new(&wh).unwrap(), store.clone(), &root);
     let r = fetch(&fresh);
-    let msg = r["unit_test.daily_exception"].as_str().unwrap_or_else(|| panic!("{r:?}"));
+    let msg = r["unit_test.daily_exception"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r:?}"));
     assert!(msg.contains("run `weft upload`"), "{msg}");
 }
 
@@ -401,7 +538,10 @@ fn the_served_process_flushes_its_logs_on_sigterm() {
     let db = db(35, 5);
     let (dir, wh) = warehouse(&db);
     let root = dir.path().join("conf");
-    let mut j = join("unit_test.served", vec![conf::part(user_transactions(), &[], None)]);
+    let mut j = join(
+        "unit_test.served",
+        vec![conf::part(user_transactions(), &[], None)],
+    );
     j["metaData"]["samplePercent"] = json!(100.0);
     write_conf(&root, "joins", "unit_test.served", &j);
     let mut gb = user_transactions();
@@ -413,9 +553,18 @@ fn the_served_process_flushes_its_logs_on_sigterm() {
         let store = embedded(&wh);
         upload_conf(&wh, store.as_ref(), &path, e.shift(-1));
     } // the store is closed: the server process opens it
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["--warehouse", wh.root().to_str().unwrap(), "serve", "--conf-root"])
+        .args([
+            "--warehouse",
+            wh.root().to_str().unwrap(),
+            "serve",
+            "--conf-root",
+        ])
         .arg(&root)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .stderr(std::process::Stdio::piped())
@@ -433,7 +582,8 @@ fn the_served_process_flushes_its_logs_on_sigterm() {
     assert!(up, "the server did not start");
     let n = 25;
     for u in 0..n {
-        let body = json!({"requests": [{"keys": {"user": u}, "atMillis": e.start_millis() + 1000}]});
+        let body =
+            json!({"requests": [{"keys": {"user": u}, "atMillis": e.start_millis() + 1000}]});
         let r: J = ureq::post(&format!("{base}/v1/fetch/join/unit_test/served"))
             .send_json(&body)
             .unwrap()
@@ -447,9 +597,17 @@ fn the_served_process_flushes_its_logs_on_sigterm() {
     }
     let status = child.wait().unwrap();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(status.success(), "{status}: {err}");
-    assert!(err.contains(&format!("{} records written, 0 dropped", n + 1)), "{err}");
+    assert!(
+        err.contains(&format!("{} records written, 0 dropped", n + 1)),
+        "{err}"
+    );
     // every record is in the raw log table: the responses and one control event
     let raw = weft::warehouse::TableName::parse("default.chronon_log_table").unwrap();
     let rows: usize = wh

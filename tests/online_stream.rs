@@ -23,10 +23,19 @@ use weft::sql::Engine;
 
 fn temporal() -> serde_json::Value {
     let mut aggs = conf::aggs_for("amount_dollars", Op::Count, &[W::Days(1)], &[]);
-    aggs.extend(conf::aggs_for("amount_dollars", Op::Sum, &[W::Days(1)], &[]));
+    aggs.extend(conf::aggs_for(
+        "amount_dollars",
+        Op::Sum,
+        &[W::Days(1)],
+        &[],
+    ));
     conf::group_by(
         "unit_test.stream_counts",
-        vec![conf::events_source("data.transactions", &["user", "amount_dollars"], Some("ts"))],
+        vec![conf::events_source(
+            "data.transactions",
+            &["user", "amount_dollars"],
+            Some("ts"),
+        )],
         &["user"],
         Some(aggs),
         Some(0),
@@ -42,7 +51,9 @@ fn file_and_replay_sources() {
     let store = embedded(&wh);
     let e = Ds::parse(&end_day()).unwrap();
     upload_conf(&wh, store.as_ref(), &path, e.shift(-1));
-    let Conf::GroupBy(gb) = load_conf(&path).unwrap() else { panic!() };
+    let Conf::GroupBy(gb) = load_conf(&path).unwrap() else {
+        panic!()
+    };
     let engine = Engine::new(&wh).unwrap();
     let t = e.start_millis() + 1000;
     let events = dir.path().join("events.jsonl");
@@ -70,7 +81,10 @@ fn file_and_replay_sources() {
         fetcher
             .fetch_group_by(
                 "unit_test/stream_counts",
-                &[FetchRequest { keys: json!({"user": u}).as_object().unwrap().clone(), at_millis: Some(t + 10) }],
+                &[FetchRequest {
+                    keys: json!({"user": u}).as_object().unwrap().clone(),
+                    at_millis: Some(t + 10),
+                }],
                 0,
             )
             .unwrap()
@@ -86,14 +100,26 @@ fn file_and_replay_sources() {
     let snapshot = |f: &Fetcher| -> Vec<serde_json::Value> {
         let reqs: Vec<FetchRequest> = users
             .iter()
-            .map(|u| FetchRequest { keys: json!({"user": u}).as_object().unwrap().clone(), at_millis: Some(e.shift(1).start_millis()) })
+            .map(|u| FetchRequest {
+                keys: json!({"user": u}).as_object().unwrap().clone(),
+                at_millis: Some(e.shift(1).start_millis()),
+            })
             .collect();
-        f.fetch_group_by("unit_test/stream_counts", &reqs, 0).unwrap().into_iter().map(|m| json!(m)).collect()
+        f.fetch_group_by("unit_test/stream_counts", &reqs, 0)
+            .unwrap()
+            .into_iter()
+            .map(|m| json!(m))
+            .collect()
     };
     let mut s = Streamer::new(&engine, store.as_ref(), &gb).unwrap();
     s.replay(PartitionRange::new(e, e)).unwrap();
     let once = snapshot(&fetcher);
-    assert!(once.iter().filter(|v| v["amount_dollars_count_1d"].as_i64().unwrap_or(0) > 0).count() > 10);
+    assert!(
+        once.iter()
+            .filter(|v| v["amount_dollars_count_1d"].as_i64().unwrap_or(0) > 0)
+            .count()
+            > 10
+    );
     s.replay(PartitionRange::new(e, e)).unwrap();
     assert_eq!(snapshot(&fetcher), once);
 }

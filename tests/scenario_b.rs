@@ -35,7 +35,10 @@ fn contextual() -> J {
 }
 
 fn v1() -> J {
-    let mut j = join("unit_test.model_online.v1", vec![conf::part(user_transactions(), &[], None)]);
+    let mut j = join(
+        "unit_test.model_online.v1",
+        vec![conf::part(user_transactions(), &[], None)],
+    );
     j["onlineExternalParts"] = contextual();
     j["metaData"]["samplePercent"] = json!(100.0);
     j["metaData"]["online"] = json!(1);
@@ -68,7 +71,10 @@ fn logged_values_bootstrap_the_next_version() {
     let requests: Vec<FetchRequest> = left
         .iter()
         .map(|r| FetchRequest {
-            keys: json!({"user": r[0].as_i64(), "request_id": r[1].key_string()}).as_object().unwrap().clone(),
+            keys: json!({"user": r[0].as_i64(), "request_id": r[1].key_string()})
+                .as_object()
+                .unwrap()
+                .clone(),
             at_millis: r[2].as_i64(),
         })
         .collect();
@@ -77,12 +83,21 @@ fn logged_values_bootstrap_the_next_version() {
         .unwrap();
     responses.log(&f, &requests, &fetched, e.start_millis());
     let stats = logger.shutdown();
-    assert_eq!(stats.written as usize, requests.len() + 1, "one record per response plus the schema's control event");
+    assert_eq!(
+        stats.written as usize,
+        requests.len() + 1,
+        "one record per response plus the schema's control event"
+    );
     assert_eq!(stats.dropped, 0);
     let served: std::collections::BTreeMap<String, J> = requests
         .iter()
         .zip(&fetched)
-        .map(|(r, out)| (r.keys["request_id"].as_str().unwrap().to_string(), out.response()[SUM_30D].clone()))
+        .map(|(r, out)| {
+            (
+                r.keys["request_id"].as_str().unwrap().to_string(),
+                out.response()[SUM_30D].clone(),
+            )
+        })
         .collect();
     assert!(served.values().filter(|v| !v.is_null()).count() > 10);
 
@@ -106,20 +121,34 @@ fn logged_values_bootstrap_the_next_version() {
     let late = day(DAYS - 3);
     let t: &mut Table = db.tables.get_mut("data.transactions").unwrap();
     for u in 0..30 {
-        t.push(&late, vec![V::Int(u), V::Int(1_000_000), V::Int(reference::ds_start(&late) + 1000)]);
+        t.push(
+            &late,
+            vec![
+                V::Int(u),
+                V::Int(1_000_000),
+                V::Int(reference::ds_start(&late) + 1000),
+            ],
+        );
     }
     reference::data::write_partition(&wh, &db, "data.transactions", &late);
 
     // v2 = v1 + a new part, bootstrapped from v1's log
     let mut v2 = join(
         "unit_test.model_online.v2",
-        vec![conf::part(user_transactions(), &[], None), conf::part(user_transactions_v2(), &[], None)],
+        vec![
+            conf::part(user_transactions(), &[], None),
+            conf::part(user_transactions_v2(), &[], None),
+        ],
     );
     v2["onlineExternalParts"] = contextual();
     v2["bootstrapParts"] = json!([{"table": "test.unit_test_model_online_v1_logged"}]);
     let r = run_join(&wh, &v2);
     let prov = r.provenance.unwrap();
-    assert_eq!(prov.parts[0].covered as usize, requests.len(), "logged rows are covered");
+    assert_eq!(
+        prov.parts[0].covered as usize,
+        requests.len(),
+        "logged rows are covered"
+    );
     let out = rows_by_id(&wh, &output_table(&v2));
     let mut checked = 0;
     for ((id, ds), row) in &out {
@@ -135,9 +164,16 @@ fn logged_values_bootstrap_the_next_version() {
             other => panic!("{id}: {other:?}"),
         }
         // the recomputed value would include the late purchase
-        assert!(got.as_i64().unwrap_or(0) < 1_000_000, "{id} took a recomputed value");
+        assert!(
+            got.as_i64().unwrap_or(0) < 1_000_000,
+            "{id} took a recomputed value"
+        );
         // the new part is computed on the new data
-        assert!(row[V2_SUM].as_i64().unwrap() >= 1_000_000, "{id}: {:?}", row[V2_SUM]);
+        assert!(
+            row[V2_SUM].as_i64().unwrap() >= 1_000_000,
+            "{id}: {:?}",
+            row[V2_SUM]
+        );
         assert_eq!(row["ext_contextual_request_id"], V::s(id));
         checked += 1;
     }

@@ -38,10 +38,12 @@ pub struct LogFlattenerArgs {
 pub fn run(warehouse: &Path, a: LogFlattenerArgs) -> Result<()> {
     let join = match load_conf(&a.conf)? {
         Conf::Join(j) => j,
-        _ => return Err(Error::Usage(format!(
+        _ => {
+            return Err(Error::Usage(format!(
             "{} is not a join config; the log flattener reads a join's logs (production/joins/…)",
             a.conf.display()
-        ))),
+        )))
+        }
     };
     let end = match &a.end_ds {
         Some(s) => Ds::parse(s)?,

@@ -88,7 +88,11 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     /// Raw log table the served responses of joins with samplePercent are logged to (the
     /// local log stream; `weft log-flattener` reads it).
-    #[arg(long = "log-table", env = "CHRONON_LOG_TABLE", default_value = "default.chronon_log_table")]
+    #[arg(
+        long = "log-table",
+        env = "CHRONON_LOG_TABLE",
+        default_value = "default.chronon_log_table"
+    )]
     pub log_table: String,
     /// Log to this Kafka broker (host:port[,host:port…]) instead of the raw log table:
     /// `weft log-ingest` moves the records into the table (acks=all, idempotent producer).
@@ -200,7 +204,8 @@ pub fn serve_cmd(warehouse: &Path, a: ServeArgs) -> Result<()> {
     if !a.conf_root.join("joins").is_dir() && !a.conf_root.join("group_bys").is_dir() {
         return Err(Error::NotFound {
             what: format!("compiled configs under {}", a.conf_root.display()),
-            fix: "pass --conf-root <folder with joins/ and group_bys/> (e.g. dataflows/production)".into(),
+            fix: "pass --conf-root <folder with joins/ and group_bys/> (e.g. dataflows/production)"
+                .into(),
         });
     }
     let wh = Warehouse::open(warehouse)?;
@@ -217,9 +222,15 @@ pub fn serve_cmd(warehouse: &Path, a: ServeArgs) -> Result<()> {
             if let Err(e) = k.check(std::time::Duration::from_secs(10)) {
                 eprintln!("weft serve: warning: {e}; log records are retried and counted as lost to sink errors until this is fixed");
             }
-            (Box::new(k), format!("Kafka topic `{}` at {brokers}", a.log_topic))
+            (
+                Box::new(k),
+                format!("Kafka topic `{}` at {brokers}", a.log_topic),
+            )
         }
-        None => (Box::new(FileLogSink::new(wh.clone(), &a.log_table)?), a.log_table.clone()),
+        None => (
+            Box::new(FileLogSink::new(wh.clone(), &a.log_table)?),
+            a.log_table.clone(),
+        ),
     };
     let logger = Arc::new(Logger::new(
         sink,
@@ -235,17 +246,33 @@ pub fn serve_cmd(warehouse: &Path, a: ServeArgs) -> Result<()> {
     let state = AppState {
         fetcher: fetcher.clone(),
         metrics: Arc::new(Metrics::default()),
-        on_join: Some(Arc::new(move |f, reqs, fetched, now| log_hook.log(f, reqs, fetched, now))),
+        on_join: Some(Arc::new(move |f, reqs, fetched, now| {
+            log_hook.log(f, reqs, fetched, now)
+        })),
         extra_metrics: Some(Arc::new(move || {
             let st = stats_logger.stats();
             vec![
-                ("weft_log_records_written_total", "Log records written to the log stream.", st.written),
-                ("weft_log_records_dropped_total", "Log records dropped: the log buffer was full.", st.dropped),
-                ("weft_log_records_failed_total", "Log records lost to sink errors.", st.failed),
+                (
+                    "weft_log_records_written_total",
+                    "Log records written to the log stream.",
+                    st.written,
+                ),
+                (
+                    "weft_log_records_dropped_total",
+                    "Log records dropped: the log buffer was full.",
+                    st.dropped,
+                ),
+                (
+                    "weft_log_records_failed_total",
+                    "Log records lost to sink errors.",
+                    st.failed,
+                ),
                 (
                     "weft_log_encode_errors_total",
                     "Responses that could not be encoded for logging.",
-                    stats_responses.encode_errors.load(std::sync::atomic::Ordering::Relaxed),
+                    stats_responses
+                        .encode_errors
+                        .load(std::sync::atomic::Ordering::Relaxed),
                 ),
             ]
         })),

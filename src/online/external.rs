@@ -48,9 +48,18 @@ impl ExternalRegistry {
 
     /// Fetches `requests` from `source`'s handler within the deadline. Without a handler, or
     /// when it fails or is late, every request gets an error.
-    pub fn fetch(&self, source: &ExternalSource, requests: Vec<Map<String, Json>>) -> Vec<ExternalResult> {
+    pub fn fetch(
+        &self,
+        source: &ExternalSource,
+        requests: Vec<Map<String, Json>>,
+    ) -> Vec<ExternalResult> {
         let name = &source.metadata.name;
-        let handler = self.handlers.read().expect("registry lock").get(name).cloned();
+        let handler = self
+            .handlers
+            .read()
+            .expect("registry lock")
+            .get(name)
+            .cloned();
         let handler: Arc<dyn ExternalHandler> = match handler {
             Some(h) => h,
             None => match http_handler(source) {
@@ -78,7 +87,12 @@ impl ExternalRegistry {
                 r
             }
             Ok(r) => (0..n)
-                .map(|_| Err(format!("external source `{name}` returned {} results for {n} requests", r.len())))
+                .map(|_| {
+                    Err(format!(
+                        "external source `{name}` returned {} results for {n} requests",
+                        r.len()
+                    ))
+                })
                 .collect(),
             Err(_) => (0..n)
                 .map(|_| {
@@ -138,13 +152,19 @@ impl ExternalHandler for HttpHandler {
                 .into_iter()
                 .map(|item| match item {
                     Json::Object(mut m) => match m.remove("error") {
-                        Some(e) => Err(e.as_str().map(str::to_string).unwrap_or_else(|| e.to_string())),
+                        Some(e) => Err(e
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| e.to_string())),
                         None => Ok(m),
                     },
                     other => Err(format!("expected an object, got {other}")),
                 })
                 .collect(),
-            _ => fail(format!("POST {}: expected an array of {n} objects", self.url)),
+            _ => fail(format!(
+                "POST {}: expected an array of {n} objects",
+                self.url
+            )),
         }
     }
 }

@@ -190,8 +190,12 @@ impl GroupByFetcher {
     /// GroupBy changed since) are not served.
     fn check_info(&self, info: &[u8]) -> std::result::Result<(), String> {
         let gb = &self.serving.group_by;
-        let v: serde_json::Value = serde_json::from_slice(info)
-            .map_err(|e| format!("the upload record of GroupBy {} is unreadable: {e}", gb.meta_data.name))?;
+        let v: serde_json::Value = serde_json::from_slice(info).map_err(|e| {
+            format!(
+                "the upload record of GroupBy {} is unreadable: {e}",
+                gb.meta_data.name
+            )
+        })?;
         let Some(cols) = v.get("columns").and_then(|c| c.as_array()) else {
             return Ok(()); // an upload from before columns were recorded
         };

@@ -176,7 +176,11 @@ impl JoinFetcher {
             let mut sent: Vec<usize> = Vec::new();
             let mut queries: Vec<KeyQuery> = Vec::new();
             for (i, r) in requests.iter().enumerate() {
-                let missing: Vec<&String> = p.left_keys.iter().filter(|k| !r.keys.contains_key(*k)).collect();
+                let missing: Vec<&String> = p
+                    .left_keys
+                    .iter()
+                    .filter(|k| !r.keys.contains_key(*k))
+                    .collect();
                 if !missing.is_empty() {
                     rows[i].exceptions.insert(
                         format!("{}_exception", p.full_prefix),
@@ -190,7 +194,12 @@ impl JoinFetcher {
                 let keys: Option<Vec<Value>> = p
                     .left_keys
                     .iter()
-                    .map(|k| from_json(&r.keys[k], self.left_types.get(k).unwrap_or(&DataType::Utf8)))
+                    .map(|k| {
+                        from_json(
+                            &r.keys[k],
+                            self.left_types.get(k).unwrap_or(&DataType::Utf8),
+                        )
+                    })
                     .collect();
                 match keys {
                     Some(k) => {
@@ -210,8 +219,12 @@ impl JoinFetcher {
                 match res {
                     Ok(vals) => {
                         for (j, field) in f.fields.iter().enumerate() {
-                            let v = vals.as_ref().map_or(Value::Null, |v| v.get(j).cloned().unwrap_or(Value::Null));
-                            rows[i].values.insert(format!("{}_{}", p.full_prefix, field.name()), v);
+                            let v = vals
+                                .as_ref()
+                                .map_or(Value::Null, |v| v.get(j).cloned().unwrap_or(Value::Null));
+                            rows[i]
+                                .values
+                                .insert(format!("{}_{}", p.full_prefix, field.name()), v);
                         }
                     }
                     Err(e) => {
@@ -246,7 +259,11 @@ impl JoinFetcher {
             if e.contextual {
                 for (i, r) in requests.iter().enumerate() {
                     for ((n, t), v) in e.keys.iter().zip(&e.values) {
-                        let val = r.keys.get(n).and_then(|j| from_json(j, t)).unwrap_or(Value::Null);
+                        let val = r
+                            .keys
+                            .get(n)
+                            .and_then(|j| from_json(j, t))
+                            .unwrap_or(Value::Null);
                         rows[i].values.insert(v.0.clone(), val);
                     }
                 }
@@ -272,7 +289,10 @@ impl JoinFetcher {
                 } else {
                     rows[i].exceptions.insert(
                         format!("{}_exception", e.full_name),
-                        format!("Missing keys {missing:?} for external source {}", ep.source.metadata.name),
+                        format!(
+                            "Missing keys {missing:?} for external source {}",
+                            ep.source.metadata.name
+                        ),
                     );
                 }
             }
@@ -284,7 +304,10 @@ impl JoinFetcher {
                 match res {
                     Ok(m) => {
                         for (vn, (full, t)) in value_names.iter().zip(&e.values) {
-                            let v = m.get(vn).and_then(|j| from_json(j, t)).unwrap_or(Value::Null);
+                            let v = m
+                                .get(vn)
+                                .and_then(|j| from_json(j, t))
+                                .unwrap_or(Value::Null);
                             rows[i].values.insert(full.clone(), v);
                         }
                     }
@@ -301,13 +324,18 @@ impl JoinFetcher {
             match self.derive(engine, requests, &rows, now) {
                 Ok(cols) => {
                     for (i, r) in rows.iter_mut().enumerate() {
-                        r.derived = Some(cols.iter().map(|(n, c)| (n.clone(), c[i].clone())).collect());
+                        r.derived = Some(
+                            cols.iter()
+                                .map(|(n, c)| (n.clone(), c[i].clone()))
+                                .collect(),
+                        );
                     }
                 }
                 Err(e) => {
                     for r in rows.iter_mut() {
                         r.derived = Some(IndexMap::new());
-                        r.exceptions.insert("derivation_fetch_exception".into(), e.clone());
+                        r.exceptions
+                            .insert("derivation_fetch_exception".into(), e.clone());
                     }
                 }
             }
@@ -343,13 +371,21 @@ impl JoinFetcher {
         for f in self.key_fields() {
             let col: Vec<Value> = requests
                 .iter()
-                .map(|r| r.keys.get(f.name()).and_then(|j| from_json(j, f.data_type())).unwrap_or(Value::Null))
+                .map(|r| {
+                    r.keys
+                        .get(f.name())
+                        .and_then(|j| from_json(j, f.data_type()))
+                        .unwrap_or(Value::Null)
+                })
                 .collect();
             arrays.push(to_array(f.data_type(), &col)?);
             left.push(f.name().clone());
             fields.push(f);
         }
-        let ts: Vec<Value> = requests.iter().map(|r| Value::Long(r.at_millis.unwrap_or(now))).collect();
+        let ts: Vec<Value> = requests
+            .iter()
+            .map(|r| Value::Long(r.at_millis.unwrap_or(now)))
+            .collect();
         let ds: Vec<Value> = requests
             .iter()
             .map(|r| Value::str(&Ds::of_millis(r.at_millis.unwrap_or(now)).to_string()))
@@ -373,13 +409,25 @@ impl JoinFetcher {
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
             .map_err(|e| Error::arrow("building the derivation input", e))?;
         let base_names: Vec<String> = base.iter().map(|f| f.name().clone()).collect();
-        let out = crate::join::output::derive_join(engine, &self.plan, &left, &[base_names.clone()], batch)?;
+        let out = crate::join::output::derive_join(
+            engine,
+            &self.plan,
+            &left,
+            &[base_names.clone()],
+            batch,
+        )?;
         let mut cols = Vec::new();
         let mut out_fields = Vec::new();
         for (n, _) in derivation_projection(&base_names, &self.plan.derivations) {
             let (col, field) = match out.column_by_name(&n) {
-                Some(a) => (column_values(a)?, Field::new(&n, a.data_type().clone(), true)),
-                None => (vec![Value::Null; out.num_rows()], Field::new(&n, DataType::Utf8, true)),
+                Some(a) => (
+                    column_values(a)?,
+                    Field::new(&n, a.data_type().clone(), true),
+                ),
+                None => (
+                    vec![Value::Null; out.num_rows()],
+                    Field::new(&n, DataType::Utf8, true),
+                ),
             };
             cols.push((n, col));
             out_fields.push(field);

@@ -52,7 +52,10 @@ impl Fetcher {
 
     fn not_found(&self, kind: &str, name: &str) -> Error {
         Error::NotFound {
-            what: format!("{kind} `{name}` ({})", conf_path(&self.conf_root, &format!("{kind}s"), name).display()),
+            what: format!(
+                "{kind} `{name}` ({})",
+                conf_path(&self.conf_root, &format!("{kind}s"), name).display()
+            ),
             fix: format!(
                 "compile it into {} (names are team/name.version or team.name.version)",
                 self.conf_root.display()
@@ -98,7 +101,12 @@ impl Fetcher {
     }
 
     /// Fetches a join for a batch of requests at `now` (the default query time).
-    pub fn fetch_join(&self, name: &str, requests: &[FetchRequest], now: i64) -> Result<Vec<FetchValues>> {
+    pub fn fetch_join(
+        &self,
+        name: &str,
+        requests: &[FetchRequest],
+        now: i64,
+    ) -> Result<Vec<FetchValues>> {
         Ok(self
             .fetch_join_detailed(name, requests, now)?
             .1
@@ -116,7 +124,13 @@ impl Fetcher {
         now: i64,
     ) -> Result<(Arc<JoinFetcher>, Vec<Fetched>)> {
         let f = self.join_fetcher(name)?;
-        let out = f.fetch(&self.engine, self.store.as_ref(), &self.registry, requests, now);
+        let out = f.fetch(
+            &self.engine,
+            self.store.as_ref(),
+            &self.registry,
+            requests,
+            now,
+        );
         Ok((f, out))
     }
 
@@ -143,7 +157,10 @@ impl Fetcher {
                 .iter()
                 .zip(&f.key_types)
                 .map(|(k, t)| match r.keys.get(k) {
-                    None => Err(format!("Missing key `{k}` required by GroupBy {}", gb.meta_data.name)),
+                    None => Err(format!(
+                        "Missing key `{k}` required by GroupBy {}",
+                        gb.meta_data.name
+                    )),
                     Some(j) => from_json(j, t).ok_or_else(|| format!("key `{k}` is not a {t}")),
                 })
                 .collect();
@@ -157,11 +174,17 @@ impl Fetcher {
                 }
             }
         }
-        for (i, res) in sent.into_iter().zip(f.fetch(&self.engine, self.store.as_ref(), &queries)) {
+        for (i, res) in sent
+            .into_iter()
+            .zip(f.fetch(&self.engine, self.store.as_ref(), &queries))
+        {
             match res {
                 Ok(vals) => {
                     for (j, field) in f.fields.iter().enumerate() {
-                        let v = vals.as_ref().and_then(|v| v.get(j).cloned()).unwrap_or(Value::Null);
+                        let v = vals
+                            .as_ref()
+                            .and_then(|v| v.get(j).cloned())
+                            .unwrap_or(Value::Null);
                         out[i].insert(field.name().clone(), to_json(&v));
                     }
                 }

@@ -45,7 +45,11 @@ impl Histogram {
             labels.trim_end_matches(','),
             self.sum_us.load(Ordering::Relaxed) as f64 / 1e6
         );
-        let _ = writeln!(out, "{name}_count{{{}}} {count}", labels.trim_end_matches(','));
+        let _ = writeln!(
+            out,
+            "{name}_count{{{}}} {count}",
+            labels.trim_end_matches(',')
+        );
     }
 }
 
@@ -70,16 +74,38 @@ impl Metrics {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         };
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        counter(&mut s, "weft_join_requests_total", "Join requests fetched (one per key set).", load(&self.join_requests));
-        counter(&mut s, "weft_group_by_requests_total", "GroupBy requests fetched.", load(&self.group_by_requests));
-        counter(&mut s, "weft_responses_with_exceptions_total", "Responses with an _exception entry.", load(&self.responses_with_exceptions));
-        counter(&mut s, "weft_failed_calls_total", "Calls that failed as a whole.", load(&self.failed_calls));
+        counter(
+            &mut s,
+            "weft_join_requests_total",
+            "Join requests fetched (one per key set).",
+            load(&self.join_requests),
+        );
+        counter(
+            &mut s,
+            "weft_group_by_requests_total",
+            "GroupBy requests fetched.",
+            load(&self.group_by_requests),
+        );
+        counter(
+            &mut s,
+            "weft_responses_with_exceptions_total",
+            "Responses with an _exception entry.",
+            load(&self.responses_with_exceptions),
+        );
+        counter(
+            &mut s,
+            "weft_failed_calls_total",
+            "Calls that failed as a whole.",
+            load(&self.failed_calls),
+        );
         for (name, help, v) in extra {
             counter(&mut s, name, help, *v);
         }
         let _ = writeln!(s, "# HELP weft_fetch_seconds Latency of fetch calls.\n# TYPE weft_fetch_seconds histogram");
-        self.join_latency.render(&mut s, "weft_fetch_seconds", "kind=\"join\",");
-        self.group_by_latency.render(&mut s, "weft_fetch_seconds", "kind=\"group_by\",");
+        self.join_latency
+            .render(&mut s, "weft_fetch_seconds", "kind=\"join\",");
+        self.group_by_latency
+            .render(&mut s, "weft_fetch_seconds", "kind=\"group_by\",");
         s
     }
 }
@@ -96,8 +122,17 @@ mod tests {
         m.join_latency.observe(4_000);
         let text = m.render(&[]);
         assert!(text.contains("weft_join_requests_total 3"), "{text}");
-        assert!(text.contains("weft_fetch_seconds_bucket{kind=\"join\",le=\"0.0005\"} 1"), "{text}");
-        assert!(text.contains("weft_fetch_seconds_bucket{kind=\"join\",le=\"0.005\"} 2"), "{text}");
-        assert!(text.contains("weft_fetch_seconds_count{kind=\"join\"} 2"), "{text}");
+        assert!(
+            text.contains("weft_fetch_seconds_bucket{kind=\"join\",le=\"0.0005\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("weft_fetch_seconds_bucket{kind=\"join\",le=\"0.005\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("weft_fetch_seconds_count{kind=\"join\"} 2"),
+            "{text}"
+        );
     }
 }

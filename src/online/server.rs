@@ -32,7 +32,8 @@ pub struct AppState {
     /// its own buffering: it must not block.
     pub on_join: Option<Arc<dyn Fn(&JoinFetcher, &[FetchRequest], &[Fetched], i64) + Send + Sync>>,
     /// Extra counters for `/metrics` (e.g. the logger's).
-    pub extra_metrics: Option<Arc<dyn Fn() -> Vec<(&'static str, &'static str, u64)> + Send + Sync>>,
+    pub extra_metrics:
+        Option<Arc<dyn Fn() -> Vec<(&'static str, &'static str, u64)> + Send + Sync>>,
 }
 
 /// The service's routes.
@@ -145,7 +146,10 @@ fn respond(
     match result {
         Err(e) => {
             m.failed_calls.fetch_add(1, Ordering::Relaxed);
-            fail(StatusCode::INTERNAL_SERVER_ERROR, format!("the fetch failed: {e}"))
+            fail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the fetch failed: {e}"),
+            )
         }
         Ok((Err(e), _)) => {
             m.failed_calls.fetch_add(1, Ordering::Relaxed);
@@ -156,7 +160,11 @@ fn respond(
             fail(status, e.to_string())
         }
         Ok((Ok(values), n)) => {
-            let counter = if join { &m.join_requests } else { &m.group_by_requests };
+            let counter = if join {
+                &m.join_requests
+            } else {
+                &m.group_by_requests
+            };
             counter.fetch_add(n as u64, Ordering::Relaxed);
             let with_exceptions = values
                 .iter()

@@ -14,9 +14,9 @@
 use crate::aggregate::codec;
 use crate::aggregate::{Ir, Value};
 use crate::config::{Accuracy, GroupBy, Source};
-use crate::groupby::plan::{as_join, own_paths};
 use crate::dataflow::spec::PartKind;
 use crate::error::{Error, Result};
+use crate::groupby::plan::{as_join, own_paths};
 use crate::join::plan::{plan_part, PartPlan};
 
 /// The key under which an upload records what it wrote (its day, batch end and kind) in
@@ -43,12 +43,18 @@ pub struct GroupByServing {
 
 /// Store dataset of a GroupBy's uploaded values.
 pub fn batch_dataset(gb: &GroupBy) -> String {
-    format!("{}_BATCH", crate::config::naming::clean_name(&gb.meta_data).to_uppercase())
+    format!(
+        "{}_BATCH",
+        crate::config::naming::clean_name(&gb.meta_data).to_uppercase()
+    )
 }
 
 /// Store dataset of a GroupBy's streamed events.
 pub fn streaming_dataset(gb: &GroupBy) -> String {
-    format!("{}_STREAMING", crate::config::naming::clean_name(&gb.meta_data).to_uppercase())
+    format!(
+        "{}_STREAMING",
+        crate::config::naming::clean_name(&gb.meta_data).to_uppercase()
+    )
 }
 
 impl GroupByServing {
@@ -105,7 +111,10 @@ pub enum BatchValue {
     /// The key's rows (GroupBys without aggregations).
     Rows(Vec<Vec<Value>>),
     /// Per output column, the partial aggregates before `batch_end`.
-    Tiles { batch_end: i64, columns: Vec<ColumnTiles> },
+    Tiles {
+        batch_end: i64,
+        columns: Vec<ColumnTiles>,
+    },
 }
 
 const FINALIZED: u8 = 1;
@@ -130,7 +139,9 @@ fn get_u32(bytes: &mut &[u8]) -> std::result::Result<usize, String> {
 }
 
 fn get_i64(bytes: &mut &[u8]) -> std::result::Result<i64, String> {
-    Ok(i64::from_le_bytes(take(bytes, 8)?.try_into().expect("8 bytes")))
+    Ok(i64::from_le_bytes(
+        take(bytes, 8)?.try_into().expect("8 bytes"),
+    ))
 }
 
 fn put_values(out: &mut Vec<u8>, values: &[Value]) {

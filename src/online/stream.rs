@@ -17,7 +17,9 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
-use super::serving::{decode_events, encode_events, streaming_dataset, GroupByServing, ServingKind};
+use super::serving::{
+    decode_events, encode_events, streaming_dataset, GroupByServing, ServingKind,
+};
 use super::store::{GetRequest, OnlineStore, PutRequest};
 use crate::aggregate::Value;
 use crate::config::GroupBy;
@@ -49,7 +51,11 @@ pub struct Streamer<'a> {
 }
 
 impl<'a> Streamer<'a> {
-    pub fn new(engine: &'a Engine, store: &'a dyn OnlineStore, gb: &GroupBy) -> Result<Streamer<'a>> {
+    pub fn new(
+        engine: &'a Engine,
+        store: &'a dyn OnlineStore,
+        gb: &GroupBy,
+    ) -> Result<Streamer<'a>> {
         let serving = GroupByServing::new(gb)?;
         if serving.kind != ServingKind::Temporal {
             return Err(Error::Usage(format!(
@@ -81,12 +87,18 @@ impl<'a> Streamer<'a> {
         let scan = self.serving.part.sources[0].scan.clone();
         let selected = self.engine.with_batch(batch, |t| {
             let sql = scan.sql_from(&t.name())?;
-            Ok(t.query(&sql, &format!("applying the query of {} to streamed events", scan.purpose))?.1)
+            Ok(t.query(
+                &sql,
+                &format!("applying the query of {} to streamed events", scan.purpose),
+            )?
+            .1)
         })?;
         let mut by_key: BTreeMap<(Key, i64), Vec<(i64, Vec<Value>)>> = BTreeMap::new();
         for b in &selected {
             let mut st = EventStats::default();
-            for ((g, item), _) in inputs::source_rows(b, &self.serving.part, false, &scan.table, &mut st)? {
+            for ((g, item), _) in
+                inputs::source_rows(b, &self.serving.part, false, &scan.table, &mut st)?
+            {
                 if let Item::Row { ts, inputs, .. } = item {
                     by_key.entry((g.1, ts)).or_default().push((ts, inputs));
                 }
@@ -163,7 +175,9 @@ impl<'a> Streamer<'a> {
         for ds in self.engine.warehouse().partitions_by(&t, &pc)? {
             if range.contains(ds) {
                 let batches = self.engine.warehouse().read_partition(&t, ds)?;
-                let Some(first) = batches.first() else { continue };
+                let Some(first) = batches.first() else {
+                    continue;
+                };
                 let all = arrow::compute::concat_batches(&first.schema(), &batches)
                     .map_err(|e| Error::arrow(format!("reading {t} partition ds={ds}"), e))?;
                 let b = with_partition(&all, &pc, ds)?;
@@ -238,7 +252,9 @@ impl<'a> Streamer<'a> {
         }
         let objects: Vec<&String> = good
             .into_iter()
-            .filter(|l| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(l).is_ok())
+            .filter(|l| {
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(l).is_ok()
+            })
             .collect();
         let bad = (lines.iter().filter(|l| !l.trim().is_empty()).count() - objects.len()) as u64;
         self.report.bad_lines += bad;
@@ -251,13 +267,25 @@ impl<'a> Streamer<'a> {
         let schema = if self.raw.field_with_name(&pc).is_ok() {
             self.raw.clone()
         } else {
-            let mut fields: Vec<arrow::datatypes::Field> =
-                self.raw.fields().iter().map(|f| f.as_ref().clone()).collect();
-            fields.push(arrow::datatypes::Field::new(&pc, arrow::datatypes::DataType::Utf8, true));
+            let mut fields: Vec<arrow::datatypes::Field> = self
+                .raw
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
+            fields.push(arrow::datatypes::Field::new(
+                &pc,
+                arrow::datatypes::DataType::Utf8,
+                true,
+            ));
             Arc::new(arrow::datatypes::Schema::new(fields))
         };
         let table = self.serving.part.sources[0].scan.table.clone();
-        let text = objects.iter().map(|l| l.as_str()).collect::<Vec<_>>().join("\n");
+        let text = objects
+            .iter()
+            .map(|l| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
         // all lines at once; if some line does not fit the table's types, line by line, so
         // one bad event is counted and skipped instead of stopping the stream
         let batches = match decode_json(&schema, &text, objects.len()) {
@@ -325,10 +353,7 @@ fn with_default_partition(b: &RecordBatch, pc: &str, ds: Ds) -> Result<RecordBat
         .downcast_ref::<arrow::array::StringArray>()
         .expect("cast to Utf8");
     let today = ds.to_string();
-    let filled: arrow::array::StringArray = col
-        .iter()
-        .map(|v| Some(v.unwrap_or(&today)))
-        .collect();
+    let filled: arrow::array::StringArray = col.iter().map(|v| Some(v.unwrap_or(&today))).collect();
     let mut cols = b.columns().to_vec();
     cols[i] = Arc::new(filled);
     let fields: Vec<arrow::datatypes::Field> = b
@@ -336,7 +361,15 @@ fn with_default_partition(b: &RecordBatch, pc: &str, ds: Ds) -> Result<RecordBat
         .fields()
         .iter()
         .enumerate()
-        .map(|(j, f)| if j == i { f.as_ref().clone().with_data_type(arrow::datatypes::DataType::Utf8) } else { f.as_ref().clone() })
+        .map(|(j, f)| {
+            if j == i {
+                f.as_ref()
+                    .clone()
+                    .with_data_type(arrow::datatypes::DataType::Utf8)
+            } else {
+                f.as_ref().clone()
+            }
+        })
         .collect();
     RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), cols)
         .map_err(|e| Error::arrow("adding the partition column", e))
@@ -347,24 +380,40 @@ fn with_partition(b: &RecordBatch, pc: &str, ds: Ds) -> Result<RecordBatch> {
     if b.schema().field_with_name(pc).is_ok() {
         return Ok(b.clone());
     }
-    let mut fields: Vec<arrow::datatypes::Field> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields.push(arrow::datatypes::Field::new(pc, arrow::datatypes::DataType::Utf8, true));
+    let mut fields: Vec<arrow::datatypes::Field> = b
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(arrow::datatypes::Field::new(
+        pc,
+        arrow::datatypes::DataType::Utf8,
+        true,
+    ));
     let mut cols = b.columns().to_vec();
-    cols.push(Arc::new(arrow::array::StringArray::from(vec![ds.to_string(); b.num_rows()])));
+    cols.push(Arc::new(arrow::array::StringArray::from(vec![
+        ds.to_string(
+        );
+        b.num_rows()
+    ])));
     RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), cols)
         .map_err(|e| Error::arrow("adding the partition column", e))
 }
 
 fn offset_file(root: &Path, gb: &GroupBy, source: &Path) -> PathBuf {
-    let name = crate::config::naming::sanitize(&format!("{}__{}", gb.meta_data.name, source.display()));
+    let name =
+        crate::config::naming::sanitize(&format!("{}__{}", gb.meta_data.name, source.display()));
     root.join(".weft-online").join("stream-offsets").join(name)
 }
 
 fn save_offset(path: &Path, offset: u64) -> Result<()> {
     if let Some(p) = path.parent() {
-        std::fs::create_dir_all(p).map_err(|e| Error::io(format!("creating {}", p.display()), e))?;
+        std::fs::create_dir_all(p)
+            .map_err(|e| Error::io(format!("creating {}", p.display()), e))?;
     }
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, offset.to_string()).map_err(|e| Error::io("saving the stream offset", e))?;
+    std::fs::write(&tmp, offset.to_string())
+        .map_err(|e| Error::io("saving the stream offset", e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io("saving the stream offset", e))
 }

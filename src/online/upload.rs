@@ -61,7 +61,12 @@ pub fn upload(
     let (values, columns): (Vec<(Key, BatchValue)>, Vec<String>) = match serving.kind {
         ServingKind::Temporal => (
             tiles(engine, &serving, ds, progress, &mut report)?,
-            serving.part.columns.iter().map(|c| c.gb_column.clone()).collect(),
+            serving
+                .part
+                .columns
+                .iter()
+                .map(|c| c.gb_column.clone())
+                .collect(),
         ),
         _ => snapshot(engine, gb, &serving, ds, progress, &mut report)?,
     };

@@ -16,7 +16,10 @@ pub fn from_json(v: &Json, t: &DataType) -> Option<Value> {
         (Json::Bool(b), Boolean) => Value::Bool(*b),
         (Json::String(s), Boolean) => Value::Bool(s.parse().ok()?),
         (Json::Number(n), Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64) => {
-            Value::Long(n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))?)
+            Value::Long(
+                n.as_i64()
+                    .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))?,
+            )
         }
         (Json::String(s), Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64) => {
             Value::Long(s.trim().parse().ok()?)
@@ -65,8 +68,14 @@ mod tests {
 
     #[test]
     fn keys_are_cast_to_the_key_type() {
-        assert_eq!(from_json(&json!("42"), &DataType::Int64), Some(Value::Long(42)));
-        assert_eq!(from_json(&json!(42), &DataType::Utf8), Some(Value::str("42")));
+        assert_eq!(
+            from_json(&json!("42"), &DataType::Int64),
+            Some(Value::Long(42))
+        );
+        assert_eq!(
+            from_json(&json!(42), &DataType::Utf8),
+            Some(Value::str("42"))
+        );
         assert_eq!(from_json(&json!(1.5), &DataType::Int64), None);
         assert_eq!(from_json(&json!(null), &DataType::Int64), Some(Value::Null));
         assert_eq!(to_json(&Value::double(f64::NAN)), Json::Null);

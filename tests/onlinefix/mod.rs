@@ -6,8 +6,8 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::Value as J;
 use weft::config::{load_conf, Conf};
@@ -132,4 +132,3 @@ impl Drop for RedisServer {
         let _ = self.child.wait();
     }
 }
-

@@ -209,7 +209,8 @@ impl BootTable {
             .collect();
         let name = TableName::parse(&self.plan.table)?;
         let props = engine.warehouse().properties(&name)?;
-        self.hashes.extend(schema_fields(&self.plan.table, &props, fields)?);
+        self.hashes
+            .extend(schema_fields(&self.plan.table, &props, fields)?);
         Ok(())
     }
 
