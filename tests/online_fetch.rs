@@ -410,7 +410,7 @@ fn the_http_service_fetches_reports_health_metrics_and_errors() {
     let gb: J = ureq::post(&format!(
         "{base}/v1/fetch/groupby/unit_test/user_transactions"
     ))
-    .send_json(&json!([{"keys": {"user": 3}}]))
+    .send_json(json!([{"keys": {"user": 3}}]))
     .unwrap()
     .into_body()
     .read_json()
@@ -420,13 +420,13 @@ fn the_http_service_fetches_reports_health_metrics_and_errors() {
         "{gb}"
     );
     // an unknown join is a 404 naming it; a bad body a 400
-    let missing = ureq::post(&format!("{base}/v1/fetch/join/unit_test/nope")).send_json(&json!([]));
+    let missing = ureq::post(&format!("{base}/v1/fetch/join/unit_test/nope")).send_json(json!([]));
     assert!(
         matches!(missing, Err(ureq::Error::StatusCode(404))),
         "{missing:?}"
     );
     let bad =
-        ureq::post(&format!("{base}/v1/fetch/join/unit_test/fetch_externals")).send_json(&json!(7));
+        ureq::post(&format!("{base}/v1/fetch/join/unit_test/fetch_externals")).send_json(json!(7));
     assert!(matches!(bad, Err(ureq::Error::StatusCode(400))), "{bad:?}");
     let metrics = ureq::get(&format!("{base}/metrics"))
         .call()

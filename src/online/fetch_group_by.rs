@@ -228,6 +228,7 @@ impl GroupByFetcher {
         encode_key(&arrays, 0)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn temporal(
         &self,
         engine: &Engine,

@@ -36,6 +36,9 @@ pub struct FetchRequest {
     pub at_millis: Option<i64>,
 }
 
+/// Derivation outputs: `(name, value per request)`.
+type DerivedColumns = Vec<(String, Vec<Value>)>;
+
 /// A response: values by name, failures as `<name>_exception` entries.
 pub type FetchValues = IndexMap<String, Json>;
 
@@ -364,7 +367,7 @@ impl JoinFetcher {
         requests: &[FetchRequest],
         rows: &[Row],
         now: i64,
-    ) -> Result<(Vec<(String, Vec<Value>)>, Vec<Field>)> {
+    ) -> Result<(DerivedColumns, Vec<Field>)> {
         let mut fields = Vec::new();
         let mut arrays = Vec::new();
         let mut left = Vec::new();
@@ -413,7 +416,7 @@ impl JoinFetcher {
             engine,
             &self.plan,
             &left,
-            &[base_names.clone()],
+            std::slice::from_ref(&base_names),
             batch,
         )?;
         let mut cols = Vec::new();

@@ -140,7 +140,7 @@ impl ResponseLogger {
                 Ok(e) => {
                     self.logger.log(e);
                     let n = self.logged.fetch_add(1, Ordering::Relaxed) + 1;
-                    if n % REPUBLISH_EVERY == 0 {
+                    if n.is_multiple_of(REPUBLISH_EVERY) {
                         self.logger.log(codec.control_event(now));
                     }
                 }

@@ -23,6 +23,11 @@ use super::fetch_join::{FetchRequest, FetchValues, Fetched, JoinFetcher};
 use super::fetcher::Fetcher;
 use super::metrics::Metrics;
 
+/// Called after each join fetch with the fetcher, the requests, their results and the time.
+pub type JoinHook = Arc<dyn Fn(&JoinFetcher, &[FetchRequest], &[Fetched], i64) + Send + Sync>;
+/// Extra `/metrics` counters: `(name, help, value)`.
+pub type ExtraMetrics = Arc<dyn Fn() -> Vec<(&'static str, &'static str, u64)> + Send + Sync>;
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
@@ -30,10 +35,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Called after each join fetch (logging), off the request's critical path only for
     /// its own buffering: it must not block.
-    pub on_join: Option<Arc<dyn Fn(&JoinFetcher, &[FetchRequest], &[Fetched], i64) + Send + Sync>>,
+    pub on_join: Option<JoinHook>,
     /// Extra counters for `/metrics` (e.g. the logger's).
-    pub extra_metrics:
-        Option<Arc<dyn Fn() -> Vec<(&'static str, &'static str, u64)> + Send + Sync>>,
+    pub extra_metrics: Option<ExtraMetrics>,
 }
 
 /// The service's routes.

@@ -29,6 +29,9 @@ use crate::join::inputs::{self, EventStats};
 use crate::partition::{Ds, PartitionRange};
 use crate::sql::Engine;
 
+/// Streamed events by `(key, ms)`: each with its time and the part's inputs.
+type Events = BTreeMap<(Key, i64), Vec<(i64, Vec<Value>)>>;
+
 /// What a stream run wrote.
 #[derive(Debug, Default, Clone)]
 pub struct StreamReport {
@@ -93,7 +96,7 @@ impl<'a> Streamer<'a> {
             )?
             .1)
         })?;
-        let mut by_key: BTreeMap<(Key, i64), Vec<(i64, Vec<Value>)>> = BTreeMap::new();
+        let mut by_key: Events = BTreeMap::new();
         for b in &selected {
             let mut st = EventStats::default();
             for ((g, item), _) in
@@ -111,11 +114,7 @@ impl<'a> Streamer<'a> {
     /// Writes events grouped by `(key, ts)`, added to the events already stored at the same
     /// key and millisecond (identical events stay distinct: two purchases of the same amount
     /// in one millisecond are two purchases), or replacing them.
-    fn put(
-        &mut self,
-        events: BTreeMap<(Key, i64), Vec<(i64, Vec<Value>)>>,
-        replace: bool,
-    ) -> Result<()> {
+    fn put(&mut self, events: Events, replace: bool) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }

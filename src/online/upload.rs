@@ -23,6 +23,9 @@ use crate::join::inputs::{self, encode_key, key_arrays, EventStats};
 use crate::partition::{Ds, PartitionRange};
 use crate::sql::Engine;
 
+/// The values an upload writes, by store key.
+type KeyValues = Vec<(Key, BatchValue)>;
+
 /// What an upload wrote.
 #[derive(Debug, Clone)]
 pub struct UploadReport {
@@ -111,7 +114,7 @@ fn snapshot(
     ds: Ds,
     progress: Progress,
     report: &mut UploadReport,
-) -> Result<(Vec<(Key, BatchValue)>, Vec<String>)> {
+) -> Result<(KeyValues, Vec<String>)> {
     let plan = GroupByPlan::new(gb)?;
     let wh = engine.warehouse();
     if !wh.partitions(&plan.output)?.contains(&ds) {
