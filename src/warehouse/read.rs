@@ -71,20 +71,7 @@ impl Warehouse {
 
     /// All rows of one partition.
     pub fn read_partition(&self, t: &TableName, ds: Ds) -> Result<Vec<RecordBatch>> {
-        let mut out = Vec::new();
-        for f in self.partition_files(t, ds)? {
-            let ctx = || format!("reading {}", f.display());
-            let file = File::open(&f).map_err(|e| Error::io(ctx(), e))?;
-            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-                .map_err(|e| Error::parquet(ctx(), e))?
-                .with_batch_size(65_536)
-                .build()
-                .map_err(|e| Error::parquet(ctx(), e))?;
-            for b in reader {
-                out.push(b.map_err(|e| Error::arrow(ctx(), e))?);
-            }
-        }
-        Ok(out)
+        self.read_files(&self.partition_files(t, ds)?)
     }
 
     /// File count, row count and size of each partition, from Parquet footers.
