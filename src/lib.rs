@@ -30,6 +30,7 @@ pub mod demo;
 pub mod error;
 pub mod groupby;
 pub mod join;
+pub mod label;
 pub mod logging;
 pub mod online;
 pub mod partition;

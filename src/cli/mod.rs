@@ -5,6 +5,7 @@ mod backfill;
 mod demo;
 mod explain;
 mod inspect;
+mod label_join;
 mod log_flattener;
 mod log_ingest;
 mod online;
@@ -69,6 +70,23 @@ pub enum Command {
     ///
     /// --json FILE writes the same as JSON (--json - prints only the JSON).
     Explain(explain::ExplainArgs),
+    /// Attach labels to a join's rows as of a label date (a label run of the join's labelPart).
+    ///
+    /// For --label-ds D, the left days [D − (leftStartOffset − 1), D − (leftEndOffset − 1)]
+    /// get labels as of the end of D: entity labels from snapshot partition D, joined on the
+    /// label keys only; an aggregated label (one window of W days, offsets = W) over the label
+    /// events of the W days from the left row's day to D. Offsets count days inclusively, as
+    /// Chronon's code does (its docs say D − offset). Output:
+    ///
+    ///   <join>_labels          partitions label_ds=D/ds=…: row identifier + label columns
+    ///   <join>_labeled         the feature table ⟕ every label version (label_ columns)
+    ///   <join>_labeled_latest  per day only the latest label version
+    ///
+    /// Re-running a label_ds rewrites the same partitions with the same rows. Run the join's
+    /// backfill first; labeled tables follow later feature changes. Example:
+    ///
+    ///   weft label-join --conf dataflows/production/joins/risk/checkout_labels.v1 --label-ds 2026-03-31
+    LabelJoin(label_join::LabelJoinArgs),
     /// Decode a join's raw response logs into `<join output table>_logged` for log bootstrap.
     ///
     /// Reads the raw log table's partitions `ds=…/name=<team>/<join>` (the join's name with its
@@ -136,6 +154,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Backfill(a) => backfill::run(&cli.warehouse, a),
         Command::Explain(a) => explain::run(&cli.warehouse, a),
+        Command::LabelJoin(a) => label_join::run(&cli.warehouse, a),
         Command::LogFlattener(a) => log_flattener::run(&cli.warehouse, a),
         Command::LogIngest(a) => log_ingest::run(&cli.warehouse, a),
         Command::Upload(a) => online::upload_cmd(&cli.warehouse, a),

@@ -32,6 +32,9 @@ mod boot_feed;
 // And `explain`, which runs the bootstrap side of the same dataflow.
 #[path = "explain.rs"]
 mod explain;
+// And the label side: label GroupBys are parts of the same dataflow.
+#[path = "label_feed.rs"]
+mod label_feed;
 pub use explain::{explain, Explain, ExplainBootstrap, ExplainPart};
 pub use reuse::PartitionReuse;
 
@@ -121,6 +124,8 @@ pub fn backfill_join(
 pub struct JoinRunner {
     join: Join,
     plan: JoinPlan,
+    /// The label part, when the join has a valid one.
+    labels: Option<crate::label::LabelPlan>,
     live: Option<Live>,
 }
 
@@ -148,6 +153,10 @@ struct Live {
     stale: BTreeSet<Ds>,
     /// The bootstrap parts changed: the next run seals the retractions already sent.
     reconfigured: bool,
+    /// The label side (label parts follow the feature parts in the dataflow), or why it
+    /// could not start.
+    labels: Option<label_feed::LabelLive>,
+    label_error: Option<String>,
 }
 
 impl Live {
@@ -159,9 +168,13 @@ impl Live {
 impl JoinRunner {
     /// Plans the join; the dataflow starts on the first run.
     pub fn new(join: &Join) -> Result<JoinRunner> {
+        let plan = JoinPlan::new(join)?;
+        // an invalid label part fails label runs (with its errors), not feature backfills
+        let labels = crate::label::LabelPlan::new(join, &plan).ok().flatten();
         Ok(JoinRunner {
             join: join.clone(),
-            plan: JoinPlan::new(join)?,
+            plan,
+            labels,
             live: None,
         })
     }
@@ -169,6 +182,11 @@ impl JoinRunner {
     /// The plan being run.
     pub fn plan(&self) -> &JoinPlan {
         &self.plan
+    }
+
+    /// The label part's plan, when the join has a valid one.
+    pub fn label_plan(&self) -> Option<&crate::label::LabelPlan> {
+        self.labels.as_ref()
     }
 
     /// Changes the join's bootstrap parts — add, remove, reorder or edit them — without
@@ -209,6 +227,92 @@ impl JoinRunner {
     ) -> Result<JoinReport> {
         let mut report = run(self, engine, opts, progress)?;
         reuse::finish(engine, &self.join, &self.plan, &mut report)?;
+        if let Some(lp) = &self.labels {
+            // feature rows that changed show in the labeled tables too
+            crate::label::labeled::refresh(engine, lp, None)?;
+        }
+        Ok(report)
+    }
+
+    /// Runs label run `label_ds` (chronon-semantics §7.3): computes the labels of the left
+    /// days `[label_ds − (leftStartOffset − 1), label_ds − (leftEndOffset − 1)]` as of
+    /// `label_ds`, writes the label partitions `(label_ds, ds)` that changed, and brings the
+    /// labeled tables up to date. The run stays maintained: a later call (any `label_ds`) also
+    /// feeds what changed since — new snapshots, label events of maturing windows, re-landed
+    /// left or label days — and rewrites only the label partitions they reach.
+    pub fn label(
+        &mut self,
+        engine: &Engine,
+        label_ds: Ds,
+        workers: usize,
+    ) -> Result<crate::label::LabelReport> {
+        self.label_run(engine, Some(label_ds), workers)
+    }
+
+    /// Feeds what changed since the last label run into the maintained label runs, without
+    /// adding a run.
+    pub fn refresh_labels(
+        &mut self,
+        engine: &Engine,
+        workers: usize,
+    ) -> Result<crate::label::LabelReport> {
+        self.label_run(engine, None, workers)
+    }
+
+    fn label_run(
+        &mut self,
+        engine: &Engine,
+        label_ds: Option<Ds>,
+        workers: usize,
+    ) -> Result<crate::label::LabelReport> {
+        let lp = crate::label::LabelPlan::new(&self.join, &self.plan)?.ok_or_else(|| {
+            Error::Config {
+                file: self.join.meta_data.name.clone(),
+                path: "labelPart".into(),
+                message: "the join has no label part; add label_part=LabelPart(...) to the Join and recompile".into(),
+            }
+        })?;
+        if self.live.is_none() {
+            self.live = Some(start_live(engine, &self.plan, Some(&lp), workers)?);
+        }
+        let live = self.live.as_mut().expect("started above");
+        if live.labels.is_none() {
+            return Err(Error::Usage(format!(
+                "the label side of join {} did not start with this runner ({}); start a new run once that is fixed",
+                self.plan.name,
+                live.label_error.as_deref().unwrap_or("no label part then")
+            )));
+        }
+        let mut report = crate::label::LabelReport {
+            label_ds,
+            ..Default::default()
+        };
+        let first_label = self.plan.parts.len() as u16;
+        let span = tracing::info_span!("label_run", join = %self.plan.name, label_ds = ?label_ds.map(|d| d.to_string()));
+        let _g = span.enter();
+        label_feed::run(
+            engine,
+            &lp,
+            live,
+            &self.plan.left.scan.table,
+            &self.plan.left.scan,
+            first_label,
+            label_ds,
+            &mut report,
+        )?;
+        report.labeled_written = crate::label::labeled::refresh(engine, &lp, None)?;
+        let features: BTreeSet<Ds> = engine
+            .warehouse()
+            .partitions(&self.plan.output)?
+            .into_iter()
+            .collect();
+        report.missing_features = report
+            .left_days
+            .iter()
+            .copied()
+            .filter(|d| !features.contains(d))
+            .collect();
+        tracing::info!(written = report.written.len(), labeled = report.labeled_written.len(), missing_features = report.missing_features.len(), "label run done");
         Ok(report)
     }
 }
@@ -271,7 +375,12 @@ fn run(
         return Ok(report);
     }
     if runner.live.is_none() {
-        runner.live = Some(start_live(engine, plan, opts.workers)?);
+        runner.live = Some(start_live(
+            engine,
+            plan,
+            runner.labels.as_ref(),
+            opts.workers,
+        )?);
     }
     let live = runner.live.as_mut().expect("started above");
 
@@ -400,7 +509,9 @@ fn seal(
     fresh: BTreeSet<crate::dataflow::records::RowId>,
     report: &mut JoinReport,
 ) -> Result<BTreeSet<Ds>> {
-    let out = live.dataflow.seal_all()?;
+    let mut out = live.dataflow.seal_all()?;
+    let first_label = plan.parts.len() as u16;
+    label_feed::keep_pending(live, first_label, &mut out.parts);
     let mut touched = live.state.apply(out.parts);
     let mut rows = boot_feed::apply(live, out.boot);
     touched.extend(rows.iter().map(|&r| crate::dataflow::records::row_ds(r)));
@@ -410,7 +521,8 @@ fn seal(
     rows.extend(fresh);
     if let Some(reach) = boot_feed::uncovered_reach(plan, live, &rows)? {
         if sync_sources(engine, plan, live, source_fps, Some(&reach), report)? {
-            let out = live.dataflow.seal_all()?;
+            let mut out = live.dataflow.seal_all()?;
+            label_feed::keep_pending(live, first_label, &mut out.parts);
             touched.extend(live.state.apply(out.parts));
             let rows = boot_feed::apply(live, out.boot);
             touched.extend(rows.iter().map(|&r| crate::dataflow::records::row_ds(r)));
@@ -657,7 +769,12 @@ fn write_partitions(
 }
 
 /// Checks schemas (so type problems surface before any work) and starts the dataflow.
-fn start_live(engine: &Engine, plan: &JoinPlan, workers: usize) -> Result<Live> {
+fn start_live(
+    engine: &Engine,
+    plan: &JoinPlan,
+    labels: Option<&crate::label::LabelPlan>,
+    workers: usize,
+) -> Result<Live> {
     let left_schema = engine.scan_schema(&plan.left.scan)?;
     let mut specs = Vec::new();
     let mut fields = Vec::new();
@@ -696,7 +813,22 @@ fn start_live(engine: &Engine, plan: &JoinPlan, workers: usize) -> Result<Live> 
         .schema()
     };
     let stage = Some(boot.bs.fields.spec());
+    let (label_live, label_error) = match labels {
+        None => (None, None),
+        Some(lp) => match label_feed::start(engine, lp, &left_schema, &plan.left.scan.table) {
+            Ok((label_specs, ll)) => {
+                specs.extend(label_specs);
+                (Some(ll), None)
+            }
+            Err(e) => {
+                tracing::warn!(join = %plan.name, error = %e, "label side not started");
+                (None, Some(e.to_string()))
+            }
+        },
+    };
     Ok(Live {
+        labels: label_live,
+        label_error,
         dataflow: JoinDataflow::start_with(specs, stage, workers)?,
         boot,
         provenance: None,

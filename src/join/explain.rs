@@ -83,7 +83,7 @@ pub fn explain(engine: &Engine, join: &Join, opts: &JoinOptions) -> Result<Expla
         .copied()
         .filter(|d| range.contains(*d))
         .collect();
-    let mut live = start_live(engine, &plan, opts.workers)?;
+    let mut live = start_live(engine, &plan, None, opts.workers)?;
     let mut report = JoinReport {
         null_key_rows: plan
             .parts

@@ -26,6 +26,8 @@ pub enum InputId {
     Bootstrap {
         part: u16,
     },
+    /// The left, as the label side reads it (row identifier and label keys).
+    LabelLeft,
 }
 
 struct Fed {

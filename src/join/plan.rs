@@ -223,6 +223,24 @@ pub(crate) fn plan_part(join: &Join, i: usize, event_left: bool) -> Result<PartP
     )
 }
 
+/// Plans a label GroupBy of `labelPart` (at config path `at`) as dataflow part `index`,
+/// with its columns named like a join part's (`<fullPrefix>_<column>`).
+pub(crate) fn plan_label_part(
+    join: &Join,
+    jp: &crate::config::JoinPart,
+    index: u16,
+    at: &str,
+) -> Result<PartPlan> {
+    plan_join_part(
+        join,
+        jp,
+        index as usize,
+        at,
+        naming::part_full_prefix(jp),
+        true,
+    )
+}
+
 /// Plans a join part (or an external part's offline GroupBy) at config path `at`, with its
 /// columns named `<full_prefix>_<column>`.
 fn plan_join_part(

@@ -505,7 +505,7 @@ impl Reuse {
             } else {
                 let live = match &mut live {
                     Some(l) => l,
-                    None => live.insert(start_live(engine, &self.rplan, opts.workers)?),
+                    None => live.insert(start_live(engine, &self.rplan, None, opts.workers)?),
                 };
                 let sfps = match &source_fps {
                     Some(s) => s,

@@ -25,6 +25,50 @@ impl Warehouse {
     }
 }
 
+impl Warehouse {
+    /// The sub-partitions by column `col` under the partition `outer` (such as `label_ds=D`),
+    /// each with its fingerprint; empty when `outer` does not exist.
+    pub fn sub_partition_fingerprints(
+        &self,
+        t: &TableName,
+        outer: &[(&str, Ds)],
+        col: &str,
+    ) -> Result<Vec<(Ds, u64)>> {
+        let spec: Vec<(String, String)> = outer
+            .iter()
+            .map(|(c, d)| (c.to_string(), d.to_string()))
+            .collect();
+        let dir = self.partition_dir(t, &spec);
+        if !dir.is_dir() {
+            return Ok(vec![]);
+        }
+        let prefix = format!("{col}=");
+        let mut out = Vec::new();
+        for p in read_dir_sorted(&dir)? {
+            let name = super::file_name(&p);
+            let Some(v) = name.strip_prefix(prefix.as_str()) else {
+                continue;
+            };
+            if !p.is_dir() {
+                continue;
+            }
+            let ds = Ds::parse(v).map_err(|_| {
+                Error::data(
+                    &t.to_string(),
+                    Some(&p.display().to_string()),
+                    format!("partition folder name is not {col}=yyyy-MM-dd"),
+                )
+                .with_fix("rename or remove the folder")
+            })?;
+            let mut h = std::hash::DefaultHasher::new();
+            hash_dir(&p, &mut h)?;
+            out.push((ds, h.finish()));
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
 fn hash_dir(dir: &Path, h: &mut impl Hasher) -> Result<()> {
     let meta =
         std::fs::metadata(dir).map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;

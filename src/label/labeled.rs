@@ -1,0 +1,191 @@
+//! The labeled tables of chronon-semantics §7.7, materialized per left day (the warehouse
+//! has no views):
+//!
+//! - `<join>_labeled`: the feature table left-outer-joined with every label version of the
+//!   label table on the row identifier; label columns get the `label_` prefix (columns that
+//!   already start with `label`, such as `label_ds`, keep their name).
+//! - `<join>_labeled_latest`: per left day with labels, only the rows of its latest
+//!   `label_ds`; days without labels keep all their rows. As in Chronon, a feature row on a
+//!   day that has labels but has no label row of the latest version is left out.
+//!
+//! Each partition records a fingerprint of its inputs (the feature partition and the label
+//! partitions of its day) in its Parquet footer, so a refresh rewrites exactly the days whose
+//! feature or label partitions changed since — whichever job changed them, and also after a
+//! crash between the two writes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+
+use arrow::array::{Array, AsArray};
+use arrow::compute::filter_record_batch;
+use arrow::record_batch::RecordBatch;
+
+use super::{table, LabelPlan, LABEL_DS};
+use crate::error::{Error, Result};
+use crate::partition::Ds;
+use crate::sql::scan::{ident, literal};
+use crate::sql::Engine;
+use crate::warehouse::TableName;
+
+/// Footer key of the inputs fingerprint.
+pub const INPUTS_KEY: &str = "weft.labeled.inputs";
+
+/// Brings both labeled tables up to date for the days in `only` (all days when `None`):
+/// rewrites the partitions whose inputs changed, drops those whose feature partition is gone.
+/// Does nothing before the first label run. Returns the days rewritten.
+pub fn refresh(engine: &Engine, lp: &LabelPlan, only: Option<&BTreeSet<Ds>>) -> Result<Vec<Ds>> {
+    let wh = engine.warehouse();
+    let labels = table::partitions(wh, &lp.labels)?;
+    if labels.is_empty() && !wh.exists(&lp.labeled) {
+        return Ok(vec![]);
+    }
+    let features: BTreeMap<Ds, u64> = wh
+        .partition_fingerprints(&lp.features, "ds")?
+        .into_iter()
+        .collect();
+    let existing: BTreeSet<Ds> = wh.partitions(&lp.labeled)?.into_iter().collect();
+    let mut days: BTreeSet<Ds> = features.keys().copied().collect();
+    days.extend(labels.keys().copied());
+    days.extend(existing.iter().copied());
+    if let Some(o) = only {
+        days.retain(|d| o.contains(d));
+    }
+    let latest = table::latest(&labels);
+    let mut registered = false;
+    let mut written = Vec::new();
+    for ds in days {
+        let spec = [("ds".to_string(), ds.to_string())];
+        let Some(feature_fp) = features.get(&ds) else {
+            wh.drop_partition(&lp.labeled, &spec)?;
+            wh.drop_partition(&lp.labeled_latest, &spec)?;
+            continue;
+        };
+        let mut h = std::hash::DefaultHasher::new();
+        (feature_fp, labels.get(&ds)).hash(&mut h);
+        let fp = h.finish().to_string();
+        let stored = |t: &TableName| -> Result<Option<String>> {
+            if !wh.partitions(t)?.contains(&ds) {
+                return Ok(None);
+            }
+            Ok(wh.partition_metadata(t, ds)?.get(INPUTS_KEY).cloned())
+        };
+        if existing.contains(&ds)
+            && stored(&lp.labeled)?.as_ref() == Some(&fp)
+            && stored(&lp.labeled_latest)?.as_ref() == Some(&fp)
+        {
+            continue;
+        }
+        if !registered {
+            engine.register_table(&lp.features)?;
+            engine.register_table(&lp.labels)?;
+            registered = true;
+        }
+        let all = labeled_day(engine, lp, ds)?;
+        let kept = latest_rows(&all, latest.get(&ds).copied())?;
+        let meta = [(INPUTS_KEY.to_string(), fp)];
+        for (t, b) in [(&lp.labeled, all), (&lp.labeled_latest, kept)] {
+            wh.write_partition_with(t, &spec, b.schema(), &[b], &meta)?;
+        }
+        written.push(ds);
+    }
+    if !written.is_empty() {
+        let mut props = BTreeMap::new();
+        props.insert("label_table".to_string(), lp.labels.to_string());
+        props.insert("feature_table".to_string(), lp.features.to_string());
+        wh.set_properties(&lp.labeled, &props)?;
+        wh.set_properties(&lp.labeled_latest, &props)?;
+    }
+    Ok(written)
+}
+
+/// The columns of `_labeled` in Chronon's order — row identifier, the other feature columns,
+/// then the label table's columns (prefixed) and `label_ds` — as a SQL select list over
+/// `l` (features) and `r` (labels), without the `ds` partition column.
+fn select_list(engine: &Engine, lp: &LabelPlan) -> Result<Vec<String>> {
+    let wh = engine.warehouse();
+    let feature_cols: Vec<String> = wh
+        .table_schema(&lp.features)?
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let label_cols: Vec<String> = wh
+        .table_schema_under(&lp.labels, &[LABEL_DS.to_string(), "ds".to_string()])?
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let ids: Vec<&String> = lp.row_identifier.iter().filter(|c| *c != "ds").collect();
+    let mut select = Vec::new();
+    for c in &ids {
+        if !feature_cols.contains(c) {
+            return Err(Error::data(
+                &lp.features.to_string(),
+                None,
+                format!("row identifier column `{c}` is not in the feature table"),
+            )
+            .with_fix("rerun the join backfill so the feature table has the join's rowIds"));
+        }
+        select.push(format!("l.{}", ident(c)));
+    }
+    for c in feature_cols.iter().filter(|c| !ids.contains(c)) {
+        select.push(format!("l.{}", ident(c)));
+    }
+    for c in label_cols.iter().filter(|c| !ids.contains(c)) {
+        if c.starts_with("label") {
+            select.push(format!("r.{}", ident(c)));
+        } else {
+            select.push(format!("r.{} AS {}", ident(c), ident(&format!("label_{c}"))));
+        }
+    }
+    select.push(format!("r.{}", ident(LABEL_DS)));
+    Ok(select)
+}
+
+/// Every `_labeled` row of day `ds`: feature rows ⟕ label rows of every version.
+fn labeled_day(engine: &Engine, lp: &LabelPlan, ds: Ds) -> Result<RecordBatch> {
+    let select = select_list(engine, lp)?;
+    let on: Vec<String> = lp
+        .row_identifier
+        .iter()
+        .map(|c| format!("l.{0} = r.{0}", ident(c)))
+        .collect();
+    let order: Vec<String> = lp
+        .row_identifier
+        .iter()
+        .filter(|c| *c != "ds")
+        .map(|c| format!("l.{}", ident(c)))
+        .chain([format!("r.{}", ident(LABEL_DS))])
+        .collect();
+    let day = literal(&ds.to_string());
+    let sql = format!(
+        "SELECT {} FROM {} l LEFT JOIN (SELECT * FROM {} WHERE ds = {day}) r ON {} WHERE l.ds = {day} ORDER BY {}",
+        select.join(", "),
+        lp.features,
+        lp.labels,
+        on.join(" AND "),
+        order.join(", ")
+    );
+    let context = format!("building {} partition ds={ds}", lp.labeled);
+    let (schema, batches) = engine.query_with_schema(&sql, &context)?;
+    arrow::compute::concat_batches(&schema, &batches).map_err(|e| Error::arrow(&context, e))
+}
+
+/// The rows `_labeled_latest` keeps of a day: those of the latest label version when the day
+/// has labels (rows without a label of that version drop out, as in Chronon), else all.
+fn latest_rows(all: &RecordBatch, latest: Option<Ds>) -> Result<RecordBatch> {
+    let Some(latest) = latest else {
+        return Ok(all.clone());
+    };
+    let want = latest.to_string();
+    let col = all
+        .column_by_name(LABEL_DS)
+        .expect("the select list ends with label_ds");
+    let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8)
+        .map_err(|e| Error::arrow("reading label_ds", e))?;
+    let col = col.as_string::<i32>();
+    let mask: arrow::array::BooleanArray = (0..col.len())
+        .map(|i| Some(col.is_valid(i) && col.value(i) == want))
+        .collect();
+    filter_record_batch(all, &mask).map_err(|e| Error::arrow("selecting the latest labels", e))
+}
