@@ -46,7 +46,12 @@ pub fn run(warehouse: &Path, a: LabelJoinArgs) -> Result<()> {
         Some(s) => Ds::parse(s)?,
         None => Ds::today().shift(-1),
     };
-    let first = a.from_label_ds.as_deref().map(Ds::parse).transpose()?.unwrap_or(last);
+    let first = a
+        .from_label_ds
+        .as_deref()
+        .map(Ds::parse)
+        .transpose()?
+        .unwrap_or(last);
     if first > last {
         return Err(Error::Usage(format!(
             "--from-label-ds {first} is after --label-ds {last}"

@@ -312,7 +312,12 @@ impl JoinRunner {
             .copied()
             .filter(|d| !features.contains(d))
             .collect();
-        tracing::info!(written = report.written.len(), labeled = report.labeled_written.len(), missing_features = report.missing_features.len(), "label run done");
+        tracing::info!(
+            written = report.written.len(),
+            labeled = report.labeled_written.len(),
+            missing_features = report.missing_features.len(),
+            "label run done"
+        );
         Ok(report)
     }
 }

@@ -205,14 +205,7 @@ impl LabelLive {
 
     /// Adds (`sign` 1) or removes (−1) the left rows of day `ds` as askers of run `label_ds`;
     /// a (part, key, run) gets its query when its first asker arrives and loses it with the last.
-    fn ask(
-        &mut self,
-        lp: &LabelPlan,
-        label_ds: Ds,
-        ds: Ds,
-        sign: i32,
-        updates: &mut Vec<Update>,
-    ) {
+    fn ask(&mut self, lp: &LabelPlan, label_ds: Ds, ds: Ds, sign: i32, updates: &mut Vec<Update>) {
         let Some(rows) = self.row_keys.get(&ds) else {
             return;
         };
@@ -267,7 +260,12 @@ impl LabelLive {
         ds: Ds,
         left: &RecordBatch,
     ) -> Result<RecordBatch> {
-        let ctx = || format!("assembling {} partition label_ds={label_ds}/ds={ds}", lp.labels);
+        let ctx = || {
+            format!(
+                "assembling {} partition label_ds={label_ds}/ds={ds}",
+                lp.labels
+            )
+        };
         let rows = &self.row_keys[&ds];
         let n_ids = lp.row_identifier.len() - 1;
         let conv = RowConverter::new(
@@ -358,18 +356,24 @@ pub(super) fn run(
     }
     let runs: BTreeSet<Ds> = live.labels.as_ref().expect("started").runs.clone();
     // 1. Left days every run reads.
-    let left_fps = wh.partition_fingerprints(
-        &left_scan.table_name()?,
-        &left_scan.partition_column(),
-    )?;
+    let left_fps =
+        wh.partition_fingerprints(&left_scan.table_name()?, &left_scan.partition_column())?;
     let available: BTreeSet<Ds> = left_fps.iter().map(|(d, _)| *d).collect();
     let wanted: BTreeSet<Ds> = runs
         .iter()
         .flat_map(|&d| lp.left_range(d).days().collect::<Vec<_>>())
         .collect();
     if let Some(d) = label_ds {
-        report.left_days = lp.left_range(d).days().filter(|x| available.contains(x)).collect();
-        report.missing_left = lp.left_range(d).days().filter(|x| !available.contains(x)).collect();
+        report.left_days = lp
+            .left_range(d)
+            .days()
+            .filter(|x| available.contains(x))
+            .collect();
+        report.missing_left = lp
+            .left_range(d)
+            .days()
+            .filter(|x| !available.contains(x))
+            .collect();
     }
     let read = |batches: Vec<RecordBatch>| -> Result<Vec<RecordBatch>> {
         let projected: Vec<RecordBatch> = batches
@@ -516,10 +520,7 @@ pub(super) fn run(
     }
     // 4. Write the label partitions that changed.
     let ll = live.labels.as_ref().expect("started");
-    let dirty: BTreeSet<(Ds, Ds)> = dirty
-        .into_iter()
-        .filter(|p| ll.fed.contains(p))
-        .collect();
+    let dirty: BTreeSet<(Ds, Ds)> = dirty.into_iter().filter(|p| ll.fed.contains(p)).collect();
     for &(d, ds) in &dirty {
         let left = live.feeds.batches(InputId::LabelLeft, ds);
         let Some(left) = left.first() else { continue };

@@ -135,7 +135,11 @@ fn select_list(engine: &Engine, lp: &LabelPlan) -> Result<Vec<String>> {
         if c.starts_with("label") {
             select.push(format!("r.{}", ident(c)));
         } else {
-            select.push(format!("r.{} AS {}", ident(c), ident(&format!("label_{c}"))));
+            select.push(format!(
+                "r.{} AS {}",
+                ident(c),
+                ident(&format!("label_{c}"))
+            ));
         }
     }
     select.push(format!("r.{}", ident(LABEL_DS)));

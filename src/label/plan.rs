@@ -144,7 +144,9 @@ impl LabelPlan {
             let index = (plan.parts.len() + i) as u16;
             match plan_label_part(join, jp, index, &at) {
                 Ok(p) => {
-                    debug_assert!(p.kind == PartKind::Raw || p.kind == PartKind::Events || !errors.is_empty());
+                    debug_assert!(
+                        p.kind == PartKind::Raw || p.kind == PartKind::Events || !errors.is_empty()
+                    );
                     parts.push(p)
                 }
                 Err(e) => errors.push(e),
