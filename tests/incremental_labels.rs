@@ -496,3 +496,34 @@ fn a_maturing_window_rewrites_only_the_partition_it_reaches() {
         "{fourth:?}"
     );
 }
+
+/// Labels do not depend on the number of dataflow workers.
+#[test]
+fn three_workers_write_the_same_labels_as_one() {
+    let mut out = Vec::new();
+    for (kind, workers) in [
+        (Kind::Entity, 1),
+        (Kind::Entity, 3),
+        (Kind::Aggregated, 1),
+        (Kind::Aggregated, 3),
+    ] {
+        let db = world(kind);
+        let dir = tempfile::tempdir().unwrap();
+        let wh = Warehouse::open(dir.path()).unwrap();
+        data::write_db(&wh, &db);
+        let engine = Engine::new(&wh).unwrap();
+        let j = join(kind);
+        let mut runner = JoinRunner::new(&conf::parse(&j)).unwrap();
+        let mut opts = JoinOptions::through(data::ds(&day(LEFT_DAYS - 1)));
+        opts.workers = workers;
+        runner.run(&engine, &opts, &|_, _, _| {}).unwrap();
+        for d in 2..8 {
+            runner.label(&engine, data::ds(&day(d)), workers).unwrap();
+        }
+        let got: Vec<Vec<String>> = tables(&j).iter().map(|t| contents(&wh, t)).collect();
+        assert!(!got[0].is_empty());
+        out.push(got);
+    }
+    assert_eq!(out[0], out[1], "entity labels, 1 vs 3 workers");
+    assert_eq!(out[2], out[3], "aggregated labels, 1 vs 3 workers");
+}

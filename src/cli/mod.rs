@@ -78,9 +78,12 @@ pub enum Command {
     /// events of the W days from the left row's day to D. Offsets count days inclusively, as
     /// Chronon's code does (its docs say D − offset). Output:
     ///
-    ///   <join>_labels          partitions label_ds=D/ds=…: row identifier + label columns
-    ///   <join>_labeled         the feature table ⟕ every label version (label_ columns)
-    ///   <join>_labeled_latest  per day only the latest label version
+    /// - <join>_labels: partitions label_ds=D/ds=…, the row identifier and label columns;
+    ///
+    /// - <join>_labeled: the feature table ⟕ every label version (label_ columns, label_ds);
+    ///
+    /// - <join>_labeled_latest: per day only its latest label version (a feature row on a day
+    ///   with labels but without a label of that version is left out, as in Chronon).
     ///
     /// Re-running a label_ds rewrites the same partitions with the same rows. Run the join's
     /// backfill first; labeled tables follow later feature changes. Example:

@@ -44,14 +44,17 @@ pub fn refresh(engine: &Engine, lp: &LabelPlan, only: Option<&BTreeSet<Ds>>) -> 
         .into_iter()
         .collect();
     let existing: BTreeSet<Ds> = wh.partitions(&lp.labeled)?.into_iter().collect();
+    let existing_latest: BTreeSet<Ds> = wh.partitions(&lp.labeled_latest)?.into_iter().collect();
     let mut days: BTreeSet<Ds> = features.keys().copied().collect();
     days.extend(labels.keys().copied());
     days.extend(existing.iter().copied());
+    days.extend(existing_latest.iter().copied());
     if let Some(o) = only {
         days.retain(|d| o.contains(d));
     }
     let latest = table::latest(&labels);
-    let mut registered = false;
+    // the select list, once a day needs rewriting
+    let mut select: Option<Vec<String>> = None;
     let mut written = Vec::new();
     for ds in days {
         let spec = [("ds".to_string(), ds.to_string())];
@@ -63,24 +66,23 @@ pub fn refresh(engine: &Engine, lp: &LabelPlan, only: Option<&BTreeSet<Ds>>) -> 
         let mut h = std::hash::DefaultHasher::new();
         (feature_fp, labels.get(&ds)).hash(&mut h);
         let fp = h.finish().to_string();
-        let stored = |t: &TableName| -> Result<Option<String>> {
-            if !wh.partitions(t)?.contains(&ds) {
+        let stored = |t: &TableName, has: bool| -> Result<Option<String>> {
+            if !has {
                 return Ok(None);
             }
             Ok(wh.partition_metadata(t, ds)?.get(INPUTS_KEY).cloned())
         };
-        if existing.contains(&ds)
-            && stored(&lp.labeled)?.as_ref() == Some(&fp)
-            && stored(&lp.labeled_latest)?.as_ref() == Some(&fp)
+        if stored(&lp.labeled, existing.contains(&ds))?.as_ref() == Some(&fp)
+            && stored(&lp.labeled_latest, existing_latest.contains(&ds))?.as_ref() == Some(&fp)
         {
             continue;
         }
-        if !registered {
+        if select.is_none() {
             engine.register_table(&lp.features)?;
             engine.register_table(&lp.labels)?;
-            registered = true;
+            select = Some(select_list(engine, lp)?);
         }
-        let all = labeled_day(engine, lp, ds)?;
+        let all = labeled_day(engine, lp, select.as_deref().expect("set above"), ds)?;
         let kept = latest_rows(&all, latest.get(&ds).copied())?;
         let meta = [(INPUTS_KEY.to_string(), fp)];
         for (t, b) in [(&lp.labeled, all), (&lp.labeled_latest, kept)] {
@@ -147,8 +149,7 @@ fn select_list(engine: &Engine, lp: &LabelPlan) -> Result<Vec<String>> {
 }
 
 /// Every `_labeled` row of day `ds`: feature rows ⟕ label rows of every version.
-fn labeled_day(engine: &Engine, lp: &LabelPlan, ds: Ds) -> Result<RecordBatch> {
-    let select = select_list(engine, lp)?;
+fn labeled_day(engine: &Engine, lp: &LabelPlan, select: &[String], ds: Ds) -> Result<RecordBatch> {
     let on: Vec<String> = lp
         .row_identifier
         .iter()
