@@ -27,6 +27,8 @@ use super::tiles::Layout;
 
 type In = ((GroupKey, Item), u64, isize);
 type Out = (PartValues, u64, isize);
+/// Input updates waiting for their epoch to complete, by epoch.
+type Pending = BTreeMap<u64, Vec<((GroupKey, Item), isize)>>;
 
 /// A hash of the group key that is the same in every process.
 fn route(k: &GroupKey) -> u64 {
@@ -47,7 +49,7 @@ pub fn windows<'scope>(
             Exchange::new(|u: &In| route(&(u.0).0)),
             "PointInTimeWindows",
             move |_cap, _info| {
-                let mut pending: BTreeMap<u64, Vec<((GroupKey, Item), isize)>> = BTreeMap::new();
+                let mut pending: Pending = BTreeMap::new();
                 let mut caps: CapabilitySet<u64> = CapabilitySet::new();
                 let mut groups: HashMap<GroupKey, KeyState> = HashMap::new();
                 move |(input, frontier), output| {

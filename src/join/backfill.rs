@@ -287,16 +287,13 @@ impl JoinRunner {
             label_ds,
             ..Default::default()
         };
-        let first_label = self.plan.parts.len() as u16;
         let span = tracing::info_span!("label_run", join = %self.plan.name, label_ds = ?label_ds.map(|d| d.to_string()));
         let _g = span.enter();
         label_feed::run(
             engine,
             &lp,
             live,
-            &self.plan.left.scan.table,
             &self.plan.left.scan,
-            first_label,
             label_ds,
             &mut report,
         )?;

@@ -338,12 +338,13 @@ pub(super) fn run(
     engine: &Engine,
     lp: &LabelPlan,
     live: &mut Live,
-    left_table: &str,
     left_scan: &crate::sql::scan::Scan,
-    first_label: u16,
     label_ds: Option<Ds>,
     report: &mut LabelReport,
 ) -> Result<BTreeSet<(Ds, Ds)>> {
+    let left_table = left_scan.table.as_str();
+    // label parts follow the feature parts in the dataflow
+    let first_label = lp.parts.first().map_or(u16::MAX, |p| p.index);
     let wh = engine.warehouse().clone();
     let mut dirty: BTreeSet<(Ds, Ds)> = BTreeSet::new();
     let mut updates: Vec<Update> = Vec::new();

@@ -17,12 +17,15 @@ use crate::dataflow::records::{row_ds, row_id, PartValues, RowId, Value};
 use crate::error::{Error, Result};
 use crate::partition::Ds;
 
+/// One partition's pending values: encoded value rows per `(row, part)`.
+type PartitionValues = HashMap<(RowId, u16), Vec<Box<[u8]>>>;
+
 /// The output values not yet written, per `(row, part)`, compactly encoded
 /// ([`crate::aggregate::codec`]); an empty list is a pending removal.
 #[derive(Default)]
 pub struct OutputState {
     /// By left partition, so a written partition is forgotten in one step.
-    values: HashMap<Ds, HashMap<(RowId, u16), Vec<Box<[u8]>>>>,
+    values: HashMap<Ds, PartitionValues>,
 }
 
 impl OutputState {
