@@ -469,14 +469,12 @@ pub(super) fn run(
             let have: BTreeSet<Ds> = fps.iter().map(|(d, _)| *d).collect();
             if let Some(d) = label_ds {
                 let own: Vec<Ds> = match p.kind {
-                    PartKind::Events => {
-                        let q = d.shift(1).start_millis();
-                        let (from, _) = needed_days(p, q, q);
-                        // the window's own days: from its first day to label_ds
-                        crate::partition::PartitionRange::new(from.shift(1), d)
-                            .days()
-                            .collect()
-                    }
+                    // the window's own days: the W days up to label_ds (what is read beyond
+                    // them for hop alignment holds no event of the window)
+                    PartKind::Events => window_days(p)
+                        .map(|w| crate::partition::PartitionRange::new(d.shift(-(w - 1)), d))
+                        .map(|r| r.days().collect())
+                        .unwrap_or_default(),
                     _ => vec![d],
                 };
                 let missing: Vec<Ds> = own
@@ -530,6 +528,17 @@ pub(super) fn run(
         report.written.push((d, ds));
     }
     Ok(dirty)
+}
+
+/// The window of an aggregated label part in days (validated: one aggregation with one
+/// bounded window of whole days, §7.2).
+fn window_days(p: &crate::join::plan::PartPlan) -> Option<i32> {
+    let aggs = p.group_by.aggregations.as_ref()?;
+    let w = aggs
+        .iter()
+        .flat_map(crate::config::naming::windows_of)
+        .next()?;
+    (!crate::config::naming::is_unbounded(&w)).then_some(w.length)
 }
 
 /// The partition spec of label partition `(label_ds, ds)`.
