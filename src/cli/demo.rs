@@ -10,7 +10,8 @@ use crate::config::{conf_files, load_conf, Conf, Join, StagingQuery};
 use crate::demo::generate::{generate, DemoSpec};
 use crate::error::{Error, Result};
 use crate::join::bootstrap::assemble::Provenance;
-use crate::join::{backfill_join, plan::JoinPlan, JoinOptions};
+use crate::join::{backfill_join, plan::JoinPlan, JoinOptions, JoinRunner};
+use crate::label::LABEL_DS;
 use crate::partition::Ds;
 use crate::sql::Engine;
 use crate::staging::{self, StagingOptions};
@@ -58,6 +59,30 @@ const RUN: &[&str] = &[
     // join derivations
     "joins/risk/checkout_derived.v1",
 ];
+
+/// Label joins the demo runs after the feature joins: their feature backfill, then the label
+/// runs a `@weekly` schedule makes over the demo's last two weeks (`label_ds` = the last day
+/// − 7 and the last day, so every label window has matured by the end of the data).
+const LABELS: &[&str] = &[
+    // I: entity labels (checkout outcomes snapshot of label_ds), offsets 30/10
+    "joins/risk/checkout_labels.v1",
+    // J: aggregated labels (refunds summed over the 7 days from the left day), offsets 7/7
+    "joins/risk/checkout_labels.v2",
+];
+
+/// What the label runs of one join wrote, for the summary.
+struct LabelSummary {
+    join: String,
+    labels: String,
+    labeled: String,
+    labeled_latest: String,
+    offsets: (i32, i32),
+    row_identifier: Vec<String>,
+    /// Per run: `label_ds`, its left range, label partitions written.
+    runs: Vec<(Ds, crate::partition::PartitionRange, usize)>,
+    /// Label source partitions not there yet, over every run.
+    missing: Vec<String>,
+}
 
 /// Where a bootstrap join's values came from, for the summary.
 struct BootSummary {
@@ -187,6 +212,16 @@ pub fn run(a: DemoArgs) -> Result<()> {
         }
         engine.refresh()?;
     }
+    let mut label_runs = Vec::new();
+    for rel in LABELS {
+        let path = a.dataflows.join(rel);
+        let Conf::Join(join) = load_conf(&path)? else {
+            continue;
+        };
+        label_runs.push(run_labels(&engine, &join, spec.end, a.workers)?);
+        ran.push(join.meta_data.name.clone());
+        engine.refresh()?;
+    }
     let staging: Vec<StagingQuery> = conf_files(&a.dataflows.join("staging_queries"))?
         .into_iter()
         .filter_map(|f| match load_conf(&f) {
@@ -235,6 +270,44 @@ pub fn run(a: DemoArgs) -> Result<()> {
         );
     }
 
+    if !label_runs.is_empty() {
+        println!("4. Labels: the outcomes known at label_ds, attached to the feature rows of earlier days:");
+        for l in &label_runs {
+            println!(
+                "   {} (offsets {}/{}: left days label_ds − {} … label_ds − {})",
+                l.join,
+                l.offsets.0,
+                l.offsets.1,
+                l.offsets.0 - 1,
+                l.offsets.1 - 1
+            );
+            for (d, range, written) in &l.runs {
+                println!(
+                    "     label_ds={d}: left days {range}, {written} label partition(s) written"
+                );
+            }
+            let (label_rows, _) = label_counts(&engine, &l.labels)?;
+            let non_null = label_values(&engine, &l.labels, &l.row_identifier)?;
+            let (labeled, labeled_with) = label_counts(&engine, &l.labeled)?;
+            let (latest, latest_with) = label_counts(&engine, &l.labeled_latest)?;
+            println!("     {:<48} {label_rows:>8} rows", l.labels);
+            for (c, n) in non_null {
+                println!("       {c:<46} {n:>8} non-NULL");
+            }
+            println!(
+                "     {:<48} {labeled:>8} rows, {labeled_with} with a label version",
+                l.labeled
+            );
+            println!(
+                "     {:<48} {latest:>8} rows, {latest_with} with the latest label",
+                l.labeled_latest
+            );
+            for m in &l.missing {
+                println!("     note: {m}");
+            }
+        }
+    }
+
     let out = TableName::parse("risk.risk_checkout_v1")?;
     let last = wh.partitions(&out)?.last().copied();
     if let Some(ds) = last {
@@ -260,7 +333,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
                     .map(|p| p.slice(0, p.num_rows().min(5)))
             })
             .collect();
-        println!("4. Point-in-time features in {out}, ds={ds} (first rows, some columns):");
+        println!("5. Point-in-time features in {out}, ds={ds} (first rows, some columns):");
         println!(
             "{}",
             arrow::util::pretty::pretty_format_batches(&sample)
@@ -275,7 +348,137 @@ pub fn run(a: DemoArgs) -> Result<()> {
     Ok(())
 }
 
-/// Why the demo does not run a join: its plan fails, it has a label part, or a table it reads is
+/// Runs a label join: its feature backfill through `end`, then label runs `end − 7` and `end`
+/// on the same runner (the second one a delta of the first).
+fn run_labels(engine: &Engine, join: &Join, end: Ds, workers: usize) -> Result<LabelSummary> {
+    let pb = progress::bar(1, "join");
+    let mut runner = JoinRunner::new(join)?;
+    let r = runner.run(
+        engine,
+        &JoinOptions {
+            workers,
+            ..JoinOptions::through(end)
+        },
+        &|d, t, m| {
+            pb.set_length(t as u64);
+            pb.set_position(d as u64);
+            pb.set_message(m.to_string());
+        },
+    )?;
+    pb.finish_and_clear();
+    println!(
+        "   join {:<45} -> {} ({} partitions, {} rows)",
+        join.meta_data.name,
+        r.output,
+        r.written.len(),
+        r.left_rows
+    );
+    engine.refresh()?;
+    let lp = runner
+        .label_plan()
+        .ok_or_else(|| Error::Usage(format!("{} has no valid label part", join.meta_data.name)))?
+        .clone();
+    let mut runs = Vec::new();
+    let mut missing = Vec::new();
+    for d in [end.shift(-7), end] {
+        let pb = progress::spinner("label run");
+        pb.set_message(format!("{} label_ds={d}", join.meta_data.name));
+        let rep = runner.label(engine, d, workers)?;
+        pb.finish_and_clear();
+        engine.refresh()?;
+        runs.push((d, lp.left_range(d), rep.written.len()));
+        for (t, days) in &rep.missing_sources {
+            missing.push(format!(
+                "label_ds={d}: label source {t} lacks {} partition(s); those labels are NULL or partial",
+                days.len()
+            ));
+        }
+    }
+    println!(
+        "   label join {:<39} -> {} (label_ds {} and {})",
+        join.meta_data.name,
+        lp.labels,
+        end.shift(-7),
+        end
+    );
+    Ok(LabelSummary {
+        join: join.meta_data.name.clone(),
+        labels: lp.labels.to_string(),
+        labeled: lp.labeled.to_string(),
+        labeled_latest: lp.labeled_latest.to_string(),
+        offsets: (lp.start_offset, lp.end_offset),
+        row_identifier: lp.row_identifier.clone(),
+        runs,
+        missing,
+    })
+}
+
+/// Rows of a label or labeled table, and those with a label version (`label_ds` not NULL);
+/// zeros when the table does not exist (no left day had labels).
+fn label_counts(engine: &Engine, t: &str) -> Result<(i64, i64)> {
+    let name = TableName::parse(t)?;
+    if !engine.warehouse().exists(&name) {
+        return Ok((0, 0));
+    }
+    let sql = format!("SELECT COUNT(*) AS n, COUNT(label_ds) AS l FROM {name}");
+    let batches = engine.query(&sql, &format!("counting the rows of {name}"))?;
+    let get = |i: usize| {
+        batches
+            .iter()
+            .find(|b| b.num_rows() > 0)
+            .and_then(|b| {
+                b.column(i)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .map(|a| a.value(0))
+            })
+            .unwrap_or(0)
+    };
+    Ok((get(0), get(1)))
+}
+
+/// Non-NULL values per label column of a label table.
+fn label_values(engine: &Engine, t: &str, row_identifier: &[String]) -> Result<Vec<(String, i64)>> {
+    let name = TableName::parse(t)?;
+    let wh = engine.warehouse();
+    if !wh.exists(&name) {
+        return Ok(vec![]);
+    }
+    let schema = wh.table_schema_under(&name, &[LABEL_DS.to_string(), "ds".to_string()])?;
+    let cols: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .filter(|c| !row_identifier.contains(c) && c != LABEL_DS)
+        .collect();
+    if cols.is_empty() {
+        return Ok(vec![]);
+    }
+    let select: Vec<String> = cols
+        .iter()
+        .map(|c| format!("COUNT({})", crate::sql::scan::ident(c)))
+        .collect();
+    let sql = format!("SELECT {} FROM {name}", select.join(", "));
+    let batches = engine.query(&sql, &format!("counting the labels of {name}"))?;
+    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Ok(vec![]);
+    };
+    Ok(cols
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let n = b
+                .column(i)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .map(|a| a.value(0))
+                .unwrap_or(0);
+            (c, n)
+        })
+        .collect())
+}
+
+/// Why the demo does not run a join: its plan fails, or a table it reads is
 /// not in the demo warehouse (with where that table would come from). The flag tells whether
 /// the missing table is a join's log table.
 fn why_not_run(j: &Join, wh: &Warehouse, staging: &[StagingQuery]) -> (String, bool) {
@@ -298,12 +501,6 @@ fn why_not_run(j: &Join, wh: &Warehouse, staging: &[StagingQuery]) -> (String, b
             return (format!("{first}{more}"), false);
         }
     };
-    if j.label_part.is_some() {
-        return (
-            "has a label part; label joins are not implemented yet".into(),
-            false,
-        );
-    }
     let left = plan
         .left
         .scan
