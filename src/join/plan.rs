@@ -454,12 +454,15 @@ fn source_plan(
     let q = src.query();
     let mut fill: Vec<(String, Option<String>)> = vec![("ds".into(), None)];
     fill.extend(gb.key_columns.iter().map(|k| (k.clone(), None)));
+    // 1 ms before the end of the partition's day (§2.2), read from the source's own
+    // partition column (`partitionColumn`, `ds` by default)
+    let end_of_day = format!(
+        "((unix_timestamp({}, 'yyyy-MM-dd') + 86400) * 1000) - 1",
+        crate::sql::scan::ident(q.partition_column.as_deref().unwrap_or("ds"))
+    );
     let ts = match (&q.time_column, src) {
         (Some(tc), _) => tc.clone(),
-        // 1 ms before the end of the partition's day (§2.2)
-        (None, Source::Events(_)) if snapshot => {
-            "((unix_timestamp(\"ds\", 'yyyy-MM-dd') + 86400) * 1000) - 1".into()
-        }
+        (None, Source::Events(_)) if snapshot => end_of_day,
         (None, Source::Entities(_)) => {
             if gb.aggregations.iter().flatten().any(|a| {
                 naming::windows_of(a)
@@ -473,7 +476,7 @@ fn source_plan(
                         .into(),
                 });
             }
-            "((unix_timestamp(\"ds\", 'yyyy-MM-dd') + 86400) * 1000) - 1".into()
+            end_of_day
         }
         _ => {
             return Err(Error::Config {
