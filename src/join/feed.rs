@@ -111,9 +111,16 @@ impl Feeds {
                 new: Vec::new(),
             });
         }
+        let mut registered = false;
         for (&ds, &fingerprint) in &now {
             if fed.contains_key(&ds) || !(want(ds) || changes.iter().any(|c| c.ds == ds)) {
                 continue;
+            }
+            if !registered {
+                // the engine's file list may predate this partition: a stale list would read
+                // it as empty and the fingerprint would hide that for good
+                engine.register_table(&scan.table_name()?)?;
+                registered = true;
             }
             let mut s = scan.clone();
             s.range = Some(PartitionRange::new(ds, ds));
