@@ -180,20 +180,10 @@ pub fn run(a: DemoArgs) -> Result<()> {
                         workers: a.workers,
                         ..JoinOptions::through(spec.end)
                     },
-                    &|d, t, m| {
-                        pb.set_length(t as u64);
-                        pb.set_position(d as u64);
-                        pb.set_message(m.to_string());
-                    },
+                    &progress::follow(&pb),
                 )?;
                 pb.finish_and_clear();
-                println!(
-                    "   join {:<45} -> {} ({} partitions, {} rows)",
-                    join.meta_data.name,
-                    r.output,
-                    r.written.len(),
-                    r.left_rows
-                );
+                print_join(&join, &r);
                 ran.push(join.meta_data.name.clone());
                 if let (false, Some(p)) = (join.bootstrap_parts.is_empty(), r.provenance) {
                     boots.push(BootSummary {
@@ -359,20 +349,10 @@ fn run_labels(engine: &Engine, join: &Join, end: Ds, workers: usize) -> Result<L
             workers,
             ..JoinOptions::through(end)
         },
-        &|d, t, m| {
-            pb.set_length(t as u64);
-            pb.set_position(d as u64);
-            pb.set_message(m.to_string());
-        },
+        &progress::follow(&pb),
     )?;
     pb.finish_and_clear();
-    println!(
-        "   join {:<45} -> {} ({} partitions, {} rows)",
-        join.meta_data.name,
-        r.output,
-        r.written.len(),
-        r.left_rows
-    );
+    print_join(join, &r);
     engine.refresh()?;
     let lp = runner
         .label_plan()
@@ -554,4 +534,15 @@ fn why_not_run(j: &Join, wh: &Warehouse, staging: &[StagingQuery]) -> (String, b
         };
     }
     ("not part of the demo run".into(), false)
+}
+
+/// One line per join run.
+fn print_join(join: &crate::config::Join, r: &crate::join::JoinReport) {
+    println!(
+        "   join {:<45} -> {} ({} partitions, {} rows)",
+        join.meta_data.name,
+        r.output,
+        r.written.len(),
+        r.left_rows
+    );
 }
