@@ -104,6 +104,37 @@ fn demo_runs_the_feature_and_label_joins() {
         fraud * 10 > 42 * 20 * 9,
         "most rows have an outcome: {fraud}"
     );
+    // `tables` and `show` list a label table's label_ds=…/ds=… partitions
+    let weft = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+            .arg("--warehouse")
+            .arg(dir.join("warehouse"))
+            .args(args)
+            .output()
+            .expect("running weft");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let tables = weft(&["tables", "risk"]);
+    let line = tables
+        .lines()
+        .find(|l| l.starts_with("risk.risk_checkout_labels_v2_labels "))
+        .unwrap_or_else(|| panic!("{tables}"));
+    assert!(
+        line.contains("2 partitions") && line.contains(&format!("{} rows", 2 * 20)),
+        "{line}"
+    );
+    assert!(line.contains("label_ds="), "{line}");
+    let show = weft(&["show", "risk.risk_checkout_labels_v2_labels", "--rows", "2"]);
+    assert!(
+        show.contains("label_ds ") && show.contains("partitions: 2"),
+        "{show}"
+    );
+    assert!(show.contains("sample of label_ds="), "{show}");
 }
 
 /// Row counts of a label table, or of the feature table (which has no `label_ds`).

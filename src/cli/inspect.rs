@@ -163,14 +163,26 @@ pub fn tables(warehouse: &Path, a: TablesArgs) -> Result<()> {
         any = true;
         let infos = wh.partition_infos(&t)?;
         let rows: u64 = infos.iter().map(|i| i.rows).sum();
-        match (infos.first(), infos.last()) {
-            (Some(f), Some(l)) => println!(
+        let nested = if infos.is_empty() {
+            nested_partitions(&wh, &t)?
+        } else {
+            vec![]
+        };
+        match (infos.first(), infos.last(), nested.first(), nested.last()) {
+            (Some(f), Some(l), _, _) => println!(
                 "{t:<50} {:>4} partitions  {} .. {}  {rows:>10} rows",
                 infos.len(),
                 f.ds,
                 l.ds
             ),
-            _ => println!("{t:<50} (no ds partitions)"),
+            (_, _, Some(f), Some(l)) => println!(
+                "{t:<50} {:>4} partitions  {} .. {}  {:>10} rows",
+                nested.len(),
+                f.spec,
+                l.spec,
+                nested.iter().map(|p| p.rows).sum::<u64>()
+            ),
+            _ => println!("{t:<50} (no partitions)"),
         }
     }
     if !any {
@@ -191,13 +203,42 @@ pub fn show(warehouse: &Path, a: ShowArgs) -> Result<()> {
     for f in schema.fields() {
         println!("  {:<50} {}", f.name(), f.data_type());
     }
-    println!("  {:<50} partition (yyyy-MM-dd)", "ds");
+    let nested = if wh.partitions(&t)?.is_empty() {
+        nested_partitions(&wh, &t)?
+    } else {
+        vec![]
+    };
+    if let Some(p) = nested.first() {
+        // e.g. a label table: label_ds=…/ds=…
+        for col in p.spec.split('/').filter_map(|kv| kv.split('=').next()) {
+            println!("  {col:<50} partition (yyyy-MM-dd)");
+        }
+    } else {
+        println!("  {:<50} partition (yyyy-MM-dd)", "ds");
+    }
     let props = wh.properties(&t)?;
     if !props.is_empty() {
         println!("properties:");
         for (k, v) in &props {
             println!("  {k} = {v}");
         }
+    }
+    if !nested.is_empty() {
+        println!("partitions: {}", nested.len());
+        for p in &nested {
+            println!(
+                "  {}  {:>8} rows  {} file(s)  {} bytes",
+                p.spec,
+                p.rows,
+                p.files.len(),
+                p.bytes
+            );
+        }
+        if let (Some(p), true) = (nested.last(), a.rows > 0) {
+            let batches = wh.read_files(&p.files)?;
+            print_sample(&format!("sample of {}:", p.spec), batches, a.rows)?;
+        }
+        return Ok(());
     }
     let infos = wh.partition_infos(&t)?;
     println!("partitions: {}", infos.len());
@@ -213,22 +254,76 @@ pub fn show(warehouse: &Path, a: ShowArgs) -> Result<()> {
     };
     if let (Some(ds), true) = (sample, a.rows > 0) {
         let batches = wh.read_partition(&t, ds)?;
-        let mut rows = Vec::new();
-        let mut left = a.rows;
-        for b in batches {
-            if left == 0 {
-                break;
-            }
-            let n = left.min(b.num_rows());
-            rows.push(b.slice(0, n));
-            left -= n;
-        }
-        println!("sample of ds={ds}:");
-        println!(
-            "{}",
-            arrow::util::pretty::pretty_format_batches(&rows)
-                .map_err(|e| Error::arrow("formatting rows", e))?
-        );
+        print_sample(&format!("sample of ds={ds}:"), batches, a.rows)?;
     }
     Ok(())
+}
+
+/// Prints the first `n` rows of `batches` under a heading.
+fn print_sample(
+    heading: &str,
+    batches: Vec<arrow::record_batch::RecordBatch>,
+    n: usize,
+) -> Result<()> {
+    let mut rows = Vec::new();
+    let mut left = n;
+    for b in batches {
+        if left == 0 {
+            break;
+        }
+        let k = left.min(b.num_rows());
+        rows.push(b.slice(0, k));
+        left -= k;
+    }
+    println!("{heading}");
+    println!(
+        "{}",
+        arrow::util::pretty::pretty_format_batches(&rows)
+            .map_err(|e| Error::arrow("formatting rows", e))?
+    );
+    Ok(())
+}
+
+/// A partition below the top level, such as a label table's `label_ds=…/ds=…`.
+struct NestedPartition {
+    spec: String,
+    files: Vec<std::path::PathBuf>,
+    rows: u64,
+    bytes: u64,
+}
+
+/// The partitions of a table partitioned by more than `ds` (its data files grouped by folder),
+/// sorted by their `k=v/…` path, with row counts from the Parquet footers.
+fn nested_partitions(wh: &Warehouse, t: &TableName) -> Result<Vec<NestedPartition>> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let root = wh.table_dir(t);
+    let mut by_dir: std::collections::BTreeMap<String, NestedPartition> = Default::default();
+    for f in wh.data_files(t)? {
+        let spec = f
+            .parent()
+            .and_then(|p| p.strip_prefix(&root).ok())
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let file = std::fs::File::open(&f)
+            .map_err(|e| Error::io(format!("opening {}", f.display()), e))?;
+        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let rows = SerializedFileReader::new(file)
+            .map_err(|e| Error::parquet(format!("reading {}", f.display()), e))?
+            .metadata()
+            .file_metadata()
+            .num_rows() as u64;
+        let p = by_dir.entry(spec.clone()).or_insert(NestedPartition {
+            spec,
+            files: vec![],
+            rows: 0,
+            bytes: 0,
+        });
+        p.files.push(f);
+        p.rows += rows;
+        p.bytes += bytes;
+    }
+    Ok(by_dir
+        .into_values()
+        .filter(|p| !p.spec.is_empty())
+        .collect())
 }
