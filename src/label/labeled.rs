@@ -53,9 +53,8 @@ pub fn refresh(engine: &Engine, lp: &LabelPlan, only: Option<&BTreeSet<Ds>>) -> 
         days.retain(|d| o.contains(d));
     }
     let latest = table::latest(&labels);
-    // the select list, once a day needs rewriting
-    let mut select: Option<Vec<String>> = None;
-    let mut written = Vec::new();
+    // the days whose inputs changed, with their new fingerprints
+    let mut stale: Vec<(Ds, String)> = Vec::new();
     for ds in days {
         let spec = [("ds".to_string(), ds.to_string())];
         let Some(feature_fp) = features.get(&ds) else {
@@ -72,23 +71,33 @@ pub fn refresh(engine: &Engine, lp: &LabelPlan, only: Option<&BTreeSet<Ds>>) -> 
             }
             Ok(wh.partition_metadata(t, ds)?.get(INPUTS_KEY).cloned())
         };
-        if stored(&lp.labeled, existing.contains(&ds))?.as_ref() == Some(&fp)
-            && stored(&lp.labeled_latest, existing_latest.contains(&ds))?.as_ref() == Some(&fp)
+        if stored(&lp.labeled, existing.contains(&ds))?.as_ref() != Some(&fp)
+            || stored(&lp.labeled_latest, existing_latest.contains(&ds))?.as_ref() != Some(&fp)
         {
-            continue;
+            stale.push((ds, fp));
         }
-        if select.is_none() {
-            engine.register_table(&lp.features)?;
-            engine.register_table(&lp.labels)?;
-            select = Some(select_list(engine, lp)?);
+    }
+    let mut written = Vec::new();
+    if stale.is_empty() {
+        return Ok(written);
+    }
+    engine.register_table(&lp.features)?;
+    engine.register_table(&lp.labels)?;
+    let select = select_list(engine, lp)?;
+    // one query per chunk of days (a query per day would list the tables' files each time)
+    for chunk in stale.chunks(DAYS_PER_QUERY) {
+        let days: Vec<Ds> = chunk.iter().map(|(d, _)| *d).collect();
+        let mut by_day = labeled_days(engine, lp, &select, &days)?;
+        for (ds, fp) in chunk {
+            let all = by_day.remove(ds).expect("every queried day has a batch");
+            let kept = latest_rows(&all, latest.get(ds).copied())?;
+            let spec = [("ds".to_string(), ds.to_string())];
+            let meta = [(INPUTS_KEY.to_string(), fp.clone())];
+            for (t, b) in [(&lp.labeled, all), (&lp.labeled_latest, kept)] {
+                wh.write_partition_with(t, &spec, b.schema(), &[b], &meta)?;
+            }
+            written.push(*ds);
         }
-        let all = labeled_day(engine, lp, select.as_deref().expect("set above"), ds)?;
-        let kept = latest_rows(&all, latest.get(&ds).copied())?;
-        let meta = [(INPUTS_KEY.to_string(), fp)];
-        for (t, b) in [(&lp.labeled, all), (&lp.labeled_latest, kept)] {
-            wh.write_partition_with(t, &spec, b.schema(), &[b], &meta)?;
-        }
-        written.push(ds);
     }
     if !written.is_empty() {
         let mut props = BTreeMap::new();
@@ -148,33 +157,81 @@ fn select_list(engine: &Engine, lp: &LabelPlan) -> Result<Vec<String>> {
     Ok(select)
 }
 
-/// Every `_labeled` row of day `ds`: feature rows ⟕ label rows of every version.
-fn labeled_day(engine: &Engine, lp: &LabelPlan, select: &[String], ds: Ds) -> Result<RecordBatch> {
+/// How many days one `_labeled` query covers.
+const DAYS_PER_QUERY: usize = 31;
+
+/// Every `_labeled` row of the given days (feature rows ⟕ label rows of every version), by day.
+fn labeled_days(
+    engine: &Engine,
+    lp: &LabelPlan,
+    select: &[String],
+    days: &[Ds],
+) -> Result<BTreeMap<Ds, RecordBatch>> {
     let on: Vec<String> = lp
         .row_identifier
         .iter()
         .map(|c| format!("l.{0} = r.{0}", ident(c)))
         .collect();
-    let order: Vec<String> = lp
-        .row_identifier
-        .iter()
-        .filter(|c| *c != "ds")
-        .map(|c| format!("l.{}", ident(c)))
+    let order: Vec<String> = [format!("l.{}", ident("ds"))]
+        .into_iter()
+        .chain(
+            lp.row_identifier
+                .iter()
+                .filter(|c| *c != "ds")
+                .map(|c| format!("l.{}", ident(c))),
+        )
         .chain([format!("r.{}", ident(LABEL_DS))])
         .collect();
-    let day = literal(&ds.to_string());
+    let list: Vec<String> = days.iter().map(|d| literal(&d.to_string())).collect();
+    let list = list.join(", ");
     let sql = format!(
-        "SELECT {} FROM {} l LEFT JOIN (SELECT * FROM {} WHERE ds = {day}) r ON {} WHERE l.ds = {day} ORDER BY {}",
+        "SELECT {}, l.ds AS {DAY_COLUMN} FROM {} l LEFT JOIN (SELECT * FROM {} WHERE ds IN ({list})) r ON {} WHERE l.ds IN ({list}) ORDER BY {}",
         select.join(", "),
         lp.features,
         lp.labels,
         on.join(" AND "),
         order.join(", ")
     );
-    let context = format!("building {} partition ds={ds}", lp.labeled);
+    let context = format!(
+        "building {} partitions ds={}…{}",
+        lp.labeled,
+        days[0],
+        days[days.len() - 1]
+    );
     let (schema, batches) = engine.query_with_schema(&sql, &context)?;
-    arrow::compute::concat_batches(&schema, &batches).map_err(|e| Error::arrow(&context, e))
+    let all =
+        arrow::compute::concat_batches(&schema, &batches).map_err(|e| Error::arrow(&context, e))?;
+    let day_col = schema.fields().len() - 1;
+    let keep: Vec<usize> = (0..day_col).collect();
+    let day_of = arrow::compute::cast(all.column(day_col), &arrow::datatypes::DataType::Utf8)
+        .map_err(|e| Error::arrow(&context, e))?;
+    let day_of = day_of.as_string::<i32>();
+    let mut out = BTreeMap::new();
+    // rows come sorted by day: each day is one slice
+    let mut start = 0;
+    for i in 1..=all.num_rows() {
+        if i == all.num_rows() || day_of.value(i) != day_of.value(start) {
+            let ds = Ds::parse(day_of.value(start))?;
+            let slice = all
+                .slice(start, i - start)
+                .project(&keep)
+                .map_err(|e| Error::arrow(&context, e))?;
+            out.insert(ds, slice);
+            start = i;
+        }
+    }
+    let empty = all
+        .project(&keep)
+        .map_err(|e| Error::arrow(&context, e))?
+        .slice(0, 0);
+    for d in days {
+        out.entry(*d).or_insert_with(|| empty.clone());
+    }
+    Ok(out)
 }
+
+/// The helper column that carries each row's day out of the `_labeled` query.
+const DAY_COLUMN: &str = "__weft_labeled_day";
 
 /// The rows `_labeled_latest` keeps of a day: those of the latest label version when the day
 /// has labels (rows without a label of that version drop out, as in Chronon), else all.
