@@ -6,6 +6,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use arrow::array::AsArray;
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 
 use crate::error::Result;
@@ -111,21 +114,22 @@ impl Feeds {
                 new: Vec::new(),
             });
         }
-        let mut registered = false;
-        for (&ds, &fingerprint) in &now {
-            if fed.contains_key(&ds) || !(want(ds) || changes.iter().any(|c| c.ds == ds)) {
-                continue;
-            }
-            if !registered {
-                // the engine's file list may predate this partition: a stale list would read
-                // it as empty and the fingerprint would hide that for good
-                engine.register_table(&scan.table_name()?)?;
-                registered = true;
-            }
-            let mut s = scan.clone();
-            s.range = Some(PartitionRange::new(ds, ds));
-            let (_, batches) = engine.scan(&s)?;
-            let batches = read(batches)?;
+        let to_read: Vec<(Ds, u64)> = now
+            .iter()
+            .filter(|(ds, _)| {
+                !fed.contains_key(ds) && (want(**ds) || changes.iter().any(|c| c.ds == **ds))
+            })
+            .map(|(d, f)| (*d, *f))
+            .collect();
+        if !to_read.is_empty() {
+            // the engine's file list may predate these partitions: a stale list would read
+            // them as empty and the fingerprint would hide that for good
+            engine.register_table(&scan.table_name()?)?;
+        }
+        let days: Vec<Ds> = to_read.iter().map(|(d, _)| *d).collect();
+        let mut rows = read_partitions(engine, scan, &days)?;
+        for (ds, fingerprint) in to_read {
+            let batches = read(rows.remove(&ds).unwrap_or_default())?;
             fed.insert(
                 ds,
                 Fed {
@@ -145,4 +149,72 @@ impl Feeds {
         changes.sort_by_key(|c| c.ds);
         Ok(changes)
     }
+}
+
+/// The rows of partitions `days` of a scan, by partition: one scan per run of consecutive days
+/// (a scan per day would plan a query and list the table's files each time), split by the
+/// scan's `ds` column; a scan without one is read a day at a time.
+fn read_partitions(
+    engine: &Engine,
+    scan: &Scan,
+    days: &[Ds],
+) -> Result<BTreeMap<Ds, Vec<RecordBatch>>> {
+    let mut out: BTreeMap<Ds, Vec<RecordBatch>> = BTreeMap::new();
+    for run in PartitionRange::contiguous(days) {
+        let mut s = scan.clone();
+        s.range = Some(run);
+        let (schema, batches) = engine.scan(&s)?;
+        // `ds` must be the partition's own value: not a select of the user's, never NULL
+        let own_ds = !scan
+            .query
+            .selects
+            .as_ref()
+            .is_some_and(|m| m.contains_key("ds"));
+        let day_col = schema.index_of("ds").ok().filter(|&i| {
+            own_ds
+                && matches!(
+                    schema.field(i).data_type(),
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Date32
+                )
+                && batches.iter().all(|b| b.column(i).null_count() == 0)
+        });
+        match day_col {
+            Some(i) if run.len() > 1 => {
+                for b in batches {
+                    split_by_day(&b, i, &mut out)?;
+                }
+            }
+            _ if run.len() == 1 => {
+                out.insert(run.start, batches);
+            }
+            _ => {
+                for ds in run.days() {
+                    s.range = Some(PartitionRange::new(ds, ds));
+                    out.insert(ds, engine.scan(&s)?.1);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Appends the rows of `b` to their day's batches, keeping their order (column `col` holds
+/// the day).
+fn split_by_day(
+    b: &RecordBatch,
+    col: usize,
+    out: &mut BTreeMap<Ds, Vec<RecordBatch>>,
+) -> Result<()> {
+    let days = cast(b.column(col), &DataType::Utf8)
+        .map_err(|e| crate::error::Error::arrow("reading partition days", e))?;
+    let days = days.as_string::<i32>();
+    let mut start = 0;
+    for i in 1..=b.num_rows() {
+        if i == b.num_rows() || days.value(i) != days.value(start) {
+            let ds = Ds::parse(days.value(start))?;
+            out.entry(ds).or_default().push(b.slice(start, i - start));
+            start = i;
+        }
+    }
+    Ok(())
 }
