@@ -71,6 +71,9 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod common;
+use common::*;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -78,8 +81,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use arrow::array::{ArrayRef, Float64Array, Int64Array, ListArray, StringArray};
-use arrow::datatypes::{Field, Float64Type, Int64Type, Schema, SchemaRef};
-use arrow::record_batch::RecordBatch;
+use arrow::datatypes::{Float64Type, Int64Type};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
@@ -89,7 +91,7 @@ use weft::config::{parse_conf, Conf, Join};
 use weft::join::{JoinOptions, JoinReport, JoinRunner};
 use weft::partition::{Ds, DAY_MS};
 use weft::sql::Engine;
-use weft::warehouse::{TableName, Warehouse};
+use weft::warehouse::Warehouse;
 
 const LEFT_DAYS: i32 = 90;
 const HISTORY_DAYS: i32 = 30;
@@ -232,22 +234,6 @@ struct Settings {
     bootstrap: Option<f64>,
 }
 
-fn parse_count(s: &str) -> Option<usize> {
-    let s = s.trim().replace('_', "").to_ascii_lowercase();
-    let (num, mult) = match s.chars().last()? {
-        'k' => (&s[..s.len() - 1], 1e3),
-        'm' => (&s[..s.len() - 1], 1e6),
-        'g' | 'b' => (&s[..s.len() - 1], 1e9),
-        _ => (s.as_str(), 1.0),
-    };
-    let v: f64 = num.parse().ok()?;
-    (v > 0.0).then(|| (v * mult).round() as usize)
-}
-
-fn env_str(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 fn env_fraction(name: &str) -> Result<Option<f64>> {
     env_str(name)
         .map(|v| {
@@ -258,13 +244,6 @@ fn env_fraction(name: &str) -> Result<Option<f64>> {
                 .ok_or_else(|| anyhow!("{name}=`{v}` is not a fraction between 0 and 1"))
         })
         .transpose()
-}
-
-fn env_count(name: &str, default: usize) -> Result<usize> {
-    match env_str(name) {
-        None => Ok(default),
-        Some(v) => parse_count(&v).ok_or_else(|| anyhow!("{name}=`{v}` is not a count")),
-    }
 }
 
 impl Settings {
@@ -406,18 +385,6 @@ fn features(s: &Settings, src: &SourceDef) -> Vec<Feature> {
 
 fn all_features(s: &Settings) -> Vec<Feature> {
     SOURCES.iter().flat_map(|src| features(s, src)).collect()
-}
-
-fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
-}
-
-fn dependency(table: &str) -> String {
-    json!({"name": format!("wait_for_{table}_ds"), "spec": format!("{table}/ds={{{{ ds }}}}"),
-           "start": null, "end": null})
-    .to_string()
 }
 
 /// Which join a weft run computes: the bench's join, or (in bootstrap mode) the same join
@@ -582,11 +549,6 @@ fn duck_spec(s: &Settings, dir: &Path) -> Value {
 // Data generator: one partition at a time, columnar
 // ------------------------------------------------------------------------------------------
 
-/// `total` spread over `days`: the share of day `i`.
-fn share(total: usize, days: usize, i: usize) -> usize {
-    total / days + usize::from(i < total % days)
-}
-
 fn rng_for(s: &Settings, table: u64, day: Ds) -> SmallRng {
     let x = s
         .seed
@@ -594,35 +556,6 @@ fn rng_for(s: &Settings, table: u64, day: Ds) -> SmallRng {
         .wrapping_add(table.wrapping_mul(0xBF58_476D_1CE4_E5B9))
         .wrapping_add(day.0 as u64);
     SmallRng::seed_from_u64(x)
-}
-
-/// `n` increasing, distinct timestamps spread over `day` (one random millisecond per slot).
-fn day_times(rng: &mut SmallRng, day: Ds, n: usize) -> Vec<i64> {
-    let start = day.start_millis();
-    let edge = |i: usize| (i as i128 * DAY_MS as i128 / n.max(1) as i128) as i64;
-    (0..n)
-        .map(|i| {
-            let (a, b) = (edge(i), edge(i + 1));
-            start + a + rng.random_range(0..(b - a).max(1))
-        })
-        .collect()
-}
-
-fn write(wh: &Warehouse, table: &str, day: Ds, cols: Vec<(&str, ArrayRef)>) -> Result<usize> {
-    let schema: SchemaRef = Arc::new(Schema::new(
-        cols.iter()
-            .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
-            .collect::<Vec<_>>(),
-    ));
-    let batch = RecordBatch::try_new(schema.clone(), cols.into_iter().map(|(_, a)| a).collect())?;
-    let rows = batch.num_rows();
-    wh.write_partition(
-        &TableName::parse(table)?,
-        &[("ds".into(), day.to_string())],
-        schema,
-        &[batch],
-    )?;
-    Ok(rows)
 }
 
 const COUNTRIES: [&str; 8] = ["US", "DE", "FR", "GB", "BR", "IN", "JP", "CA"];
@@ -802,14 +735,6 @@ fn land_append_day(wh: &Warehouse, s: &Settings) -> Result<usize> {
 // Child processes
 // ------------------------------------------------------------------------------------------
 
-fn write_result(dir: &Path, mode: &str, v: Value) -> Result<()> {
-    std::fs::write(
-        dir.join(format!("{mode}.result.json")),
-        serde_json::to_vec_pretty(&v)?,
-    )?;
-    Ok(())
-}
-
 fn child_gen(s: &Settings, dir: &Path) -> Result<()> {
     let wh = Warehouse::open(dir.join("warehouse"))?;
     let t = Instant::now();
@@ -820,16 +745,6 @@ fn child_gen(s: &Settings, dir: &Path) -> Result<()> {
         json!({"seconds": t.elapsed().as_secs_f64(), "left": left,
                "bootstrapped": bootstrapped, "events": events}),
     )
-}
-
-/// WEFT_LOG=weft=info shows where the time goes (phases with their durations).
-fn init_tracing() {
-    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG") {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init();
-    }
 }
 
 fn weft_options(s: &Settings, end: Ds) -> JoinOptions {
@@ -916,72 +831,6 @@ fn child_weft(s: &Settings, dir: &Path, mode: &str, variant: JoinVariant) -> Res
     write_result(dir, mode, result)
 }
 
-struct ChildRun {
-    seconds: f64,
-    peak_mib: f64,
-}
-
-/// Runs a child to completion, reaping it with `wait4` for its own peak RSS.
-fn run_child(what: &str, cmd: &mut Command) -> Result<ChildRun> {
-    let t = Instant::now();
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("starting the {what} process"))?;
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: plain syscall on our own child; `ru` is a valid, zeroed rusage.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = loop {
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-        if r == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-            continue;
-        }
-        break r;
-    };
-    drop(child);
-    if r != pid {
-        bail!(
-            "waiting for the {what} process: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        bail!(
-            "the {what} process failed ({}); its error is printed above",
-            if libc::WIFEXITED(status) {
-                format!("exit code {}", libc::WEXITSTATUS(status))
-            } else {
-                format!("signal {}", libc::WTERMSIG(status))
-            }
-        );
-    }
-    Ok(ChildRun {
-        seconds: t.elapsed().as_secs_f64(),
-        peak_mib: ru.ru_maxrss as f64 / 1024.0, // KiB on Linux
-    })
-}
-
-fn read_result(dir: &Path, mode: &str) -> Result<Value> {
-    let p = dir.join(format!("{mode}.result.json"));
-    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-    Ok(serde_json::from_str(&text)?)
-}
-
-fn self_child(mode: &str, dir: &Path) -> Command {
-    let mut c = Command::new(std::env::current_exe().expect("the bench binary"));
-    c.arg("__child").arg(mode).arg(dir);
-    c
-}
-
-fn python(mode: &str, dir: &Path) -> Command {
-    let mut c = Command::new("python3");
-    c.arg("-c")
-        .arg(DUCKDB_PY)
-        .arg(mode)
-        .arg(dir.join("spec.json"));
-    c
-}
-
 // ------------------------------------------------------------------------------------------
 // Main
 // ------------------------------------------------------------------------------------------
@@ -1012,13 +861,6 @@ fn own_peak_mib() -> f64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-fn f64_at(v: &Value, path: &[&str]) -> f64 {
-    path.iter()
-        .fold(v, |v, k| &v[*k])
-        .as_f64()
-        .unwrap_or(f64::NAN)
 }
 
 fn u64_at(v: &Value, path: &[&str]) -> u64 {
@@ -1139,7 +981,7 @@ fn run_sides(s: &Settings, dir: &Path) -> Result<Runs> {
         "DuckDB (python3 with the duckdb module)",
         dir,
         "duckdb",
-        &mut python("run", dir),
+        &mut common::python(DUCKDB_PY, "run", dir),
     )?;
     Ok(Runs {
         baseline,
@@ -1236,29 +1078,6 @@ fn print_timings(runs: &Runs, ok: bool) {
     println!();
 }
 
-/// Prints the check's verdict; on a disagreement keeps the data and exits with status 2.
-fn report_check(check: &Result<Value>, ok: bool, tmp: Option<tempfile::TempDir>, dir: &Path) {
-    match check {
-        Ok(c) => println!("sanity check: {}", c["summary"].as_str().unwrap_or("?")),
-        Err(e) => println!("sanity check did not run: {e:#}"),
-    }
-    if !ok {
-        let bar = "!".repeat(90);
-        println!("{bar}");
-        println!("!!! WARNING: weft and DuckDB DISAGREE (or the check failed): the timings above compare");
-        println!(
-            "!!! different results and must NOT be quoted. Data kept in {}",
-            dir.display()
-        );
-        println!("{bar}");
-        if let Some(t) = tmp {
-            let _ = t.keep();
-        }
-        std::process::exit(2);
-    }
-    println!("results agree on the sample: the timings above compare equal work");
-}
-
 fn parent(s: &Settings) -> Result<()> {
     let (tmp, dir) = bench_dir()?;
     write_configs(s, &dir)?;
@@ -1279,11 +1098,20 @@ fn parent(s: &Settings) -> Result<()> {
 
     let runs = run_sides(s, &dir)?;
     println!("checking a sample of rows ...");
-    let check = run_child("sanity check", &mut python("check", &dir))
-        .and_then(|_| read_result(&dir, "check"));
+    let check = run_child(
+        "sanity check",
+        &mut common::python(DUCKDB_PY, "check", &dir),
+    )
+    .and_then(|_| read_result(&dir, "check"));
     let ok = matches!(&check, Ok(c) if c["ok"].as_bool().unwrap_or(false));
     print_timings(&runs, ok);
-    report_check(&check, ok, tmp, &dir);
+    common::report_check(
+        &check,
+        ok,
+        tmp,
+        &dir,
+        "results agree on the sample: the timings above compare equal work",
+    );
     Ok(())
 }
 

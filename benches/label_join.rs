@@ -61,15 +61,15 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod common;
+use common::*;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use arrow::array::{ArrayRef, Int64Array, StringArray};
-use arrow::datatypes::{Field, Schema, SchemaRef};
-use arrow::record_batch::RecordBatch;
+use arrow::array::{Int64Array, StringArray};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
@@ -77,9 +77,9 @@ use serde_json::{json, Value};
 
 use weft::config::{parse_conf, Conf, Join};
 use weft::join::{JoinOptions, JoinRunner};
-use weft::partition::{Ds, DAY_MS};
+use weft::partition::Ds;
 use weft::sql::Engine;
-use weft::warehouse::{TableName, Warehouse};
+use weft::warehouse::Warehouse;
 
 const DAYS: i32 = 30;
 const FIRST_DAY: &str = "2025-01-01";
@@ -105,29 +105,6 @@ struct Settings {
     workers: usize,
     duck_threads: usize,
     seed: u64,
-}
-
-fn parse_count(s: &str) -> Option<usize> {
-    let s = s.trim().replace('_', "").to_ascii_lowercase();
-    let (num, mult) = match s.chars().last()? {
-        'k' => (&s[..s.len() - 1], 1e3),
-        'm' => (&s[..s.len() - 1], 1e6),
-        'g' | 'b' => (&s[..s.len() - 1], 1e9),
-        _ => (s.as_str(), 1.0),
-    };
-    let v: f64 = num.parse().ok()?;
-    (v > 0.0).then(|| (v * mult).round() as usize)
-}
-
-fn env_str(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn env_count(name: &str, default: usize) -> Result<usize> {
-    match env_str(name) {
-        None => Ok(default),
-        Some(v) => parse_count(&v).ok_or_else(|| anyhow!("{name}=`{v}` is not a count")),
-    }
 }
 
 impl Settings {
@@ -237,18 +214,6 @@ impl Part {
             Part::Sum => format!("sum {WINDOW_DAYS}d, {} runs", s.label_runs),
         }
     }
-}
-
-fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
-}
-
-fn dependency(table: &str) -> String {
-    json!({"name": format!("wait_for_{table}_ds"), "spec": format!("{table}/ds={{{{ ds }}}}"),
-           "start": null, "end": null})
-    .to_string()
 }
 
 fn group_by_meta(name: &str, table: &str) -> Value {
@@ -390,11 +355,6 @@ fn duck_spec(s: &Settings, dir: &Path) -> Value {
 // Data generator: one partition at a time, columnar
 // ------------------------------------------------------------------------------------------
 
-/// `total` spread over `days`: the share of day `i`.
-fn share(total: usize, days: usize, i: usize) -> usize {
-    total / days + usize::from(i < total % days)
-}
-
 fn rng_for(s: &Settings, table: u64, day: Ds) -> SmallRng {
     let x = s
         .seed
@@ -402,35 +362,6 @@ fn rng_for(s: &Settings, table: u64, day: Ds) -> SmallRng {
         .wrapping_add(table.wrapping_mul(0xBF58_476D_1CE4_E5B9))
         .wrapping_add(day.0 as u64);
     SmallRng::seed_from_u64(x)
-}
-
-/// `n` increasing, distinct timestamps spread over `day` (one random millisecond per slot).
-fn day_times(rng: &mut SmallRng, day: Ds, n: usize) -> Vec<i64> {
-    let start = day.start_millis();
-    let edge = |i: usize| (i as i128 * DAY_MS as i128 / n.max(1) as i128) as i64;
-    (0..n)
-        .map(|i| {
-            let (a, b) = (edge(i), edge(i + 1));
-            start + a + rng.random_range(0..(b - a).max(1))
-        })
-        .collect()
-}
-
-fn write(wh: &Warehouse, table: &str, day: Ds, cols: Vec<(&str, ArrayRef)>) -> Result<usize> {
-    let schema: SchemaRef = Arc::new(Schema::new(
-        cols.iter()
-            .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
-            .collect::<Vec<_>>(),
-    ));
-    let batch = RecordBatch::try_new(schema.clone(), cols.into_iter().map(|(_, a)| a).collect())?;
-    let rows = batch.num_rows();
-    wh.write_partition(
-        &TableName::parse(table)?,
-        &[("ds".into(), day.to_string())],
-        schema,
-        &[batch],
-    )?;
-    Ok(rows)
 }
 
 fn zipf_users(s: &Settings) -> Result<Zipf<f64>> {
@@ -519,14 +450,6 @@ fn generate(wh: &Warehouse, s: &Settings) -> Result<Generated> {
 // Child processes
 // ------------------------------------------------------------------------------------------
 
-fn write_result(dir: &Path, mode: &str, v: Value) -> Result<()> {
-    std::fs::write(
-        dir.join(format!("{mode}.result.json")),
-        serde_json::to_vec_pretty(&v)?,
-    )?;
-    Ok(())
-}
-
 fn child_gen(s: &Settings, dir: &Path) -> Result<()> {
     let wh = Warehouse::open(dir.join("warehouse"))?;
     let t = Instant::now();
@@ -539,16 +462,6 @@ fn child_gen(s: &Settings, dir: &Path) -> Result<()> {
         json!({"seconds": t.elapsed().as_secs_f64(), "left_per_day": per_day,
                "snapshot": snapshot, "refunds": refunds}),
     )
-}
-
-/// WEFT_LOG=weft=info shows where the time goes (phases with their durations).
-fn init_tracing() {
-    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG") {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init();
-    }
 }
 
 /// A `/proc/self/status` field in kB, as MiB.
@@ -675,72 +588,6 @@ fn child_weft(s: &Settings, dir: &Path, part: Part) -> Result<()> {
     )
 }
 
-struct ChildRun {
-    seconds: f64,
-    peak_mib: f64,
-}
-
-/// Runs a child to completion, reaping it with `wait4` for its own peak RSS.
-fn run_child(what: &str, cmd: &mut Command) -> Result<ChildRun> {
-    let t = Instant::now();
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("starting the {what} process"))?;
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: plain syscall on our own child; `ru` is a valid, zeroed rusage.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = loop {
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-        if r == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-            continue;
-        }
-        break r;
-    };
-    drop(child);
-    if r != pid {
-        bail!(
-            "waiting for the {what} process: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        bail!(
-            "the {what} process failed ({}); its error is printed above",
-            if libc::WIFEXITED(status) {
-                format!("exit code {}", libc::WEXITSTATUS(status))
-            } else {
-                format!("signal {}", libc::WTERMSIG(status))
-            }
-        );
-    }
-    Ok(ChildRun {
-        seconds: t.elapsed().as_secs_f64(),
-        peak_mib: ru.ru_maxrss as f64 / 1024.0, // KiB on Linux
-    })
-}
-
-fn read_result(dir: &Path, mode: &str) -> Result<Value> {
-    let p = dir.join(format!("{mode}.result.json"));
-    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-    Ok(serde_json::from_str(&text)?)
-}
-
-fn self_child(mode: &str, dir: &Path) -> Command {
-    let mut c = Command::new(std::env::current_exe().expect("the bench binary"));
-    c.arg("__child").arg(mode).arg(dir);
-    c
-}
-
-fn python(mode: &str, dir: &Path) -> Command {
-    let mut c = Command::new("python3");
-    c.arg("-c")
-        .arg(DUCKDB_PY)
-        .arg(mode)
-        .arg(dir.join("spec.json"));
-    c
-}
-
 // ------------------------------------------------------------------------------------------
 // Main
 // ------------------------------------------------------------------------------------------
@@ -759,13 +606,6 @@ fn main() -> Result<()> {
         };
     }
     parent(&settings)
-}
-
-fn f64_at(v: &Value, path: &[&str]) -> f64 {
-    path.iter()
-        .fold(v, |v, k| &v[*k])
-        .as_f64()
-        .unwrap_or(f64::NAN)
 }
 
 /// The bench's directory: `WEFT_BENCH_DIR` (emptied of a previous warehouse and results) or a
@@ -868,7 +708,7 @@ fn run_part(s: &Settings, dir: &Path, part: Part, left_per_day: &Value) -> Resul
     let mode = format!("duckdb-{}", part.mode());
     let run = run_child(
         "DuckDB (python3 with the duckdb module)",
-        &mut python(&mode, dir),
+        &mut common::python(DUCKDB_PY, &mode, dir),
     )?;
     let duck = Side {
         result: read_result(dir, &mode)?,
@@ -961,29 +801,6 @@ fn print_timings(s: &Settings, parts: &[PartRuns], ok: bool) {
     println!();
 }
 
-/// Prints the check's verdict; on a disagreement keeps the data and exits with status 2.
-fn report_check(check: &Result<Value>, ok: bool, tmp: Option<tempfile::TempDir>, dir: &Path) {
-    match check {
-        Ok(c) => println!("sanity check: {}", c["summary"].as_str().unwrap_or("?")),
-        Err(e) => println!("sanity check did not run: {e:#}"),
-    }
-    if !ok {
-        let bar = "!".repeat(90);
-        println!("{bar}");
-        println!("!!! WARNING: weft and DuckDB DISAGREE (or the check failed): the timings above compare");
-        println!(
-            "!!! different results and must NOT be quoted. Data kept in {}",
-            dir.display()
-        );
-        println!("{bar}");
-        if let Some(t) = tmp {
-            let _ = t.keep();
-        }
-        std::process::exit(2);
-    }
-    println!("label tables agree: the timings above compare equal work");
-}
-
 fn parent(s: &Settings) -> Result<()> {
     let (tmp, dir) = bench_dir()?;
     write_configs(s, &dir)?;
@@ -1019,11 +836,17 @@ fn parent(s: &Settings) -> Result<()> {
     std::fs::write(dir.join("spec.json"), serde_json::to_string_pretty(&spec)?)?;
 
     println!("comparing the label tables ...");
-    let check =
-        run_child("check", &mut python("check", &dir)).and_then(|_| read_result(&dir, "check"));
+    let check = run_child("check", &mut common::python(DUCKDB_PY, "check", &dir))
+        .and_then(|_| read_result(&dir, "check"));
     let ok = matches!(&check, Ok(c) if c["ok"].as_bool().unwrap_or(false));
     print_timings(s, &parts, ok);
-    report_check(&check, ok, tmp, &dir);
+    common::report_check(
+        &check,
+        ok,
+        tmp,
+        &dir,
+        "label tables agree: the timings above compare equal work",
+    );
     Ok(())
 }
 
