@@ -20,7 +20,7 @@ mod reference;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use reference::data::{cell, read_table};
+use reference::data::read_table;
 use reference::V;
 use weft::config::{load_conf, Conf, Join};
 use weft::demo::generate::{generate, DemoSpec};
@@ -120,24 +120,7 @@ impl Demo {
 
     /// Rows of a SQL query, each as column → value (a fresh engine sees every table).
     fn sql(&self, sql: &str) -> Vec<BTreeMap<String, V>> {
-        let engine = Engine::new(&self.wh).unwrap();
-        let (schema, batches) = engine
-            .query_with_schema(sql, "test query")
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        let mut out = Vec::new();
-        for b in &batches {
-            for i in 0..b.num_rows() {
-                out.push(
-                    schema
-                        .fields()
-                        .iter()
-                        .zip(b.columns())
-                        .map(|(f, c)| (f.name().clone(), cell(c.as_ref(), i)))
-                        .collect(),
-                );
-            }
-        }
-        out
+        reference::data::sql_rows(&self.wh, sql)
     }
 
     fn count(&self, table: &str) -> usize {

@@ -16,7 +16,7 @@ use weft::sql::Engine;
 use weft::warehouse::Warehouse;
 
 use crate::reference::conf::{self, W};
-use crate::reference::data::{self, cell};
+use crate::reference::data;
 use crate::reference::{ds_shift, ds_start, Db, Op, Table, Ty, DAY, V};
 
 pub const LEFT: &str = "data.listing_views";
@@ -237,24 +237,7 @@ pub fn label(engine: &Engine, runner: &mut JoinRunner, label_ds: &str) -> LabelR
 
 /// Rows of a SQL query, each as column → value.
 pub fn rows(wh: &Warehouse, sql: &str) -> Vec<BTreeMap<String, V>> {
-    let engine = Engine::new(wh).expect("engine");
-    let (schema, batches) = engine
-        .query_with_schema(sql, "test query")
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let mut out = Vec::new();
-    for b in &batches {
-        for i in 0..b.num_rows() {
-            out.push(
-                schema
-                    .fields()
-                    .iter()
-                    .zip(b.columns())
-                    .map(|(f, c)| (f.name().clone(), cell(c.as_ref(), i)))
-                    .collect(),
-            );
-        }
-    }
-    out
+    data::sql_rows(wh, sql)
 }
 
 /// Every row of a table, sorted by its rendering (columns in name order).

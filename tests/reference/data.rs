@@ -336,3 +336,26 @@ pub fn ds_of_index(base: &str, i: i64) -> String {
 pub fn ds(s: &str) -> Ds {
     Ds::parse(s).expect("ds")
 }
+
+/// Rows of a SQL query over the warehouse (a fresh engine sees every table), each as
+/// column → value.
+pub fn sql_rows(wh: &Warehouse, sql: &str) -> Vec<BTreeMap<String, V>> {
+    let engine = weft::sql::Engine::new(wh).expect("engine");
+    let (schema, batches) = engine
+        .query_with_schema(sql, "test query")
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut out = Vec::new();
+    for b in &batches {
+        for i in 0..b.num_rows() {
+            out.push(
+                schema
+                    .fields()
+                    .iter()
+                    .zip(b.columns())
+                    .map(|(f, c)| (f.name().clone(), cell(c.as_ref(), i)))
+                    .collect(),
+            );
+        }
+    }
+    out
+}
