@@ -569,7 +569,7 @@ fn child_weft(s: &Settings, dir: &Path, part: Part) -> Result<()> {
         std::fs::remove_dir_all(wh.table_dir(t))?;
     }
     let t = Instant::now();
-    let rebuilt = weft::label::labeled::refresh(&engine, lp, None)?.len();
+    let rebuilt = weft::label::labeled::refresh(&engine, lp)?.len();
     let labeled_seconds = t.elapsed().as_secs_f64();
     write_result(
         dir,

@@ -235,7 +235,7 @@ fn latest_version_is_chosen_per_day() {
         .unwrap();
     let lp = r.label_plan().unwrap();
     let engine = Engine::new(&wh).unwrap();
-    let rewritten = weft::label::labeled::refresh(&engine, lp, None).unwrap();
+    let rewritten = weft::label::labeled::refresh(&engine, lp).unwrap();
     assert_eq!(rewritten, vec![d("2022-10-02"), d("2022-10-03")]);
 
     let (want_all, want_latest) = expected_labeled(&wh, &features, &labels, &["listing_id"]);
@@ -279,7 +279,7 @@ fn latest_version_is_chosen_per_day() {
     );
     assert_eq!(got, want);
     // nothing changed since: a second refresh rewrites nothing
-    assert!(weft::label::labeled::refresh(&engine, lp, None)
+    assert!(weft::label::labeled::refresh(&engine, lp)
         .unwrap()
         .is_empty());
 }

@@ -229,7 +229,7 @@ impl JoinRunner {
         reuse::finish(engine, &self.join, &self.plan, &mut report)?;
         if let Some(lp) = &self.labels {
             // feature rows that changed show in the labeled tables too
-            crate::label::labeled::refresh(engine, lp, None)?;
+            crate::label::labeled::refresh(engine, lp)?;
         }
         Ok(report)
     }
@@ -297,7 +297,7 @@ impl JoinRunner {
             label_ds,
             &mut report,
         )?;
-        report.labeled_written = crate::label::labeled::refresh(engine, &lp, None)?;
+        report.labeled_written = crate::label::labeled::refresh(engine, &lp)?;
         let features: BTreeSet<Ds> = engine
             .warehouse()
             .partitions(&self.plan.output)?

@@ -30,10 +30,10 @@ use crate::warehouse::TableName;
 /// Footer key of the inputs fingerprint.
 pub const INPUTS_KEY: &str = "weft.labeled.inputs";
 
-/// Brings both labeled tables up to date for the days in `only` (all days when `None`):
-/// rewrites the partitions whose inputs changed, drops those whose feature partition is gone.
-/// Does nothing before the first label run. Returns the days rewritten.
-pub fn refresh(engine: &Engine, lp: &LabelPlan, only: Option<&BTreeSet<Ds>>) -> Result<Vec<Ds>> {
+/// Brings both labeled tables up to date: rewrites the days whose inputs changed and drops
+/// those whose feature partition is gone. Does nothing before the first label run. Returns the
+/// days rewritten.
+pub fn refresh(engine: &Engine, lp: &LabelPlan) -> Result<Vec<Ds>> {
     let wh = engine.warehouse();
     let labels = table::partitions(wh, &lp.labels)?;
     if labels.is_empty() && !wh.exists(&lp.labeled) {
@@ -49,9 +49,6 @@ pub fn refresh(engine: &Engine, lp: &LabelPlan, only: Option<&BTreeSet<Ds>>) -> 
     days.extend(labels.keys().copied());
     days.extend(existing.iter().copied());
     days.extend(existing_latest.iter().copied());
-    if let Some(o) = only {
-        days.retain(|d| o.contains(d));
-    }
     let latest = table::latest(&labels);
     // the days whose inputs changed, with their new fingerprints
     let mut stale: Vec<(Ds, String)> = Vec::new();

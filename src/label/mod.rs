@@ -27,10 +27,9 @@ pub struct LabelReport {
     pub missing_sources: Vec<(String, Vec<Ds>)>,
     /// Label source rows read.
     pub source_rows: u64,
-    /// Left rows with a NULL label key (their label is NULL), per label part and row.
+    /// Label keys that are NULL (their label is NULL), counted per left row and label part.
     pub null_key_rows: u64,
-    /// `_labeled` / `_labeled_latest` partitions rewritten, and feature days without labels
-    /// yet missing from the feature table.
+    /// Days of `_labeled` and `_labeled_latest` rewritten.
     pub labeled_written: Vec<Ds>,
     /// Left days labelled whose feature partition does not exist (run the join backfill).
     pub missing_features: Vec<Ds>,
