@@ -867,33 +867,6 @@ fn u64_at(v: &Value, path: &[&str]) -> u64 {
     path.iter().fold(v, |v, k| &v[*k]).as_u64().unwrap_or(0)
 }
 
-/// The bench's directory: `WEFT_BENCH_DIR` (emptied of a previous warehouse and results) or a
-/// temp directory (deleted when the guard drops).
-fn bench_dir() -> Result<(Option<tempfile::TempDir>, PathBuf)> {
-    let (tmp, dir) = match env_str("WEFT_BENCH_DIR") {
-        Some(d) => {
-            let d = PathBuf::from(d);
-            if d.join("warehouse").exists() {
-                std::fs::remove_dir_all(d.join("warehouse"))?;
-            }
-            let _ = std::fs::remove_dir_all(d.join("duckdb"));
-            std::fs::create_dir_all(&d)?;
-            (None, d)
-        }
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("weft-join-engine-")
-                .tempdir()?;
-            let d = t.path().to_path_buf();
-            (Some(t), d)
-        }
-    };
-    for mode in ["gen", "weft", "weft-baseline", "duckdb", "check"] {
-        let _ = std::fs::remove_file(dir.join(format!("{mode}.result.json")));
-    }
-    Ok((tmp, dir))
-}
-
 /// Writes the join (for reference) and the DuckDB spec, and fails before generating anything
 /// if weft cannot parse or plan the join.
 fn write_configs(s: &Settings, dir: &Path) -> Result<()> {
@@ -1079,7 +1052,7 @@ fn print_timings(runs: &Runs, ok: bool) {
 }
 
 fn parent(s: &Settings) -> Result<()> {
-    let (tmp, dir) = bench_dir()?;
+    let (tmp, dir) = common::bench_dir("weft-join-engine-")?;
     write_configs(s, &dir)?;
     print_header(s, &dir);
 

@@ -608,40 +608,6 @@ fn main() -> Result<()> {
     parent(&settings)
 }
 
-/// The bench's directory: `WEFT_BENCH_DIR` (emptied of a previous warehouse and results) or a
-/// temp directory (deleted when the guard drops).
-fn bench_dir() -> Result<(Option<tempfile::TempDir>, PathBuf)> {
-    let (tmp, dir) = match env_str("WEFT_BENCH_DIR") {
-        Some(d) => {
-            let d = PathBuf::from(d);
-            if d.join("warehouse").exists() {
-                std::fs::remove_dir_all(d.join("warehouse"))?;
-            }
-            let _ = std::fs::remove_dir_all(d.join("duckdb"));
-            std::fs::create_dir_all(&d)?;
-            (None, d)
-        }
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("weft-label-join-")
-                .tempdir()?;
-            let d = t.path().to_path_buf();
-            (Some(t), d)
-        }
-    };
-    for mode in [
-        "gen",
-        "weft-entity",
-        "weft-sum",
-        "duckdb-entity",
-        "duckdb-sum",
-        "check",
-    ] {
-        let _ = std::fs::remove_file(dir.join(format!("{mode}.result.json")));
-    }
-    Ok((tmp, dir))
-}
-
 /// Writes the joins (for reference) and the DuckDB spec, and fails before generating
 /// anything if weft cannot plan a join.
 fn write_configs(s: &Settings, dir: &Path) -> Result<()> {
@@ -802,7 +768,7 @@ fn print_timings(s: &Settings, parts: &[PartRuns], ok: bool) {
 }
 
 fn parent(s: &Settings) -> Result<()> {
-    let (tmp, dir) = bench_dir()?;
+    let (tmp, dir) = common::bench_dir("weft-label-join-")?;
     write_configs(s, &dir)?;
     println!(
         "label_join: N={} left rows over {DAYS} days, {} users (Zipf {}), {} snapshot rows per day, \

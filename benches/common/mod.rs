@@ -206,3 +206,35 @@ pub fn report_check(
     }
     println!("{agree}");
 }
+
+/// The bench's directory: `WEFT_BENCH_DIR` (emptied of a previous warehouse and results) or a
+/// temp directory named `<prefix>…` (deleted when the guard drops).
+pub fn bench_dir(prefix: &str) -> Result<(Option<tempfile::TempDir>, std::path::PathBuf)> {
+    let (tmp, dir) = match env_str("WEFT_BENCH_DIR") {
+        Some(d) => {
+            let d = std::path::PathBuf::from(d);
+            if d.join("warehouse").exists() {
+                std::fs::remove_dir_all(d.join("warehouse"))?;
+            }
+            let _ = std::fs::remove_dir_all(d.join("duckdb"));
+            std::fs::create_dir_all(&d)?;
+            (None, d)
+        }
+        None => {
+            let t = tempfile::Builder::new().prefix(prefix).tempdir()?;
+            let d = t.path().to_path_buf();
+            (Some(t), d)
+        }
+    };
+    // results of an earlier run
+    for entry in std::fs::read_dir(&dir)?.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".result.json")
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok((tmp, dir))
+}
