@@ -14,7 +14,7 @@ use std::time::Instant;
 use weft::config::{load_conf, Conf};
 use weft::demo::generate::{generate, DemoSpec};
 use weft::join::{backfill_join, JoinOptions};
-use weft::sql::Engine;
+use weft::engine::Context;
 use weft::staging::{self, StagingOptions};
 use weft::warehouse::Warehouse;
 
@@ -49,13 +49,13 @@ fn main() -> weft::Result<()> {
         ..DemoSpec::default()
     };
     generate(&wh, &spec, &|_| {})?;
-    let engine = Engine::new(&wh)?;
+    let engine = Context::with_workers(&wh, workers)?;
     let confs = repo.join("dataflows/production");
     let Conf::StagingQuery(sq) = load_conf(&confs.join("staging_queries/risk/driver_table.v1"))?
     else {
         unreachable!()
     };
-    staging::run(&engine, &sq, &StagingOptions::through(spec.end), &|_| {})?;
+    staging::run(engine.session(), &sq, &StagingOptions::through(spec.end), &|_, _, _| {})?;
     engine.refresh()?;
     let conf = confs.join("joins/risk/checkout.v1");
     let Conf::Join(join) = load_conf(&conf)? else {
@@ -67,10 +67,7 @@ fn main() -> weft::Result<()> {
     let r = backfill_join(
         &engine,
         &join,
-        &JoinOptions {
-            workers,
-            ..JoinOptions::through(spec.end)
-        },
+        &JoinOptions::through(spec.end),
         &|_, _, _| {},
     )?;
     let weft_s = t.elapsed().as_secs_f64();

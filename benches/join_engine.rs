@@ -29,7 +29,7 @@
 //! `ru_maxrss` from `wait4`. The parent only orchestrates, so it adds a few MiB at most to a
 //! child's high-water mark (Linux carries the parent's RSS over a fork into the child's).
 //! - weft: `JoinRunner::run` over days 1..90 in one step (one epoch); then day 91 lands (the
-//!   left partition and one day of each source), then `Engine::refresh` and `run` again on the
+//!   left partition and one day of each source), then `Session::refresh` and `run` again on the
 //!   same runner are timed together: the "append" time.
 //! - DuckDB: Chronon's rule as a range join, `floor(q − W, h(W)) ≤ ts < q` (h = 1 day for
 //!   W ≥ 12 days, 1 hour for W ≥ 12 hours, else 5 minutes; unbounded: `ts < q`), NULL for empty
@@ -88,9 +88,9 @@ use rand_distr::{Distribution, Zipf};
 use serde_json::{json, Value};
 
 use weft::config::{parse_conf, Conf, Join};
+use weft::engine::Context as WeftContext;
 use weft::join::{JoinOptions, JoinReport, JoinRunner};
 use weft::partition::{Ds, DAY_MS};
-use weft::sql::Engine;
 use weft::warehouse::Warehouse;
 
 const LEFT_DAYS: i32 = 90;
@@ -747,9 +747,8 @@ fn child_gen(s: &Settings, dir: &Path) -> Result<()> {
     )
 }
 
-fn weft_options(s: &Settings, end: Ds) -> JoinOptions {
+fn weft_options(end: Ds) -> JoinOptions {
     JoinOptions {
-        workers: s.workers,
         // weft's default step (30 days, one epoch each); WEFT_BENCH_STEP_DAYS to change
         step_days: std::env::var("WEFT_BENCH_STEP_DAYS")
             .ok()
@@ -777,9 +776,9 @@ fn run_json(seconds: f64, report: &JoinReport) -> Value {
 }
 
 /// The full run: days 1..90 in one `run`.
-fn weft_full(s: &Settings, engine: &Engine, runner: &mut JoinRunner) -> Result<Value> {
+fn weft_full(s: &Settings, engine: &WeftContext, runner: &mut JoinRunner) -> Result<Value> {
     let t = Instant::now();
-    let full = runner.run(engine, &weft_options(s, s.last_full_day()), &|_, _, _| {})?;
+    let full = runner.run(engine, &weft_options(s.last_full_day()), &|_, _, _| {})?;
     let seconds = t.elapsed().as_secs_f64();
     if full.written.len() != LEFT_DAYS as usize {
         bail!(
@@ -794,13 +793,13 @@ fn weft_full(s: &Settings, engine: &Engine, runner: &mut JoinRunner) -> Result<V
 fn weft_append(
     s: &Settings,
     wh: &Warehouse,
-    engine: &Engine,
+    engine: &WeftContext,
     runner: &mut JoinRunner,
 ) -> Result<Value> {
     let appended = land_append_day(wh, s)?;
     let t = Instant::now();
     engine.refresh()?;
-    let append = runner.run(engine, &weft_options(s, s.append_day()), &|_, _, _| {})?;
+    let append = runner.run(engine, &weft_options(s.append_day()), &|_, _, _| {})?;
     let seconds = t.elapsed().as_secs_f64();
     if append.written != vec![s.append_day()] {
         bail!(
@@ -822,7 +821,7 @@ fn weft_append(
 fn child_weft(s: &Settings, dir: &Path, mode: &str, variant: JoinVariant) -> Result<()> {
     init_tracing();
     let wh = Warehouse::open(dir.join("warehouse"))?;
-    let engine = Engine::new(&wh)?;
+    let engine = WeftContext::with_workers(&wh, s.workers)?;
     let mut runner = JoinRunner::new(&load_join(s, variant)?)?;
     let mut result = json!({"full": weft_full(s, &engine, &mut runner)?});
     if variant.name == JOIN_NAME {

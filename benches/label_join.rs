@@ -76,9 +76,9 @@ use rand_distr::{Distribution, Zipf};
 use serde_json::{json, Value};
 
 use weft::config::{parse_conf, Conf, Join};
+use weft::engine::Context as WeftContext;
 use weft::join::{JoinOptions, JoinRunner};
 use weft::partition::Ds;
-use weft::sql::Engine;
 use weft::warehouse::Warehouse;
 
 const DAYS: i32 = 30;
@@ -485,17 +485,10 @@ fn reset_peak() -> bool {
 fn child_weft(s: &Settings, dir: &Path, part: Part) -> Result<()> {
     init_tracing();
     let wh = Warehouse::open(dir.join("warehouse"))?;
-    let engine = Engine::new(&wh)?;
+    let engine = WeftContext::with_workers(&wh, s.workers)?;
     let mut runner = JoinRunner::new(&load_join(part)?)?;
     let t = Instant::now();
-    let backfill = runner.run(
-        &engine,
-        &JoinOptions {
-            workers: s.workers,
-            ..JoinOptions::through(s.last_day())
-        },
-        &|_, _, _| {},
-    )?;
+    let backfill = runner.run(&engine, &JoinOptions::through(s.last_day()), &|_, _, _| {})?;
     let backfill_seconds = t.elapsed().as_secs_f64();
     if backfill.written.len() != DAYS as usize {
         bail!(
@@ -517,7 +510,7 @@ fn child_weft(s: &Settings, dir: &Path, part: Part) -> Result<()> {
     let t_all = Instant::now();
     for label_ds in part.label_days(s) {
         let t = Instant::now();
-        let report = runner.label(&engine, label_ds, s.workers)?;
+        let report = runner.label(&engine, label_ds)?;
         let seconds = t.elapsed().as_secs_f64();
         let mut written: Vec<(Ds, Ds)> = report.written.clone();
         written.sort();
@@ -569,7 +562,7 @@ fn child_weft(s: &Settings, dir: &Path, part: Part) -> Result<()> {
         std::fs::remove_dir_all(wh.table_dir(t))?;
     }
     let t = Instant::now();
-    let rebuilt = weft::label::labeled::refresh(&engine, lp)?.len();
+    let rebuilt = weft::label::labeled::refresh(engine.session(), lp)?.len();
     let labeled_seconds = t.elapsed().as_secs_f64();
     write_result(
         dir,

@@ -36,7 +36,7 @@ use weft::online::server::{router, AppState};
 use weft::online::stream::Streamer;
 use weft::online::upload::upload;
 use weft::partition::{Ds, PartitionRange};
-use weft::sql::Engine;
+use weft::sql::Session;
 use weft::warehouse::{TableName, Warehouse};
 
 #[global_allocator]
@@ -188,7 +188,7 @@ fn run(dir: &Path, logged: bool, rps: u64, secs: u64, clients: u64, n_users: u64
     let wh = Warehouse::open(dir.join("warehouse")).expect("warehouse");
     let root = dir.join(if logged { "conf-logged" } else { "conf" });
     write_conf(&root, "joins", "bench/serve.v1", &join(logged));
-    let engine = Engine::new(&wh).expect("engine");
+    let engine = Session::new(&wh).expect("engine");
     let store = weft::online::store::open(None, wh.root()).expect("store");
     let fetcher = Arc::new(Fetcher::new(engine, store, &root));
     let sink = FileLogSink::new(wh.clone(), "default.chronon_log_table").expect("sink");
@@ -324,7 +324,7 @@ fn main() {
         &group_by("bench.temporal.v1", 0, &[(1, 0), (1, 1)]),
     );
     {
-        let engine = Engine::new(&wh).expect("engine");
+        let engine = weft::engine::Context::new(&wh).expect("engine");
         let store = weft::online::store::open(None, wh.root()).expect("store");
         for p in [&snap, &temp] {
             let Conf::GroupBy(gb) = load_conf(p).expect("conf") else {
@@ -343,7 +343,7 @@ fn main() {
         let Conf::GroupBy(gb) = load_conf(&temp).expect("conf") else {
             unreachable!()
         };
-        let mut s = Streamer::new(&engine, store.as_ref(), &gb).expect("streamer");
+        let mut s = Streamer::new(engine.session(), store.as_ref(), &gb).expect("streamer");
         s.replay(PartitionRange::new(base().shift(DAYS), base().shift(DAYS)))
             .expect("stream");
         eprintln!("streamed {} events", s.report.events_written);

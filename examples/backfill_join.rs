@@ -5,12 +5,10 @@
 
 use std::path::Path;
 
-use weft::config::{load_conf, Conf};
+use weft::config::load_conf;
 use weft::demo::generate::{generate, DemoSpec};
-use weft::join::{backfill_join, JoinOptions};
+use weft::engine::{Context, Engine, RunOptions};
 use weft::partition::Ds;
-use weft::sql::Engine;
-use weft::staging::{self, StagingOptions};
 use weft::warehouse::{TableName, Warehouse};
 
 fn main() -> weft::Result<()> {
@@ -25,25 +23,18 @@ fn main() -> weft::Result<()> {
     generate(&wh, &spec, &|_| {})?;
 
     let confs = Path::new(env!("CARGO_MANIFEST_DIR")).join("dataflows/production");
-    let engine = Engine::new(&wh)?;
-    if let Conf::StagingQuery(sq) = load_conf(&confs.join("staging_queries/risk/driver_table.v1"))?
-    {
-        staging::run(&engine, &sq, &StagingOptions::through(spec.end), &|_| {})?;
-        engine.refresh()?;
+    // One engine hosts both pipelines on one dataflow runtime; stepping them brings each up
+    // to date (the staging query first: the join reads its table).
+    let mut engine = Engine::new(Context::new(&wh)?);
+    for conf in [
+        "staging_queries/risk/driver_table.v1",
+        "joins/risk/checkout.v1",
+    ] {
+        engine.install(load_conf(&confs.join(conf))?)?;
     }
-    if let Conf::Join(join) = load_conf(&confs.join("joins/risk/checkout.v1"))? {
-        let report = backfill_join(
-            &engine,
-            &join,
-            &JoinOptions::through(spec.end),
-            &|_, _, _| {},
-        )?;
-        println!(
-            "{}: {} partitions from {} left rows",
-            report.output,
-            report.written.len(),
-            report.left_rows
-        );
+    for (id, report) in engine.step_all(&RunOptions::through(spec.end), &|_, _, _| {}) {
+        let report = report?;
+        println!("{id}: wrote {} partition(s) of {}", report.written().len(), report.output());
     }
     let out = TableName::parse("risk.risk_checkout_v1")?;
     let batches = wh.read_partition(&out, spec.end)?;

@@ -1,5 +1,7 @@
 //! weft's error type. Every variant names what the user must look at (file and JSON path,
-//! table and partition, expression) and, where one exists, the fix.
+//! table and partition, expression) and, where one exists, the fix; [`Error::kind`] says
+//! whose problem it is and [`Error::retry`] whether trying again can help, so a long-running
+//! process can tell "back off and retry" from "report this input and carry on" from "stop".
 
 use std::fmt;
 
@@ -85,6 +87,14 @@ pub enum Error {
         source: parquet::errors::ParquetError,
     },
 
+    /// A service weft talks to failed: a Kafka broker, Redis, an HTTP handler.
+    #[error("{service}: {message}")]
+    External { service: String, message: String },
+
+    /// weft itself failed (a dataflow worker died, an invariant broke): a bug to report.
+    #[error("internal error: {0}")]
+    Internal(String),
+
     /// Several independent problems, reported together.
     #[error("{} problems:\n{}", .0.len(), .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
     Many(Vec<Error>),
@@ -97,7 +107,89 @@ fn fix_suffix(fix: &Option<String>) -> String {
     }
 }
 
+/// Whose problem an error is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ErrorKind {
+    /// A config, argument or SQL expression the user wrote: fix it and run again.
+    User,
+    /// Data in the warehouse (a partition, a column, a table that is missing): fix or land
+    /// the input; other pipelines are unaffected.
+    Data,
+    /// A service or the file system failed: retrying later may succeed.
+    External,
+    /// weft failed: a bug; the process should stop.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The lower-case name used in metrics and status (`user`, `data`, `external`, `internal`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::User => "user",
+            ErrorKind::Data => "data",
+            ErrorKind::External => "external",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether trying the same work again can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Only a change to the input or config helps.
+    No,
+    /// Back off and try again (a service may come back, a file may finish landing).
+    WithBackoff,
+}
+
 impl Error {
+    /// Whose problem this is (for several problems: the most severe kind among them).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Config { .. } | Error::Usage(_) | Error::Unsupported { .. } | Error::Sql { .. } => {
+                ErrorKind::User
+            }
+            Error::NotFound { .. } | Error::Data { .. } | Error::Arrow { .. } | Error::Parquet { .. } => {
+                ErrorKind::Data
+            }
+            Error::Io { .. } | Error::External { .. } => ErrorKind::External,
+            Error::Internal(_) => ErrorKind::Internal,
+            Error::Many(errors) => errors
+                .iter()
+                .map(Error::kind)
+                .max()
+                .unwrap_or(ErrorKind::User),
+        }
+    }
+
+    /// Whether retrying can help: failures of services and the file system, yes; bad
+    /// configs, bad data and bugs, no.
+    pub fn retry(&self) -> Retry {
+        match self.kind() {
+            ErrorKind::External => Retry::WithBackoff,
+            _ => Retry::No,
+        }
+    }
+
+    /// A service failure (`service` names it: "Kafka broker localhost:9092", "Redis", …).
+    pub fn external(service: impl Into<String>, message: impl fmt::Display) -> Self {
+        Error::External {
+            service: service.into(),
+            message: message.to_string(),
+        }
+    }
+
+    /// A failure of weft itself.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Error::Internal(message.into())
+    }
+
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),

@@ -26,6 +26,7 @@ pub mod aggregate;
 pub mod cli;
 pub mod config;
 pub mod dataflow;
+pub mod engine;
 pub mod demo;
 pub mod error;
 pub mod groupby;

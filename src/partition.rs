@@ -113,37 +113,6 @@ impl fmt::Display for PartitionRange {
     }
 }
 
-/// The `step_days`-sized steps covering `days`: each maximal contiguous run of days split in
-/// order (how joins, GroupBy backfills and reuse rewrites walk their missing partitions).
-pub fn steps_over(days: &[Ds], step_days: usize) -> Vec<PartitionRange> {
-    PartitionRange::contiguous(days)
-        .iter()
-        .flat_map(|r| r.steps(step_days))
-        .collect()
-}
-
-/// Chronon's first-hole rule for unfilled partitions: when the output already has partitions,
-/// missing ones before the earliest existing one are assumed removed by retention and left
-/// alone (with a warning), unless `run_first_hole`.
-pub fn skip_first_hole(
-    missing: Vec<Ds>,
-    existing: &[Ds],
-    run_first_hole: bool,
-    table: &str,
-) -> Vec<Ds> {
-    let Some(&first) = existing.first() else {
-        return missing;
-    };
-    if run_first_hole {
-        return missing;
-    }
-    let (skipped, kept): (Vec<Ds>, Vec<Ds>) = missing.into_iter().partition(|d| *d < first);
-    if !skipped.is_empty() {
-        tracing::warn!(%table, skipped = skipped.len(), before = %first, "skipping missing partitions before the first existing output partition (pass --run-first-hole to compute them)");
-    }
-    kept
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

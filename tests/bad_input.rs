@@ -13,7 +13,7 @@ use serde_json::json;
 use weft::config::{load_conf, parse_conf, Conf, Query};
 use weft::partition::{Ds, PartitionRange};
 use weft::sql::scan::Scan;
-use weft::sql::Engine;
+use weft::sql::Session;
 use weft::staging::{run, StagingOptions};
 use weft::warehouse::{TableName, Warehouse};
 use weft::Error;
@@ -80,7 +80,7 @@ const PURPOSE: &str = "left of join risk.checkout.v1";
 #[test]
 fn good_scan_applies_selects_wheres_and_range() {
     let (_dir, wh) = warehouse();
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let mut s = scan(
         "data.purchases",
         Some(&[("user", "user"), ("cents", "amount * 100")]),
@@ -116,7 +116,7 @@ fn good_scan_applies_selects_wheres_and_range() {
 #[test]
 fn scan_of_a_missing_table_names_the_table_and_the_purpose() {
     let (_dir, wh) = warehouse();
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let e = engine.scan(&scan("data.purchase", None, &[])).unwrap_err();
     assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
     let m = e.to_string();
@@ -139,7 +139,7 @@ fn scan_of_a_missing_table_names_the_table_and_the_purpose() {
 #[test]
 fn select_with_an_unknown_column_names_table_select_and_columns() {
     let (_dir, wh) = warehouse();
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let s = scan(
         "data.purchases",
         Some(&[("user", "user"), ("amount_cents", "amout * 100")]),
@@ -164,7 +164,7 @@ fn select_with_an_unknown_column_names_table_select_and_columns() {
 #[test]
 fn bad_where_names_table_where_and_columns() {
     let (_dir, wh) = warehouse();
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let s = scan(
         "data.purchases",
         Some(&[("user", "user")]),
@@ -192,7 +192,7 @@ fn bad_where_names_table_where_and_columns() {
 #[test]
 fn staging_query_without_ds_is_rejected() {
     let (_dir, wh) = warehouse();
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let sq = match parse_conf(
         Path::new("staging_queries/t/x.v1"),
         &json!({"metaData": {"name": "t.no_ds", "outputNamespace": "out"}, "query": "SELECT user FROM data.purchases"}).to_string(),

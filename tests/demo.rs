@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use weft::sql::Engine;
+use weft::sql::Session;
 use weft::warehouse::{TableName, Warehouse};
 
 /// `SELECT COUNT(*), COUNT(label_ds)` over a table.
-fn counts(engine: &Engine, t: &str) -> (i64, i64) {
+fn counts(engine: &Session, t: &str) -> (i64, i64) {
     let b = engine
         .query(
             &format!("SELECT COUNT(*) AS n, COUNT(label_ds) AS l FROM {t}"),
@@ -54,7 +54,7 @@ fn demo_runs_the_feature_and_label_joins() {
     }
 
     let wh = Warehouse::open(dir.join("warehouse")).unwrap();
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let mut rows = BTreeMap::new();
     for join in [
         "risk.risk_checkout_labels_v1",
@@ -138,7 +138,7 @@ fn demo_runs_the_feature_and_label_joins() {
 }
 
 /// Row counts of a label table, or of the feature table (which has no `label_ds`).
-fn counts_or_features(engine: &Engine, t: &str, suffix: &str) -> (i64, i64) {
+fn counts_or_features(engine: &Session, t: &str, suffix: &str) -> (i64, i64) {
     if suffix.is_empty() {
         let b = engine
             .query(&format!("SELECT COUNT(*) FROM {t}"), "test")

@@ -10,7 +10,7 @@ use weft::config::{load_conf, Conf};
 use weft::demo::generate::{generate, DemoSpec};
 use weft::join::{backfill_join, JoinOptions};
 use weft::partition::Ds;
-use weft::sql::Engine;
+use weft::sql::Session;
 use weft::staging::{self, StagingOptions};
 use weft::warehouse::{TableName, Warehouse};
 
@@ -29,10 +29,10 @@ fn spec() -> DemoSpec {
 }
 
 /// Generates data and runs the driver staging query into `dir`.
-fn prepare(dir: &Path) -> (Warehouse, Engine) {
+fn prepare(dir: &Path) -> (Warehouse, Session) {
     let wh = Warehouse::open(dir).unwrap();
     generate(&wh, &spec(), &|_| {}).unwrap();
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let Conf::StagingQuery(sq) =
         load_conf(&repo().join("dataflows/production/staging_queries/risk/driver_table.v1"))
             .unwrap()

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value as J};
 use weft::config::{load_conf, parse_conf, Conf, GroupBy};
 use weft::groupby::{backfill_group_by, GroupByOptions, GroupByReport};
-use weft::sql::Engine;
+use weft::sql::Session;
 use weft::warehouse::Warehouse;
 
 use reference::conf::{self, W};
@@ -72,7 +72,7 @@ fn run(
     step_days: usize,
     workers: usize,
 ) -> weft::Result<GroupByReport> {
-    let engine = Engine::new(wh)?;
+    let engine = Session::new(wh)?;
     backfill_group_by(
         &engine,
         &parse(g),
@@ -721,7 +721,7 @@ fn every_dataflows_group_by_backfills_on_the_demo_warehouse() {
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path()).unwrap();
     generate(&wh, &spec, &|_| {}).unwrap();
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let files = weft::config::conf_files(&repo().join("dataflows/production/group_bys")).unwrap();
     assert!(files.len() >= 10, "{files:?}");
     let opts = GroupByOptions {

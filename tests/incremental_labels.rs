@@ -17,7 +17,7 @@ use reference::data;
 use reference::{ds_shift, ds_start, Db, Op, Table, Ty, DAY, V};
 use serde_json::{json, Value as J};
 use weft::join::{JoinOptions, JoinRunner};
-use weft::sql::Engine;
+use weft::sql::Session;
 use weft::warehouse::Warehouse;
 
 const BASE: &str = "2026-05-01";
@@ -324,7 +324,7 @@ fn contents(wh: &Warehouse, t: &str) -> Vec<String> {
     labelfix::table_rows(wh, t)
 }
 
-fn backfill(engine: &Engine, r: &mut JoinRunner) {
+fn backfill(engine: &Session, r: &mut JoinRunner) {
     r.run(
         engine,
         &JoinOptions::through(data::ds(&day(LEFT_DAYS - 1))),
@@ -338,7 +338,7 @@ fn fresh(kind: Kind, db: &Db, runs: &BTreeSet<i64>) -> Vec<Vec<String>> {
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path()).unwrap();
     data::write_db(&wh, db);
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let j = join(kind);
     let mut r = JoinRunner::new(&conf::parse(&j)).unwrap();
     backfill(&engine, &mut r);
@@ -354,7 +354,7 @@ fn check(kind: Kind, deltas: Vec<Delta>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path()).unwrap();
     data::write_db(&wh, &db);
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let j = join(kind);
     let mut runner = JoinRunner::new(&conf::parse(&j)).unwrap();
     backfill(&engine, &mut runner);
@@ -456,7 +456,7 @@ fn a_maturing_window_rewrites_only_the_partition_it_reaches() {
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path()).unwrap();
     data::write_db(&wh, &db);
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let j = join(Kind::Aggregated);
     let mut runner = JoinRunner::new(&conf::parse(&j)).unwrap();
     backfill(&engine, &mut runner);
@@ -511,7 +511,7 @@ fn three_workers_write_the_same_labels_as_one() {
         let dir = tempfile::tempdir().unwrap();
         let wh = Warehouse::open(dir.path()).unwrap();
         data::write_db(&wh, &db);
-        let engine = Engine::new(&wh).unwrap();
+        let engine = Session::new(&wh).unwrap();
         let j = join(kind);
         let mut runner = JoinRunner::new(&conf::parse(&j)).unwrap();
         let mut opts = JoinOptions::through(data::ds(&day(LEFT_DAYS - 1)));

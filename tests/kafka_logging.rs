@@ -51,7 +51,7 @@ use weft::online::store;
 use weft::online::stream::Streamer;
 use weft::online::upload::upload;
 use weft::partition::{Ds, PartitionRange};
-use weft::sql::Engine;
+use weft::sql::Session;
 use weft::warehouse::{TableName, Warehouse};
 
 use rand::rngs::StdRng;
@@ -325,7 +325,7 @@ fn served_responses_logged_through_kafka_flatten_to_the_served_values() {
         LoggerConfig::default(),
     ));
     let responses = ResponseLogger::new(logger.clone());
-    let fetcher = Fetcher::new(Engine::new(&wh).unwrap(), store, &root);
+    let fetcher = Fetcher::new(Session::new(&wh).unwrap(), store, &root);
     let requests: Vec<FetchRequest> = db.tables["data.queries"].parts[&bootfix::end_day()]
         .iter()
         .map(|r| FetchRequest {
@@ -774,7 +774,7 @@ fn fetch_all(
             }
         })
         .collect();
-    Fetcher::new(Engine::new(wh).unwrap(), st, root)
+    Fetcher::new(Session::new(wh).unwrap(), st, root)
         .fetch_group_by("unit_test.user_txn_kafka", &requests, at)
         .unwrap()
 }
@@ -832,7 +832,7 @@ fn weft_stream_kafka_events_become_fetchable_values() {
     let day_e = ds_shift("2026-03-01", 3);
     let e = Ds::parse(&day_e).unwrap();
     let at = ds_start(&day_e) + DAY - 1;
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
 
     // reference: upload as of the day before, the day's events replayed from the table
     let ref_dir = tempfile::tempdir().unwrap();

@@ -17,7 +17,7 @@ use reference::harness::warehouse;
 use reference::{data, Db, Table, Ty, V};
 use serde_json::{json, Value as J};
 use weft::join::JoinRunner;
-use weft::sql::Engine;
+use weft::sql::Session;
 use weft::warehouse::Warehouse;
 
 fn d(s: &str) -> weft::partition::Ds {
@@ -64,7 +64,7 @@ fn all_rows(wh: &Warehouse, t: &str) -> Vec<BTreeMap<String, V>> {
 #[test]
 fn labeled_tables_join_every_label_version_to_the_features() {
     let (_dir, wh) = warehouse(&db_with_unlabelled_rows());
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let j = join("unit_test.labeled.views", vec![room_label()], 50, 20);
     let mut r = runner(&engine, &j);
     backfill(&engine, &mut r, "2022-10-25");
@@ -171,7 +171,7 @@ fn labeled_tables_join_every_label_version_to_the_features() {
     }
 
     // columns: row identifier, the other feature columns, the label columns, label_ds, ds
-    let (schema, _) = Engine::new(&wh)
+    let (schema, _) = Session::new(&wh)
         .unwrap()
         .query_with_schema(&format!("SELECT * FROM {labeled} LIMIT 0"), "schema")
         .unwrap();
@@ -202,7 +202,7 @@ fn labeled_tables_join_every_label_version_to_the_features() {
 #[test]
 fn latest_version_is_chosen_per_day() {
     let (_dir, wh) = warehouse(&db());
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let j = join("unit_test.labeled.latest", vec![room_label()], 50, 20);
     let mut r = runner(&engine, &j);
     label(&engine, &mut r, "2022-10-30");
@@ -234,7 +234,7 @@ fn latest_version_is_chosen_per_day() {
     wh.drop_partition(&lt, &spec("2022-11-11", "2022-10-03"))
         .unwrap();
     let lp = r.label_plan().unwrap();
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let rewritten = weft::label::labeled::refresh(&engine, lp).unwrap();
     assert_eq!(rewritten, vec![d("2022-10-02"), d("2022-10-03")]);
 
@@ -303,7 +303,7 @@ fn aggregated_labels_in_the_labeled_tables() {
     let mut first = db.clone();
     first.table_mut(EVENTS).parts.remove("2022-10-07");
     let (_dir, wh) = warehouse(&first);
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let j = join("unit_test.labeled.agg", vec![max_active_label()], 5, 5);
     let (features, labels, labeled, latest) = (
         table(&j, ""),
@@ -366,7 +366,7 @@ fn aggregated_labels_in_the_labeled_tables() {
 fn rewritten_feature_partitions_show_in_the_labeled_tables() {
     let mut db = db();
     let (_dir, wh) = warehouse(&db);
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let j = join("unit_test.labeled.relanded", vec![room_label()], 30, 20);
     let (features, labels, labeled, latest) = (
         table(&j, ""),
@@ -531,7 +531,7 @@ fn duckdb_recomputes_the_labeled_tables() {
         );
     }
     let (_dir, wh) = warehouse(&db);
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let plain = join(
         "unit_test.labeled.oracle",
         vec![room_label(), reservation_label()],

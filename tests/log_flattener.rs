@@ -764,7 +764,7 @@ fn the_raw_log_table_reads_with_sql() {
             event(&c, ts(D2, 2), &[long(3)], &[long(3)]),
         ],
     );
-    let engine = weft::sql::Engine::new(&wh).unwrap();
+    let engine = weft::sql::Session::new(&wh).unwrap();
     let batches = engine
         .query(
             "SELECT name, ds, count(*) AS n, min(ts_millis) AS t, min(schema_hash) AS h \

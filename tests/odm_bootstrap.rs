@@ -35,7 +35,7 @@ use weft::join::bootstrap::assemble::Provenance;
 use weft::join::bootstrap::log_schema::{LoggingSchema, LOG_TABLE_PROPERTY, SCHEMA_HASH_PREFIX};
 use weft::join::{backfill_join, JoinOptions, JoinReport, JoinRunner};
 use weft::partition::Ds;
-use weft::sql::Engine;
+use weft::sql::Session;
 use weft::staging::{self, StagingOptions};
 use weft::warehouse::{TableName, Warehouse};
 
@@ -108,7 +108,7 @@ fn end() -> Ds {
 struct Demo {
     _dir: tempfile::TempDir,
     wh: Warehouse,
-    engine: Engine,
+    engine: Session,
 }
 
 impl Demo {
@@ -116,7 +116,7 @@ impl Demo {
         let dir = tempfile::tempdir().unwrap();
         let wh = Warehouse::open(dir.path()).unwrap();
         generate(&wh, &spec(), &|_| {}).unwrap();
-        let engine = Engine::new(&wh).unwrap();
+        let engine = Session::new(&wh).unwrap();
         staging_query(&engine, "driver_table.v1");
         let r = run(&engine, &join("risk/checkout.v1"));
         assert_eq!(r.written.len(), 43);
@@ -134,7 +134,7 @@ impl Demo {
     }
 }
 
-fn staging_query(engine: &Engine, name: &str) {
+fn staging_query(engine: &Session, name: &str) {
     let path = repo()
         .join("dataflows/production/staging_queries/risk")
         .join(name);
@@ -146,7 +146,7 @@ fn staging_query(engine: &Engine, name: &str) {
     engine.refresh().unwrap();
 }
 
-fn run(engine: &Engine, j: &Join) -> JoinReport {
+fn run(engine: &Session, j: &Join) -> JoinReport {
     let r = backfill_join(engine, j, &JoinOptions::through(end()), &|_, _, _| {})
         .unwrap_or_else(|e| panic!("{}: {e}", j.meta_data.name));
     engine.refresh().unwrap();

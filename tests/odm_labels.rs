@@ -27,7 +27,7 @@ use weft::demo::generate::{generate, DemoSpec};
 use weft::join::{JoinOptions, JoinRunner};
 use weft::label::LabelReport;
 use weft::partition::{Ds, PartitionRange};
-use weft::sql::Engine;
+use weft::sql::Session;
 use weft::staging::{self, StagingOptions};
 use weft::warehouse::{TableName, Warehouse};
 
@@ -74,7 +74,7 @@ fn join(rel: &str) -> Join {
 struct Demo {
     dir: tempfile::TempDir,
     wh: Warehouse,
-    engine: Engine,
+    engine: Session,
 }
 
 impl Demo {
@@ -82,7 +82,7 @@ impl Demo {
         let dir = tempfile::tempdir().unwrap();
         let wh = Warehouse::open(dir.path()).unwrap();
         generate(&wh, &spec(), &|_| {}).unwrap();
-        let engine = Engine::new(&wh).unwrap();
+        let engine = Session::new(&wh).unwrap();
         let Conf::StagingQuery(sq) =
             load_conf(&repo().join("dataflows/production/staging_queries/risk/driver_table.v1"))
                 .unwrap()

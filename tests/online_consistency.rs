@@ -24,7 +24,7 @@ use weft::online::store;
 use weft::online::stream::Streamer;
 use weft::online::upload::upload;
 use weft::partition::{Ds, PartitionRange};
-use weft::sql::Engine;
+use weft::sql::Session;
 
 /// TEMPORAL: SUM/COUNT/AVERAGE/LAST_K/MAX over 1h, 1d, 7d and all history; derivation on top.
 fn temporal_gb() -> J {
@@ -152,7 +152,7 @@ fn consistency(store_spec: Option<&str>) {
     assert!(rows.len() >= 30);
 
     // online: upload as of the day before, stream the day's events
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let st = store::open(store_spec, wh.root()).unwrap();
     let prev = Ds::parse(&day_e).unwrap().shift(-1);
     for p in [&tgb, &sgb] {
@@ -170,7 +170,7 @@ fn consistency(store_spec: Option<&str>) {
     s.replay(PartitionRange::new(e, e)).unwrap();
     assert!(s.report.events_written > 0);
     drop(s);
-    let fetcher = Fetcher::new(Engine::new(&wh).unwrap(), Arc::clone(&st), &conf_root);
+    let fetcher = Fetcher::new(Session::new(&wh).unwrap(), Arc::clone(&st), &conf_root);
     let ci = |c: &str| cols.iter().position(|x| x == c).unwrap();
     let requests: Vec<FetchRequest> = rows
         .iter()

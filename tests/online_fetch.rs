@@ -22,7 +22,7 @@ use weft::online::external::{ExternalHandler, ExternalResult};
 use weft::online::fetch_join::FetchRequest;
 use weft::online::fetcher::Fetcher;
 use weft::partition::Ds;
-use weft::sql::Engine;
+use weft::sql::Session;
 
 const SUM_30: &str = "unit_test_user_transactions_amount_dollars_sum_30d";
 
@@ -120,7 +120,7 @@ fn setup(j: &J) -> Setup {
     gb["backfillStartDate"] = json!(day(0));
     write_conf(&root, "group_bys", "unit_test.user_transactions", &gb);
     let store = embedded(&wh);
-    let fetcher = Fetcher::new(Engine::new(&wh).unwrap(), store, &root);
+    let fetcher = Fetcher::new(Session::new(&wh).unwrap(), store, &root);
     Setup {
         _dir: dir,
         fetcher,
@@ -501,7 +501,7 @@ fn only_the_latest_upload_is_served_and_config_drift_is_reported() {
         &gb(&[conf::W::Days(1)]),
     );
     let store = embedded(&wh);
-    let fetcher = Fetcher::new(Engine::new(&wh).unwrap(), store.clone(), &root);
+    let fetcher = Fetcher::new(Session::new(&wh).unwrap(), store.clone(), &root);
     let at = Some(e.start_millis());
     let fetch = |f: &Fetcher| {
         f.fetch_group_by("unit_test/daily", &[req(json!({"user": 99}), at)], 0)
@@ -523,7 +523,7 @@ fn only_the_latest_upload_is_served_and_config_drift_is_reported() {
         "unit_test.daily",
         &gb(&[conf::W::Days(1), conf::W::Days(7)]),
     );
-    let fresh = Fetcher::new(Engine::new(&wh).unwrap(), store.clone(), &root);
+    let fresh = Fetcher::new(Session::new(&wh).unwrap(), store.clone(), &root);
     let r = fetch(&fresh);
     let msg = r["unit_test.daily_exception"]
         .as_str()

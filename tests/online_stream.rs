@@ -19,7 +19,7 @@ use weft::online::fetch_join::FetchRequest;
 use weft::online::fetcher::Fetcher;
 use weft::online::stream::Streamer;
 use weft::partition::{Ds, PartitionRange};
-use weft::sql::Engine;
+use weft::sql::Session;
 
 fn temporal() -> serde_json::Value {
     let mut aggs = conf::aggs_for("amount_dollars", Op::Count, &[W::Days(1)], &[]);
@@ -54,7 +54,7 @@ fn file_and_replay_sources() {
     let Conf::GroupBy(gb) = load_conf(&path).unwrap() else {
         panic!()
     };
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let t = e.start_millis() + 1000;
     let events = dir.path().join("events.jsonl");
     let mut f = std::fs::File::create(&events).unwrap();
@@ -76,7 +76,7 @@ fn file_and_replay_sources() {
     s.follow_file(&events, 100).unwrap();
     assert_eq!(s.report.events_written, 3);
     drop(s);
-    let fetcher = Fetcher::new(Engine::new(&wh).unwrap(), store.clone(), &root);
+    let fetcher = Fetcher::new(Session::new(&wh).unwrap(), store.clone(), &root);
     let get = |u: i64| {
         fetcher
             .fetch_group_by(

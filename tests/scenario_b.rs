@@ -24,7 +24,7 @@ use weft::online::fetch_join::FetchRequest;
 use weft::online::fetcher::Fetcher;
 use weft::online::log_responses::ResponseLogger;
 use weft::partition::Ds;
-use weft::sql::Engine;
+use weft::sql::Session;
 
 const V2_SUM: &str = "unit_test_user_transactions_v2_amount_dollars_sum";
 
@@ -61,7 +61,7 @@ fn logged_values_bootstrap_the_next_version() {
     upload_conf(&wh, store.as_ref(), &gb_path, e.shift(-1));
 
     // serve and log every left row of day e
-    let fetcher = Fetcher::new(Engine::new(&wh).unwrap(), Arc::clone(&store), &root);
+    let fetcher = Fetcher::new(Session::new(&wh).unwrap(), Arc::clone(&store), &root);
     let logger = Arc::new(Logger::new(
         Box::new(FileLogSink::new(wh.clone(), "default.chronon_log_table").unwrap()),
         LoggerConfig::default(),

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use weft::config::{parse_conf, Conf, StagingQuery};
 use weft::partition::Ds;
-use weft::sql::Engine;
+use weft::sql::Session;
 use weft::staging::{run, StagingOptions, StagingReport};
 use weft::warehouse::{TableName, Warehouse};
 
@@ -96,7 +96,7 @@ fn opts(end: &str, step_days: usize) -> StagingOptions {
 }
 
 /// Runs a staging query, returning the report and the progress messages.
-fn run_sq(engine: &Engine, sq: &StagingQuery, o: &StagingOptions) -> (StagingReport, Vec<String>) {
+fn run_sq(engine: &Session, sq: &StagingQuery, o: &StagingOptions) -> (StagingReport, Vec<String>) {
     let log = RefCell::new(Vec::new());
     let report = run(engine, sq, o, &|m: &str| {
         log.borrow_mut().push(m.to_string())
@@ -125,7 +125,7 @@ fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     out
 }
 
-fn sql_rows(engine: &Engine, sql: &str) -> Vec<Vec<String>> {
+fn sql_rows(engine: &Session, sql: &str) -> Vec<Vec<String>> {
     rows(&engine.query(sql, "test").unwrap())
 }
 
@@ -141,7 +141,7 @@ const SUM_QUERY: &str = "SELECT user, SUM(amount) AS total, COUNT(*) AS n, ds FR
 #[test]
 fn staging_query_backfills_in_steps_and_skips_existing() {
     let (_dir, wh) = warehouse_with_events();
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let sq = staging_query(json!({
         "metaData": {
             "name": "sample_team.sample_staging_query.v1",
@@ -251,7 +251,7 @@ fn staging_query_backfills_in_steps_and_skips_existing() {
 #[test]
 fn start_override_and_hole_filling() {
     let (_dir, wh) = warehouse_with_events();
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let sq = staging_query(json!({
         "metaData": {"name": "t.holes", "outputNamespace": "out"},
         "query": SUM_QUERY,
@@ -301,7 +301,7 @@ fn start_override_and_hole_filling() {
 #[test]
 fn failed_steps_end_their_range_and_are_reported_together() {
     let (_dir, wh) = warehouse_with_events();
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     // CAST('boom' AS BIGINT) fails for the chunks starting on the given dates
     let failing = |dates: &str| {
         staging_query(json!({
@@ -389,7 +389,7 @@ fn failed_steps_end_their_range_and_are_reported_together() {
 #[test]
 fn staging_query_auto_expands_schema() {
     let (_dir, wh) = warehouse_with_events();
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let meta = json!({"name": "sample_team.sample_staging_query_auto_expand.v1", "outputNamespace": "sample_ns"});
     let v1 = staging_query(json!({
         "metaData": meta,
@@ -448,7 +448,7 @@ fn staging_query_auto_expands_schema() {
         vec![vec!["21".to_string()]]
     );
     // a fresh engine (new process) sees the expanded schema too
-    let engine2 = Engine::new(&Warehouse::open(wh.root()).unwrap()).unwrap();
+    let engine2 = Session::new(&Warehouse::open(wh.root()).unwrap()).unwrap();
     let (schema, _) = engine2
         .query_with_schema(&format!("SELECT * FROM {t}"), "test")
         .unwrap();
@@ -461,7 +461,7 @@ fn staging_query_auto_expands_schema() {
 #[test]
 fn latest_date_is_the_run_end_date_in_every_chunk() {
     let (_dir, wh) = warehouse_with_events();
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let sq = staging_query(json!({
         "metaData": {"name": "sample_team.sample_staging_query_latest_date.v1", "outputNamespace": "sample_ns"},
         "query": "SELECT user, '{{ latest_date }}' AS latest_ds, '{{ start_date }}' AS chunk_start, \
@@ -495,7 +495,7 @@ fn latest_date_is_the_run_end_date_in_every_chunk() {
 #[test]
 fn max_date_is_the_max_partition_of_the_table() {
     let (_dir, wh) = warehouse_with_events();
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
 
     // Partitioned path.
     let sq = staging_query(json!({
@@ -584,7 +584,7 @@ fn max_date_is_the_max_partition_of_the_table() {
 #[test]
 fn create_view_registers_a_view_and_a_signal_partition() {
     let (_dir, wh) = warehouse_with_events();
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let sq = staging_query(json!({
         "metaData": {"name": "sample_team.sample_staging_query_view.v1", "outputNamespace": "sample_ns",
                      "tableProperties": {"k": "v"}},
@@ -635,7 +635,7 @@ fn create_view_registers_a_view_and_a_signal_partition() {
     assert_eq!(props.get("k").map(String::as_str), Some("v"));
 
     // A fresh engine (another process) registers the view from the warehouse.
-    let engine2 = Engine::new(&Warehouse::open(wh.root()).unwrap()).unwrap();
+    let engine2 = Session::new(&Warehouse::open(wh.root()).unwrap()).unwrap();
     assert_eq!(
         sql_rows(&engine2, &format!("SELECT user, amount, ds FROM {view}")),
         expected
@@ -665,7 +665,7 @@ fn create_view_registers_a_view_and_a_signal_partition() {
 fn staging_query_division_is_spark_division() {
     let s = |v: &[&str]| -> Vec<String> { v.iter().map(|x| x.to_string()).collect() };
     let (_dir, wh) = warehouse_with_events();
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let sq = staging_query(json!({
         "metaData": {"name": "t.division", "outputNamespace": "out"},
         "query": "SELECT user, SUM(amount) / 4 AS quarter, SUM(amount) / (COUNT(*) - COUNT(*)) AS by_zero, ds \
@@ -707,7 +707,7 @@ fn staging_query_division_is_spark_division() {
     assert_eq!(schema.field(1).data_type(), &DataType::Float64);
     assert_eq!(rows(&batches), expected);
     // A fresh engine registers the view from its SQL with the same type.
-    let engine2 = Engine::new(&Warehouse::open(wh.root()).unwrap()).unwrap();
+    let engine2 = Session::new(&Warehouse::open(wh.root()).unwrap()).unwrap();
     let (schema, batches) = engine2.query_with_schema(sql, "test").unwrap();
     assert_eq!(schema.field(1).data_type(), &DataType::Float64);
     assert_eq!(rows(&batches), expected);
@@ -718,7 +718,7 @@ fn staging_query_division_is_spark_division() {
 #[test]
 fn no_historical_backfill_computes_only_the_end_date() {
     let (_dir, wh) = warehouse_with_events();
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let sq = staging_query(json!({
         "metaData": {"name": "sample_team.sample_staging_query_no_hist.v1", "outputNamespace": "sample_ns",
                      "historicalBackfill": 0},
@@ -745,7 +745,7 @@ fn no_historical_backfill_computes_only_the_end_date() {
 #[test]
 fn historical_backfill_unset_computes_the_whole_range() {
     let (_dir, wh) = warehouse_with_events();
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let sq = staging_query(json!({
         "metaData": {"name": "sample_team.sample_staging_query_hist_unset.v1", "outputNamespace": "sample_ns"},
         "query": SUM_QUERY,
@@ -803,7 +803,7 @@ fn spark_functions_work_through_the_engine() {
         &[batch],
     )
     .unwrap();
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
 
     let got = sql_rows(
         &engine,
@@ -880,7 +880,7 @@ fn spark_functions_work_through_the_engine() {
 #[test]
 fn first_hole_is_skipped_unless_asked_for() {
     let (_dir, wh) = warehouse_with_events();
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let sq = staging_query(json!({
         "metaData": {"name": "t.first_hole", "outputNamespace": "out"},
         "query": SUM_QUERY,
@@ -906,7 +906,7 @@ fn first_hole_is_skipped_unless_asked_for() {
 #[test]
 fn a_failed_step_names_its_range() {
     let (_dir, wh) = warehouse_with_events();
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let sq = staging_query(json!({
         "metaData": {"name": "t.broken", "outputNamespace": "out"},
         "query": "SELECT no_such_column, ds FROM data.events WHERE ds BETWEEN '{{ start_date }}' AND '{{ end_date }}'",

@@ -11,7 +11,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::util::display::array_value_to_string;
 
 use weft::partition::Ds;
-use weft::sql::Engine;
+use weft::sql::Session;
 use weft::warehouse::{TableName, Warehouse};
 
 // ---------------------------------------------------------------- helpers
@@ -179,7 +179,7 @@ fn hive_layout_on_disk_and_read_back() {
     );
 
     // And through SQL, where ds comes back as the partition column.
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let got = rows(
         &engine
             .query("SELECT id, name, ds FROM data.users", "test")
@@ -307,7 +307,7 @@ fn open_recovers_from_a_crash_mid_write() {
     assert!(list(&trash).is_empty(), "{:?}", list(&trash));
 
     // The table reads cleanly through SQL (no stray half-written file anywhere).
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let got = rows(
         &engine
             .query("SELECT count(*), sum(id) FROM data.t", "test")
@@ -332,7 +332,7 @@ fn overwriting_a_partition_replaces_it_whole() {
     let t = table("data.t");
     write_ids(&wh, "data.t", "2026-01-01", &[1, 2, 3]);
     write_ids(&wh, "data.t", "2026-01-02", &[7]);
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     assert_eq!(
         rows(&engine.query("SELECT count(*) FROM data.t", "test").unwrap()),
         vec![vec!["4".to_string()]]
@@ -507,7 +507,7 @@ fn properties_round_trip_and_merge() {
     // properties sit beside data without disturbing it
     write_ids(&wh, "data.props", "2026-01-01", &[1]);
     assert_eq!(wh.properties(&t).unwrap(), expected);
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     assert_eq!(
         rows(&engine.query("SELECT id FROM data.props", "test").unwrap()),
         vec![vec!["1".to_string()]]
@@ -597,7 +597,7 @@ fn column_type_conflict_between_partitions_is_reported() {
     );
 
     // The engine refuses to register the table with the same message.
-    let e = Engine::new(&wh)
+    let e = Session::new(&wh)
         .err()
         .expect("engine must refuse a table with conflicting types")
         .to_string();
@@ -646,7 +646,7 @@ fn engine_sees_new_and_replaced_partitions_after_refresh() {
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path()).unwrap();
     write_ids(&wh, "data.t", "2026-01-01", &[1, 2, 3]);
-    let engine = Engine::new(&wh).unwrap();
+    let engine = Session::new(&wh).unwrap();
     let q = |sql: &str| rows(&engine.query(sql, "test").unwrap());
     let one = |v: &str| vec![vec![v.to_string()]];
     assert_eq!(q("SELECT sum(id) FROM data.t"), one("6"));

@@ -9,11 +9,8 @@ use clap::Args;
 use super::progress;
 use crate::config::{load_conf, Conf};
 use crate::error::{Error, Result};
-use crate::groupby::{backfill_group_by, GroupByOptions};
-use crate::join::{backfill_join, JoinOptions};
 use crate::partition::Ds;
-use crate::sql::Engine;
-use crate::staging::{self, StagingOptions};
+use crate::engine::{Context, Engine, Report, RunOptions};
 use crate::warehouse::Warehouse;
 
 #[derive(Debug, Args)]
@@ -56,23 +53,33 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
     if a.step_days == 0 {
         return Err(Error::Usage("--step-days must be at least 1".into()));
     }
+    if a.run_first_hole && matches!(conf, Conf::GroupBy(_)) {
+        return Err(Error::Usage(
+            "--run-first-hole applies to joins and staging queries; a GroupBy backfill skips missing partitions before its first existing one (drop the table's later partitions to recompute them)".into(),
+        ));
+    }
     let wh = Warehouse::open(warehouse)?;
-    let engine = Engine::new(&wh)?;
-    match conf {
-        Conf::StagingQuery(sq) => {
-            let pb = progress::spinner("staging query");
-            let r = staging::run(
-                &engine,
-                &sq,
-                &StagingOptions {
-                    end_ds: end,
-                    start_override: start,
-                    step_days: a.step_days,
-                    run_first_hole: a.run_first_hole,
-                },
-                &|m| pb.set_message(m.to_string()),
-            )?;
-            pb.finish_and_clear();
+    let mut engine = Engine::new(Context::with_workers(&wh, a.workers)?);
+    let kind = match &conf {
+        Conf::Join(_) => "join",
+        Conf::GroupBy(_) => "group_by",
+        Conf::StagingQuery(_) => "staging query",
+    };
+    let id = engine.install(conf)?;
+    let pb = progress::bar(1, kind);
+    let report = engine.step(
+        &id,
+        &RunOptions {
+            start,
+            end,
+            step_days: a.step_days,
+            run_first_hole: a.run_first_hole,
+        },
+        &progress::follow(&pb),
+    )?;
+    pb.finish_and_clear();
+    match report {
+        Report::StagingQuery(r) => {
             println!(
                 "{}: wrote {} partition(s), {} rows; {} already present",
                 r.output,
@@ -81,21 +88,7 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
                 r.skipped_existing
             );
         }
-        Conf::Join(join) => {
-            let pb = progress::bar(1, "join");
-            let r = backfill_join(
-                &engine,
-                &join,
-                &JoinOptions {
-                    start,
-                    end,
-                    step_days: a.step_days,
-                    workers: a.workers,
-                    run_first_hole: a.run_first_hole,
-                },
-                &progress::follow(&pb),
-            )?;
-            pb.finish_and_clear();
+        Report::Join(r) => {
             if let Some(v) = &r.versioning {
                 println!("{v}");
             }
@@ -164,25 +157,7 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
                 );
             }
         }
-        Conf::GroupBy(gb) => {
-            if a.run_first_hole {
-                return Err(Error::Usage(
-                    "--run-first-hole applies to joins and staging queries; a GroupBy backfill skips missing partitions before its first existing one (drop the table's later partitions to recompute them)".into(),
-                ));
-            }
-            let pb = progress::bar(1, "group_by");
-            let r = backfill_group_by(
-                &engine,
-                &gb,
-                &GroupByOptions {
-                    start,
-                    end,
-                    step_days: a.step_days,
-                    workers: a.workers,
-                },
-                &progress::follow(&pb),
-            )?;
-            pb.finish_and_clear();
+        Report::GroupBy(r) => {
             match r.range {
                 Some(range) => println!(
                     "{}: range {range}: wrote {} partition(s), {} rows; {} rows dropped as all-NULL; {} already present",
@@ -203,6 +178,7 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
                 ev.null_ts
             );
         }
+        Report::LogFlattener(_) => {}
     }
     Ok(())
 }

@@ -10,11 +10,11 @@ use crate::config::{conf_files, load_conf, Conf, Join, StagingQuery};
 use crate::demo::generate::{generate, DemoSpec};
 use crate::error::{Error, Result};
 use crate::join::bootstrap::assemble::Provenance;
-use crate::join::{backfill_join, plan::JoinPlan, JoinOptions, JoinRunner};
+use crate::join::plan::JoinPlan;
 use crate::label::LABEL_DS;
 use crate::partition::Ds;
-use crate::sql::Engine;
-use crate::staging::{self, StagingOptions};
+use crate::engine::{Context, Engine, PipelineConf, Report, RunOptions};
+use crate::sql::Session;
 use crate::warehouse::{TableName, Warehouse};
 
 const MARKER: &str = ".weft-demo";
@@ -150,19 +150,26 @@ pub fn run(a: DemoArgs) -> Result<()> {
         );
     }
 
-    let engine = Engine::new(&wh)?;
+    let mut eng = Engine::new(Context::with_workers(&wh, a.workers)?);
     println!("2. Ran the configs in {}:", a.dataflows.display());
     let mut ran = Vec::new();
     let mut boots = Vec::new();
     for rel in RUN {
         let path = a.dataflows.join(rel);
-        match load_conf(&path)? {
-            Conf::StagingQuery(sq) => {
-                let pb = progress::spinner("staging query");
-                let r = staging::run(&engine, &sq, &StagingOptions::through(spec.end), &|m| {
-                    pb.set_message(m.to_string())
-                })?;
-                pb.finish_and_clear();
+        let conf = load_conf(&path)?;
+        let join = match &conf {
+            Conf::Join(j) => Some(j.clone()),
+            _ => None,
+        };
+        let id = eng.install(conf)?;
+        let pb = progress::bar(1, "pipeline");
+        let report = eng.step(&id, &RunOptions::through(spec.end), &progress::follow(&pb))?;
+        pb.finish_and_clear();
+        match report {
+            Report::StagingQuery(r) => {
+                let Some((_, PipelineConf::StagingQuery(sq))) = eng.pipelines().find(|(i, _)| **i == id) else {
+                    unreachable!("installed above")
+                };
                 println!(
                     "   staging query {:<36} -> {} ({} partitions, {} rows)",
                     sq.meta_data.name,
@@ -171,18 +178,8 @@ pub fn run(a: DemoArgs) -> Result<()> {
                     r.rows
                 );
             }
-            Conf::Join(join) => {
-                let pb = progress::bar(1, "join");
-                let r = backfill_join(
-                    &engine,
-                    &join,
-                    &JoinOptions {
-                        workers: a.workers,
-                        ..JoinOptions::through(spec.end)
-                    },
-                    &progress::follow(&pb),
-                )?;
-                pb.finish_and_clear();
+            Report::Join(r) => {
+                let join = join.expect("a join pipeline");
                 print_join(&join, &r);
                 ran.push(join.meta_data.name.clone());
                 if let (false, Some(p)) = (join.bootstrap_parts.is_empty(), r.provenance) {
@@ -198,9 +195,8 @@ pub fn run(a: DemoArgs) -> Result<()> {
                     });
                 }
             }
-            Conf::GroupBy(_) => {}
+            Report::GroupBy(_) | Report::LogFlattener(_) => {}
         }
-        engine.refresh()?;
     }
     let mut label_runs = Vec::new();
     for rel in LABELS {
@@ -208,9 +204,8 @@ pub fn run(a: DemoArgs) -> Result<()> {
         let Conf::Join(join) = load_conf(&path)? else {
             continue;
         };
-        label_runs.push(run_labels(&engine, &join, spec.end, a.workers)?);
+        label_runs.push(run_labels(&mut eng, &join, spec.end)?);
         ran.push(join.meta_data.name.clone());
-        engine.refresh()?;
     }
     let staging: Vec<StagingQuery> = conf_files(&a.dataflows.join("staging_queries"))?
         .into_iter()
@@ -276,10 +271,10 @@ pub fn run(a: DemoArgs) -> Result<()> {
                     "     label_ds={d}: left days {range}, {written} label partition(s) written"
                 );
             }
-            let (label_rows, _) = label_counts(&engine, &l.labels)?;
-            let non_null = label_values(&engine, &l.labels, &l.row_identifier)?;
-            let (labeled, labeled_with) = label_counts(&engine, &l.labeled)?;
-            let (latest, latest_with) = label_counts(&engine, &l.labeled_latest)?;
+            let (label_rows, _) = label_counts(eng.context().session(), &l.labels)?;
+            let non_null = label_values(eng.context().session(), &l.labels, &l.row_identifier)?;
+            let (labeled, labeled_with) = label_counts(eng.context().session(), &l.labeled)?;
+            let (latest, latest_with) = label_counts(eng.context().session(), &l.labeled_latest)?;
             println!("     {:<48} {label_rows:>8} rows", l.labels);
             for (c, n) in non_null {
                 println!("       {c:<46} {n:>8} non-NULL");
@@ -340,22 +335,17 @@ pub fn run(a: DemoArgs) -> Result<()> {
 
 /// Runs a label join: its feature backfill through `end`, then label runs `end − 7` and `end`
 /// on the same runner (the second one a delta of the first).
-fn run_labels(engine: &Engine, join: &Join, end: Ds, workers: usize) -> Result<LabelSummary> {
+fn run_labels(eng: &mut Engine, join: &Join, end: Ds) -> Result<LabelSummary> {
     let pb = progress::bar(1, "join");
-    let mut runner = JoinRunner::new(join)?;
-    let r = runner.run(
-        engine,
-        &JoinOptions {
-            workers,
-            ..JoinOptions::through(end)
-        },
-        &progress::follow(&pb),
-    )?;
+    let id = eng.install(PipelineConf::Join(Box::new(join.clone())))?;
+    let r = match eng.step(&id, &RunOptions::through(end), &progress::follow(&pb))? {
+        Report::Join(r) => r,
+        _ => unreachable!("a join pipeline reports a join run"),
+    };
     pb.finish_and_clear();
     print_join(join, &r);
-    engine.refresh()?;
-    let lp = runner
-        .label_plan()
+    let lp = eng
+        .label_plan(&id)
         .ok_or_else(|| Error::Usage(format!("{} has no valid label part", join.meta_data.name)))?
         .clone();
     let mut runs = Vec::new();
@@ -363,9 +353,8 @@ fn run_labels(engine: &Engine, join: &Join, end: Ds, workers: usize) -> Result<L
     for d in [end.shift(-7), end] {
         let pb = progress::spinner("label run");
         pb.set_message(format!("{} label_ds={d}", join.meta_data.name));
-        let rep = runner.label(engine, d, workers)?;
+        let rep = eng.label(&id, d)?;
         pb.finish_and_clear();
-        engine.refresh()?;
         runs.push((d, lp.left_range(d), rep.written.len()));
         for (t, days) in &rep.missing_sources {
             missing.push(format!(
@@ -395,7 +384,7 @@ fn run_labels(engine: &Engine, join: &Join, end: Ds, workers: usize) -> Result<L
 
 /// Rows of a label or labeled table, and those with a label version (`label_ds` not NULL);
 /// zeros when the table does not exist (no left day had labels).
-fn label_counts(engine: &Engine, t: &str) -> Result<(i64, i64)> {
+fn label_counts(engine: &Session, t: &str) -> Result<(i64, i64)> {
     let name = TableName::parse(t)?;
     if !engine.warehouse().exists(&name) {
         return Ok((0, 0));
@@ -418,7 +407,7 @@ fn label_counts(engine: &Engine, t: &str) -> Result<(i64, i64)> {
 }
 
 /// Non-NULL values per label column of a label table.
-fn label_values(engine: &Engine, t: &str, row_identifier: &[String]) -> Result<Vec<(String, i64)>> {
+fn label_values(engine: &Session, t: &str, row_identifier: &[String]) -> Result<Vec<(String, i64)>> {
     let name = TableName::parse(t)?;
     let wh = engine.warehouse();
     if !wh.exists(&name) {

@@ -12,7 +12,7 @@ use crate::config::{load_conf, Conf};
 use crate::error::{Error, Result};
 use crate::join::{explain, Explain, JoinOptions};
 use crate::partition::Ds;
-use crate::sql::Engine;
+use crate::engine::Context;
 use crate::warehouse::Warehouse;
 
 #[derive(Debug, Args)]
@@ -49,14 +49,13 @@ pub fn run(warehouse: &Path, a: ExplainArgs) -> Result<()> {
         None => Ds::today().shift(-1),
     };
     let wh = Warehouse::open(warehouse)?;
-    let engine = Engine::new(&wh)?;
+    let cx = Context::with_workers(&wh, a.workers)?;
     let pb = progress::spinner("matching bootstrap tables");
     let e = explain(
-        &engine,
+        &cx,
         &join,
         &JoinOptions {
             start: a.start_ds.as_deref().map(Ds::parse).transpose()?,
-            workers: a.workers,
             ..JoinOptions::through(end)
         },
     )?;

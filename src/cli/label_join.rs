@@ -9,10 +9,9 @@ use clap::Args;
 use super::progress;
 use crate::config::{load_conf, Conf};
 use crate::error::{Error, Result};
-use crate::join::JoinRunner;
-use crate::label::LabelReport;
+use crate::label::{LabelPlan, LabelReport};
 use crate::partition::{Ds, PartitionRange};
-use crate::sql::Engine;
+use crate::engine::{Context, Engine, PipelineConf};
 use crate::warehouse::Warehouse;
 
 #[derive(Debug, Args)]
@@ -58,14 +57,15 @@ pub fn run(warehouse: &Path, a: LabelJoinArgs) -> Result<()> {
         )));
     }
     let wh = Warehouse::open(warehouse)?;
-    let engine = Engine::new(&wh)?;
-    let mut runner = JoinRunner::new(&join)?;
+    let name = join.meta_data.name.clone();
+    let mut engine = Engine::new(Context::with_workers(&wh, a.workers)?);
+    let id = engine.install(PipelineConf::Join(join))?;
     let days: Vec<Ds> = PartitionRange::new(first, last).days().collect();
     let bar = progress::bar(days.len() as u64, "label runs");
     for d in days {
         bar.set_message(format!("label_ds={d}"));
-        let report = runner.label(&engine, d, a.workers)?;
-        bar.suspend(|| print!("{}", render(&join.meta_data.name, &runner, &report)));
+        let report = engine.label(&id, d)?;
+        bar.suspend(|| print!("{}", render(&name, engine.label_plan(&id), &report)));
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -73,10 +73,10 @@ pub fn run(warehouse: &Path, a: LabelJoinArgs) -> Result<()> {
 }
 
 /// What one label run did, for people.
-pub fn render(join: &str, runner: &JoinRunner, r: &LabelReport) -> String {
+pub fn render(join: &str, plan: Option<&LabelPlan>, r: &LabelReport) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
-    let Some(lp) = runner.label_plan() else {
+    let Some(lp) = plan else {
         return s;
     };
     let d = r.label_ds.map(|d| d.to_string()).unwrap_or_default();

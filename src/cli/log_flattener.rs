@@ -8,7 +8,7 @@ use clap::Args;
 use super::progress;
 use crate::config::{load_conf, Conf};
 use crate::error::{Error, Result};
-use crate::logging::flatten::{flatten_log, FlattenOptions};
+use crate::engine::{Context, Engine, PipelineConf, Report, RunOptions};
 use crate::logging::DEFAULT_LOG_TABLE;
 use crate::partition::Ds;
 use crate::warehouse::Warehouse;
@@ -54,20 +54,26 @@ pub fn run(warehouse: &Path, a: LogFlattenerArgs) -> Result<()> {
         }
     };
     let wh = Warehouse::open(warehouse)?;
+    let mut engine = Engine::new(Context::new(&wh)?);
+    let id = engine.install(PipelineConf::LogFlattener {
+        join,
+        log_table: a.log_table.clone(),
+    })?;
     let pb = progress::bar(1, "log-flattener");
-    let r = flatten_log(
-        &wh,
-        &join,
-        &FlattenOptions {
+    let r = engine.step(
+        &id,
+        &RunOptions {
+            start: None,
             end,
-            log_table: a.log_table.clone(),
             step_days: a.step_days,
             run_first_hole: a.run_first_hole,
         },
         &progress::follow(&pb),
     );
     pb.finish_and_clear();
-    let r = r?;
+    let Report::LogFlattener(r) = r? else {
+        unreachable!("a log-flattener pipeline reports a flatten run")
+    };
     if let Some(why) = &r.skipped {
         println!("{}: skipped: {why}", r.output);
         return Ok(());

@@ -20,7 +20,8 @@ use crate::online::store;
 use crate::online::stream::Streamer;
 use crate::online::upload::upload;
 use crate::partition::{Ds, PartitionRange};
-use crate::sql::Engine;
+use crate::engine::Context;
+use crate::sql::Session;
 use crate::warehouse::Warehouse;
 
 /// Where serving data lives.
@@ -129,10 +130,10 @@ pub fn upload_cmd(warehouse: &Path, a: UploadArgs) -> Result<()> {
         None => Ds::today().shift(-1),
     };
     let wh = Warehouse::open(warehouse)?;
-    let engine = Engine::new(&wh)?;
+    let cx = Context::new(&wh)?;
     let store = store::open(a.store.online_store.as_deref(), wh.root())?;
     let pb = progress::bar(1, "upload");
-    let r = upload(&engine, store.as_ref(), &gb, ds, &progress::follow(&pb))?;
+    let r = upload(&cx, store.as_ref(), &gb, ds, &progress::follow(&pb))?;
     pb.finish_and_clear();
     println!(
         "{}: uploaded {} keys as of the end of {} ({:?}) to {} dataset {}; {} rows read, {} skipped (NULL key or ts)",
@@ -151,7 +152,7 @@ pub fn upload_cmd(warehouse: &Path, a: UploadArgs) -> Result<()> {
 pub fn stream_cmd(warehouse: &Path, a: StreamArgs) -> Result<()> {
     let gb = group_by(&a.conf)?;
     let wh = Warehouse::open(warehouse)?;
-    let engine = Engine::new(&wh)?;
+    let engine = Session::new(&wh)?;
     let store = store::open(a.store.online_store.as_deref(), wh.root())?;
     let mut s = Streamer::new(&engine, store.as_ref(), &gb)?;
     match (&a.file, &a.replay_start) {
@@ -209,7 +210,7 @@ pub fn serve_cmd(warehouse: &Path, a: ServeArgs) -> Result<()> {
         });
     }
     let wh = Warehouse::open(warehouse)?;
-    let engine = Engine::new(&wh)?;
+    let engine = Session::new(&wh)?;
     let store = store::open(a.store.online_store.as_deref(), wh.root())?;
     let described = store.describe();
     let mut fetcher = Fetcher::new(engine, store, &a.conf_root);

@@ -20,7 +20,7 @@ use crate::error::Result;
 use crate::join::backfill::Progress;
 use crate::join::inputs::EventStats;
 use crate::partition::{Ds, PartitionRange};
-use crate::sql::Engine;
+use crate::engine::Context;
 
 pub use plan::GroupByPlan;
 
@@ -33,8 +33,6 @@ pub struct GroupByOptions {
     pub end: Ds,
     /// Partitions computed (and written) per step.
     pub step_days: usize,
-    /// Timely workers (the output is identical for any number).
-    pub workers: usize,
 }
 
 /// What a GroupBy backfill did.
@@ -58,10 +56,10 @@ pub struct GroupByReport {
 /// `[backfillStartDate (or opts.start), opts.end]` (only `opts.end` when
 /// `metaData.historicalBackfill` is false).
 pub fn backfill_group_by(
-    engine: &Engine,
+    cx: &Context,
     gb: &GroupBy,
     opts: &GroupByOptions,
     progress: Progress,
 ) -> Result<GroupByReport> {
-    run::run(engine, gb, opts, progress)
+    run::run(cx, gb, opts, progress)
 }

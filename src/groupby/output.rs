@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::join::derive::derive_group_by;
 use crate::join::output::{part_fields, OutputState};
 use crate::partition::Ds;
-use crate::sql::Engine;
+use crate::sql::Session;
 
 /// The schemas of the table: before derivations (keys, values, `ds`) and as written.
 pub struct Schemas {
@@ -30,7 +30,7 @@ pub struct Schemas {
 impl Schemas {
     /// Plans both schemas from the key fields and the types of the part's inputs.
     pub fn new(
-        engine: &Engine,
+        engine: &Session,
         plan: &GroupByPlan,
         keys: &[Field],
         input_types: &[DataType],
@@ -49,7 +49,7 @@ impl Schemas {
 
 /// One day's rows: the batch to write and the number of rows dropped as all-NULL.
 pub fn assemble(
-    engine: &Engine,
+    engine: &Session,
     plan: &GroupByPlan,
     schemas: &Schemas,
     index: &KeyIndex,
@@ -81,7 +81,7 @@ pub fn assemble(
         let field = schemas.base.field(n_keys + c);
         columns.push(
             to_array(field.data_type(), values)
-                .map_err(|e| Error::Usage(format!("{}: column {}: {e}", ctx(), field.name())))?,
+                .map_err(|e| Error::internal(format!("{}: column {}: {e}", ctx(), field.name())))?,
         );
     }
     let day_text = day.to_string();
@@ -95,7 +95,7 @@ pub fn assemble(
 }
 
 /// Applies the GroupBy's derivations and removes `ds` (it is the partition path).
-fn derive(engine: &Engine, plan: &GroupByPlan, batch: RecordBatch) -> Result<RecordBatch> {
+fn derive(engine: &Session, plan: &GroupByPlan, batch: RecordBatch) -> Result<RecordBatch> {
     let derived = derive_group_by(
         engine,
         &batch,

@@ -14,23 +14,21 @@ use super::{GroupByOptions, GroupByReport};
 use crate::config::GroupBy;
 use crate::dataflow::records::{row_id, Item};
 use crate::dataflow::spec::PartKind;
-use crate::dataflow::{JoinDataflow, Update};
+use crate::dataflow::Update;
 use crate::error::{Error, Result};
 use crate::join::backfill::{needed_days, part_input_types, part_spec, source_range, Progress};
 use crate::join::inputs::{self, check_key_types};
 use crate::join::output::OutputState;
 use crate::partition::{Ds, PartitionRange};
-use crate::sql::Engine;
+use crate::engine::{Context, Schedule};
 
 pub(super) fn run(
-    engine: &Engine,
+    cx: &Context,
     gb: &GroupBy,
     opts: &GroupByOptions,
     progress: Progress,
 ) -> Result<GroupByReport> {
-    if opts.step_days == 0 {
-        return Err(Error::Usage("--step-days must be at least 1".into()));
-    }
+    let engine = cx.session();
     let plan = GroupByPlan::new(gb)?;
     let part = &plan.part;
     let wh = engine.warehouse().clone();
@@ -58,15 +56,17 @@ pub(super) fn run(
         .filter(|d| range.contains(*d))
         .collect();
     let existing = wh.partitions(&plan.output)?;
-    let missing: Vec<Ds> = candidates
-        .iter()
-        .copied()
-        .filter(|d| !existing.contains(d))
-        .collect();
-    let todo = crate::partition::skip_first_hole(missing, &existing, false, &report.output);
-    report.skipped_existing = candidates.len() - todo.len();
-    tracing::info!(group_by = %plan.name, output = %plan.output, %range, missing = todo.len(), existing = report.skipped_existing, "group_by plan");
-    if todo.is_empty() {
+    let schedule = Schedule::plan(
+        candidates,
+        &existing,
+        &BTreeSet::new(),
+        false,
+        opts.step_days,
+        &report.output,
+    )?;
+    report.skipped_existing = schedule.skipped_existing;
+    tracing::info!(group_by = %plan.name, output = %plan.output, %range, missing = schedule.todo.len(), existing = report.skipped_existing, "group_by plan");
+    if schedule.is_empty() {
         return Ok(report);
     }
 
@@ -101,18 +101,16 @@ pub(super) fn run(
         .collect::<Result<Vec<_>>>()?;
     let schemas = Schemas::new(engine, &plan, &key_fields, &types)?;
     let mut index = KeyIndex::new(part, key_fields);
-    let mut dataflow = JoinDataflow::start(vec![part_spec(part, &types)], opts.workers)?;
+    let mut dataflow = cx.runtime()?.install(vec![part_spec(part, &types)], None)?;
     let mut state = OutputState::default();
     let mut fed: Vec<BTreeSet<Ds>> = vec![BTreeSet::new(); part.sources.len()];
     // what the next step retracts: this step's queries (and entity snapshot rows)
     let mut retract: Vec<Update> = Vec::new();
-    let todo_set: BTreeSet<Ds> = todo.iter().copied().collect();
 
-    let steps: Vec<PartitionRange> = crate::partition::steps_over(&todo, opts.step_days);
-    let total = steps.len();
-    for (si, step) in steps.iter().enumerate() {
+    let total = schedule.steps.len();
+    for (si, step) in schedule.steps.iter().enumerate() {
         progress(si, total, &format!("{}: step {step}", plan.output));
-        let days: Vec<Ds> = step.days().filter(|d| todo_set.contains(d)).collect();
+        let days: Vec<Ds> = schedule.days_of(*step).into_iter().collect();
         let (Some(&lo), Some(&hi)) = (days.first(), days.last()) else {
             continue;
         };

@@ -18,10 +18,11 @@ use crate::aggregate::{Aggregator, InputShape};
 use crate::config::Join;
 use crate::dataflow::records::Item;
 use crate::dataflow::spec::{ColumnSpec, PartKind, PartSpec};
-use crate::dataflow::JoinDataflow;
+use crate::dataflow::{Dataflow, Runtime};
+use crate::engine::{Context, Schedule};
 use crate::error::{Error, Result};
 use crate::partition::{Ds, PartitionRange};
-use crate::sql::Engine;
+use crate::sql::Session;
 
 // A child module, so it runs the restricted join through this module's machinery.
 #[path = "reuse.rs"]
@@ -38,29 +39,8 @@ mod label_feed;
 pub use explain::{explain, Explain, ExplainBootstrap, ExplainPart};
 pub use reuse::PartitionReuse;
 
-/// Options of a join backfill.
-#[derive(Debug, Clone)]
-pub struct JoinOptions {
-    pub start: Option<Ds>,
-    pub end: Ds,
-    pub step_days: usize,
-    pub workers: usize,
-    /// Also compute missing partitions before the first existing output partition.
-    pub run_first_hole: bool,
-}
-
-impl JoinOptions {
-    /// Missing partitions from the left's start up to `end`, in 30-day steps, one worker.
-    pub fn through(end: Ds) -> Self {
-        JoinOptions {
-            start: None,
-            end,
-            step_days: 30,
-            workers: 1,
-            run_first_hole: false,
-        }
-    }
-}
+/// Options of a join backfill: the engine's run options.
+pub type JoinOptions = crate::engine::RunOptions;
 
 /// What a backfill did.
 #[derive(Debug, Default)]
@@ -91,8 +71,7 @@ pub struct JoinReport {
     pub provenance: Option<crate::join::bootstrap::assemble::Provenance>,
 }
 
-/// Progress callback: `(steps done, steps total, message)`.
-pub type Progress<'a> = &'a dyn Fn(usize, usize, &str);
+pub use crate::engine::Progress;
 
 fn parse_bound(join: &Join, field: &str, v: &Option<String>) -> Result<Option<Ds>> {
     v.as_deref()
@@ -108,12 +87,12 @@ fn parse_bound(join: &Join, field: &str, v: &Option<String>) -> Result<Option<Ds
 
 /// Backfills the missing output partitions of a join up to `opts.end` (a [`JoinRunner`] used once).
 pub fn backfill_join(
-    engine: &Engine,
+    cx: &Context,
     join: &Join,
     opts: &JoinOptions,
     progress: Progress,
 ) -> Result<JoinReport> {
-    JoinRunner::new(join)?.run(engine, opts, progress)
+    JoinRunner::new(join)?.run(cx, opts, progress)
 }
 
 /// A join whose dataflow stays alive between runs: the first [`JoinRunner::run`] backfills,
@@ -131,7 +110,7 @@ pub struct JoinRunner {
 
 /// The running dataflow and what has been fed into it.
 struct Live {
-    dataflow: JoinDataflow,
+    dataflow: Dataflow,
     state: OutputState,
     feeds: Feeds,
     left_schema: SchemaRef,
@@ -194,7 +173,8 @@ impl JoinRunner {
     /// rows whose bootstrap matches or coverage change are updated (rows that become covered
     /// stop being computed, rows that lose coverage get computed values). Anything else in
     /// the config must stay the same.
-    pub fn reconfigure(&mut self, engine: &Engine, join: &Join) -> Result<()> {
+    pub fn reconfigure(&mut self, cx: &Context, join: &Join) -> Result<()> {
+        let engine = cx.session();
         let strip = |j: &Join| {
             let mut v = serde_json::to_value(j).expect("config serializes");
             v["bootstrapParts"] = serde_json::Value::Null;
@@ -221,11 +201,12 @@ impl JoinRunner {
     /// Feeds what changed and computes the missing output partitions up to `opts.end`.
     pub fn run(
         &mut self,
-        engine: &Engine,
+        cx: &Context,
         opts: &JoinOptions,
         progress: Progress,
     ) -> Result<JoinReport> {
-        let mut report = run(self, engine, opts, progress)?;
+        let engine = cx.session();
+        let mut report = run(self, cx, opts, progress)?;
         reuse::finish(engine, &self.join, &self.plan, &mut report)?;
         if let Some(lp) = &self.labels {
             // feature rows that changed show in the labeled tables too
@@ -240,31 +221,22 @@ impl JoinRunner {
     /// labeled tables up to date. The run stays maintained: a later call (any `label_ds`) also
     /// feeds what changed since — new snapshots, label events of maturing windows, re-landed
     /// left or label days — and rewrites only the label partitions they reach.
-    pub fn label(
-        &mut self,
-        engine: &Engine,
-        label_ds: Ds,
-        workers: usize,
-    ) -> Result<crate::label::LabelReport> {
-        self.label_run(engine, Some(label_ds), workers)
+    pub fn label(&mut self, cx: &Context, label_ds: Ds) -> Result<crate::label::LabelReport> {
+        self.label_run(cx, Some(label_ds))
     }
 
     /// Feeds what changed since the last label run into the maintained label runs, without
     /// adding a run.
-    pub fn refresh_labels(
-        &mut self,
-        engine: &Engine,
-        workers: usize,
-    ) -> Result<crate::label::LabelReport> {
-        self.label_run(engine, None, workers)
+    pub fn refresh_labels(&mut self, cx: &Context) -> Result<crate::label::LabelReport> {
+        self.label_run(cx, None)
     }
 
     fn label_run(
         &mut self,
-        engine: &Engine,
+        cx: &Context,
         label_ds: Option<Ds>,
-        workers: usize,
     ) -> Result<crate::label::LabelReport> {
+        let engine = cx.session();
         let lp = crate::label::LabelPlan::new(&self.join, &self.plan)?.ok_or_else(|| {
             Error::Config {
                 file: self.join.meta_data.name.clone(),
@@ -273,7 +245,7 @@ impl JoinRunner {
             }
         })?;
         if self.live.is_none() {
-            self.live = Some(start_live(engine, &self.plan, Some(&lp), workers)?);
+            self.live = Some(start_live(engine, cx.runtime()?, &self.plan, Some(&lp))?);
         }
         let live = self.live.as_mut().expect("started above");
         if live.labels.is_none() {
@@ -321,10 +293,11 @@ impl JoinRunner {
 
 fn run(
     runner: &mut JoinRunner,
-    engine: &Engine,
+    cx: &Context,
     opts: &JoinOptions,
     progress: Progress,
 ) -> Result<JoinReport> {
+    let engine = cx.session();
     let join = &runner.join;
     let plan = &runner.plan;
     let wh = engine.warehouse().clone();
@@ -351,37 +324,29 @@ fn run(
     let range = run_range(join, plan, &left_parts, opts)?;
     report.range = Some(range);
     let redo = match runner.live {
-        None => reuse::prepare(engine, join, plan, range, opts, progress, &mut report)?,
+        None => reuse::prepare(cx, join, plan, range, opts, progress, &mut report)?,
         Some(_) => BTreeSet::new(),
     };
     let existing = wh.partitions(&plan.output)?;
-    let candidates: Vec<Ds> = left_parts
-        .iter()
-        .copied()
-        .filter(|d| range.contains(*d))
-        .collect();
-    let missing: Vec<Ds> = candidates
-        .iter()
-        .copied()
-        .filter(|d| !existing.contains(d) || redo.contains(d))
-        .collect();
-    let todo = crate::partition::skip_first_hole(
-        missing,
+    let schedule = Schedule::plan(
+        left_parts.iter().copied().filter(|d| range.contains(*d)),
         &existing,
+        &redo,
         opts.run_first_hole,
+        opts.step_days,
         &plan.output.to_string(),
-    );
-    report.skipped_existing = candidates.len() - todo.len();
-    tracing::info!(join = %plan.name, output = %plan.output, %range, missing = todo.len(), existing = report.skipped_existing, "join plan");
-    if todo.is_empty() && runner.live.is_none() {
+    )?;
+    report.skipped_existing = schedule.skipped_existing;
+    tracing::info!(join = %plan.name, output = %plan.output, %range, missing = schedule.todo.len(), existing = report.skipped_existing, "join plan");
+    if schedule.is_empty() && runner.live.is_none() {
         return Ok(report);
     }
     if runner.live.is_none() {
         runner.live = Some(start_live(
             engine,
+            cx.runtime()?,
             plan,
             runner.labels.as_ref(),
-            opts.workers,
         )?);
     }
     let live = runner.live.as_mut().expect("started above");
@@ -410,11 +375,10 @@ fn run(
     }
 
     // 2. Missing partitions, step by step.
-    let steps: Vec<PartitionRange> = crate::partition::steps_over(&todo, opts.step_days);
-    let total = steps.len();
-    for (si, step) in steps.iter().enumerate() {
+    let total = schedule.steps.len();
+    for (si, step) in schedule.steps.iter().enumerate() {
         progress(si, total, &format!("{}: step {step}", plan.output));
-        let days: BTreeSet<Ds> = step.days().filter(|d| todo.contains(d)).collect();
+        let days: BTreeSet<Ds> = schedule.days_of(*step);
         let clock = std::time::Instant::now();
         let reach = sync_left(
             engine,
@@ -504,7 +468,7 @@ type Reach = Vec<Option<(i64, i64)>>;
 /// source partitions not fed yet: they are fed and a second epoch computes them, so a part
 /// that bootstrap covers entirely reads no source at all.
 fn seal(
-    engine: &Engine,
+    engine: &Session,
     plan: &JoinPlan,
     live: &mut Live,
     source_fps: &HashMap<InputId, Vec<(Ds, u64)>>,
@@ -537,7 +501,7 @@ fn seal(
 /// accepts. Returns the query-time span of the new queries per part (`None` if nothing
 /// was fed).
 fn sync_left(
-    engine: &Engine,
+    engine: &Session,
     plan: &JoinPlan,
     live: &mut Live,
     fps: &[(Ds, u64)],
@@ -608,7 +572,7 @@ fn sync_left(
 
 /// Partitions and fingerprints of every source (and mutation table) of every part.
 fn source_fingerprints(
-    engine: &Engine,
+    engine: &Session,
     plan: &JoinPlan,
 ) -> Result<HashMap<InputId, Vec<(Ds, u64)>>> {
     let mut out = HashMap::new();
@@ -640,7 +604,7 @@ fn source_fingerprints(
 /// Feeds source partitions: re-landed or removed ones already fed, and (with `reach`) the
 /// partitions the new queries need. Returns whether anything was fed.
 fn sync_sources(
-    engine: &Engine,
+    engine: &Session,
     plan: &JoinPlan,
     live: &mut Live,
     fps: &HashMap<InputId, Vec<(Ds, u64)>>,
@@ -707,7 +671,7 @@ pub(crate) fn needed_days(p: &PartPlan, lo: i64, hi: i64) -> (Ds, Ds) {
 
 /// Writes output partitions from the maintained state.
 fn write_partitions(
-    engine: &Engine,
+    engine: &Session,
     join: &Join,
     plan: &JoinPlan,
     live: &mut Live,
@@ -772,10 +736,10 @@ fn write_partitions(
 
 /// Checks schemas (so type problems surface before any work) and starts the dataflow.
 fn start_live(
-    engine: &Engine,
+    engine: &Session,
+    runtime: &Runtime,
     plan: &JoinPlan,
     labels: Option<&crate::label::LabelPlan>,
-    workers: usize,
 ) -> Result<Live> {
     let left_schema = engine.scan_schema(&plan.left.scan)?;
     let mut specs = Vec::new();
@@ -831,7 +795,7 @@ fn start_live(
     Ok(Live {
         labels: label_live,
         label_error,
-        dataflow: JoinDataflow::start_with(specs, stage, workers)?,
+        dataflow: runtime.install(specs, stage)?,
         boot,
         provenance: None,
         stale: BTreeSet::new(),
@@ -850,7 +814,7 @@ fn start_live(
 /// The types of a part's inputs in its sources' schemas, which must agree between sources.
 /// `check` validates each source's schema first (a join checks its keys against the left).
 pub(crate) fn part_input_types(
-    engine: &Engine,
+    engine: &Session,
     p: &PartPlan,
     check: &dyn Fn(&SourcePlan, &SchemaRef) -> Result<()>,
 ) -> Result<Vec<DataType>> {

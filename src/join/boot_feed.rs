@@ -23,7 +23,7 @@ use crate::join::inputs;
 use crate::join::output;
 use crate::join::plan::JoinPlan;
 use crate::partition::Ds;
-use crate::sql::Engine;
+use crate::sql::Session;
 
 /// What a running join keeps for bootstrap and external fields.
 pub(super) struct BootLive {
@@ -43,7 +43,7 @@ pub(super) struct BootLive {
 /// Builds the bootstrap side of a join: its field universe and coverage dependencies, and its
 /// bootstrap tables resolved and validated.
 pub(super) fn start(
-    engine: &Engine,
+    engine: &Session,
     plan: &JoinPlan,
     left_schema: &SchemaRef,
     base_schema: &SchemaRef,
@@ -167,7 +167,7 @@ fn asks(batch: &RecordBatch, ds: Ds, sign: isize, queries: Vec<Update>) -> Vec<B
 /// Feeds bootstrap partitions: re-landed or removed ones already fed, and the new ones `want`
 /// accepts within each part's start/end partitions. Returns whether anything was fed.
 pub(super) fn sync_boot(
-    engine: &Engine,
+    engine: &Session,
     plan: &JoinPlan,
     live: &mut Live,
     want: &dyn Fn(Ds) -> bool,
@@ -323,7 +323,7 @@ pub(super) fn uncovered_reach(
 /// derivations, bootstrap values by priority, external fields, join derivations, contextual
 /// keys dropped. Returns the batch and where its values came from.
 pub(super) fn finish_partition(
-    engine: &Engine,
+    engine: &Session,
     plan: &JoinPlan,
     live: &Live,
     ds: Ds,
@@ -380,7 +380,7 @@ pub(super) fn finish_partition(
 /// The output pipeline after assembly (also used on an empty batch to plan the schema).
 #[allow(clippy::too_many_arguments)]
 fn finish_batch(
-    engine: &Engine,
+    engine: &Session,
     plan: &JoinPlan,
     boot: &BootLive,
     left_columns: &[String],
@@ -419,7 +419,7 @@ fn finish_batch(
 
 /// The written schema of a join with a bootstrap side.
 pub(super) fn out_schema(
-    engine: &Engine,
+    engine: &Session,
     plan: &JoinPlan,
     boot: &BootLive,
     base_schema: &SchemaRef,
@@ -455,7 +455,7 @@ pub(super) fn report(live: &Live, report: &mut JoinReport) {
 /// computed values back in memory. New parts are fed by the next run. Returns whether the
 /// written schema changed (every maintained partition must then be rewritten).
 pub(super) fn reconfigure(
-    engine: &Engine,
+    engine: &Session,
     old: &JoinPlan,
     new: &JoinPlan,
     live: &mut Live,

@@ -29,7 +29,7 @@ use crate::config::Derivation;
 use crate::error::{Error, Result};
 use crate::sql::batch::BatchTable;
 use crate::sql::scan::ident;
-use crate::sql::Engine;
+use crate::sql::Session;
 
 /// One output column of a derivation step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,7 +244,7 @@ pub fn group_by_derived_names(
 /// column as a left column (a bootstrapped derived value then keeps its position and is
 /// coalesced there). Use [`derive_join_with_left`] to place such values as Chronon does.
 pub fn derive_join(
-    engine: &Engine,
+    engine: &Session,
     batch: &RecordBatch,
     base_value_columns: &[String],
     derivations: &[Derivation],
@@ -262,7 +262,7 @@ pub fn derive_join(
 
 /// Applies join derivations to a joined batch whose left columns are `left_columns`.
 pub fn derive_join_with_left(
-    engine: &Engine,
+    engine: &Session,
     batch: &RecordBatch,
     left_columns: &[String],
     base_value_columns: &[String],
@@ -280,7 +280,7 @@ pub fn derive_join_with_left(
 }
 
 fn derive_join_impl(
-    engine: &Engine,
+    engine: &Session,
     batch: &RecordBatch,
     left_columns: Option<&[String]>,
     base_value_columns: &[String],
@@ -297,7 +297,7 @@ fn derive_join_impl(
 
 /// Applies GroupBy derivations to a GroupBy output batch (keys, values, `ds`, maybe `ts`).
 pub fn derive_group_by(
-    engine: &Engine,
+    engine: &Session,
     batch: &RecordBatch,
     key_columns: &[String],
     value_columns: &[String],
@@ -343,7 +343,7 @@ fn is_identifier(expr: &str) -> bool {
 
 /// Checks names and renames, then runs the projection; on failure, names the derivation.
 fn run_plan(
-    engine: &Engine,
+    engine: &Session,
     batch: &RecordBatch,
     columns: &[String],
     plan: &[OutputColumn],
@@ -442,10 +442,10 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Schema};
     use std::sync::Arc;
 
-    fn engine() -> (tempfile::TempDir, Engine) {
+    fn engine() -> (tempfile::TempDir, Session) {
         let dir = tempfile::tempdir().unwrap();
         let wh = crate::warehouse::Warehouse::open(dir.path()).unwrap();
-        let e = Engine::new(&wh).unwrap();
+        let e = Session::new(&wh).unwrap();
         (dir, e)
     }
 

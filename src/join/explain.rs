@@ -17,7 +17,6 @@ use crate::join::bootstrap::assemble::{Provenance, PROVENANCE_KEY};
 use crate::join::inputs;
 use crate::join::plan::JoinPlan;
 use crate::partition::Ds;
-use crate::sql::Engine;
 
 /// A bootstrap part as explained.
 #[derive(Debug, Clone, Serialize)]
@@ -68,7 +67,8 @@ pub struct Explain {
 }
 
 /// Explains a join over the left partitions of `opts`' range.
-pub fn explain(engine: &Engine, join: &Join, opts: &JoinOptions) -> Result<Explain> {
+pub fn explain(cx: &crate::engine::Context, join: &Join, opts: &JoinOptions) -> Result<Explain> {
+    let engine = cx.session();
     let plan = JoinPlan::new(join)?;
     let wh = engine.warehouse();
     let left_t = plan.left.scan.table_name()?;
@@ -83,7 +83,7 @@ pub fn explain(engine: &Engine, join: &Join, opts: &JoinOptions) -> Result<Expla
         .copied()
         .filter(|d| range.contains(*d))
         .collect();
-    let mut live = start_live(engine, &plan, None, opts.workers)?;
+    let mut live = start_live(engine, cx.runtime()?, &plan, None)?;
     let mut report = JoinReport {
         null_key_rows: plan
             .parts

@@ -14,7 +14,7 @@ use arrow::record_batch::RecordBatch;
 use crate::error::Result;
 use crate::partition::{Ds, PartitionRange};
 use crate::sql::scan::Scan;
-use crate::sql::Engine;
+use crate::sql::Session;
 
 /// An input of the join dataflow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -90,7 +90,7 @@ impl Feeds {
     /// changed or disappeared. `current` lists the input's partitions and fingerprints.
     pub fn sync(
         &mut self,
-        engine: &Engine,
+        engine: &Session,
         scan: &Scan,
         input: InputId,
         current: &[(Ds, u64)],
@@ -155,7 +155,7 @@ impl Feeds {
 /// (a scan per day would plan a query and list the table's files each time), split by the
 /// scan's `ds` column; a scan without one is read a day at a time.
 fn read_partitions(
-    engine: &Engine,
+    engine: &Session,
     scan: &Scan,
     days: &[Ds],
 ) -> Result<BTreeMap<Ds, Vec<RecordBatch>>> {

@@ -28,7 +28,7 @@ use crate::join::output;
 use crate::label::plan::{LabelPlan, LABEL_DS};
 use crate::label::LabelReport;
 use crate::partition::Ds;
-use crate::sql::Engine;
+use crate::sql::Session;
 
 /// What a running join keeps for its labels.
 pub(super) struct LabelLive {
@@ -57,7 +57,7 @@ pub(super) struct LabelLive {
 /// The label side of a newly started dataflow: label part specs to append after the feature
 /// parts, and the label state. Types come from the label sources' schemas.
 pub(super) fn start(
-    engine: &Engine,
+    engine: &Session,
     lp: &LabelPlan,
     left_schema: &SchemaRef,
     left_table: &str,
@@ -315,7 +315,7 @@ impl LabelLive {
             let vals: Vec<Value> = picked.iter().map(|(_, v)| v[k].clone()).collect();
             columns.push(
                 to_array(f.data_type(), &vals)
-                    .map_err(|e| Error::Usage(format!("{}: column {}: {e}", ctx(), f.name())))?,
+                    .map_err(|e| Error::internal(format!("{}: column {}: {e}", ctx(), f.name())))?,
             );
         }
         // the identifier columns keep the left's types; the schema says nullable
@@ -335,7 +335,7 @@ impl LabelLive {
 /// days every maintained run reads and the label source partitions they need, seals, and
 /// writes the label partitions whose values changed.
 pub(super) fn run(
-    engine: &Engine,
+    engine: &Session,
     lp: &LabelPlan,
     live: &mut Live,
     left_scan: &crate::sql::scan::Scan,
@@ -513,8 +513,8 @@ pub(super) fn run(
     let mut out = live.dataflow.seal_all()?;
     dirty.extend(take_label_outputs(live, first_label, &mut out.parts));
     if !out.parts.is_empty() || !out.boot.is_empty() {
-        return Err(Error::Usage(
-            "internal: a label epoch produced feature outputs; run the feature backfill and label runs one at a time".into(),
+        return Err(Error::internal(
+            "a label epoch produced feature outputs; run the feature backfill and label runs one at a time",
         ));
     }
     // 4. Write the label partitions that changed.

@@ -176,7 +176,7 @@ pub fn assemble_rows(
         let field = schema.field(n_left + k);
         columns.push(
             to_array(field.data_type(), values)
-                .map_err(|e| Error::Usage(format!("{}: column {}: {e}", ctx(), field.name())))?,
+                .map_err(|e| Error::internal(format!("{}: column {}: {e}", ctx(), field.name())))?,
         );
     }
     let batch =
@@ -187,7 +187,7 @@ pub fn assemble_rows(
 /// Applies GroupBy derivations (per part, on the part's unprefixed columns and its keys) and
 /// then the join's derivations (§2.7, §9) to an assembled batch.
 pub fn derive(
-    engine: &crate::sql::Engine,
+    engine: &crate::sql::Session,
     plan: &JoinPlan,
     left_columns: &[String],
     batch: RecordBatch,
@@ -199,7 +199,7 @@ pub fn derive(
 /// Applies each part's GroupBy derivations in place; returns the batch and the join's base
 /// value columns (every part's columns after its derivations), per part.
 pub fn derive_group_bys(
-    engine: &crate::sql::Engine,
+    engine: &crate::sql::Session,
     plan: &JoinPlan,
     batch: RecordBatch,
 ) -> Result<(RecordBatch, Vec<Vec<String>>)> {
@@ -293,7 +293,7 @@ pub fn derive_group_bys(
 
 /// Applies the join's derivations over `base_values` (join-part and external value columns).
 pub fn derive_join(
-    engine: &crate::sql::Engine,
+    engine: &crate::sql::Session,
     plan: &JoinPlan,
     left_columns: &[String],
     base_values: &[Vec<String>],
@@ -352,7 +352,7 @@ pub fn patch(
             }
             columns.push(
                 to_array(field.data_type(), &values)
-                    .map_err(|e| Error::Usage(format!("{}: column {}: {e}", ctx(), col.name)))?,
+                    .map_err(|e| Error::internal(format!("{}: column {}: {e}", ctx(), col.name)))?,
             );
         }
     }

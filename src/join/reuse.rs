@@ -57,7 +57,7 @@ use crate::join::semantic_hash::{
 };
 use crate::partition::{Ds, PartitionRange};
 use crate::sql::scan::{ident, Scan};
-use crate::sql::Engine;
+use crate::sql::Session;
 use crate::warehouse::archive::ARCHIVED_PROPERTY;
 use crate::warehouse::{TableName, Warehouse};
 
@@ -83,7 +83,7 @@ pub struct PartitionReuse {
 /// Decides and applies what a new version of the join reuses. Returns existing output
 /// partitions the run must recompute as if they were missing.
 pub(super) fn prepare(
-    engine: &Engine,
+    cx: &crate::engine::Context,
     join: &Join,
     plan: &JoinPlan,
     range: PartitionRange,
@@ -91,6 +91,7 @@ pub(super) fn prepare(
     progress: Progress,
     report: &mut JoinReport,
 ) -> Result<BTreeSet<Ds>> {
+    let engine = cx.session();
     let wh = engine.warehouse();
     let (hash, decision) = plan_versioning(wh, join)?;
     let out = &plan.output;
@@ -118,7 +119,7 @@ pub(super) fn prepare(
         match Reuse::plan(engine, join, plan, &decision)? {
             Err(why) => archive_all(engine, join, &decision, &hash, Some(why))?,
             Ok(r) => r.rewrite(
-                engine, join, plan, range, opts, progress, &decision, report, &mut redo,
+                cx, join, plan, range, opts, progress, &decision, report, &mut redo,
             )?,
         }
     } else {
@@ -132,7 +133,7 @@ pub(super) fn prepare(
 /// After a successful run: counts the rows the run fed for every part and stores the
 /// semantic hash (and derivations) on the output table.
 pub(super) fn finish(
-    engine: &Engine,
+    engine: &Session,
     join: &Join,
     plan: &JoinPlan,
     report: &mut JoinReport,
@@ -201,7 +202,7 @@ fn changes(d: &Decision) -> String {
 /// Archives the output (and any other table of the decision that exists) and lets the run
 /// recompute everything. `why`: the reason reuse is not possible (a fallback).
 fn archive_all(
-    engine: &Engine,
+    engine: &Session,
     join: &Join,
     decision: &Decision,
     hash: &SemanticHash,
@@ -290,7 +291,7 @@ struct Reuse {
 impl Reuse {
     /// Plans the rewrite, or says why the existing output cannot be reused.
     fn plan(
-        engine: &Engine,
+        engine: &Session,
         join: &Join,
         plan: &JoinPlan,
         decision: &Decision,
@@ -420,7 +421,7 @@ impl Reuse {
     #[allow(clippy::too_many_arguments)]
     fn rewrite(
         self,
-        engine: &Engine,
+        cx: &crate::engine::Context,
         join: &Join,
         plan: &JoinPlan,
         range: PartitionRange,
@@ -430,6 +431,7 @@ impl Reuse {
         report: &mut JoinReport,
         redo: &mut BTreeSet<Ds>,
     ) -> Result<String> {
+        let engine = cx.session();
         let wh = engine.warehouse();
         let out = &plan.output;
         let hash = semantic_hash(join)?;
@@ -487,7 +489,7 @@ impl Reuse {
         };
         let mut live: Option<Live> = None;
         let mut source_fps = None;
-        let steps: Vec<PartitionRange> = crate::partition::steps_over(&inside, opts.step_days);
+        let steps: Vec<PartitionRange> = crate::engine::steps_over(&inside, opts.step_days);
         for (si, step) in steps.iter().enumerate() {
             progress(
                 si,
@@ -505,7 +507,7 @@ impl Reuse {
             } else {
                 let live = match &mut live {
                     Some(l) => l,
-                    None => live.insert(start_live(engine, &self.rplan, None, opts.workers)?),
+                    None => live.insert(start_live(engine, cx.runtime()?, &self.rplan, None)?),
                 };
                 let sfps = match &source_fps {
                     Some(s) => s,
@@ -601,7 +603,7 @@ impl Reuse {
     /// columns in plan order, then join derivations.
     fn output_batch(
         &self,
-        engine: &Engine,
+        engine: &Session,
         plan: &JoinPlan,
         b: &RecordBatch,
         ds: Ds,
@@ -642,7 +644,7 @@ impl Reuse {
 }
 
 /// One partition of a scan, without `ds`.
-fn scan_partition(engine: &Engine, scan: &Scan, ds: Ds) -> Result<RecordBatch> {
+fn scan_partition(engine: &Session, scan: &Scan, ds: Ds) -> Result<RecordBatch> {
     let mut s = scan.clone();
     s.range = Some(PartitionRange::new(ds, ds));
     let (schema, batches) = engine.scan(&s)?;
@@ -692,7 +694,7 @@ fn encode(batches: &[&RecordBatch], names: &[String]) -> Option<Vec<Rows>> {
 /// Adjacent equal left values are also genuine duplicate left rows, so then the partition is
 /// compared with the current left partition; only equal rows are safe.
 fn may_repeat_left_rows(
-    engine: &Engine,
+    engine: &Session,
     plan: &JoinPlan,
     left_names: &[String],
     ds: Ds,

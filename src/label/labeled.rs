@@ -24,7 +24,7 @@ use super::{table, LabelPlan, LABEL_DS};
 use crate::error::{Error, Result};
 use crate::partition::Ds;
 use crate::sql::scan::{ident, literal};
-use crate::sql::Engine;
+use crate::sql::Session;
 use crate::warehouse::TableName;
 
 /// Footer key of the inputs fingerprint.
@@ -33,7 +33,7 @@ pub const INPUTS_KEY: &str = "weft.labeled.inputs";
 /// Brings both labeled tables up to date: rewrites the days whose inputs changed and drops
 /// those whose feature partition is gone. Does nothing before the first label run. Returns the
 /// days rewritten.
-pub fn refresh(engine: &Engine, lp: &LabelPlan) -> Result<Vec<Ds>> {
+pub fn refresh(engine: &Session, lp: &LabelPlan) -> Result<Vec<Ds>> {
     let wh = engine.warehouse();
     let labels = table::partitions(wh, &lp.labels)?;
     if labels.is_empty() && !wh.exists(&lp.labeled) {
@@ -109,7 +109,7 @@ pub fn refresh(engine: &Engine, lp: &LabelPlan) -> Result<Vec<Ds>> {
 /// The columns of `_labeled` in Chronon's order — row identifier, the other feature columns,
 /// then the label table's columns (prefixed) and `label_ds` — as a SQL select list over
 /// `l` (features) and `r` (labels), without the `ds` partition column.
-fn select_list(engine: &Engine, lp: &LabelPlan) -> Result<Vec<String>> {
+fn select_list(engine: &Session, lp: &LabelPlan) -> Result<Vec<String>> {
     let wh = engine.warehouse();
     let feature_cols: Vec<String> = wh
         .table_schema(&lp.features)?
@@ -159,7 +159,7 @@ const DAYS_PER_QUERY: usize = 31;
 
 /// Every `_labeled` row of the given days (feature rows ⟕ label rows of every version), by day.
 fn labeled_days(
-    engine: &Engine,
+    engine: &Session,
     lp: &LabelPlan,
     select: &[String],
     days: &[Ds],

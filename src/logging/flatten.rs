@@ -30,7 +30,8 @@ use crate::aggregate::Value;
 use crate::config::{naming, Join};
 use crate::error::{Error, Location, Result};
 use crate::join::bootstrap::fields::{same_type, type_key};
-use crate::partition::{skip_first_hole, steps_over, Ds, PartitionRange};
+use crate::engine::Schedule;
+use crate::partition::{Ds, PartitionRange};
 use crate::warehouse::{TableName, Warehouse, DS};
 
 /// Fields whose name starts with this are not flattened (contextual values are logged as keys).
@@ -104,9 +105,6 @@ pub fn flatten_log(
         ));
         return Ok(report);
     }
-    if opts.step_days == 0 {
-        return Err(Error::Usage("--step-days must be at least 1".into()));
-    }
     let log_t = TableName::parse(&opts.log_table)?;
     let inputs = raw_partitions(wh, &log_t, &name)?;
     if inputs.is_empty() {
@@ -123,11 +121,15 @@ pub fn flatten_log(
     let existing = wh.partitions(&out)?;
     let fillable: Vec<Ds> = inputs.into_iter().filter(|d| *d <= opts.end).collect();
     report.already_present = fillable.iter().filter(|d| existing.contains(d)).count();
-    let missing: Vec<Ds> = fillable
-        .into_iter()
-        .filter(|d| !existing.contains(d))
-        .collect();
-    let missing = skip_first_hole(missing, &existing, opts.run_first_hole, &out_name);
+    let schedule = Schedule::plan(
+        fillable,
+        &existing,
+        &BTreeSet::new(),
+        opts.run_first_hole,
+        opts.step_days,
+        &out_name,
+    )?;
+    let missing = schedule.todo;
     let mut columns = existing_columns(wh, &out)?;
     report.columns_before = columns.len();
     report.columns_after = columns.len();
@@ -139,7 +141,7 @@ pub fn flatten_log(
     let mut seen_hashes = BTreeSet::new();
     let total = missing.len();
     let mut done = 0;
-    for range in steps_over(&missing, opts.step_days) {
+    for range in schedule.steps {
         progress(done, total, &format!("reading {range}"));
         let rows = read_range(wh, &log_t, &name, range)?;
         // the schemas of this range, in publication order

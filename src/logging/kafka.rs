@@ -64,10 +64,7 @@ const BAD_EXAMPLES: usize = 5;
 
 /// A Kafka-side failure: what was being done (naming broker and topic), the cause, the fix.
 fn kafka_error(what: impl Into<String>, cause: impl std::fmt::Display, fix: &str) -> Error {
-    Error::io(
-        what.into(),
-        std::io::Error::other(format!("{cause}; fix: {fix}")),
-    )
+    Error::external(what.into(), format!("{cause}; fix: {fix}"))
 }
 
 // ---------------------------------------------------------------------------------------------

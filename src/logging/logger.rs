@@ -272,7 +272,7 @@ mod tests {
         fn send(&self, records: Vec<LoggableResponse>) -> Result<()> {
             let _g = self.gate.lock().unwrap();
             if self.fail.load(Ordering::SeqCst) {
-                return Err(Error::Usage("sink down".into()));
+                return Err(Error::external("test sink", "sink down"));
             }
             self.sent.lock().unwrap().push(records);
             Ok(())

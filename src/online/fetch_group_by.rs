@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::join::backfill::{part_input_types, part_spec};
 use crate::join::derive::derive_group_by;
 use crate::join::inputs::{canonical_type, encode_key};
-use crate::sql::Engine;
+use crate::sql::Session;
 
 /// A GroupBy ready to be fetched.
 pub struct GroupByFetcher {
@@ -39,7 +39,7 @@ pub struct GroupByFetcher {
 pub type KeyQuery = (Vec<Value>, i64);
 
 impl GroupByFetcher {
-    pub fn new(engine: &Engine, gb: &GroupBy) -> Result<GroupByFetcher> {
+    pub fn new(engine: &Session, gb: &GroupBy) -> Result<GroupByFetcher> {
         let serving = GroupByServing::new(gb)?;
         let part = &serving.part;
         let types = part_input_types(engine, part, &|_, _| Ok(()))?;
@@ -96,7 +96,7 @@ impl GroupByFetcher {
     /// The values of each query (`None`: no data for the key), or why it failed.
     pub fn fetch(
         &self,
-        engine: &Engine,
+        engine: &Session,
         store: &dyn OnlineStore,
         queries: &[KeyQuery],
     ) -> Vec<std::result::Result<Option<Vec<Value>>, String>> {
@@ -231,7 +231,7 @@ impl GroupByFetcher {
     #[allow(clippy::too_many_arguments)]
     fn temporal(
         &self,
-        engine: &Engine,
+        engine: &Session,
         store: &dyn OnlineStore,
         queries: &[KeyQuery],
         keys: &[Option<Vec<u8>>],
@@ -407,7 +407,7 @@ fn key_batch(
 /// Snapshot GroupBys are uploaded with their derivations applied: only `typing` (planning the
 /// output columns) derives them.
 fn derive(
-    engine: &Engine,
+    engine: &Session,
     serving: &GroupByServing,
     batch: &RecordBatch,
     base: &[Field],

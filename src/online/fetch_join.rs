@@ -25,7 +25,7 @@ use crate::join::bootstrap::ExternalPlan;
 use crate::join::derive::derivation_projection;
 use crate::join::plan::JoinPlan;
 use crate::partition::Ds;
-use crate::sql::Engine;
+use crate::sql::Session;
 
 /// A request: keys by name, and the time to fetch as of (epoch ms; default: now).
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
@@ -83,7 +83,7 @@ type Row = Fetched;
 
 impl JoinFetcher {
     pub fn new(
-        engine: &Engine,
+        engine: &Session,
         join: &Join,
         group_by: &dyn Fn(&crate::config::GroupBy) -> Result<Arc<GroupByFetcher>>,
     ) -> Result<JoinFetcher> {
@@ -166,7 +166,7 @@ impl JoinFetcher {
     /// Fetches a batch of requests; `now` is the default query time.
     pub fn fetch(
         &self,
-        engine: &Engine,
+        engine: &Session,
         store: &dyn OnlineStore,
         registry: &ExternalRegistry,
         requests: &[FetchRequest],
@@ -350,7 +350,7 @@ impl JoinFetcher {
     /// derivation outputs, as columns.
     fn derive(
         &self,
-        engine: &Engine,
+        engine: &Session,
         requests: &[FetchRequest],
         rows: &[Row],
         now: i64,
@@ -363,7 +363,7 @@ impl JoinFetcher {
     /// The derivation outputs (columns) and their fields.
     fn derive_batch(
         &self,
-        engine: &Engine,
+        engine: &Session,
         requests: &[FetchRequest],
         rows: &[Row],
         now: i64,

@@ -14,11 +14,11 @@ use super::values::{from_json, to_json};
 use crate::aggregate::Value;
 use crate::config::{load_conf, Conf, GroupBy};
 use crate::error::{Error, Result};
-use crate::sql::Engine;
+use crate::sql::Session;
 
 /// Fetches joins and GroupBys by name.
 pub struct Fetcher {
-    pub engine: Engine,
+    pub engine: Session,
     pub store: Arc<dyn OnlineStore>,
     conf_root: PathBuf,
     joins: Mutex<HashMap<String, Arc<JoinFetcher>>>,
@@ -39,7 +39,7 @@ pub fn conf_path(root: &Path, kind: &str, name: &str) -> PathBuf {
 }
 
 impl Fetcher {
-    pub fn new(engine: Engine, store: Arc<dyn OnlineStore>, conf_root: &Path) -> Fetcher {
+    pub fn new(engine: Session, store: Arc<dyn OnlineStore>, conf_root: &Path) -> Fetcher {
         Fetcher {
             engine,
             store,

@@ -27,7 +27,7 @@ use crate::dataflow::records::{Item, Key};
 use crate::error::{Error, Result};
 use crate::join::inputs::{self, EventStats};
 use crate::partition::{Ds, PartitionRange};
-use crate::sql::Engine;
+use crate::sql::Session;
 
 /// Streamed events by `(key, ms)`: each with its time and the part's inputs.
 type Events = BTreeMap<(Key, i64), Vec<(i64, Vec<Value>)>>;
@@ -45,7 +45,7 @@ pub struct StreamReport {
 
 /// A GroupBy's stream writer.
 pub struct Streamer<'a> {
-    engine: &'a Engine,
+    engine: &'a Session,
     store: &'a dyn OnlineStore,
     serving: GroupByServing,
     /// Schema of the source table's raw rows (what a JSON event is read as).
@@ -55,7 +55,7 @@ pub struct Streamer<'a> {
 
 impl<'a> Streamer<'a> {
     pub fn new(
-        engine: &'a Engine,
+        engine: &'a Session,
         store: &'a dyn OnlineStore,
         gb: &GroupBy,
     ) -> Result<Streamer<'a>> {
@@ -150,7 +150,10 @@ impl<'a> Streamer<'a> {
             self.report.events_written += evs.len() as u64;
             if let Some(v) = found?.into_iter().find(|v| v.ts == ts) {
                 let mut old = decode_events(&v.value).map_err(|e| {
-                    Error::Usage(format!("{dataset}: a stored event does not decode: {e}"))
+                    Error::external(
+                        format!("online store, dataset {dataset}"),
+                        format!("a stored event does not decode: {e}"),
+                    )
                 })?;
                 old.extend(evs);
                 old.sort();

@@ -21,7 +21,8 @@ use crate::groupby::{backfill_group_by, GroupByOptions, GroupByPlan};
 use crate::join::backfill::{part_input_types, part_spec, Progress};
 use crate::join::inputs::{self, encode_key, key_arrays, EventStats};
 use crate::partition::{Ds, PartitionRange};
-use crate::sql::Engine;
+use crate::engine::Context;
+use crate::sql::Session;
 
 /// The values an upload writes, by store key.
 type KeyValues = Vec<(Key, BatchValue)>;
@@ -43,7 +44,7 @@ pub struct UploadReport {
 
 /// Uploads `gb`'s serving data as of the end of `ds`.
 pub fn upload(
-    engine: &Engine,
+    cx: &Context,
     store: &dyn OnlineStore,
     gb: &GroupBy,
     ds: Ds,
@@ -63,7 +64,7 @@ pub fn upload(
     };
     let (values, columns): (Vec<(Key, BatchValue)>, Vec<String>) = match serving.kind {
         ServingKind::Temporal => (
-            tiles(engine, &serving, ds, progress, &mut report)?,
+            tiles(cx.session(), &serving, ds, progress, &mut report)?,
             serving
                 .part
                 .columns
@@ -71,7 +72,7 @@ pub fn upload(
                 .map(|c| c.gb_column.clone())
                 .collect(),
         ),
-        _ => snapshot(engine, gb, &serving, ds, progress, &mut report)?,
+        _ => snapshot(cx, gb, &serving, ds, progress, &mut report)?,
     };
     report.keys = values.len() as u64;
     let mut puts = Vec::with_capacity(values.len().min(65_536));
@@ -108,24 +109,24 @@ pub fn upload(
 
 /// Snapshot and raw GroupBys: the GroupBy backfill row(s) of `ds` per key.
 fn snapshot(
-    engine: &Engine,
+    cx: &Context,
     gb: &GroupBy,
     serving: &GroupByServing,
     ds: Ds,
     progress: Progress,
     report: &mut UploadReport,
 ) -> Result<(KeyValues, Vec<String>)> {
+    let engine = cx.session();
     let plan = GroupByPlan::new(gb)?;
     let wh = engine.warehouse();
     if !wh.partitions(&plan.output)?.contains(&ds) {
         backfill_group_by(
-            engine,
+            cx,
             gb,
             &GroupByOptions {
                 start: Some(ds),
                 end: ds,
                 step_days: 1,
-                workers: 1,
             },
             progress,
         )?;
@@ -181,7 +182,7 @@ fn snapshot(
 /// TEMPORAL event GroupBys: per key and column, the tail's hop-slot aggregates (or all history
 /// for unbounded windows) of the events before the end of `ds`.
 fn tiles(
-    engine: &Engine,
+    engine: &Session,
     serving: &GroupByServing,
     ds: Ds,
     progress: Progress,

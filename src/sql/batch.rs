@@ -10,12 +10,12 @@ use arrow::record_batch::RecordBatch;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 
-use super::{scan::ident, sql_err, Engine};
+use super::{scan::ident, sql_err, Session};
 use crate::error::Result;
 
 static NEXT_BATCH_TABLE: AtomicU64 = AtomicU64::new(0);
 
-/// A temporary table registered for the duration of [`Engine::with_batch`].
+/// A temporary table registered for the duration of [`Session::with_batch`].
 pub struct BatchTable<'a> {
     ctx: &'a SessionContext,
     rt: &'a tokio::runtime::Runtime,
@@ -41,7 +41,7 @@ impl BatchTable<'_> {
     }
 }
 
-impl Engine {
+impl Session {
     /// Runs `f` with `batch` registered as a temporary table (dropped afterwards, also on
     /// error). Statements run through the table execute on one partition, so results keep the
     /// batch's row order.
@@ -107,7 +107,7 @@ mod tests {
     fn query_batch_keeps_row_order_and_types() {
         let dir = tempfile::tempdir().unwrap();
         let wh = crate::warehouse::Warehouse::open(dir.path()).unwrap();
-        let engine = Engine::new(&wh).unwrap();
+        let engine = Session::new(&wh).unwrap();
         let n = 20_000i64;
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
         let a: ArrayRef = Arc::new(Int64Array::from_iter_values((0..n).rev()));
@@ -143,7 +143,7 @@ mod tests {
             std::slice::from_ref(&batch),
         )
         .unwrap();
-        let engine = Engine::new(&wh).unwrap();
+        let engine = Session::new(&wh).unwrap();
         let count = || {
             engine
                 .query("SELECT count(*) FROM ns.t", "count")

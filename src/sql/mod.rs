@@ -29,15 +29,15 @@ use crate::warehouse::{file_name, read_dir_sorted, TableName, Warehouse};
 pub const VIEW_FILE: &str = "_weft_view.sql";
 
 /// A DataFusion session bound to one warehouse.
-pub struct Engine {
+pub struct Session {
     ctx: SessionContext,
     rt: tokio::runtime::Runtime,
     wh: Warehouse,
 }
 
-impl Engine {
+impl Session {
     /// A session with every table and view of the warehouse registered.
-    pub fn new(wh: &Warehouse) -> Result<Engine> {
+    pub fn new(wh: &Warehouse) -> Result<Session> {
         let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_target_partitions(2);
@@ -64,7 +64,7 @@ impl Engine {
             .enable_all()
             .build()
             .map_err(|e| Error::io("starting the SQL runtime", e))?;
-        let engine = Engine {
+        let engine = Session {
             ctx,
             rt,
             wh: wh.clone(),
@@ -227,7 +227,7 @@ mod tests {
         let t = TableName::parse("ns.t").unwrap();
         wh.write_partition(&t, &[("ds".into(), "2026-01-01".into())], schema, &[batch])
             .unwrap();
-        let engine = Engine::new(&wh).unwrap();
+        let engine = Session::new(&wh).unwrap();
         let out = engine.query("SELECT x FROM ns.t", "scan").unwrap();
         let xs: Vec<f64> = out
             .iter()

@@ -1,13 +1,13 @@
 //! Renders how Chronon reads a source (chronon-semantics §1.2): user selects merged over
 //! fill-ins (`col → null` projects the raw column, `col → expr` projects `expr AS col`),
 //! partition bounds on the source's own partition column, sub-partition filters, and the
-//! user's wheres. [`Engine::scan`] runs it and, when it fails, names the expression at fault.
+//! user's wheres. [`Session::scan`] runs it and, when it fails, names the expression at fault.
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use indexmap::IndexMap;
 
-use super::Engine;
+use super::Session;
 use crate::config::Query;
 use crate::error::{Error, Result};
 use crate::partition::PartitionRange;
@@ -116,14 +116,14 @@ impl Scan {
     }
 }
 
-impl Engine {
+impl Session {
     /// Runs a scan. A missing table or a bad select/where is reported with the table, the
     /// expression and the table's columns.
     pub fn scan(&self, scan: &Scan) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         self.run_scan(scan, "")
     }
 
-    /// The schema a scan produces, without reading data (errors as for [`Engine::scan`]).
+    /// The schema a scan produces, without reading data (errors as for [`Session::scan`]).
     pub fn scan_schema(&self, scan: &Scan) -> Result<SchemaRef> {
         self.run_scan(scan, " LIMIT 0").map(|(schema, _)| schema)
     }

@@ -9,7 +9,7 @@
 //! division (`//`).
 //!
 //! This is an [`ExprPlanner`] (registered on the session, and so inherited by every session
-//! built from it: [`Engine::with_batch`](super::Engine::with_batch)) rather than an analyzer
+//! built from it: [`Session::with_batch`](super::Session::with_batch)) rather than an analyzer
 //! rule: the rewrite happens while SQL is planned, so every schema derived from the expression
 //! (projections, unions, the schema of a `CREATE VIEW`, which DataFusion does not analyze) has
 //! the double type from the start.
@@ -149,22 +149,22 @@ fn divide(a: &Float64Array, b: &Float64Array) -> Float64Array {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::Engine;
+    use crate::sql::Session;
     use crate::warehouse::{TableName, Warehouse};
     use arrow::array::{Decimal128Array, Float32Array, Int32Array, Int64Array, RecordBatch};
     use arrow::datatypes::{Field, Schema, SchemaRef};
 
     /// An engine over an empty warehouse.
-    fn engine() -> (tempfile::TempDir, Engine) {
+    fn engine() -> (tempfile::TempDir, Session) {
         let dir = tempfile::tempdir().unwrap();
         let wh = Warehouse::open(dir.path()).unwrap();
-        let engine = Engine::new(&wh).unwrap();
+        let engine = Session::new(&wh).unwrap();
         (dir, engine)
     }
 
     /// Runs a one-column query and returns the column's type and its values as `Option<f64>`
     /// (NULL → None).
-    fn one_column(engine: &Engine, sql: &str) -> (DataType, Vec<Option<f64>>) {
+    fn one_column(engine: &Session, sql: &str) -> (DataType, Vec<Option<f64>>) {
         let (schema, batches) = engine.query_with_schema(sql, "test").unwrap();
         assert_eq!(schema.fields().len(), 1, "{sql}");
         let t = schema.field(0).data_type().clone();
@@ -177,7 +177,7 @@ mod tests {
     }
 
     /// `SELECT {expr}`: its type and value.
-    fn scalar(engine: &Engine, expr: &str) -> (DataType, Option<f64>) {
+    fn scalar(engine: &Session, expr: &str) -> (DataType, Option<f64>) {
         let (t, v) = one_column(engine, &format!("SELECT {expr} AS \"x\""));
         assert_eq!(v.len(), 1, "{expr}");
         (t, v[0])
@@ -221,7 +221,7 @@ mod tests {
     }
 
     /// `SELECT {list}` over [`batch`]: the result batch.
-    fn over_batch(engine: &Engine, list: &str) -> RecordBatch {
+    fn over_batch(engine: &Session, list: &str) -> RecordBatch {
         engine.query_batch(&batch(), list, "test").unwrap()
     }
 
@@ -432,7 +432,7 @@ mod tests {
         let t = TableName::parse("ns.t").unwrap();
         wh.write_partition(&t, &[("ds".into(), "2026-01-01".into())], b.schema(), &[b])
             .unwrap();
-        let e = Engine::new(&wh).unwrap();
+        let e = Session::new(&wh).unwrap();
         e.query("CREATE VIEW ns.v AS SELECT i / j AS q FROM ns.t", "view")
             .unwrap();
         let (t, v) = one_column(&e, "SELECT q FROM ns.v");

@@ -3,7 +3,7 @@
 
 pub mod macros;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch, StringArray};
@@ -11,9 +11,10 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Schema};
 
 use crate::config::{naming, StagingQuery};
+use crate::engine::{Progress, Schedule};
 use crate::error::{Error, Result};
 use crate::partition::{Ds, PartitionRange};
-use crate::sql::{Engine, VIEW_FILE};
+use crate::sql::{Session, VIEW_FILE};
 use crate::warehouse::TableName;
 use macros::MacroValues;
 
@@ -51,10 +52,10 @@ pub struct StagingReport {
 
 /// Runs a staging query for its missing partitions up to `opts.end_ds`.
 pub fn run(
-    engine: &Engine,
+    engine: &Session,
     sq: &StagingQuery,
     opts: &StagingOptions,
-    progress: &dyn Fn(&str),
+    progress: Progress,
 ) -> Result<StagingReport> {
     let out_name = naming::output_table(&sq.meta_data)?;
     let out = TableName::parse(&out_name)?;
@@ -91,7 +92,7 @@ pub fn run(
         )?;
         write_signal(engine, &out, opts.end_ds)?;
         engine.refresh()?;
-        progress(&format!("view {out_name} created"));
+        progress(1, 1, &format!("view {out_name} created"));
         return Ok(report);
     }
 
@@ -114,28 +115,36 @@ pub fn run(
     };
     let range = PartitionRange::new(start, opts.end_ds);
     let existing = wh.partitions(&out)?;
-    let missing: Vec<Ds> = range.days().filter(|d| !existing.contains(d)).collect();
-    let missing =
-        crate::partition::skip_first_hole(missing, &existing, opts.run_first_hole, &out_name);
-    report.skipped_existing = range.len() - missing.len();
+    let schedule = Schedule::plan(
+        range.days(),
+        &existing,
+        &BTreeSet::new(),
+        opts.run_first_hole,
+        opts.step_days,
+        &out_name,
+    )?;
+    report.skipped_existing = schedule.skipped_existing;
     let mut errors = Vec::new();
-    for hole in PartitionRange::contiguous(&missing) {
-        for step in hole.steps(opts.step_days) {
-            progress(&format!("{out_name}: computing {step}"));
-            let r = macros::render(&sq.query, &values(Some(step)))
-                .and_then(|sql| write_result(engine, sq, &out, &sql, Some(step), &mut report))
-                .map_err(|e| Error::Sql {
-                    context: format!("{out_name}, range {step}"),
-                    message: e.to_string(),
-                    fix: None,
-                });
-            engine.refresh()?;
-            if let Err(e) = r {
-                // As Chronon: a failed step ends its unfilled range (later steps would leave a
-                // gap behind them); the other ranges still run and the errors are reported together.
-                errors.push(e);
-                break;
-            }
+    let holes = PartitionRange::contiguous(&schedule.todo);
+    let mut failed: Option<PartitionRange> = None;
+    for (si, &step) in schedule.steps.iter().enumerate() {
+        if failed.is_some_and(|h| h.contains(step.start)) {
+            continue;
+        }
+        progress(si, schedule.steps.len(), &format!("{out_name}: computing {step}"));
+        let r = macros::render(&sq.query, &values(Some(step)))
+            .and_then(|sql| write_result(engine, sq, &out, &sql, Some(step), &mut report))
+            .map_err(|e| Error::Sql {
+                context: format!("{out_name}, range {step}"),
+                message: e.to_string(),
+                fix: None,
+            });
+        engine.refresh()?;
+        if let Err(e) = r {
+            // As Chronon: a failed step ends its unfilled range (later steps would leave a
+            // gap behind them); the other ranges still run and the errors are reported together.
+            errors.push(e);
+            failed = holes.iter().copied().find(|h| h.contains(step.start));
         }
     }
     Error::collect(errors)?;
@@ -143,7 +152,7 @@ pub fn run(
 }
 
 /// Runs `setups` statements; Hive UDF registrations cannot run here and are reported, not hidden.
-pub fn run_setups(engine: &Engine, setups: &[String]) -> Result<()> {
+pub fn run_setups(engine: &Session, setups: &[String]) -> Result<()> {
     for s in setups {
         let lower = s.trim().to_ascii_lowercase();
         if lower.starts_with("create temporary function") || lower.starts_with("add jar") {
@@ -157,7 +166,7 @@ pub fn run_setups(engine: &Engine, setups: &[String]) -> Result<()> {
 
 /// Runs the rendered SQL and writes one partition per `ds` value in the result.
 fn write_result(
-    engine: &Engine,
+    engine: &Session,
     sq: &StagingQuery,
     out: &TableName,
     sql: &str,
@@ -244,7 +253,7 @@ fn write_result(
 }
 
 /// Chronon's signal row for views: `(created_at, table_name)` in `<ns>.chronon_signal_partitions`.
-fn write_signal(engine: &Engine, out: &TableName, end: Ds) -> Result<()> {
+fn write_signal(engine: &Session, out: &TableName, end: Ds) -> Result<()> {
     let t = TableName {
         namespace: out.namespace.clone(),
         name: "chronon_signal_partitions".into(),

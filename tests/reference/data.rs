@@ -340,7 +340,7 @@ pub fn ds(s: &str) -> Ds {
 /// Rows of a SQL query over the warehouse (a fresh engine sees every table), each as
 /// column → value.
 pub fn sql_rows(wh: &Warehouse, sql: &str) -> Vec<BTreeMap<String, V>> {
-    let engine = weft::sql::Engine::new(wh).expect("engine");
+    let engine = weft::sql::Session::new(wh).expect("engine");
     let (schema, batches) = engine
         .query_with_schema(sql, "test query")
         .unwrap_or_else(|e| panic!("{sql}: {e}"));

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as J;
 use weft::join::{backfill_join, JoinOptions, JoinReport};
-use weft::sql::Engine;
+use weft::sql::Session;
 use weft::warehouse::Warehouse;
 
 use super::data::{self, Actual};
@@ -27,7 +27,7 @@ pub fn warehouse(db: &Db) -> (tempfile::TempDir, Warehouse) {
 
 /// Runs weft's backfill of `join` on `wh`.
 pub fn backfill(wh: &Warehouse, join: &J, opts: &JoinOptions) -> Result<JoinReport, String> {
-    let engine = Engine::new(wh).map_err(|e| format!("engine: {e}"))?;
+    let engine = Session::new(wh).map_err(|e| format!("engine: {e}"))?;
     backfill_join(&engine, &conf::parse(join), opts, &|_, _, _| {})
         .map_err(|e| format!("weft backfill failed: {e}"))
 }

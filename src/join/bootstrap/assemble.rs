@@ -239,7 +239,7 @@ impl Bootstrap {
                 src: Vec<Source>,
             ) -> Result<()> {
                 self.arrays.push(to_array(dt, &values).map_err(|e| {
-                    Error::Usage(format!("merging bootstrap values: column {name}: {e}"))
+                    Error::internal(format!("merging bootstrap values: column {name}: {e}"))
                 })?);
                 self.fields.push(Field::new(name, dt.clone(), true));
                 self.sources.insert(name.to_string(), src);
@@ -344,7 +344,7 @@ impl Bootstrap {
                 for (idx, name) in [(ki, key.clone()), (vi, value.clone())] {
                     let dt = out.fields[idx].data_type().clone();
                     out.arrays[idx] = to_array(&dt, &merged)
-                        .map_err(|e| Error::Usage(format!("{ctx}: column {name}: {e}")))?;
+                        .map_err(|e| Error::internal(format!("{ctx}: column {name}: {e}")))?;
                     out.sources.insert(name, msrc.clone());
                 }
             }

@@ -18,7 +18,7 @@ use crate::dataflow::BootUpdate;
 use crate::error::{Error, Result};
 use crate::join::inputs::{canonical_type, encode_key, key_arrays};
 use crate::partition::Ds;
-use crate::sql::Engine;
+use crate::sql::Session;
 use crate::warehouse::TableName;
 
 /// Columns Chronon reserves for its bootstrap bookkeeping.
@@ -50,7 +50,7 @@ pub struct BootStats {
 
 /// Resolves and validates every bootstrap part; all problems are reported together.
 pub fn resolve(
-    engine: &Engine,
+    engine: &Session,
     join_name: &str,
     parts: &[BootPartPlan],
     fields: &Fields,
@@ -191,7 +191,7 @@ pub fn resolve(
 impl BootTable {
     /// Reloads a log table's columns and schema hashes: the flattener appends columns and
     /// hashes as the logged schema evolves.
-    pub fn refresh_hashes(&mut self, engine: &Engine, fields: &Fields) -> Result<()> {
+    pub fn refresh_hashes(&mut self, engine: &Session, fields: &Fields) -> Result<()> {
         if !self.log {
             return Ok(());
         }

@@ -331,9 +331,10 @@ impl OnlineStore for RedisStore {
             .into_iter()
             .map(|r| {
                 r.unwrap_or_else(|| {
-                    Err(Error::Usage(format!(
-                        "online store {name}: Redis returned fewer replies than requests"
-                    )))
+                    Err(Error::external(
+                        format!("online store {name}"),
+                        "Redis returned fewer replies than requests",
+                    ))
                 })
             })
             .collect()

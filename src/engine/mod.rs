@@ -1,0 +1,216 @@
+//! The engine: the one incremental path that every command drives.
+//!
+//! A [`Context`] holds the SQL session over the warehouse and the process's one dataflow
+//! [`Runtime`](crate::dataflow::Runtime). An [`Engine`] hosts pipelines on it — joins (with
+//! their bootstrap and label sides), GroupBy tables, staging queries, flattened log tables —
+//! installed, reconfigured and removed by id, and brings them up to date with
+//! [`Engine::step`]: scan what changed, plan the missing partitions ([`Schedule`]), feed the
+//! deltas, seal, write the partitions that changed. `weft backfill` installs one pipeline and
+//! steps it once; a long-running process keeps the engine and steps again when inputs land,
+//! so every later step is a delta to the same dataflows.
+
+mod context;
+mod pipeline;
+mod schedule;
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+pub use context::Context;
+pub use pipeline::{PipelineConf, PipelineId, Progress, Report, RunOptions};
+use pipeline::Pipeline;
+pub use schedule::{steps_over, Schedule};
+
+/// Hosts pipelines on one [`Context`] and brings them up to date.
+pub struct Engine {
+    cx: Context,
+    /// Installed pipelines, with the config each was installed with (BTreeMap: every
+    /// iteration is in id order).
+    pipelines: BTreeMap<PipelineId, (PipelineConf, Pipeline)>,
+}
+
+impl Engine {
+    /// An engine with no pipelines.
+    pub fn new(cx: Context) -> Engine {
+        Engine {
+            cx,
+            pipelines: BTreeMap::new(),
+        }
+    }
+
+    /// The session and runtime the pipelines run on.
+    pub fn context(&self) -> &Context {
+        &self.cx
+    }
+
+    /// Installs a pipeline (its plan is validated now; its dataflow starts at its first
+    /// step). Installing an id that is already there is an error: use
+    /// [`Engine::reconfigure`].
+    pub fn install(&mut self, conf: impl Into<PipelineConf>) -> Result<PipelineId> {
+        let conf = conf.into();
+        let id = conf.id();
+        if self.pipelines.contains_key(&id) {
+            return Err(Error::Usage(format!(
+                "pipeline {id} is already installed; reconfigure it instead"
+            )));
+        }
+        let p = Pipeline::new(conf.clone())?;
+        tracing::info!(pipeline = %id, "pipeline installed");
+        self.pipelines.insert(id.clone(), (conf, p));
+        Ok(id)
+    }
+
+    /// Gives a pipeline a new config. A join whose only change is its bootstrap parts keeps
+    /// its dataflow (the next step feeds what changed as a delta); any other change starts
+    /// the pipeline anew, and its next step applies Chronon's versioning rules to the
+    /// partitions already written.
+    pub fn reconfigure(&mut self, conf: impl Into<PipelineConf>) -> Result<PipelineId> {
+        let conf = conf.into();
+        let id = conf.id();
+        let Some((old, p)) = self.pipelines.get_mut(&id) else {
+            return Err(Error::Usage(format!(
+                "pipeline {id} is not installed; install it first"
+            )));
+        };
+        if let (PipelineConf::Join(a), PipelineConf::Join(b), Pipeline::Join(runner)) =
+            (&*old, &conf, &mut *p)
+        {
+            if only_bootstrap_changed(a, b) {
+                runner.reconfigure(&self.cx, b)?;
+                *old = conf;
+                tracing::info!(pipeline = %id, "bootstrap parts reconfigured in place");
+                return Ok(id);
+            }
+        }
+        let fresh = Pipeline::new(conf.clone())?;
+        *p = fresh;
+        *old = conf;
+        tracing::info!(pipeline = %id, "pipeline restarted with a new config");
+        Ok(id)
+    }
+
+    /// Removes a pipeline; its dataflow leaves the runtime. Its tables stay as they are.
+    pub fn remove(&mut self, id: &PipelineId) -> bool {
+        let removed = self.pipelines.remove(id).is_some();
+        if removed {
+            tracing::info!(pipeline = %id, "pipeline removed");
+        }
+        removed
+    }
+
+    /// The installed pipelines, in id order.
+    pub fn pipelines(&self) -> impl Iterator<Item = (&PipelineId, &PipelineConf)> {
+        self.pipelines.iter().map(|(id, (c, _))| (id, c))
+    }
+
+    /// Brings one pipeline up to date: feeds what changed since its last step (new,
+    /// re-landed and removed input partitions) and computes the missing output partitions
+    /// of `opts`' range.
+    pub fn step(
+        &mut self,
+        id: &PipelineId,
+        opts: &RunOptions,
+        progress: Progress,
+    ) -> Result<Report> {
+        let (_, p) = self.pipelines.get_mut(id).ok_or_else(|| {
+            Error::Usage(format!("pipeline {id} is not installed"))
+        })?;
+        let span = tracing::info_span!("step", pipeline = %id);
+        let _g = span.enter();
+        let r = p.step(&self.cx, opts, progress)?;
+        // later pipelines (and queries) see what this one wrote
+        self.cx.refresh()?;
+        Ok(r)
+    }
+
+    /// Runs label run `label_ds` of a join pipeline (chronon-semantics §7.3) on the join's
+    /// own dataflow: a later run is a delta of the earlier ones.
+    pub fn label(
+        &mut self,
+        id: &PipelineId,
+        label_ds: crate::partition::Ds,
+    ) -> Result<crate::label::LabelReport> {
+        let runner = match self.pipelines.get_mut(id) {
+            Some((_, Pipeline::Join(r))) => r,
+            Some(_) => return Err(Error::Usage(format!("pipeline {id} is not a join"))),
+            None => return Err(Error::Usage(format!("pipeline {id} is not installed"))),
+        };
+        let span = tracing::info_span!("label", pipeline = %id, %label_ds);
+        let _g = span.enter();
+        let r = runner.label(&self.cx, label_ds)?;
+        self.cx.refresh()?;
+        Ok(r)
+    }
+
+    /// The label plan of a join pipeline, when it has a valid label part.
+    pub fn label_plan(&self, id: &PipelineId) -> Option<&crate::label::LabelPlan> {
+        match self.pipelines.get(id) {
+            Some((_, Pipeline::Join(r))) => r.label_plan(),
+            _ => None,
+        }
+    }
+
+    /// Steps every pipeline, producers before consumers (staging queries, whose tables
+    /// joins read, first; a staging query before another that reads its table). A
+    /// pipeline's error does not stop the others: each gets its own result.
+    pub fn step_all(
+        &mut self,
+        opts: &RunOptions,
+        progress: Progress,
+    ) -> Vec<(PipelineId, Result<Report>)> {
+        let order = self.order();
+        order
+            .into_iter()
+            .map(|id| {
+                let r = self.step(&id, opts, progress);
+                (id, r)
+            })
+            .collect()
+    }
+
+    /// The pipelines in the order [`Engine::step_all`] runs them.
+    pub fn order(&self) -> Vec<PipelineId> {
+        let outputs: BTreeMap<PipelineId, String> = self
+            .pipelines
+            .iter()
+            .filter_map(|(id, (c, _))| c.output().ok().map(|o| (id.clone(), o)))
+            .collect();
+        let mut ids: Vec<&PipelineId> = self.pipelines.keys().collect();
+        ids.sort_by_key(|id| (self.pipelines[*id].0.rank(), *id));
+        // staging queries among themselves: one that reads another's table after it
+        let mut out: Vec<PipelineId> = Vec::new();
+        let mut pending: Vec<PipelineId> = ids.into_iter().cloned().collect();
+        while !pending.is_empty() {
+            let ready = pending
+                .iter()
+                .position(|id| {
+                    let reads = self.reads(id, &outputs);
+                    !pending.iter().any(|o| o != id && reads.contains(o))
+                })
+                .unwrap_or(0); // a cycle: keep the configured order
+            out.push(pending.remove(ready));
+        }
+        out
+    }
+
+    /// Pipelines whose output tables `id`'s staging query mentions.
+    fn reads(&self, id: &PipelineId, outputs: &BTreeMap<PipelineId, String>) -> Vec<PipelineId> {
+        let Some((PipelineConf::StagingQuery(sq), _)) = self.pipelines.get(id) else {
+            return Vec::new();
+        };
+        outputs
+            .iter()
+            .filter(|(other, table)| *other != id && sq.query.contains(table.as_str()))
+            .map(|(other, _)| other.clone())
+            .collect()
+    }
+}
+
+fn only_bootstrap_changed(a: &crate::config::Join, b: &crate::config::Join) -> bool {
+    let strip = |j: &crate::config::Join| {
+        let mut v = serde_json::to_value(j).expect("config serializes");
+        v["bootstrapParts"] = serde_json::Value::Null;
+        v
+    };
+    strip(a) == strip(b)
+}
