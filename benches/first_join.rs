@@ -12,9 +12,9 @@ use std::process::Command;
 use std::time::Instant;
 
 use weft::config::{load_conf, Conf};
-use weft::demo::generate::{generate, DemoSpec};
-use weft::join::{backfill_join, JoinOptions};
+use weft::demo::{generate, DemoSpec};
 use weft::engine::Context;
+use weft::join::{backfill_join, JoinOptions};
 use weft::staging::{self, StagingOptions};
 use weft::warehouse::Warehouse;
 
@@ -55,7 +55,12 @@ fn main() -> weft::Result<()> {
     else {
         unreachable!()
     };
-    staging::run(engine.session(), &sq, &StagingOptions::through(spec.end), &|_, _, _| {})?;
+    staging::run(
+        engine.session(),
+        &sq,
+        &StagingOptions::through(spec.end),
+        &|_, _, _| {},
+    )?;
     engine.refresh()?;
     let conf = confs.join("joins/risk/checkout.v1");
     let Conf::Join(join) = load_conf(&conf)? else {

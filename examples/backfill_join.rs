@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use weft::config::load_conf;
-use weft::demo::generate::{generate, DemoSpec};
+use weft::demo::{generate, DemoSpec};
 use weft::engine::{Context, Engine, RunOptions};
 use weft::partition::Ds;
 use weft::warehouse::{TableName, Warehouse};
@@ -34,7 +34,11 @@ fn main() -> weft::Result<()> {
     }
     for (id, report) in engine.step_all(&RunOptions::through(spec.end), &|_, _, _| {}) {
         let report = report?;
-        println!("{id}: wrote {} partition(s) of {}", report.written().len(), report.output());
+        println!(
+            "{id}: wrote {} partition(s) of {}",
+            report.written().len(),
+            report.output()
+        );
     }
     let out = TableName::parse("risk.risk_checkout_v1")?;
     let batches = wh.read_partition(&out, spec.end)?;

@@ -152,12 +152,14 @@ impl Error {
     /// Whose problem this is (for several problems: the most severe kind among them).
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Config { .. } | Error::Usage(_) | Error::Unsupported { .. } | Error::Sql { .. } => {
-                ErrorKind::User
-            }
-            Error::NotFound { .. } | Error::Data { .. } | Error::Arrow { .. } | Error::Parquet { .. } => {
-                ErrorKind::Data
-            }
+            Error::Config { .. }
+            | Error::Usage(_)
+            | Error::Unsupported { .. }
+            | Error::Sql { .. } => ErrorKind::User,
+            Error::NotFound { .. }
+            | Error::Data { .. }
+            | Error::Arrow { .. }
+            | Error::Parquet { .. } => ErrorKind::Data,
             Error::Io { .. } | Error::External { .. } => ErrorKind::External,
             Error::Internal(_) => ErrorKind::Internal,
             Error::Many(errors) => errors

@@ -23,11 +23,13 @@
 //! - [`cli`] is the `weft` command line; [`demo`] generates a realistic sample warehouse.
 
 pub mod aggregate;
+// clap turns these doc comments into `--help` text, where `<DIR>` is meant literally.
+#[allow(rustdoc::invalid_html_tags)]
 pub mod cli;
 pub mod config;
 pub mod dataflow;
-pub mod engine;
 pub mod demo;
+pub mod engine;
 pub mod error;
 pub mod groupby;
 pub mod join;

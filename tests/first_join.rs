@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use weft::config::{load_conf, Conf};
-use weft::demo::generate::{generate, DemoSpec};
+use weft::demo::{generate, DemoSpec};
 use weft::join::{backfill_join, JoinOptions};
 use weft::partition::Ds;
 use weft::sql::Session;

@@ -710,7 +710,7 @@ fn repo() -> PathBuf {
 
 #[test]
 fn every_dataflows_group_by_backfills_on_the_demo_warehouse() {
-    use weft::demo::generate::{generate, DemoSpec};
+    use weft::demo::{generate, DemoSpec};
     let spec = DemoSpec {
         end: data::ds("2026-01-12"),
         users: 120,

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use reference::data::read_table;
 use reference::V;
 use weft::config::{load_conf, Conf, Join};
-use weft::demo::generate::{generate, DemoSpec};
+use weft::demo::{generate, DemoSpec};
 use weft::join::{JoinOptions, JoinRunner};
 use weft::label::LabelReport;
 use weft::partition::{Ds, PartitionRange};

@@ -8,9 +8,9 @@ use clap::Args;
 
 use super::progress;
 use crate::config::{load_conf, Conf};
+use crate::engine::{Context, Engine, Report, RunOptions};
 use crate::error::{Error, Result};
 use crate::partition::Ds;
-use crate::engine::{Context, Engine, Report, RunOptions};
 use crate::warehouse::Warehouse;
 
 #[derive(Debug, Args)]

@@ -7,13 +7,13 @@ use clap::Args;
 
 use super::progress;
 use crate::config::{conf_files, load_conf, Conf, Join, StagingQuery};
-use crate::demo::generate::{generate, DemoSpec};
+use crate::demo::{generate, DemoSpec};
+use crate::engine::{Context, Engine, PipelineConf, Report, RunOptions};
 use crate::error::{Error, Result};
 use crate::join::bootstrap::assemble::Provenance;
 use crate::join::plan::JoinPlan;
 use crate::label::LABEL_DS;
 use crate::partition::Ds;
-use crate::engine::{Context, Engine, PipelineConf, Report, RunOptions};
 use crate::sql::Session;
 use crate::warehouse::{TableName, Warehouse};
 
@@ -167,7 +167,9 @@ pub fn run(a: DemoArgs) -> Result<()> {
         pb.finish_and_clear();
         match report {
             Report::StagingQuery(r) => {
-                let Some((_, PipelineConf::StagingQuery(sq))) = eng.pipelines().find(|(i, _)| **i == id) else {
+                let Some((_, PipelineConf::StagingQuery(sq))) =
+                    eng.pipelines().find(|(i, _)| **i == id)
+                else {
                     unreachable!("installed above")
                 };
                 println!(
@@ -407,7 +409,11 @@ fn label_counts(engine: &Session, t: &str) -> Result<(i64, i64)> {
 }
 
 /// Non-NULL values per label column of a label table.
-fn label_values(engine: &Session, t: &str, row_identifier: &[String]) -> Result<Vec<(String, i64)>> {
+fn label_values(
+    engine: &Session,
+    t: &str,
+    row_identifier: &[String],
+) -> Result<Vec<(String, i64)>> {
     let name = TableName::parse(t)?;
     let wh = engine.warehouse();
     if !wh.exists(&name) {

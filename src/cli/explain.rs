@@ -9,10 +9,10 @@ use clap::Args;
 
 use super::progress;
 use crate::config::{load_conf, Conf};
+use crate::engine::Context;
 use crate::error::{Error, Result};
 use crate::join::{explain, Explain, JoinOptions};
 use crate::partition::Ds;
-use crate::engine::Context;
 use crate::warehouse::Warehouse;
 
 #[derive(Debug, Args)]

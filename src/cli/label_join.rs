@@ -8,10 +8,10 @@ use clap::Args;
 
 use super::progress;
 use crate::config::{load_conf, Conf};
+use crate::engine::{Context, Engine, PipelineConf};
 use crate::error::{Error, Result};
 use crate::label::{LabelPlan, LabelReport};
 use crate::partition::{Ds, PartitionRange};
-use crate::engine::{Context, Engine, PipelineConf};
 use crate::warehouse::Warehouse;
 
 #[derive(Debug, Args)]

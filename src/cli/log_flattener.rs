@@ -7,8 +7,8 @@ use clap::Args;
 
 use super::progress;
 use crate::config::{load_conf, Conf};
-use crate::error::{Error, Result};
 use crate::engine::{Context, Engine, PipelineConf, Report, RunOptions};
+use crate::error::{Error, Result};
 use crate::logging::DEFAULT_LOG_TABLE;
 use crate::partition::Ds;
 use crate::warehouse::Warehouse;

@@ -9,6 +9,7 @@ use clap::Args;
 
 use super::progress;
 use crate::config::{load_conf, Conf, GroupBy};
+use crate::engine::Context;
 use crate::error::{Error, Result};
 use crate::logging::logger::{Logger, LoggerConfig};
 use crate::logging::sink::FileLogSink;
@@ -20,7 +21,6 @@ use crate::online::store;
 use crate::online::stream::Streamer;
 use crate::online::upload::upload;
 use crate::partition::{Ds, PartitionRange};
-use crate::engine::Context;
 use crate::sql::Session;
 use crate::warehouse::Warehouse;
 

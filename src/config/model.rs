@@ -161,7 +161,11 @@ impl Source {
         match self {
             Source::Events(e) => e.table.clone(),
             Source::Entities(e) => e.snapshot_table.clone(),
-            Source::JoinSource(j) => super::naming::output_table(&j.join.meta_data)
+            // a join source without an output namespace fails its plan; its name stands in here
+            Source::JoinSource(j) => j
+                .join
+                .meta_data
+                .output_table()
                 .unwrap_or_else(|_| j.join.meta_data.name.clone()),
         }
     }
@@ -340,4 +344,34 @@ pub struct StagingQuery {
     pub setups: Vec<String>,
     #[serde(default, deserialize_with = "opt_bool")]
     pub create_view: Option<bool>,
+}
+
+/// Replaces every character outside `[a-zA-Z0-9_]` with `_` (Chronon's name sanitizing).
+pub fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl MetaData {
+    /// `cleanName`: the sanitized `name` (chronon-semantics §1.4).
+    pub fn clean_name(&self) -> String {
+        sanitize(&self.name)
+    }
+
+    /// `<outputNamespace>.<cleanName>`: the output table of a join, GroupBy or staging query.
+    pub fn output_table(&self) -> crate::error::Result<String> {
+        let ns = self.output_namespace.as_deref().ok_or_else(|| crate::error::Error::Config {
+            file: self.name.clone(),
+            path: "metaData.outputNamespace".into(),
+            message: "is not set; set `output_namespace` on the config or a `namespace` for its team in teams.json, then recompile".into(),
+        })?;
+        Ok(format!("{ns}.{}", self.clean_name()))
+    }
 }

@@ -2,34 +2,21 @@
 //! (chronon-semantics §1.4, §2.4, §3.3).
 
 use super::model::{Aggregation, GroupBy, JoinPart, MetaData, Operation, TimeUnit, Window};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Replaces every character outside `[a-zA-Z0-9_]` with `_`.
 pub fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    super::model::sanitize(s)
 }
 
 /// `cleanName`: the sanitized `metaData.name`.
 pub fn clean_name(meta: &MetaData) -> String {
-    sanitize(&meta.name)
+    meta.clean_name()
 }
 
 /// `<outputNamespace>.<cleanName>`: the output table of a join, GroupBy or staging query.
 pub fn output_table(meta: &MetaData) -> Result<String> {
-    let ns = meta.output_namespace.as_deref().ok_or_else(|| Error::Config {
-        file: meta.name.clone(),
-        path: "metaData.outputNamespace".into(),
-        message: "is not set; set `output_namespace` on the config or a `namespace` for its team in teams.json, then recompile".into(),
-    })?;
-    Ok(format!("{ns}.{}", clean_name(meta)))
+    meta.output_table()
 }
 
 /// Whether a window is unbounded (`length <= 0` or `i32::MAX`).

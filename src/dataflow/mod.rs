@@ -36,4 +36,3 @@ pub struct EpochOutput {
     /// bootstrap row (or is gone).
     pub boot: Vec<(RowId, Option<BootValues>)>,
 }
-

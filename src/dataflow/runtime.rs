@@ -54,11 +54,14 @@ enum Out {
     Boot(RowId, BootValues, isize),
 }
 
+type ItemInput = InputSession<u64, (GroupKey, Item), isize>;
+type BootInputSession = InputSession<u64, BootInput, isize>;
+
 /// One worker's handles on an installed dataflow.
 struct Installed {
     index: usize,
-    input: InputSession<u64, (GroupKey, Item), isize>,
-    boot_input: InputSession<u64, BootInput, isize>,
+    input: ItemInput,
+    boot_input: BootInputSession,
     probe: ProbeHandle<u64>,
     acks: Sender<u64>,
 }
@@ -68,6 +71,8 @@ struct Shared {
     senders: Mutex<Vec<Sender<Cmd>>>,
     guards: Mutex<Option<timely::communication::WorkerGuards<()>>>,
     next_id: AtomicU64,
+    /// Dataflows installed and not yet removed.
+    live: AtomicU64,
     workers: usize,
 }
 
@@ -205,6 +210,7 @@ impl Runtime {
                 senders: Mutex::new(senders),
                 guards: Mutex::new(Some(guards)),
                 next_id: AtomicU64::new(0),
+                live: AtomicU64::new(0),
                 workers,
             }),
         })
@@ -239,6 +245,7 @@ impl Runtime {
         if !sent || self.shared.dead() {
             return Err(dead_runtime());
         }
+        self.shared.live.fetch_add(1, Ordering::SeqCst);
         tracing::debug!(dataflow = id, parts = parts.len(), "dataflow installed");
         Ok(Dataflow {
             id,
@@ -248,6 +255,11 @@ impl Runtime {
             epoch: 0,
             next_worker: (id as usize) % self.shared.workers,
         })
+    }
+
+    /// How many dataflows are installed now.
+    pub fn dataflows(&self) -> u64 {
+        self.shared.live.load(Ordering::SeqCst)
     }
 
     /// Whether two handles are the same runtime.
@@ -267,11 +279,7 @@ fn dead_runtime() -> Error {
 fn build(
     scope: timely::dataflow::Scope<'_, u64>,
     i: &Install,
-) -> (
-    InputSession<u64, (GroupKey, Item), isize>,
-    InputSession<u64, BootInput, isize>,
-    ProbeHandle<u64>,
-) {
+) -> (ItemInput, BootInputSession, ProbeHandle<u64>) {
     let (input, items) = scope.new_collection::<(GroupKey, Item), isize>();
     let (boot_input, boot) = scope.new_collection::<BootInput, isize>();
     let probe = ProbeHandle::new();
@@ -418,6 +426,7 @@ impl Dataflow {
 
 impl Drop for Dataflow {
     fn drop(&mut self) {
+        self.shared.live.fetch_sub(1, Ordering::SeqCst);
         if !self.shared.dead() {
             let id = self.id;
             self.shared.broadcast(|| Cmd::Remove(id));

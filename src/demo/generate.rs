@@ -1,4 +1,4 @@
-//! [`generate`]: writes the demo warehouse tables for a [`DemoSpec`], one Parquet partition
+//! [`generate`]: writes the demo warehouse tables for a [`DemoSpec`](super::DemoSpec), one Parquet partition
 //! per table and day.
 
 use std::collections::BTreeMap;
@@ -11,7 +11,8 @@ use super::tables::{
     REFUNDS, USERS,
 };
 use super::world::{DayEvents, World};
-use crate::error::{Error, Result};
+use super::DemoSpec;
+use crate::error::Result;
 use crate::partition::{Ds, PartitionRange};
 use crate::warehouse::{TableName, Warehouse, DS};
 
@@ -21,50 +22,6 @@ pub const SOURCE_PROPERTY: (&str, &str) = ("source", "weft demo");
 pub const LEGACY_END: &str = "2026-01-31";
 /// Scenario F: the external-feature backfill covers these partitions.
 pub const EXTERNAL_RANGE: (&str, &str) = ("2026-01-01", "2026-01-31");
-
-/// What to generate. The same spec (including the seed) always gives the same data.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DemoSpec {
-    /// First partition (inclusive).
-    pub start: Ds,
-    /// Last partition (inclusive).
-    pub end: Ds,
-    pub users: usize,
-    pub merchants: usize,
-    pub checkouts_per_day: usize,
-    pub seed: u64,
-}
-
-impl Default for DemoSpec {
-    /// 2026-01-01..2026-02-28 (59 days), 2,000 users, 200 merchants, 500 checkouts a day.
-    fn default() -> Self {
-        DemoSpec {
-            start: Ds::parse("2026-01-01").expect("valid date"),
-            end: Ds::parse("2026-02-28").expect("valid date"),
-            users: 2_000,
-            merchants: 200,
-            checkouts_per_day: 500,
-            seed: 42,
-        }
-    }
-}
-
-impl DemoSpec {
-    fn validate(&self) -> Result<()> {
-        if self.start > self.end {
-            return Err(Error::Usage(format!(
-                "demo data: start {} is after end {}",
-                self.start, self.end
-            )));
-        }
-        if self.users == 0 || self.merchants == 0 {
-            return Err(Error::Usage(
-                "demo data needs at least one user and one merchant".into(),
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// One table written by [`generate`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal, Zipf};
 
-use super::generate::DemoSpec;
+use super::DemoSpec;
 use crate::partition::{Ds, DAY_MS};
 
 /// Countries with relative weights.

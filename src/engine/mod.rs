@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 pub use context::Context;
-pub use pipeline::{PipelineConf, PipelineId, Progress, Report, RunOptions};
 use pipeline::Pipeline;
+pub use pipeline::{PipelineConf, PipelineId, Progress, Report, RunOptions};
 pub use schedule::{steps_over, Schedule};
 
 /// Hosts pipelines on one [`Context`] and brings them up to date.
@@ -112,9 +112,10 @@ impl Engine {
         opts: &RunOptions,
         progress: Progress,
     ) -> Result<Report> {
-        let (_, p) = self.pipelines.get_mut(id).ok_or_else(|| {
-            Error::Usage(format!("pipeline {id} is not installed"))
-        })?;
+        let (_, p) = self
+            .pipelines
+            .get_mut(id)
+            .ok_or_else(|| Error::Usage(format!("pipeline {id} is not installed")))?;
         let span = tracing::info_span!("step", pipeline = %id);
         let _g = span.enter();
         let r = p.step(&self.cx, opts, progress)?;

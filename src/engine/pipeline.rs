@@ -65,7 +65,10 @@ pub enum PipelineConf {
     GroupBy(Box<GroupBy>),
     StagingQuery(Box<StagingQuery>),
     /// The `<join output>_logged` table flattened from the raw log table `log_table`.
-    LogFlattener { join: Box<Join>, log_table: String },
+    LogFlattener {
+        join: Box<Join>,
+        log_table: String,
+    },
 }
 
 impl From<Conf> for PipelineConf {
@@ -120,7 +123,10 @@ pub(super) enum Pipeline {
     Join(Box<JoinRunner>),
     GroupBy(Box<GroupBy>),
     StagingQuery(Box<StagingQuery>),
-    LogFlattener { join: Box<Join>, log_table: String },
+    LogFlattener {
+        join: Box<Join>,
+        log_table: String,
+    },
 }
 
 impl Pipeline {

@@ -78,7 +78,12 @@ pub fn steps_over(days: &[Ds], step_days: usize) -> Vec<PartitionRange> {
 /// Chronon's first-hole rule for unfilled partitions: when the output already has partitions,
 /// missing ones before the earliest existing one are assumed removed by retention and left
 /// alone (with a warning), unless `run_first_hole`.
-fn skip_first_hole(missing: Vec<Ds>, existing: &[Ds], run_first_hole: bool, table: &str) -> Vec<Ds> {
+fn skip_first_hole(
+    missing: Vec<Ds>,
+    existing: &[Ds],
+    run_first_hole: bool,
+    table: &str,
+) -> Vec<Ds> {
     let Some(&first) = existing.iter().min() else {
         return missing;
     };
@@ -103,20 +108,45 @@ mod tests {
     #[test]
     fn missing_days_first_hole_and_steps() {
         // output has 5..=6; candidates 1..=10: 1..=4 is the first hole, 7..=10 missing
-        let s = Schedule::plan(days(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), &days(&[5, 6]), &BTreeSet::new(), false, 3, "t").unwrap();
+        let s = Schedule::plan(
+            days(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+            &days(&[5, 6]),
+            &BTreeSet::new(),
+            false,
+            3,
+            "t",
+        )
+        .unwrap();
         assert_eq!(s.todo, days(&[7, 8, 9, 10]));
         assert_eq!(s.skipped_existing, 6);
         assert_eq!(
             s.steps,
-            vec![PartitionRange::new(Ds(7), Ds(9)), PartitionRange::new(Ds(10), Ds(10))]
+            vec![
+                PartitionRange::new(Ds(7), Ds(9)),
+                PartitionRange::new(Ds(10), Ds(10))
+            ]
         );
-        let s = Schedule::plan(days(&[1, 2, 5, 6, 7]), &days(&[5, 6]), &BTreeSet::from([Ds(6)]), true, 30, "t").unwrap();
+        let s = Schedule::plan(
+            days(&[1, 2, 5, 6, 7]),
+            &days(&[5, 6]),
+            &BTreeSet::from([Ds(6)]),
+            true,
+            30,
+            "t",
+        )
+        .unwrap();
         assert_eq!(s.todo, days(&[1, 2, 6, 7]));
         assert_eq!(
             s.steps,
-            vec![PartitionRange::new(Ds(1), Ds(2)), PartitionRange::new(Ds(6), Ds(7))]
+            vec![
+                PartitionRange::new(Ds(1), Ds(2)),
+                PartitionRange::new(Ds(6), Ds(7))
+            ]
         );
-        assert_eq!(s.days_of(PartitionRange::new(Ds(0), Ds(6))), BTreeSet::from([Ds(1), Ds(2), Ds(6)]));
+        assert_eq!(
+            s.days_of(PartitionRange::new(Ds(0), Ds(6))),
+            BTreeSet::from([Ds(1), Ds(2), Ds(6)])
+        );
         assert!(Schedule::plan(days(&[1]), &[], &BTreeSet::new(), false, 0, "t").is_err());
     }
 }

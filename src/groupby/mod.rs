@@ -8,7 +8,7 @@
 //! `D` makes (`q = (D+1) 00:00`, snapshot `D`). So events count when
 //! `window start ≤ ts < (D+1) 00:00`, entity GroupBys aggregate snapshot `D`, and
 //! GroupBys without aggregations return the snapshot's rows. [`keys`] decides which keys
-//! have a row on which day, [`run`] drives the steps, [`output`] writes the table.
+//! have a row on which day, `run` drives the steps, [`output`] writes the table.
 
 pub mod keys;
 pub mod output;
@@ -16,11 +16,11 @@ pub mod plan;
 mod run;
 
 use crate::config::GroupBy;
+use crate::engine::Context;
 use crate::error::Result;
 use crate::join::backfill::Progress;
 use crate::join::inputs::EventStats;
 use crate::partition::{Ds, PartitionRange};
-use crate::engine::Context;
 
 pub use plan::GroupByPlan;
 

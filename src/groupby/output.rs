@@ -79,10 +79,10 @@ pub fn assemble(
     let n_keys = columns.len();
     for (c, values) in cols.iter().enumerate() {
         let field = schemas.base.field(n_keys + c);
-        columns.push(
-            to_array(field.data_type(), values)
-                .map_err(|e| Error::internal(format!("{}: column {}: {e}", ctx(), field.name())))?,
-        );
+        columns
+            .push(to_array(field.data_type(), values).map_err(|e| {
+                Error::internal(format!("{}: column {}: {e}", ctx(), field.name()))
+            })?);
     }
     let day_text = day.to_string();
     columns.push(Arc::new(StringArray::from(vec![

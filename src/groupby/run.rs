@@ -15,12 +15,12 @@ use crate::config::GroupBy;
 use crate::dataflow::records::{row_id, Item};
 use crate::dataflow::spec::PartKind;
 use crate::dataflow::Update;
+use crate::engine::{Context, Schedule};
 use crate::error::{Error, Result};
 use crate::join::backfill::{needed_days, part_input_types, part_spec, source_range, Progress};
 use crate::join::inputs::{self, check_key_types};
 use crate::join::output::OutputState;
 use crate::partition::{Ds, PartitionRange};
-use crate::engine::{Context, Schedule};
 
 pub(super) fn run(
     cx: &Context,

@@ -10,7 +10,7 @@ use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
-use super::feed::{Feeds, InputId};
+pub(super) use super::feed::{Feeds, InputId};
 use super::inputs::{self, EventStats};
 use super::output::{self, OutputState};
 use super::plan::{JoinPlan, PartPlan, SourcePlan};
@@ -24,20 +24,10 @@ use crate::error::{Error, Result};
 use crate::partition::{Ds, PartitionRange};
 use crate::sql::Session;
 
-// A child module, so it runs the restricted join through this module's machinery.
-#[path = "reuse.rs"]
-mod reuse;
-// Likewise the bootstrap side, which feeds the same dataflow.
-#[path = "boot_feed.rs"]
-mod boot_feed;
-// And `explain`, which runs the bootstrap side of the same dataflow.
-#[path = "explain.rs"]
-mod explain;
-// And the label side: label GroupBys are parts of the same dataflow.
-#[path = "label_feed.rs"]
-mod label_feed;
-pub use explain::{explain, Explain, ExplainBootstrap, ExplainPart};
-pub use reuse::PartitionReuse;
+// The bootstrap side, the label side, version rewrites and `explain` drive this module's
+// runner state (`Live`) on the same dataflow.
+pub use super::reuse::PartitionReuse;
+use super::{boot_feed, label_feed, reuse};
 
 /// Options of a join backfill: the engine's run options.
 pub type JoinOptions = crate::engine::RunOptions;
@@ -109,37 +99,37 @@ pub struct JoinRunner {
 }
 
 /// The running dataflow and what has been fed into it.
-struct Live {
-    dataflow: Dataflow,
-    state: OutputState,
-    feeds: Feeds,
-    left_schema: SchemaRef,
+pub(super) struct Live {
+    pub(super) dataflow: Dataflow,
+    pub(super) state: OutputState,
+    pub(super) feeds: Feeds,
+    pub(super) left_schema: SchemaRef,
     /// Left data columns then every part's base feature columns.
-    base_schema: SchemaRef,
+    pub(super) base_schema: SchemaRef,
     /// After GroupBy and join derivations: what is written.
-    out_schema: SchemaRef,
-    left_columns: Vec<String>,
+    pub(super) out_schema: SchemaRef,
+    pub(super) left_columns: Vec<String>,
     /// Output partitions computed by this runner (their rows are maintained).
-    owned: BTreeSet<Ds>,
+    pub(super) owned: BTreeSet<Ds>,
     /// Owned partitions whose values live only on disk (patched when they change).
-    on_disk: BTreeSet<Ds>,
+    pub(super) on_disk: BTreeSet<Ds>,
     /// Bootstrap parts and external fields (the bootstrap stage is always there, so parts
     /// can be added to a running join).
-    boot: boot_feed::BootLive,
+    pub(super) boot: boot_feed::BootLive,
     /// Provenance of the partitions written by the current run.
-    provenance: Option<crate::join::bootstrap::assemble::Provenance>,
+    pub(super) provenance: Option<crate::join::bootstrap::assemble::Provenance>,
     /// Owned partitions to rewrite on the next run whatever changes (the schema changed).
-    stale: BTreeSet<Ds>,
+    pub(super) stale: BTreeSet<Ds>,
     /// The bootstrap parts changed: the next run seals the retractions already sent.
-    reconfigured: bool,
+    pub(super) reconfigured: bool,
     /// The label side (label parts follow the feature parts in the dataflow), or why it
     /// could not start.
-    labels: Option<label_feed::LabelLive>,
-    label_error: Option<String>,
+    pub(super) labels: Option<label_feed::LabelLive>,
+    pub(super) label_error: Option<String>,
 }
 
 impl Live {
-    fn boot_active(&self) -> bool {
+    pub(super) fn boot_active(&self) -> bool {
         self.boot.active
     }
 }
@@ -435,7 +425,7 @@ fn run(
 /// The left partitions a run covers: `--start-ds` (or the left query's start, or the first
 /// left partition) to `--end-ds` (capped by the left query's end); only the end with
 /// `historicalBackfill = false`.
-fn run_range(
+pub(super) fn run_range(
     join: &Join,
     plan: &JoinPlan,
     left_parts: &[Ds],
@@ -461,13 +451,13 @@ fn run_range(
 }
 
 /// The query times each part's queries span, per part: `(min q, max q)`.
-type Reach = Vec<Option<(i64, i64)>>;
+pub(super) type Reach = Vec<Option<(i64, i64)>>;
 
 /// Completes an epoch and applies its output; returns the left partitions whose output
 /// changed. With bootstrap, rows whose coverage changed (and the new rows `fresh`) may need
 /// source partitions not fed yet: they are fed and a second epoch computes them, so a part
 /// that bootstrap covers entirely reads no source at all.
-fn seal(
+pub(super) fn seal(
     engine: &Session,
     plan: &JoinPlan,
     live: &mut Live,
@@ -500,7 +490,7 @@ fn seal(
 /// Feeds left partitions: re-landed or removed ones already fed, and new ones `want`
 /// accepts. Returns the query-time span of the new queries per part (`None` if nothing
 /// was fed).
-fn sync_left(
+pub(super) fn sync_left(
     engine: &Session,
     plan: &JoinPlan,
     live: &mut Live,
@@ -571,7 +561,7 @@ fn sync_left(
 }
 
 /// Partitions and fingerprints of every source (and mutation table) of every part.
-fn source_fingerprints(
+pub(super) fn source_fingerprints(
     engine: &Session,
     plan: &JoinPlan,
 ) -> Result<HashMap<InputId, Vec<(Ds, u64)>>> {
@@ -603,7 +593,7 @@ fn source_fingerprints(
 
 /// Feeds source partitions: re-landed or removed ones already fed, and (with `reach`) the
 /// partitions the new queries need. Returns whether anything was fed.
-fn sync_sources(
+pub(super) fn sync_sources(
     engine: &Session,
     plan: &JoinPlan,
     live: &mut Live,
@@ -670,7 +660,7 @@ pub(crate) fn needed_days(p: &PartPlan, lo: i64, hi: i64) -> (Ds, Ds) {
 }
 
 /// Writes output partitions from the maintained state.
-fn write_partitions(
+pub(super) fn write_partitions(
     engine: &Session,
     join: &Join,
     plan: &JoinPlan,
@@ -735,7 +725,7 @@ fn write_partitions(
 }
 
 /// Checks schemas (so type problems surface before any work) and starts the dataflow.
-fn start_live(
+pub(super) fn start_live(
     engine: &Session,
     runtime: &Runtime,
     plan: &JoinPlan,
@@ -913,13 +903,13 @@ pub(crate) fn source_range(
     Ok(Some(PartitionRange::new(from, to)))
 }
 
-fn data_columns(schema: &SchemaRef) -> Vec<usize> {
+pub(super) fn data_columns(schema: &SchemaRef) -> Vec<usize> {
     (0..schema.fields().len())
         .filter(|&i| schema.field(i).name() != "ds")
         .collect()
 }
 
-fn without_ds(schema: &SchemaRef) -> SchemaRef {
+pub(super) fn without_ds(schema: &SchemaRef) -> SchemaRef {
     std::sync::Arc::new(
         schema
             .project(&data_columns(schema))

@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::{boot_feed, run_range, start_live, sync_left, InputId, JoinOptions, JoinReport};
+use super::backfill::{run_range, start_live, sync_left, InputId, JoinOptions, JoinReport};
+use super::boot_feed;
 use crate::config::Join;
 use crate::dataflow::records::Item;
 use crate::error::Result;

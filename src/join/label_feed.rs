@@ -17,7 +17,7 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 
-use super::{needed_days, InputId, Live};
+use super::backfill::{needed_days, part_input_types, part_spec, InputId, Live};
 use crate::aggregate::value::to_array;
 use crate::dataflow::records::{row_ds, row_id, row_index, Item, Key, PartValues, Value};
 use crate::dataflow::spec::PartKind;
@@ -65,7 +65,7 @@ pub(super) fn start(
     let mut specs = Vec::new();
     let mut fields = Vec::new();
     for p in &lp.parts {
-        let types = super::part_input_types(engine, p, &|s, schema| {
+        let types = part_input_types(engine, p, &|s, schema| {
             inputs::check_key_types(
                 left_schema,
                 &p.left_keys,
@@ -76,7 +76,7 @@ pub(super) fn start(
             )
         })?;
         fields.push(output::part_fields(p, &types)?);
-        specs.push(super::part_spec(p, &types));
+        specs.push(part_spec(p, &types));
     }
     let mut cols: Vec<Field> = Vec::new();
     for c in lp.row_identifier.iter().filter(|c| *c != "ds") {
@@ -313,10 +313,10 @@ impl LabelLive {
         }
         for (k, f) in self.schema.fields()[n_ids..].iter().enumerate() {
             let vals: Vec<Value> = picked.iter().map(|(_, v)| v[k].clone()).collect();
-            columns.push(
-                to_array(f.data_type(), &vals)
-                    .map_err(|e| Error::internal(format!("{}: column {}: {e}", ctx(), f.name())))?,
-            );
+            columns
+                .push(to_array(f.data_type(), &vals).map_err(|e| {
+                    Error::internal(format!("{}: column {}: {e}", ctx(), f.name()))
+                })?);
         }
         // the identifier columns keep the left's types; the schema says nullable
         let fields: Vec<Field> = self

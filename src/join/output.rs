@@ -174,10 +174,10 @@ pub fn assemble_rows(
     }
     for (k, values) in cols.iter().enumerate() {
         let field = schema.field(n_left + k);
-        columns.push(
-            to_array(field.data_type(), values)
-                .map_err(|e| Error::internal(format!("{}: column {}: {e}", ctx(), field.name())))?,
-        );
+        columns
+            .push(to_array(field.data_type(), values).map_err(|e| {
+                Error::internal(format!("{}: column {}: {e}", ctx(), field.name()))
+            })?);
     }
     let batch =
         RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::arrow(ctx(), e))?;
@@ -350,10 +350,10 @@ pub fn patch(
                     values[i] = v.as_ref().map_or(Value::Null, |v| v[c].clone());
                 }
             }
-            columns.push(
-                to_array(field.data_type(), &values)
-                    .map_err(|e| Error::internal(format!("{}: column {}: {e}", ctx(), col.name)))?,
-            );
+            columns
+                .push(to_array(field.data_type(), &values).map_err(|e| {
+                    Error::internal(format!("{}: column {}: {e}", ctx(), col.name))
+                })?);
         }
     }
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::arrow(ctx(), e))

@@ -28,9 +28,9 @@ use super::sink::{escape_partition_value, raw_partitions, read_raw, RawRow};
 use super::{request_name, SCHEMA_PUBLISH_EVENT};
 use crate::aggregate::Value;
 use crate::config::{naming, Join};
+use crate::engine::Schedule;
 use crate::error::{Error, Location, Result};
 use crate::join::bootstrap::fields::{same_type, type_key};
-use crate::engine::Schedule;
 use crate::partition::{Ds, PartitionRange};
 use crate::warehouse::{TableName, Warehouse, DS};
 

@@ -16,12 +16,12 @@ use super::store::{OnlineStore, PutRequest};
 use crate::aggregate::{Ir, Value};
 use crate::config::GroupBy;
 use crate::dataflow::records::{Item, Key};
+use crate::engine::Context;
 use crate::error::{Error, Result};
 use crate::groupby::{backfill_group_by, GroupByOptions, GroupByPlan};
 use crate::join::backfill::{part_input_types, part_spec, Progress};
 use crate::join::inputs::{self, encode_key, key_arrays, EventStats};
 use crate::partition::{Ds, PartitionRange};
-use crate::engine::Context;
 use crate::sql::Session;
 
 /// The values an upload writes, by store key.

@@ -131,7 +131,11 @@ pub fn run(
         if failed.is_some_and(|h| h.contains(step.start)) {
             continue;
         }
-        progress(si, schedule.steps.len(), &format!("{out_name}: computing {step}"));
+        progress(
+            si,
+            schedule.steps.len(),
+            &format!("{out_name}: computing {step}"),
+        );
         let r = macros::render(&sq.query, &values(Some(step)))
             .and_then(|sql| write_result(engine, sq, &out, &sql, Some(step), &mut report))
             .map_err(|e| Error::Sql {

@@ -1,7 +1,7 @@
 //! The embedded warehouse: a folder of Hive-layout Parquet tables
 //! (`<root>/<ns>/<name>/ds=YYYY-MM-DD/*.parquet`, readable by DuckDB, pyarrow and Spark),
 //! with table properties stored beside the data ([`properties`]), crash-safe partition
-//! writes ([`write`]) and file appends to a partition ([`append`]).
+//! writes ([`mod@write`]) and file appends to a partition ([`append`]).
 
 pub mod append;
 pub mod archive;

@@ -1,7 +1,7 @@
 //! Crash-safe partition writes. Files are written and synced under `.weft-staging/`, then the
 //! finished folder is renamed into place. On Linux a replaced partition is swapped out in one
 //! atomic exchange; elsewhere it is parked in `.weft-trash/`
-//! first and restored by [`recover`] if a crash interrupts the swap. Readers see the old
+//! first and restored by `recover` if a crash interrupts the swap. Readers see the old
 //! partition or the new one, never a half-written one.
 
 use std::fs::File;
