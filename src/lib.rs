@@ -2,24 +2,31 @@
 //!
 //! weft builds and maintains ML training data from Chronon's compiled configs, incrementally.
 //!
-//! Architecture, from the outside in:
+//! Architecture, from the ground up:
+//! - [`error`] is the one error type: what to look at, the fix, its [`ErrorKind`] and whether
+//!   retrying helps. [`partition`] is the `ds` calendar.
 //! - [`config`] reads compiled Join / GroupBy / StagingQuery JSON into a typed model.
 //! - [`warehouse`] is the embedded storage: Hive-layout Parquet tables under a folder, with
 //!   table properties and crash-safe partition writes.
+//! - [`sql`] is the SQL session (DataFusion with Spark functions) that applies Chronon queries
+//!   (selects, wheres, partition bounds); [`staging`] runs staging queries on it.
 //! - [`aggregate`] implements Chronon's aggregation operations as mergeable partial aggregates
-//!   (pure Rust, no dataflow): argMap parsing, output types, update / merge / finalize.
-//! - [`sql`] is the SQL engine (DataFusion with Spark functions) that applies Chronon queries
-//!   (selects, wheres, partition bounds) and runs staging queries ([`staging`]).
-//! - [`dataflow`] is the only module that touches timely and differential-dataflow: the join
-//!   computation is one differential dataflow whose inputs (left rows, GroupBy source rows)
-//!   are collections; a batch backfill feeds every partition at one epoch and runs to
-//!   completion, and the continuous materializer will feed later partitions as deltas to the
-//!   same dataflow.
-//! - [`join`] plans a join (parts, windows, output columns), loads inputs through [`sql`],
-//!   drives the dataflow and writes output partitions.
-//! - [`groupby`] writes GroupBy backfill tables (per key and day, the values as of the end of
-//!   the day) with the join planner, dataflow and windows operator: a GroupBy is computed as
-//!   the one part of an entity-left join, never by a second aggregation.
+//!   (pure Rust, no dataflow).
+//! - [`dataflow`] is the only module that touches timely and differential-dataflow: the one
+//!   [`dataflow::Runtime`] of a process, into which every pipeline's dataflow is installed, and
+//!   the operators (windows, tiles, bootstrap stage).
+//! - [`join`] plans a join (parts, windows, output columns, bootstrap, derivations, versions),
+//!   turns its inputs into dataflow updates and writes its output partitions; [`label`] plans
+//!   label parts and maintains the label and labeled tables; [`groupby`] writes GroupBy
+//!   backfill tables through the same dataflow (a GroupBy is the one part of an entity-left
+//!   join, never a second aggregation).
+//! - [`engine`] is the one incremental path every command drives: a [`engine::Context`] (SQL
+//!   session + runtime) and an [`engine::Engine`] that hosts pipelines (joins, GroupBy tables,
+//!   staging queries, flattened logs) and steps them; [`engine::Schedule`] is the one planner
+//!   of missing partitions and steps.
+//! - [`online`] serves joins and GroupBys (stores, upload, stream, fetcher, HTTP);
+//!   [`logging`] logs served responses (codec, sinks, Kafka) and flattens them into
+//!   `_logged` tables.
 //! - [`cli`] is the `weft` command line; [`demo`] generates a realistic sample warehouse.
 
 pub mod aggregate;
@@ -41,4 +48,4 @@ pub mod sql;
 pub mod staging;
 pub mod warehouse;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result, Retry};

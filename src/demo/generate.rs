@@ -1,4 +1,4 @@
-//! [`generate`]: writes the demo warehouse tables for a [`DemoSpec`](super::DemoSpec), one Parquet partition
+//! [`generate`]: writes the demo warehouse tables for a [`DemoSpec`], one Parquet partition
 //! per table and day.
 
 use std::collections::BTreeMap;
