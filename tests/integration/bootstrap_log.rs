@@ -12,8 +12,8 @@
 //! Logged feature values are the recomputed ones plus [`PERTURB`], so a value in the output
 //! tells where it came from.
 
-mod bootfix;
-mod reference;
+use crate::bootfix;
+use crate::reference;
 
 use std::collections::{BTreeMap, BTreeSet};
 

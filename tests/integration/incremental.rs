@@ -271,7 +271,11 @@ fn check(snapshot: bool, epochs: Vec<Vec<Op>>, workers: usize) -> Result<(), Tes
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 32,
+        failure_persistence: crate::regressions_beside_suite(),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn temporal_incremental_equals_recompute(epochs in prop::collection::vec(prop::collection::vec(op(), 0..60), 1..6)) {

@@ -4,7 +4,7 @@
 //! reference of tests/reference. Cells: Events left × Events TEMPORAL / SNAPSHOT, Events ×
 //! Entities SNAPSHOT / TEMPORAL (mutations), Entities × Entities, Entities × Events.
 
-mod reference;
+use crate::reference;
 
 use proptest::prelude::*;
 use reference::conf::{self, W};
@@ -31,6 +31,7 @@ fn config() -> ProptestConfig {
             .and_then(|c| c.parse().ok())
             .unwrap_or(16),
         max_shrink_iters: 40,
+        failure_persistence: crate::regressions_beside_suite(),
         ..ProptestConfig::default()
     }
 }

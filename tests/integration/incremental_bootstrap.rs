@@ -8,7 +8,7 @@
 //! row in plain Rust (match on `(row_id, ds)`, coverage per part, priority with NULL falling
 //! through, trusted NULLs for covered parts).
 
-mod reference;
+use crate::reference;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -486,6 +486,7 @@ fn config() -> ProptestConfig {
             .and_then(|c| c.parse().ok())
             .unwrap_or(6),
         max_shrink_iters: 30,
+        failure_persistence: crate::regressions_beside_suite(),
         ..ProptestConfig::default()
     }
 }

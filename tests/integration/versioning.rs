@@ -9,7 +9,7 @@
 //! columns to reuse), partitions outside the run's range, parts without aggregations whose
 //! matches repeat left rows, an interrupted rewrite, and a hash not written by weft.
 
-mod reference;
+use crate::reference;
 
 use reference::conf::{self, W};
 use reference::data::{read_table, Actual};

@@ -4,9 +4,9 @@
 //! before and the TEMPORAL one's events of the day are streamed; fetching every left row of the
 //! day at its own `ts` must give the offline row's values.
 
-mod bootfix;
-mod onlinefix;
-mod reference;
+use crate::bootfix;
+use crate::onlinefix;
+use crate::reference;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -4,8 +4,8 @@
 //! follow the feature table when its partitions are rewritten. Also checked against DuckDB
 //! (tests/oracle/labeled_tables.py) on random data.
 
-mod labelfix;
-mod reference;
+use crate::labelfix;
+use crate::reference;
 
 use std::collections::BTreeMap;
 use std::path::Path;

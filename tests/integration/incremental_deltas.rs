@@ -7,7 +7,7 @@
 //! (b) equal to the reference of tests/reference, and (c) untouched in every partition whose
 //! rows did not change (only changed and missing partitions are rewritten).
 
-mod reference;
+use crate::reference;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
@@ -473,6 +473,7 @@ fn config() -> ProptestConfig {
             .and_then(|c| c.parse().ok())
             .unwrap_or(6),
         max_shrink_iters: 30,
+        failure_persistence: crate::regressions_beside_suite(),
         ..ProptestConfig::default()
     }
 }

@@ -2,9 +2,9 @@
 //! events, lines that are not events of the table are counted and skipped, a restart resumes
 //! from the saved offset) and table replay (repeating a replay changes nothing).
 
-mod bootfix;
-mod onlinefix;
-mod reference;
+use crate::bootfix;
+use crate::onlinefix;
+use crate::reference;
 
 use std::io::Write;
 

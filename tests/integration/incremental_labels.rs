@@ -6,8 +6,8 @@
 //! table and both labeled tables equal a fresh computation (feature backfill and every run
 //! from scratch) over a copy of the inputs.
 
-mod labelfix;
-mod reference;
+use crate::labelfix;
+use crate::reference;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -435,7 +435,11 @@ fn check(kind: Kind, deltas: Vec<Delta>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 8,
+        failure_persistence: crate::regressions_beside_suite(),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn entity_labels_incremental_equals_recompute(deltas in prop::collection::vec(delta(), 1..6)) {

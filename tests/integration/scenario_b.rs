@@ -5,9 +5,9 @@
 //! the values that were served (not recomputed ones); v2's new part is computed; the log
 //! holds one control event plus one record per response.
 
-mod bootfix;
-mod onlinefix;
-mod reference;
+use crate::bootfix;
+use crate::onlinefix;
+use crate::reference;
 
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! cell and the Events × Events SNAPSHOT cell; and DuckDB SQL cross-checks
 //! (tests/oracle/ops_sql.py) for the operations SQL expresses.
 
-mod reference;
+use crate::reference;
 
 use std::collections::BTreeMap;
 use std::process::Command;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use weft::online::store::{self, GetRequest, OnlineStore, PutRequest, TimedValue};
 
-mod onlinefix;
+use crate::onlinefix;
 use onlinefix::RedisServer;
 
 fn put(dataset: &str, key: &[u8], value: &[u8], ts: i64) -> PutRequest {
@@ -508,13 +508,14 @@ fn embedded_store_open_in_another_process_fails_clearly() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
+    // This test's name in the harness: its module path without the crate's name.
+    let test = "embedded_store_open_in_another_process_fails_clearly";
+    let test = match module_path!().split_once("::") {
+        Some((_, module)) => format!("{module}::{test}"),
+        None => test.to_string(),
+    };
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "embedded_store_open_in_another_process_fails_clearly",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", &test, "--nocapture", "--test-threads=1"])
         .env(HOLD_ENV, dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

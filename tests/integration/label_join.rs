@@ -2,8 +2,8 @@
 //! `label_ds`, aggregated labels over the window starting at the left day, offsets as
 //! inclusive day counts, label-table evolution and validation.
 
-mod labelfix;
-mod reference;
+use crate::labelfix;
+use crate::reference;
 
 use labelfix::*;
 use reference::conf::{self, W};

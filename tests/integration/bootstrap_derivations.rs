@@ -19,8 +19,8 @@
 //! - `keyColumns` on a bootstrap part instead of row ids, with duplicate keys resolved
 //!   deterministically.
 
-mod bootfix;
-mod reference;
+use crate::bootfix;
+use crate::reference;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -19,7 +19,7 @@
 //!
 //! Each test generates its own small warehouse and runs the driver table and checkout.v1 on it.
 
-mod reference;
+use crate::reference;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -15,7 +15,7 @@
 //!
 //! Expected labels are recomputed here in plain Rust from the generated source tables.
 
-mod reference;
+use crate::reference;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

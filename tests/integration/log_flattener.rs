@@ -5,8 +5,8 @@
 //! later schemas and never removed, type changes and unknown hashes failing, dropped rows
 //! counted, the table properties, the CLI, and a join bootstrapping from the flattened table.
 
-mod bootfix;
-mod reference;
+use crate::bootfix;
+use crate::reference;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -17,9 +17,9 @@
 //! - `weft stream --kafka … --once` (the binary) consumes JSON events from the mock cluster:
 //!   fetched GroupBy values then equal those of the same events replayed from the source table.
 
-mod bootfix;
-mod onlinefix;
-mod reference;
+use crate::bootfix;
+use crate::onlinefix;
+use crate::reference;
 
 use std::collections::BTreeMap;
 use std::io::Read;

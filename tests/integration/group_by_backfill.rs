@@ -9,7 +9,7 @@
 //! `backfillStartDate` is a config error, and every GroupBy in `dataflows/` runs on the demo
 //! warehouse.
 
-mod reference;
+use crate::reference;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -4,8 +4,8 @@
 //! derivations (a ratio of two sums, a division by zero), a source select and a source where
 //! (both rendered into the scan).
 
-mod bootfix;
-mod reference;
+use crate::bootfix;
+use crate::reference;
 
 use std::collections::BTreeMap;
 

@@ -4,9 +4,9 @@
 //! built-in HTTP handler configured through `factoryConfig` and its deadline, and the HTTP
 //! service (fetch, health, metrics, errors).
 
-mod bootfix;
-mod onlinefix;
-mod reference;
+use crate::bootfix;
+use crate::onlinefix;
+use crate::reference;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

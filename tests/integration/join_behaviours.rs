@@ -4,7 +4,7 @@
 //! joins, duplicated left rows, `endPartition`, entity lefts, GroupBys without aggregations,
 //! `historicalBackfill = false`, skew keys, prefixes and several parts in one join.
 
-mod reference;
+use crate::reference;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -2,8 +2,8 @@
 //! NULL falling through, column-level filling, coverage across several bootstrap parts, and
 //! a fully covered part doing no aggregation work.
 
-mod bootfix;
-mod reference;
+use crate::bootfix;
+use crate::reference;
 
 use bootfix::*;
 use rand::Rng;

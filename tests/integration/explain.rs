@@ -3,8 +3,8 @@
 //! provenance (values per source and column) agrees with the output's values; the CLI prints
 //! it and writes the same as JSON.
 
-mod bootfix;
-mod reference;
+use crate::bootfix;
+use crate::reference;
 
 use bootfix::*;
 use rand::Rng;

@@ -3,8 +3,8 @@
 //! a log table gains after the join started must be read. Each compares a long-lived
 //! `JoinRunner` with a fresh backfill over the same inputs.
 
-mod bootfix;
-mod reference;
+use crate::bootfix;
+use crate::reference;
 use arrow::datatypes::DataType;
 use bootfix::*;
 use reference::data::read_table;

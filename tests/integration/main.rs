@@ -1,0 +1,97 @@
+//! weft's integration tests, in one test binary (`cargo test --test integration`): each suite
+//! below is a module, so the crate and the shared fixtures are compiled and linked once instead
+//! of once per suite (Cargo.toml sets `autotests = false`). Run one suite with
+//! `cargo test --test integration <suite>::`. Tests of all suites run concurrently in this one
+//! process: a test must not change process-wide state (environment, current directory, global
+//! subscribers or hooks) and must use its own temporary directories and free ports.
+//!
+//! Proptest suites set `failure_persistence` to `WithSource("proptest-regressions")`: with this
+//! main.rs beside them, proptest's default (`SourceParallel`) would look for
+//! `tests/proptest-regressions/<suite>.txt` instead of `<suite>.proptest-regressions`.
+
+/// Proptest's failure persistence for every proptest suite here: `<suite>.proptest-regressions`
+/// beside the suite's source file, read before new cases and appended to on a failure.
+fn regressions_beside_suite() -> Option<Box<dyn proptest::test_runner::FailurePersistence>> {
+    Some(Box::new(
+        proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+    ))
+}
+
+// Shared fixtures (suites bring them in with `use crate::<fixture>;`).
+
+// Bootstrap fixtures (after Chronon's BootstrapUtils): transactions, queries, user_transactions.
+mod bootfix;
+// Label fixtures: listing views, entity label snapshots and label events; label-join helpers.
+mod labelfix;
+// Online fixtures: a compiled-config folder beside the warehouse, uploads, a `redis-server`.
+mod onlinefix;
+// A naive reference for Chronon join outputs, written from the spec; data, conf and harness helpers.
+mod reference;
+
+// Suites.
+// IR encode/decode round-trips for all 20 operations; corrupt encodings never panic.
+mod aggregate_ir_codec;
+// Bad configs, tables and expressions give errors that say what and where.
+mod bad_input;
+// Bootstrap with derivations, external and contextual fields, and bootstrap validation.
+mod bootstrap_derivations;
+// Log bootstrap: per-schema coverage of logged rows, priorities, failures and fallbacks.
+mod bootstrap_log;
+// Regressions of the running join's bootstrap side against a fresh backfill.
+mod bootstrap_runner_regressions;
+// Table bootstraps: priority, column-level filling, coverage, no work for covered parts.
+mod bootstrap_tables;
+// Every compiled config in dataflows/production loads into the typed model.
+mod configs;
+// `weft demo` end to end through the binary.
+mod demo;
+// `weft explain`: the plan and provenance agree with the run; CLI and JSON output.
+mod explain;
+// The first join end to end against the DuckDB oracle (tests/oracle/pit_join.py).
+mod first_join;
+// GroupBy backfill tables against a naive reference of the spec.
+mod group_by_backfill;
+// The windows operator fed in epochs equals a reference and a fresh dataflow (proptest).
+mod incremental;
+// Incremental == recompute for bootstrap deltas through one JoinRunner (proptest).
+mod incremental_bootstrap;
+// Incremental == recompute for partition deltas through one JoinRunner (proptest).
+mod incremental_deltas;
+// Incremental == recompute for label joins through one JoinRunner (proptest).
+mod incremental_labels;
+// Chronon's JoinTest / JoinBasicTest behaviours against the reference.
+mod join_behaviours;
+// Kafka log sink, `weft log-ingest` and `weft stream --kafka` (mock cluster and Tansu).
+mod kafka_logging;
+// Label joins: entity and aggregated labels, offsets, label-table evolution, validation.
+mod label_join;
+// `<join>_labeled` and `<join>_labeled_latest`, also against DuckDB.
+mod labeled_tables;
+// The log flattener end to end: raw log table to `<join>_logged`, schema evolution, CLI.
+mod log_flattener;
+// ODM bootstrap scenarios C, D, E, G, H on a generated demo warehouse.
+mod odm_bootstrap;
+// ODM label scenarios I and J on a generated demo warehouse.
+mod odm_labels;
+// Online/offline consistency: fetched values equal the offline backfill's.
+mod online_consistency;
+// Fetching joins online: schema evolution, external sources, HTTP handler and service.
+mod online_fetch;
+// Conformance of the embedded and Redis online stores; open and failure behaviour.
+mod online_store;
+// `weft stream` sources: JSON-lines file (with resume) and table replay.
+mod online_stream;
+// Each of the 20 aggregation operations against the reference and DuckDB SQL.
+mod operations;
+// The point-in-time matrix of chronon-semantics §3.4, one property test per cell.
+mod pit_matrix;
+// Scenario B: serve, log, flatten, then a v2 join bootstrapping from the log.
+mod scenario_b;
+// Spark's `/` (DOUBLE division, NULL on zero) wherever a config holds SQL.
+mod spark_division;
+// Chronon's StagingQueryTest behaviours and the Spark SQL functions configs rely on.
+mod staging_query;
+// Reuse across config versions: semantic hashes, partial recompute, archiving.
+mod versioning;
+// The embedded warehouse: Hive layout, crash recovery, atomic replacement, properties.
+mod warehouse;
