@@ -208,7 +208,9 @@ fn staging_query_without_ds_is_rejected() {
         step_days: 1,
         run_first_hole: false,
     };
-    let m = run(&engine, &sq, &opts, &|_| {}).unwrap_err().to_string();
+    let m = run(&engine, &sq, &opts, &|_, _, _| {})
+        .unwrap_err()
+        .to_string();
     assert!(m.contains("t.no_ds") && m.contains("no `ds` column"), "{m}");
 
     // no outputNamespace: the error names the field to set
@@ -222,7 +224,9 @@ fn staging_query_without_ds_is_rejected() {
         Conf::StagingQuery(s) => *s,
         _ => unreachable!(),
     };
-    let m = run(&engine, &sq, &opts, &|_| {}).unwrap_err().to_string();
+    let m = run(&engine, &sq, &opts, &|_, _, _| {})
+        .unwrap_err()
+        .to_string();
     assert!(m.contains("metaData.outputNamespace"), "{m}");
 
     // a staging query over a missing table names it
@@ -235,7 +239,9 @@ fn staging_query_without_ds_is_rejected() {
         Conf::StagingQuery(s) => *s,
         _ => unreachable!(),
     };
-    let m = run(&engine, &sq, &opts, &|_| {}).unwrap_err().to_string();
+    let m = run(&engine, &sq, &opts, &|_, _, _| {})
+        .unwrap_err()
+        .to_string();
     assert!(m.contains("t.missing") && m.contains("data.nothing"), "{m}");
 }
 

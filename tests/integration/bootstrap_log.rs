@@ -1172,7 +1172,7 @@ fn incremental_runner_follows_log_changes() {
     let j = with_boot(cjoin(LOGGED_JOIN, vec![ut()], &ctx), vec![log_part(LOG)]);
     let parsed = reference::conf::parse(&j);
     let mut runner = weft::join::JoinRunner::new(&parsed).expect("plan");
-    let engine = weft::sql::Session::new(&wh).expect("engine");
+    let engine = weft::engine::Context::new(&wh).expect("engine");
     let opts = options(&run());
     let r1 = runner
         .run(&engine, &opts, &|_, _, _| {})

@@ -67,7 +67,7 @@ fn a_failed_run_does_not_mark_the_log_partition_fed() {
         vec![reference::conf::part(user_transactions(), &[], None)],
     );
     j["bootstrapParts"] = serde_json::json!([{"table": "test.t_j_logged"}]);
-    let engine = weft::sql::Session::new(&wh).unwrap();
+    let engine = weft::engine::Context::new(&wh).unwrap();
     let mut runner = weft::join::JoinRunner::new(&reference::conf::parse(&j)).unwrap();
     let opts = options(&run());
     runner.run(&engine, &opts, &|_, _, _| {}).unwrap_err(); // unknown schema hash: correct
@@ -146,7 +146,7 @@ fn a_log_column_added_later_is_read() {
     .unwrap();
     let mut j = join("t.j", parts());
     j["bootstrapParts"] = serde_json::json!([{"table": "test.t_j_logged"}]);
-    let engine = weft::sql::Session::new(&wh).unwrap();
+    let engine = weft::engine::Context::new(&wh).unwrap();
     let mut runner = weft::join::JoinRunner::new(&reference::conf::parse(&j)).unwrap();
     let opts = options(&run());
     runner.run(&engine, &opts, &|_, _, _| {}).unwrap();

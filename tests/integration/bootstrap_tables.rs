@@ -199,9 +199,8 @@ fn output_is_the_same_for_workers_and_step_sizes() {
     backfill(&wh, &one, &options(&run())).unwrap();
     let many = mk("unit_test.boot.many");
     let mut o = options(&run());
-    o.workers = 3;
     o.step_days = 1;
-    let r = backfill(&wh, &many, &o).unwrap();
+    let r = reference::harness::backfill_on(&wh, &many, &o, 3).unwrap();
     let prov = r.provenance.unwrap();
     assert_eq!(prov.parts[0].covered as usize, rows.len());
     assert!(prov.parts[0].computed > 0);

@@ -10,8 +10,8 @@ use bootfix::*;
 use rand::Rng;
 use reference::harness::{options, warehouse};
 use reference::{conf, output_table, Ty, V};
+use weft::engine::Context;
 use weft::join::{explain, JoinRunner};
-use weft::sql::Session;
 
 /// A join whose first part is covered for the rows of two bootstrap tables (30d from one,
 /// 15d from the other) and computed for the rest; the second part is never covered.
@@ -66,7 +66,7 @@ fn setup() -> (
 #[test]
 fn plan_matches_the_run_and_provenance_matches_the_output() {
     let (_dir, wh, j, total, both) = setup();
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::new(&wh).unwrap();
     let parsed = conf::parse(&j);
     let opts = options(&run());
     let e = explain(&engine, &parsed, &opts).unwrap();

@@ -8,9 +8,9 @@ use std::process::Command;
 
 use weft::config::{load_conf, Conf};
 use weft::demo::{generate, DemoSpec};
+use weft::engine::Context;
 use weft::join::{backfill_join, JoinOptions};
 use weft::partition::Ds;
-use weft::sql::Session;
 use weft::staging::{self, StagingOptions};
 use weft::warehouse::{TableName, Warehouse};
 
@@ -29,17 +29,23 @@ fn spec() -> DemoSpec {
 }
 
 /// Generates data and runs the driver staging query into `dir`.
-fn prepare(dir: &Path) -> (Warehouse, Session) {
+fn prepare(dir: &Path) -> (Warehouse, Context) {
     let wh = Warehouse::open(dir).unwrap();
     generate(&wh, &spec(), &|_| {}).unwrap();
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::new(&wh).unwrap();
     let Conf::StagingQuery(sq) =
         load_conf(&repo().join("dataflows/production/staging_queries/risk/driver_table.v1"))
             .unwrap()
     else {
         panic!()
     };
-    staging::run(&engine, &sq, &StagingOptions::through(spec().end), &|_| {}).unwrap();
+    staging::run(
+        engine.session(),
+        &sq,
+        &StagingOptions::through(spec().end),
+        &|_, _, _| {},
+    )
+    .unwrap();
     engine.refresh().unwrap();
     (wh, engine)
 }
@@ -135,9 +141,10 @@ fn output_is_byte_identical_for_any_workers_and_steps() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     let (wa, ea) = prepare(a.path());
-    let (wb, eb) = prepare(b.path());
+    let (wb, _) = prepare(b.path());
     let j = join("risk/checkout.v1");
     backfill_join(&ea, &j, &JoinOptions::through(spec().end), &|_, _, _| {}).unwrap();
+    let eb = Context::with_workers(&wb, 3).unwrap();
     let r = backfill_join(
         &eb,
         &j,
@@ -145,7 +152,6 @@ fn output_is_byte_identical_for_any_workers_and_steps() {
             start: None,
             end: spec().end,
             step_days: 4,
-            workers: 3,
             run_first_hole: false,
         },
         &|_, _, _| {},

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value as J};
 use weft::config::{load_conf, parse_conf, Conf, GroupBy};
+use weft::engine::Context;
 use weft::groupby::{backfill_group_by, GroupByOptions, GroupByReport};
-use weft::sql::Session;
 use weft::warehouse::Warehouse;
 
 use reference::conf::{self, W};
@@ -72,7 +72,7 @@ fn run(
     step_days: usize,
     workers: usize,
 ) -> weft::Result<GroupByReport> {
-    let engine = Session::new(wh)?;
+    let engine = Context::with_workers(wh, workers)?;
     backfill_group_by(
         &engine,
         &parse(g),
@@ -80,7 +80,6 @@ fn run(
             start: start.map(data::ds),
             end: data::ds(end),
             step_days,
-            workers,
         },
         &|_, _, _| {},
     )
@@ -721,14 +720,13 @@ fn every_dataflows_group_by_backfills_on_the_demo_warehouse() {
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path()).unwrap();
     generate(&wh, &spec, &|_| {}).unwrap();
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::with_workers(&wh, 2).unwrap();
     let files = weft::config::conf_files(&repo().join("dataflows/production/group_bys")).unwrap();
     assert!(files.len() >= 10, "{files:?}");
     let opts = GroupByOptions {
         start: Some(spec.start),
         end: spec.end,
         step_days: 5,
-        workers: 2,
     };
     for f in &files {
         let Conf::GroupBy(gb) = load_conf(f).unwrap() else {

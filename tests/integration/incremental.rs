@@ -11,7 +11,7 @@ use weft::aggregate::{AggSpec, Aggregator, InputShape, Value};
 use weft::config::Operation;
 use weft::dataflow::records::Item;
 use weft::dataflow::spec::{tail_hop, ColumnSpec, PartKind, PartSpec};
-use weft::dataflow::{JoinDataflow, Update};
+use weft::dataflow::{Runtime, Update};
 use weft::join::output::OutputState;
 
 const DAY: i64 = 86_400_000;
@@ -178,7 +178,10 @@ fn query(key: u8, row: u64, q: i64, r: isize) -> Update {
 fn check(snapshot: bool, epochs: Vec<Vec<Op>>, workers: usize) -> Result<(), TestCaseError> {
     // keep the hot key's tile cache between epochs, so cached and rebuilt tiles are compared
     weft::dataflow::group::keep_tile_caches_from(8);
-    let mut df = JoinDataflow::start(vec![spec(snapshot)], workers).unwrap();
+    let mut df = Runtime::start(workers)
+        .unwrap()
+        .install(vec![spec(snapshot)], None)
+        .unwrap();
     let mut state = OutputState::default();
     let mut events: Events = BTreeMap::new();
     let mut live: Vec<(u8, i64, Option<i64>)> = Vec::new();
@@ -235,7 +238,10 @@ fn check(snapshot: bool, epochs: Vec<Vec<Op>>, workers: usize) -> Result<(), Tes
             }
         }
         // (b) bit-identical to a fresh dataflow over the same inputs
-        let mut fresh = JoinDataflow::start(vec![spec(snapshot)], 1).unwrap();
+        let mut fresh = Runtime::start(1)
+            .unwrap()
+            .install(vec![spec(snapshot)], None)
+            .unwrap();
         let mut all: Vec<Update> = events
             .iter()
             .map(|(&(k, ts, v), &m)| event(k, ts, v, m))
@@ -290,7 +296,10 @@ proptest! {
 
 #[test]
 fn a_late_event_changes_only_the_rows_whose_windows_contain_it() {
-    let mut df = JoinDataflow::start(vec![spec(false)], 1).unwrap();
+    let mut df = Runtime::start(1)
+        .unwrap()
+        .install(vec![spec(false)], None)
+        .unwrap();
     df.update(vec![
         query(1, 0, 5 * DAY, 1),
         query(1, 1, 10 * DAY, 1),

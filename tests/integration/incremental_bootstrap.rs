@@ -19,9 +19,9 @@ use reference::data::{self, read_table, Actual};
 use reference::harness::{backfill, copy_warehouse_without, options, outputs_equal};
 use reference::{ds_shift, ds_start, output_table, Db, Op, Run, Table, Ty, DAY, V};
 use serde_json::{json, Value as J};
+use weft::engine::Context;
 use weft::join::bootstrap::log_schema::LoggingSchema;
 use weft::join::JoinRunner;
-use weft::sql::Session;
 use weft::warehouse::{TableName, Warehouse};
 
 const BASE: &str = "2026-06-01";
@@ -446,7 +446,7 @@ fn run_case(
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path()).unwrap();
     write_all(&wh, &mut w);
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::new(&wh).unwrap();
     let mut runner = JoinRunner::new(&conf::parse(&join(&w, true))).map_err(|e| e.to_string())?;
     let opts = |w: &World| options(&Run::through(&day(w.last_day)));
     runner

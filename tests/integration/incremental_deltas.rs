@@ -19,8 +19,8 @@ use reference::data::{self, read_table, Actual};
 use reference::harness::{backfill, compare, copy_warehouse_without, options, outputs_equal};
 use reference::{ds_shift, ds_start, expected, output_table, Db, Op, Run, Table, Ty, DAY, V};
 use serde_json::Value as J;
+use weft::engine::Context;
 use weft::join::JoinRunner;
-use weft::sql::Session;
 use weft::warehouse::Warehouse;
 
 const BASE: &str = "2026-05-01";
@@ -441,7 +441,7 @@ fn run_deltas(join: &J, mut w: World, deltas: &[Delta]) -> Result<(), String> {
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path()).unwrap();
     data::write_db(&wh, &w.db);
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::new(&wh).unwrap();
     let mut runner = JoinRunner::new(&conf::parse(join)).map_err(|e| e.to_string())?;
     let opts = |w: &World| options(&Run::through(&day(w.last_day)));
     runner

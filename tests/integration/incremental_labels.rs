@@ -16,8 +16,8 @@ use reference::conf::{self, W};
 use reference::data;
 use reference::{ds_shift, ds_start, Db, Op, Table, Ty, DAY, V};
 use serde_json::{json, Value as J};
+use weft::engine::Context;
 use weft::join::{JoinOptions, JoinRunner};
-use weft::sql::Session;
 use weft::warehouse::Warehouse;
 
 const BASE: &str = "2026-05-01";
@@ -324,7 +324,7 @@ fn contents(wh: &Warehouse, t: &str) -> Vec<String> {
     labelfix::table_rows(wh, t)
 }
 
-fn backfill(engine: &Session, r: &mut JoinRunner) {
+fn backfill(engine: &Context, r: &mut JoinRunner) {
     r.run(
         engine,
         &JoinOptions::through(data::ds(&day(LEFT_DAYS - 1))),
@@ -338,12 +338,12 @@ fn fresh(kind: Kind, db: &Db, runs: &BTreeSet<i64>) -> Vec<Vec<String>> {
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path()).unwrap();
     data::write_db(&wh, db);
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::new(&wh).unwrap();
     let j = join(kind);
     let mut r = JoinRunner::new(&conf::parse(&j)).unwrap();
     backfill(&engine, &mut r);
     for &d in runs {
-        r.label(&engine, data::ds(&day(d)), 1)
+        r.label(&engine, data::ds(&day(d)))
             .unwrap_or_else(|e| panic!("fresh label run: {e}"));
     }
     tables(&j).iter().map(|t| contents(&wh, t)).collect()
@@ -354,20 +354,20 @@ fn check(kind: Kind, deltas: Vec<Delta>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path()).unwrap();
     data::write_db(&wh, &db);
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::new(&wh).unwrap();
     let j = join(kind);
     let mut runner = JoinRunner::new(&conf::parse(&j)).unwrap();
     backfill(&engine, &mut runner);
     let mut runs: BTreeSet<i64> = BTreeSet::new();
     // a first run, so later deltas reach something
     runs.insert(4);
-    runner.label(&engine, data::ds(&day(4)), 1).unwrap();
+    runner.label(&engine, data::ds(&day(4))).unwrap();
     for (step, d) in deltas.iter().enumerate() {
         match d {
             Delta::Run(i) => {
                 runs.insert(*i);
                 runner
-                    .label(&engine, data::ds(&day(*i)), 1)
+                    .label(&engine, data::ds(&day(*i)))
                     .unwrap_or_else(|e| panic!("label run: {e}"));
             }
             other => {
@@ -401,7 +401,7 @@ fn check(kind: Kind, deltas: Vec<Delta>) -> Result<(), TestCaseError> {
                     backfill(&engine, &mut runner);
                 }
                 runner
-                    .refresh_labels(&engine, 1)
+                    .refresh_labels(&engine)
                     .unwrap_or_else(|e| panic!("label refresh: {e}"));
             }
         }
@@ -460,12 +460,12 @@ fn a_maturing_window_rewrites_only_the_partition_it_reaches() {
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path()).unwrap();
     data::write_db(&wh, &db);
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::new(&wh).unwrap();
     let j = join(Kind::Aggregated);
     let mut runner = JoinRunner::new(&conf::parse(&j)).unwrap();
     backfill(&engine, &mut runner);
-    let first = runner.label(&engine, data::ds(&day(3)), 1).unwrap();
-    let second = runner.label(&engine, data::ds(&day(4)), 1).unwrap();
+    let first = runner.label(&engine, data::ds(&day(3))).unwrap();
+    let second = runner.label(&engine, data::ds(&day(4))).unwrap();
     assert_eq!(first.written, vec![(data::ds(&day(3)), data::ds(&day(1)))]);
     assert_eq!(second.written, vec![(data::ds(&day(4)), data::ds(&day(2)))]);
     assert!(
@@ -486,7 +486,7 @@ fn a_maturing_window_rewrites_only_the_partition_it_reaches() {
     }
     // no engine.refresh(): a runner must see partitions landed after its engine was made
     data::write_partition(&wh, &db, EVENTS, &day(4));
-    let third = runner.refresh_labels(&engine, 1).unwrap();
+    let third = runner.refresh_labels(&engine).unwrap();
     assert_eq!(third.written, vec![(data::ds(&day(4)), data::ds(&day(2)))]);
     let runs: BTreeSet<i64> = [3, 4].into();
     assert_eq!(
@@ -494,7 +494,7 @@ fn a_maturing_window_rewrites_only_the_partition_it_reaches() {
         reference(Kind::Aggregated, &db, &runs)
     );
     // nothing changed: nothing is rewritten
-    let fourth = runner.refresh_labels(&engine, 1).unwrap();
+    let fourth = runner.refresh_labels(&engine).unwrap();
     assert!(
         fourth.written.is_empty() && fourth.labeled_written.is_empty(),
         "{fourth:?}"
@@ -515,14 +515,13 @@ fn three_workers_write_the_same_labels_as_one() {
         let dir = tempfile::tempdir().unwrap();
         let wh = Warehouse::open(dir.path()).unwrap();
         data::write_db(&wh, &db);
-        let engine = Session::new(&wh).unwrap();
+        let engine = Context::with_workers(&wh, workers).unwrap();
         let j = join(kind);
         let mut runner = JoinRunner::new(&conf::parse(&j)).unwrap();
-        let mut opts = JoinOptions::through(data::ds(&day(LEFT_DAYS - 1)));
-        opts.workers = workers;
+        let opts = JoinOptions::through(data::ds(&day(LEFT_DAYS - 1)));
         runner.run(&engine, &opts, &|_, _, _| {}).unwrap();
         for d in 2..8 {
-            runner.label(&engine, data::ds(&day(d)), workers).unwrap();
+            runner.label(&engine, data::ds(&day(d))).unwrap();
         }
         let got: Vec<Vec<String>> = tables(&j).iter().map(|t| contents(&wh, t)).collect();
         assert!(!got[0].is_empty());

@@ -37,6 +37,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value as J};
 use weft::config::{load_conf, Conf};
+use weft::engine::Context;
 use weft::logging::flatten::{flatten_log, FlattenOptions};
 use weft::logging::kafka::{
     ingest, ConsumeOptions, KafkaLogSink, KafkaSinkConfig, DEFAULT_LOG_TOPIC,
@@ -51,7 +52,6 @@ use weft::online::store;
 use weft::online::stream::Streamer;
 use weft::online::upload::upload;
 use weft::partition::{Ds, PartitionRange};
-use weft::sql::Session;
 use weft::warehouse::{TableName, Warehouse};
 
 use rand::rngs::StdRng;
@@ -325,7 +325,7 @@ fn served_responses_logged_through_kafka_flatten_to_the_served_values() {
         LoggerConfig::default(),
     ));
     let responses = ResponseLogger::new(logger.clone());
-    let fetcher = Fetcher::new(Session::new(&wh).unwrap(), store, &root);
+    let fetcher = Fetcher::new(weft::sql::Session::new(&wh).unwrap(), store, &root);
     let requests: Vec<FetchRequest> = db.tables["data.queries"].parts[&bootfix::end_day()]
         .iter()
         .map(|r| FetchRequest {
@@ -774,7 +774,7 @@ fn fetch_all(
             }
         })
         .collect();
-    Fetcher::new(Session::new(wh).unwrap(), st, root)
+    Fetcher::new(weft::sql::Session::new(wh).unwrap(), st, root)
         .fetch_group_by("unit_test.user_txn_kafka", &requests, at)
         .unwrap()
 }
@@ -832,13 +832,13 @@ fn weft_stream_kafka_events_become_fetchable_values() {
     let day_e = ds_shift("2026-03-01", 3);
     let e = Ds::parse(&day_e).unwrap();
     let at = ds_start(&day_e) + DAY - 1;
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::new(&wh).unwrap();
 
     // reference: upload as of the day before, the day's events replayed from the table
     let ref_dir = tempfile::tempdir().unwrap();
     let ref_store = store::open(None, ref_dir.path()).unwrap();
     upload(&engine, ref_store.as_ref(), &gb, e.shift(-1), &|_, _, _| {}).unwrap();
-    let mut s = Streamer::new(&engine, ref_store.as_ref(), &gb).unwrap();
+    let mut s = Streamer::new(engine.session(), ref_store.as_ref(), &gb).unwrap();
     s.replay(PartitionRange::new(e, e)).unwrap();
     let replayed = s.report.events_written;
     drop(s);

@@ -10,8 +10,8 @@ use reference::conf::{self, W};
 use reference::harness::warehouse;
 use reference::{data, Op, V};
 use serde_json::Value as J;
+use weft::engine::Context;
 use weft::join::JoinRunner;
-use weft::sql::Session;
 use weft::warehouse::Warehouse;
 
 fn d(s: &str) -> weft::partition::Ds {
@@ -23,7 +23,7 @@ fn d(s: &str) -> weft::partition::Ds {
 #[test]
 fn entity_labels_come_from_the_label_ds_snapshot() {
     let (_dir, wh) = warehouse(&db());
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::new(&wh).unwrap();
     let j = join("unit_test.label_join.room", vec![room_label()], 30, 20);
     let mut r = runner(&engine, &j);
     let rep = label(&engine, &mut r, "2022-10-30");
@@ -71,7 +71,7 @@ fn entity_labels_come_from_the_label_ds_snapshot() {
 fn several_entity_labels_share_one_label_table() {
     let db = db();
     let (_dir, wh) = warehouse(&db);
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::new(&wh).unwrap();
     let j = join(
         "unit_test.label_join.multi",
         vec![room_label(), reservation_label()],
@@ -135,7 +135,7 @@ fn non_ds_partition_columns_on_every_table() {
     // the same join over ds-partitioned tables, for comparison
     let (_d1, plain_wh) = warehouse(&db);
     {
-        let engine = Session::new(&plain_wh).unwrap();
+        let engine = Context::new(&plain_wh).unwrap();
         let mut r = runner(&engine, &j);
         label(&engine, &mut r, "2022-10-30");
     }
@@ -151,7 +151,7 @@ fn non_ds_partition_columns_on_every_table() {
         .join("data/listing_views/date_key=2022-10-01")
         .is_dir());
     assert!(!dir.path().join("data/listing_views/ds=2022-10-01").exists());
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::new(&wh).unwrap();
     let mut r = runner(&engine, &j);
     let rep = label(&engine, &mut r, "2022-10-30");
     assert_eq!(rep.written.len(), 3, "{rep:?}");
@@ -202,7 +202,7 @@ fn non_ds_partition_columns_on_every_table() {
 #[test]
 fn label_ds_without_a_source_partition_writes_null_labels() {
     let (_dir, wh) = warehouse(&db());
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::new(&wh).unwrap();
     let j = join("unit_test.label_join.missing", vec![room_label()], 35, 20);
     let mut r = runner(&engine, &j);
     let rep = label(&engine, &mut r, "2022-11-01");
@@ -244,7 +244,7 @@ fn label_ds_without_a_source_partition_writes_null_labels() {
 #[test]
 fn rerunning_a_label_ds_rewrites_identical_rows() {
     let (_dir, wh) = warehouse(&db());
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::new(&wh).unwrap();
     let j = join("unit_test.label_join.refresh", vec![room_label()], 60, 20);
     let labels = table(&j, "_labels");
     let mut r = runner(&engine, &j);
@@ -271,8 +271,9 @@ fn rerunning_a_label_ds_rewrites_identical_rows() {
         ("label_ds".to_string(), "2022-10-30".to_string()),
         ("ds".to_string(), "2022-10-02".to_string()),
     ];
-    let (schema, batches) = Session::new(&wh)
+    let (schema, batches) = Context::new(&wh)
         .unwrap()
+        .session()
         .query_with_schema(
             &format!(
                 "SELECT listing_id, 'TAMPERED' AS {ROOM_COL} FROM {labels} WHERE ds = '2022-10-02'"
@@ -304,7 +305,7 @@ fn label_columns_evolve_across_label_versions() {
     let mut db = db();
     db.add(HOST, room_host_table());
     let (_dir, wh) = warehouse(&db);
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::new(&wh).unwrap();
     let name = "unit_test.label_join.evolution";
     let v1 = join(name, vec![room_host_label(false)], 30, 20);
     let mut r1 = runner(&engine, &v1);
@@ -381,9 +382,9 @@ fn label_columns_evolve_across_label_versions() {
 
 /// The error of a label run of `j` (panics when the run succeeds).
 fn label_error(wh: &Warehouse, j: &J) -> String {
-    let engine = Session::new(wh).unwrap();
+    let engine = Context::new(wh).unwrap();
     let mut r = JoinRunner::new(&conf::parse(j)).unwrap_or_else(|e| panic!("plan: {e}"));
-    match r.label(&engine, d("2022-10-30"), 1) {
+    match r.label(&engine, d("2022-10-30")) {
         Ok(rep) => panic!("label run accepted an invalid label part: {rep:?}"),
         Err(e) => e.to_string(),
     }
@@ -584,12 +585,12 @@ fn invalid_label_parts_name_their_config_field() {
     }
 
     // an invalid label part does not stop the feature backfill, and writes no label table
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::new(&wh).unwrap();
     let j = join("unit_test.label_join.reversed", vec![room_label()], 20, 30);
     let mut r = runner(&engine, &j);
     assert!(r.label_plan().is_none());
     assert_eq!(wh.partitions(&data::tn(&table(&j, ""))).unwrap().len(), 3);
-    assert!(r.label(&engine, d("2022-10-30"), 1).is_err());
+    assert!(r.label(&engine, d("2022-10-30")).is_err());
     assert!(!wh.exists(&data::tn(&table(&j, "_labels"))));
 }
 
@@ -599,7 +600,7 @@ fn invalid_label_parts_name_their_config_field() {
 fn aggregated_labels_cover_the_window_from_the_left_day() {
     let db = db();
     let (_dir, wh) = warehouse(&db);
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::new(&wh).unwrap();
     let j = join("unit_test.label_join.agg", vec![max_active_label()], 5, 5);
     let mut r = runner(&engine, &j);
     let rep = label(&engine, &mut r, "2022-10-06");
@@ -652,7 +653,7 @@ fn random_label_runs_match_the_reference() {
     for seed in [7] {
         let db = random_db(seed, "2022-09-01", 20, 10);
         let (_dir, wh) = warehouse(&db);
-        let engine = Session::new(&wh).unwrap();
+        let engine = Context::new(&wh).unwrap();
 
         // entity labels, offsets 9/3; 09-23 is after the last snapshot (all NULL)
         let je = join(
@@ -665,7 +666,7 @@ fn random_label_runs_match_the_reference() {
         backfill(&engine, &mut r, "2022-09-20");
         let mut runs = Vec::new();
         for l in ["2022-09-12", "2022-09-13", "2022-09-20", "2022-09-23"] {
-            r.label(&engine, d(l), 2).unwrap();
+            r.label(&engine, d(l)).unwrap();
             runs.push(l);
             if runs.len() % 2 == 1 {
                 continue;
@@ -710,7 +711,7 @@ fn random_label_runs_match_the_reference() {
             "2022-09-22",
         ];
         for l in &runs {
-            r.label(&engine, d(l), 1).unwrap();
+            r.label(&engine, d(l)).unwrap();
         }
         let want = expected_max_labels(&db, 4, &runs);
         let non_null = want.iter().filter(|s| !s.ends_with("|NULL")).count();
@@ -724,7 +725,7 @@ fn random_label_runs_match_the_reference() {
         let before = table_rows(&wh, &table(&ja, "_labels"));
         let mut fresh = JoinRunner::new(&conf::parse(&ja)).unwrap();
         for l in ["2022-09-06", "2022-09-22"] {
-            fresh.label(&engine, d(l), 2).unwrap();
+            fresh.label(&engine, d(l)).unwrap();
         }
         assert_eq!(
             table_rows(&wh, &table(&ja, "_labels")),
@@ -739,7 +740,7 @@ fn random_label_runs_match_the_reference() {
 #[test]
 fn key_mapping_and_prefix_on_a_label_part() {
     let (_dir, wh) = warehouse(&db());
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::new(&wh).unwrap();
     let mut j = join("unit_test.label_join.mapped", vec![], 30, 20);
     j["left"] = conf::events_left(LEFT, &["lid=listing_id", "m_views"]);
     let mut views = views_part();

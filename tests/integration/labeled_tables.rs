@@ -16,8 +16,8 @@ use reference::conf;
 use reference::harness::warehouse;
 use reference::{data, Db, Table, Ty, V};
 use serde_json::{json, Value as J};
+use weft::engine::Context;
 use weft::join::JoinRunner;
-use weft::sql::Session;
 use weft::warehouse::Warehouse;
 
 fn d(s: &str) -> weft::partition::Ds {
@@ -64,7 +64,7 @@ fn all_rows(wh: &Warehouse, t: &str) -> Vec<BTreeMap<String, V>> {
 #[test]
 fn labeled_tables_join_every_label_version_to_the_features() {
     let (_dir, wh) = warehouse(&db_with_unlabelled_rows());
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::new(&wh).unwrap();
     let j = join("unit_test.labeled.views", vec![room_label()], 50, 20);
     let mut r = runner(&engine, &j);
     backfill(&engine, &mut r, "2022-10-25");
@@ -171,8 +171,9 @@ fn labeled_tables_join_every_label_version_to_the_features() {
     }
 
     // columns: row identifier, the other feature columns, the label columns, label_ds, ds
-    let (schema, _) = Session::new(&wh)
+    let (schema, _) = Context::new(&wh)
         .unwrap()
+        .session()
         .query_with_schema(&format!("SELECT * FROM {labeled} LIMIT 0"), "schema")
         .unwrap();
     let cols: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
@@ -202,7 +203,7 @@ fn labeled_tables_join_every_label_version_to_the_features() {
 #[test]
 fn latest_version_is_chosen_per_day() {
     let (_dir, wh) = warehouse(&db());
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::new(&wh).unwrap();
     let j = join("unit_test.labeled.latest", vec![room_label()], 50, 20);
     let mut r = runner(&engine, &j);
     label(&engine, &mut r, "2022-10-30");
@@ -222,6 +223,7 @@ fn latest_version_is_chosen_per_day() {
         ]
     };
     let (schema, batches) = engine
+        .session()
         .query_with_schema(
             &format!(
                 "SELECT listing_id, {ROOM_COL} FROM {labels} WHERE label_ds = '2022-11-11' AND ds = '2022-10-02' AND listing_id = 3"
@@ -234,8 +236,8 @@ fn latest_version_is_chosen_per_day() {
     wh.drop_partition(&lt, &spec("2022-11-11", "2022-10-03"))
         .unwrap();
     let lp = r.label_plan().unwrap();
-    let engine = Session::new(&wh).unwrap();
-    let rewritten = weft::label::labeled::refresh(&engine, lp).unwrap();
+    let engine = Context::new(&wh).unwrap();
+    let rewritten = weft::label::labeled::refresh(engine.session(), lp).unwrap();
     assert_eq!(rewritten, vec![d("2022-10-02"), d("2022-10-03")]);
 
     let (want_all, want_latest) = expected_labeled(&wh, &features, &labels, &["listing_id"]);
@@ -279,7 +281,7 @@ fn latest_version_is_chosen_per_day() {
     );
     assert_eq!(got, want);
     // nothing changed since: a second refresh rewrites nothing
-    assert!(weft::label::labeled::refresh(&engine, lp)
+    assert!(weft::label::labeled::refresh(engine.session(), lp)
         .unwrap()
         .is_empty());
 }
@@ -303,7 +305,7 @@ fn aggregated_labels_in_the_labeled_tables() {
     let mut first = db.clone();
     first.table_mut(EVENTS).parts.remove("2022-10-07");
     let (_dir, wh) = warehouse(&first);
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::new(&wh).unwrap();
     let j = join("unit_test.labeled.agg", vec![max_active_label()], 5, 5);
     let (features, labels, labeled, latest) = (
         table(&j, ""),
@@ -366,7 +368,7 @@ fn aggregated_labels_in_the_labeled_tables() {
 fn rewritten_feature_partitions_show_in_the_labeled_tables() {
     let mut db = db();
     let (_dir, wh) = warehouse(&db);
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::new(&wh).unwrap();
     let j = join("unit_test.labeled.relanded", vec![room_label()], 30, 20);
     let (features, labels, labeled, latest) = (
         table(&j, ""),
@@ -531,7 +533,7 @@ fn duckdb_recomputes_the_labeled_tables() {
         );
     }
     let (_dir, wh) = warehouse(&db);
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::new(&wh).unwrap();
     let plain = join(
         "unit_test.labeled.oracle",
         vec![room_label(), reservation_label()],

@@ -45,6 +45,8 @@ mod bootstrap_tables;
 mod configs;
 // `weft demo` end to end through the binary.
 mod demo;
+// One engine hosting three joins that share a GroupBy, stepped through deltas == fresh runs == reference.
+mod engine_pipelines;
 // `weft explain`: the plan and provenance agree with the run; CLI and JSON output.
 mod explain;
 // The first join end to end against the DuckDB oracle (tests/oracle/pit_join.py).

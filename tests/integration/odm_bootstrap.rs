@@ -31,11 +31,11 @@ use reference::{values_match, V};
 use weft::config::{load_conf, Conf, Join};
 use weft::demo::LEGACY_END;
 use weft::demo::{generate, DemoSpec};
+use weft::engine::Context;
 use weft::join::bootstrap::assemble::Provenance;
 use weft::join::bootstrap::log_schema::{LoggingSchema, LOG_TABLE_PROPERTY, SCHEMA_HASH_PREFIX};
 use weft::join::{backfill_join, JoinOptions, JoinReport, JoinRunner};
 use weft::partition::Ds;
-use weft::sql::Session;
 use weft::staging::{self, StagingOptions};
 use weft::warehouse::{TableName, Warehouse};
 
@@ -108,7 +108,7 @@ fn end() -> Ds {
 struct Demo {
     _dir: tempfile::TempDir,
     wh: Warehouse,
-    engine: Session,
+    engine: Context,
 }
 
 impl Demo {
@@ -116,7 +116,7 @@ impl Demo {
         let dir = tempfile::tempdir().unwrap();
         let wh = Warehouse::open(dir.path()).unwrap();
         generate(&wh, &spec(), &|_| {}).unwrap();
-        let engine = Session::new(&wh).unwrap();
+        let engine = Context::new(&wh).unwrap();
         staging_query(&engine, "driver_table.v1");
         let r = run(&engine, &join("risk/checkout.v1"));
         assert_eq!(r.written.len(), 43);
@@ -134,19 +134,24 @@ impl Demo {
     }
 }
 
-fn staging_query(engine: &Session, name: &str) {
+fn staging_query(engine: &Context, name: &str) {
     let path = repo()
         .join("dataflows/production/staging_queries/risk")
         .join(name);
     let Conf::StagingQuery(sq) = load_conf(&path).unwrap() else {
         panic!("{name} is not a staging query")
     };
-    staging::run(engine, &sq, &StagingOptions::through(end()), &|_| {})
-        .unwrap_or_else(|e| panic!("staging query {name}: {e}"));
+    staging::run(
+        engine.session(),
+        &sq,
+        &StagingOptions::through(end()),
+        &|_, _, _| {},
+    )
+    .unwrap_or_else(|e| panic!("staging query {name}: {e}"));
     engine.refresh().unwrap();
 }
 
-fn run(engine: &Session, j: &Join) -> JoinReport {
+fn run(engine: &Context, j: &Join) -> JoinReport {
     let r = backfill_join(engine, j, &JoinOptions::through(end()), &|_, _, _| {})
         .unwrap_or_else(|e| panic!("{}: {e}", j.meta_data.name));
     engine.refresh().unwrap();
@@ -496,6 +501,7 @@ fn g_legacy_features_are_bootstrapped_up_to_the_cutoff_under_chronon_names() {
     let t = TableName::parse(LEGACY).unwrap();
     let (schema, batches) = d
         .engine
+        .session()
         .query_with_schema(
             &format!(
                 "SELECT event_id, legacy_purchase_sum_7d + 1000000 AS legacy_purchase_sum_7d, \
@@ -701,7 +707,11 @@ fn write_log_table(d: &Demo) -> (LoggingSchema, LoggingSchema) {
             "SELECT {} FROM {V1_OUT} WHERE ds = '{ds}'{sampled}",
             sel.join(", ")
         );
-        let (schema, batches) = d.engine.query_with_schema(&sql, "log table").unwrap();
+        let (schema, batches) = d
+            .engine
+            .session()
+            .query_with_schema(&sql, "log table")
+            .unwrap();
         d.wh.write_partition(&t, &[("ds".into(), ds.clone())], schema, &batches)
             .unwrap();
     }
@@ -901,7 +911,11 @@ fn reland_v1(d: &Demo, ds: &str, exprs: &BTreeMap<&str, String>, wheres: &str) {
         "SELECT {} FROM {V1_OUT} WHERE ds = '{ds}'{wheres}",
         sel.join(", ")
     );
-    let (schema, batches) = d.engine.query_with_schema(&sql, "re-landing").unwrap();
+    let (schema, batches) = d
+        .engine
+        .session()
+        .query_with_schema(&sql, "re-landing")
+        .unwrap();
     let t = TableName::parse(V1_OUT).unwrap();
     d.wh.write_partition(&t, &[("ds".into(), ds.into())], schema, &batches)
         .unwrap();

@@ -24,10 +24,10 @@ use reference::data::read_table;
 use reference::V;
 use weft::config::{load_conf, Conf, Join};
 use weft::demo::{generate, DemoSpec};
+use weft::engine::Context;
 use weft::join::{JoinOptions, JoinRunner};
 use weft::label::LabelReport;
 use weft::partition::{Ds, PartitionRange};
-use weft::sql::Session;
 use weft::staging::{self, StagingOptions};
 use weft::warehouse::{TableName, Warehouse};
 
@@ -74,7 +74,7 @@ fn join(rel: &str) -> Join {
 struct Demo {
     dir: tempfile::TempDir,
     wh: Warehouse,
-    engine: Session,
+    engine: Context,
 }
 
 impl Demo {
@@ -82,15 +82,20 @@ impl Demo {
         let dir = tempfile::tempdir().unwrap();
         let wh = Warehouse::open(dir.path()).unwrap();
         generate(&wh, &spec(), &|_| {}).unwrap();
-        let engine = Session::new(&wh).unwrap();
+        let engine = Context::new(&wh).unwrap();
         let Conf::StagingQuery(sq) =
             load_conf(&repo().join("dataflows/production/staging_queries/risk/driver_table.v1"))
                 .unwrap()
         else {
             panic!("driver_table.v1 is not a staging query")
         };
-        staging::run(&engine, &sq, &StagingOptions::through(d(END)), &|_| {})
-            .unwrap_or_else(|e| panic!("staging query: {e}"));
+        staging::run(
+            engine.session(),
+            &sq,
+            &StagingOptions::through(d(END)),
+            &|_, _, _| {},
+        )
+        .unwrap_or_else(|e| panic!("staging query: {e}"));
         engine.refresh().unwrap();
         Demo { dir, wh, engine }
     }
@@ -112,7 +117,7 @@ impl Demo {
 
     fn label(&self, r: &mut JoinRunner, label_ds: &str) -> LabelReport {
         let rep = r
-            .label(&self.engine, d(label_ds), 1)
+            .label(&self.engine, d(label_ds))
             .unwrap_or_else(|e| panic!("label run {label_ds}: {e}"));
         self.engine.refresh().unwrap();
         rep

@@ -18,13 +18,13 @@ use reference::harness::warehouse;
 use reference::{output_table, Op, V};
 use serde_json::{json, Value as J};
 use weft::config::{load_conf, Conf};
+use weft::engine::Context;
 use weft::online::fetch_join::FetchRequest;
 use weft::online::fetcher::Fetcher;
 use weft::online::store;
 use weft::online::stream::Streamer;
 use weft::online::upload::upload;
 use weft::partition::{Ds, PartitionRange};
-use weft::sql::Session;
 
 /// TEMPORAL: SUM/COUNT/AVERAGE/LAST_K/MAX over 1h, 1d, 7d and all history; derivation on top.
 fn temporal_gb() -> J {
@@ -152,7 +152,7 @@ fn consistency(store_spec: Option<&str>) {
     assert!(rows.len() >= 30);
 
     // online: upload as of the day before, stream the day's events
-    let engine = Session::new(&wh).unwrap();
+    let engine = Context::new(&wh).unwrap();
     let st = store::open(store_spec, wh.root()).unwrap();
     let prev = Ds::parse(&day_e).unwrap().shift(-1);
     for p in [&tgb, &sgb] {
@@ -165,12 +165,16 @@ fn consistency(store_spec: Option<&str>) {
     let Conf::GroupBy(gb) = load_conf(&tgb).unwrap() else {
         panic!()
     };
-    let mut s = Streamer::new(&engine, st.as_ref(), &gb).unwrap();
+    let mut s = Streamer::new(engine.session(), st.as_ref(), &gb).unwrap();
     let e = Ds::parse(&day_e).unwrap();
     s.replay(PartitionRange::new(e, e)).unwrap();
     assert!(s.report.events_written > 0);
     drop(s);
-    let fetcher = Fetcher::new(Session::new(&wh).unwrap(), Arc::clone(&st), &conf_root);
+    let fetcher = Fetcher::new(
+        weft::sql::Session::new(&wh).unwrap(),
+        Arc::clone(&st),
+        &conf_root,
+    );
     let ci = |c: &str| cols.iter().position(|x| x == c).unwrap();
     let requests: Vec<FetchRequest> = rows
         .iter()

@@ -98,7 +98,7 @@ fn opts(end: &str, step_days: usize) -> StagingOptions {
 /// Runs a staging query, returning the report and the progress messages.
 fn run_sq(engine: &Session, sq: &StagingQuery, o: &StagingOptions) -> (StagingReport, Vec<String>) {
     let log = RefCell::new(Vec::new());
-    let report = run(engine, sq, o, &|m: &str| {
+    let report = run(engine, sq, o, &|_, _, m: &str| {
         log.borrow_mut().push(m.to_string())
     })
     .unwrap();
@@ -333,7 +333,7 @@ fn failed_steps_end_their_range_and_are_reported_together() {
         &engine,
         &failing("'2026-01-03'"),
         &hole_opts("2026-01-06"),
-        &|m: &str| log.borrow_mut().push(m.to_string()),
+        &|_, _, m: &str| log.borrow_mut().push(m.to_string()),
     )
     .unwrap_err();
     let m = e.to_string();
@@ -365,7 +365,7 @@ fn failed_steps_end_their_range_and_are_reported_together() {
         &engine,
         &failing("'2026-01-03', '2026-01-06'"),
         &hole_opts("2026-01-06"),
-        &|_| {},
+        &|_, _, _| {},
     )
     .unwrap_err();
     match &e {
@@ -555,7 +555,7 @@ fn max_date_is_the_max_partition_of_the_table() {
             doc["query"] = json!("SELECT user, '{{ foo }}' AS x, ds FROM data.events");
         }
         let sq = staging_query(doc);
-        let e = run(&engine, &sq, &opts("2026-01-02", 1), &|_| {})
+        let e = run(&engine, &sq, &opts("2026-01-02", 1), &|_, _, _| {})
             .unwrap_err()
             .to_string();
         assert!(e.contains("Unresolved template macro"), "{e}");
@@ -570,7 +570,7 @@ fn max_date_is_the_max_partition_of_the_table() {
         "metaData": {"name": "t.max_missing", "outputNamespace": "sample_ns"},
         "query": "SELECT '{{ max_date(table=data.nothing) }}' AS m, ds FROM data.events"
     }));
-    let e = run(&engine, &sq, &opts("2026-01-02", 1), &|_| {})
+    let e = run(&engine, &sq, &opts("2026-01-02", 1), &|_, _, _| {})
         .unwrap_err()
         .to_string();
     assert!(
@@ -647,7 +647,7 @@ fn create_view_registers_a_view_and_a_signal_partition() {
         "query": "SELECT * FROM data.events WHERE ds >= '{{ start_date }}'",
         "createView": true
     }));
-    let e = run(&engine, &bad, &opts("2026-01-03", 1), &|_| {})
+    let e = run(&engine, &bad, &opts("2026-01-03", 1), &|_, _, _| {})
         .unwrap_err()
         .to_string();
     assert!(
@@ -912,7 +912,7 @@ fn a_failed_step_names_its_range() {
         "query": "SELECT no_such_column, ds FROM data.events WHERE ds BETWEEN '{{ start_date }}' AND '{{ end_date }}'",
         "startPartition": "2026-01-01"
     }));
-    let e = run(&engine, &sq, &opts("2026-01-02", 30), &|_| {})
+    let e = run(&engine, &sq, &opts("2026-01-02", 30), &|_, _, _| {})
         .unwrap_err()
         .to_string();
     assert!(

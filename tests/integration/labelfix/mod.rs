@@ -10,9 +10,9 @@
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value as J};
+use weft::engine::Context;
 use weft::join::{JoinOptions, JoinRunner};
 use weft::label::LabelReport;
-use weft::sql::Session;
 use weft::warehouse::Warehouse;
 
 use crate::reference::conf::{self, W};
@@ -215,23 +215,23 @@ pub fn table(j: &J, suffix: &str) -> String {
 }
 
 /// Runs the join's feature backfill through `end`.
-pub fn backfill(engine: &Session, runner: &mut JoinRunner, end: &str) {
+pub fn backfill(engine: &Context, runner: &mut JoinRunner, end: &str) {
     runner
         .run(engine, &JoinOptions::through(data::ds(end)), &|_, _, _| {})
         .unwrap_or_else(|e| panic!("feature backfill: {e}"));
 }
 
 /// A runner for the join, its features backfilled through 2022-10-03.
-pub fn runner(engine: &Session, j: &J) -> JoinRunner {
+pub fn runner(engine: &Context, j: &J) -> JoinRunner {
     let mut r = JoinRunner::new(&conf::parse(j)).unwrap_or_else(|e| panic!("plan: {e}"));
     backfill(engine, &mut r, "2022-10-03");
     r
 }
 
 /// One label run.
-pub fn label(engine: &Session, runner: &mut JoinRunner, label_ds: &str) -> LabelReport {
+pub fn label(engine: &Context, runner: &mut JoinRunner, label_ds: &str) -> LabelReport {
     runner
-        .label(engine, data::ds(label_ds), 1)
+        .label(engine, data::ds(label_ds))
         .unwrap_or_else(|e| panic!("label run {label_ds}: {e}"))
 }
 

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value as J;
 use weft::config::{load_conf, Conf};
+use weft::engine::Context;
 use weft::online::store::OnlineStore;
 use weft::online::upload::upload;
 use weft::partition::Ds;
-use weft::sql::Session;
 use weft::warehouse::Warehouse;
 
 /// Writes a compiled config `team.rest` under `root/<kind>/team/rest`.
@@ -29,7 +29,7 @@ pub fn write_conf(root: &Path, kind: &str, name: &str, j: &J) -> PathBuf {
 
 /// Uploads the GroupBy config at `path` as of the end of `ds`.
 pub fn upload_conf(wh: &Warehouse, store: &dyn OnlineStore, path: &Path, ds: Ds) -> u64 {
-    let engine = Session::new(wh).unwrap();
+    let engine = Context::new(wh).unwrap();
     let Conf::GroupBy(gb) = load_conf(path).unwrap() else {
         panic!("{} is not a GroupBy", path.display())
     };

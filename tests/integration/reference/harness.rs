@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value as J;
+use weft::engine::Context;
 use weft::join::{backfill_join, JoinOptions, JoinReport};
-use weft::sql::Session;
 use weft::warehouse::Warehouse;
 
 use super::data::{self, Actual};
@@ -27,7 +27,17 @@ pub fn warehouse(db: &Db) -> (tempfile::TempDir, Warehouse) {
 
 /// Runs weft's backfill of `join` on `wh`.
 pub fn backfill(wh: &Warehouse, join: &J, opts: &JoinOptions) -> Result<JoinReport, String> {
-    let engine = Session::new(wh).map_err(|e| format!("engine: {e}"))?;
+    backfill_on(wh, join, opts, 1)
+}
+
+/// Runs weft's backfill of `join` on `wh` with `workers` dataflow workers.
+pub fn backfill_on(
+    wh: &Warehouse,
+    join: &J,
+    opts: &JoinOptions,
+    workers: usize,
+) -> Result<JoinReport, String> {
+    let engine = Context::with_workers(wh, workers).map_err(|e| format!("engine: {e}"))?;
     backfill_join(&engine, &conf::parse(join), opts, &|_, _, _| {})
         .map_err(|e| format!("weft backfill failed: {e}"))
 }
