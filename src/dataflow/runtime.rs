@@ -342,24 +342,22 @@ impl Dataflow {
     }
 
     /// Sends updates for the current epoch (spread over the workers).
-    pub fn update(&mut self, mut updates: Vec<Update>) {
-        while !updates.is_empty() {
-            let rest = updates.split_off(updates.len().min(CHUNK));
-            let chunk = std::mem::replace(&mut updates, rest);
-            self.shared
-                .send_to(self.next_worker, Cmd::Data(self.id, chunk));
-            self.next_worker = (self.next_worker + 1) % self.shared.workers;
-        }
+    pub fn update(&mut self, updates: Vec<Update>) {
+        self.send_chunks(updates, Cmd::Data);
     }
 
     /// Sends bootstrap-stage updates for the current epoch (the dataflow must have been
     /// installed with a bootstrap stage).
-    pub fn update_boot(&mut self, mut updates: Vec<BootUpdate>) {
+    pub fn update_boot(&mut self, updates: Vec<BootUpdate>) {
+        self.send_chunks(updates, Cmd::Boot);
+    }
+
+    /// Sends `updates` in chunks, each to the next worker in turn.
+    fn send_chunks<T>(&mut self, mut updates: Vec<T>, cmd: fn(DataflowId, Vec<T>) -> Cmd) {
         while !updates.is_empty() {
             let rest = updates.split_off(updates.len().min(CHUNK));
             let chunk = std::mem::replace(&mut updates, rest);
-            self.shared
-                .send_to(self.next_worker, Cmd::Boot(self.id, chunk));
+            self.shared.send_to(self.next_worker, cmd(self.id, chunk));
             self.next_worker = (self.next_worker + 1) % self.shared.workers;
         }
     }
