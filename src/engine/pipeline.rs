@@ -6,7 +6,7 @@ use std::fmt;
 
 use crate::config::{naming, Conf, GroupBy, Join, StagingQuery};
 use crate::error::Result;
-use crate::groupby::{GroupByOptions, GroupByReport};
+use crate::groupby::{GroupByOptions, GroupByReport, GroupByRunner};
 use crate::join::{JoinReport, JoinRunner};
 use crate::logging::flatten::{FlattenOptions, FlattenReport};
 use crate::partition::Ds;
@@ -121,7 +121,8 @@ impl PipelineConf {
 pub(super) enum Pipeline {
     /// The join's dataflow lives in the runner between steps.
     Join(Box<JoinRunner>),
-    GroupBy(Box<GroupBy>),
+    /// Likewise the GroupBy table's.
+    GroupBy(Box<GroupByRunner>),
     StagingQuery(Box<StagingQuery>),
     LogFlattener {
         join: Box<Join>,
@@ -133,10 +134,7 @@ impl Pipeline {
     pub(super) fn new(conf: PipelineConf) -> Result<Pipeline> {
         Ok(match conf {
             PipelineConf::Join(j) => Pipeline::Join(Box::new(JoinRunner::new(&j)?)),
-            PipelineConf::GroupBy(g) => {
-                crate::groupby::GroupByPlan::new(&g)?;
-                Pipeline::GroupBy(g)
-            }
+            PipelineConf::GroupBy(g) => Pipeline::GroupBy(Box::new(GroupByRunner::new(&g)?)),
             PipelineConf::StagingQuery(s) => Pipeline::StagingQuery(s),
             PipelineConf::LogFlattener { join, log_table } => {
                 Pipeline::LogFlattener { join, log_table }
@@ -152,13 +150,13 @@ impl Pipeline {
     ) -> Result<Report> {
         Ok(match self {
             Pipeline::Join(runner) => Report::Join(runner.run(cx, opts, progress)?),
-            Pipeline::GroupBy(gb) => {
+            Pipeline::GroupBy(runner) => {
                 let o = GroupByOptions {
                     start: opts.start,
                     end: opts.end,
                     step_days: opts.step_days,
                 };
-                Report::GroupBy(crate::groupby::backfill_group_by(cx, gb, &o, progress)?)
+                Report::GroupBy(runner.run(cx, &o, progress)?)
             }
             Pipeline::StagingQuery(sq) => {
                 let o = StagingOptions {
@@ -218,6 +216,7 @@ impl Report {
     pub fn rewritten(&self) -> &[Ds] {
         match self {
             Report::Join(r) => &r.rewritten,
+            Report::GroupBy(r) => &r.rewritten,
             _ => &[],
         }
     }

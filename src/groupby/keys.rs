@@ -39,10 +39,12 @@ pub struct KeyIndex {
 }
 
 enum Presence {
-    /// Per key: the latest event time per day of event time; per column: its window
-    /// (`None` = unbounded) and tail hop, which give the earliest event a query at `E` sees.
+    /// Per key: per day of event time, the latest event time of each source partition
+    /// holding events of that day (so a re-landed partition can be taken out); per column:
+    /// its window (`None` = unbounded) and tail hop, which give the earliest event a query
+    /// at `E` sees.
     Events {
-        latest: Vec<BTreeMap<i32, i64>>,
+        latest: Vec<BTreeMap<i32, BTreeMap<i32, i64>>>,
         columns: Vec<(Option<i64>, i64)>,
     },
     /// Keys per snapshot partition.
@@ -110,7 +112,11 @@ impl KeyIndex {
             match &mut self.presence {
                 Presence::Events { latest, .. } => {
                     let day = ts.div_euclid(DAY_MS) as i32;
-                    let t = latest[id as usize].entry(day).or_insert(*ts);
+                    let t = latest[id as usize]
+                        .entry(day)
+                        .or_default()
+                        .entry(*ds)
+                        .or_insert(*ts);
                     *t = (*t).max(*ts);
                 }
                 Presence::Snapshots(by_day) => {
@@ -121,6 +127,27 @@ impl KeyIndex {
             }
         }
         Ok(())
+    }
+
+    /// Takes out the event rows `updates` (all the rows of the source partitions they come
+    /// from: a re-landed or removed partition).
+    pub fn remove(&mut self, updates: &[Update]) {
+        let Presence::Events { latest, .. } = &mut self.presence else {
+            return;
+        };
+        for ((group, item), _) in updates {
+            let (Item::Row { ds, ts, .. }, Some(&id)) = (item, self.ids.get(&group.1)) else {
+                continue;
+            };
+            let day = ts.div_euclid(DAY_MS) as i32;
+            let by_day = &mut latest[id as usize];
+            if let Some(parts) = by_day.get_mut(&day) {
+                parts.remove(ds);
+                if parts.is_empty() {
+                    by_day.remove(&day);
+                }
+            }
+        }
     }
 
     fn add_keys(
@@ -170,9 +197,9 @@ impl KeyIndex {
                     .iter()
                     .enumerate()
                     .filter(|(_, days)| {
-                        days.range(..=d.0)
-                            .next_back()
-                            .is_some_and(|(_, &t)| t >= start && t < end)
+                        days.range(..=d.0).next_back().is_some_and(|(_, parts)| {
+                            parts.values().max().is_some_and(|&t| t >= start && t < end)
+                        })
                     })
                     .map(|(id, _)| id as KeyId)
                     .collect()

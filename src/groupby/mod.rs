@@ -15,6 +15,8 @@ pub mod output;
 pub mod plan;
 mod run;
 
+pub use run::GroupByRunner;
+
 use crate::config::GroupBy;
 use crate::engine::Context;
 use crate::error::Result;
@@ -41,6 +43,9 @@ pub struct GroupByReport {
     pub output: String,
     pub range: Option<PartitionRange>,
     pub written: Vec<Ds>,
+    /// Days written before whose inputs changed, rewritten (or dropped: no source has the
+    /// day any more).
+    pub rewritten: Vec<Ds>,
     /// Days with source data in the range that were not computed: already present, or
     /// before the first existing partition (Chronon's first-hole rule).
     pub skipped_existing: usize,
@@ -61,5 +66,5 @@ pub fn backfill_group_by(
     opts: &GroupByOptions,
     progress: Progress,
 ) -> Result<GroupByReport> {
-    run::run(cx, gb, opts, progress)
+    GroupByRunner::new(gb)?.run(cx, opts, progress)
 }

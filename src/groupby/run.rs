@@ -1,11 +1,19 @@
-//! Drives a GroupBy backfill through the join dataflow: for each step of `--step-days`, feeds
-//! the source partitions the step's days reach (each partition once) and one query per key
-//! and day — `Item::Query { row: row_id(D, i), q: (D+1) 00:00, ds: D }`, exactly an
-//! entity-left join row for day `D` — seals the epoch, and writes the step's partitions.
-//! A step's queries (and, for entity GroupBys, its snapshot rows) are retracted with the next
-//! step's inputs, so the dataflow holds one step of them at a time.
+//! Maintains a GroupBy backfill table through the join dataflow. A [`GroupByRunner`] keeps its
+//! dataflow between runs: the first run computes the missing days step by step; each later
+//! run first feeds what changed since — a re-landed or removed source partition (its old rows
+//! retracted, its new rows fed) — and rewrites exactly the written days it reaches, then
+//! computes the days still missing.
+//!
+//! A day `D` is computed with one query per key that has a row on `D` —
+//! `Item::Query { row: row_id(D, i), q: (D+1) 00:00, ds: D }`, exactly an entity-left join
+//! row for day `D` — sealed as one epoch, then written; its queries (and, for entity
+//! GroupBys, its snapshot rows) are retracted with the next epoch, so the dataflow holds one
+//! epoch of them at a time. Event rows stay fed (a later day and a re-landed partition need
+//! them); a snapshot serves only its own day and is read again when that day is recomputed.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use arrow::record_batch::RecordBatch;
 
 use super::keys::{KeyId, KeyIndex};
 use super::output::{self, Schemas};
@@ -14,63 +22,148 @@ use super::{GroupByOptions, GroupByReport};
 use crate::config::GroupBy;
 use crate::dataflow::records::{row_id, Item};
 use crate::dataflow::spec::PartKind;
-use crate::dataflow::Update;
-use crate::engine::{Context, Schedule};
+use crate::dataflow::{Dataflow, Update};
+use crate::engine::{Context, Progress, Schedule};
 use crate::error::{Error, Result};
-use crate::join::backfill::{needed_days, part_input_types, part_spec, source_range, Progress};
-use crate::join::inputs::{self, check_key_types};
+use crate::join::backfill::{needed_days, part_input_types, part_spec, source_range};
+use crate::join::feed::{Feeds, InputId};
+use crate::join::inputs::{self, check_key_types, EventStats};
 use crate::join::output::OutputState;
-use crate::partition::{Ds, PartitionRange};
+use crate::partition::{Ds, PartitionRange, DAY_MS};
+use crate::sql::Session;
 
-pub(super) fn run(
-    cx: &Context,
-    gb: &GroupBy,
-    opts: &GroupByOptions,
-    progress: Progress,
-) -> Result<GroupByReport> {
-    let engine = cx.session();
-    let plan = GroupByPlan::new(gb)?;
-    let part = &plan.part;
-    let wh = engine.warehouse().clone();
-    let mut report = GroupByReport {
-        output: plan.output.to_string(),
-        ..Default::default()
-    };
-    // partitions of every source
-    let mut source_fps: Vec<Vec<(Ds, u64)>> = Vec::new();
-    for s in &part.sources {
-        let t = s.scan.table_name()?;
-        let fps = wh.partition_fingerprints(&t, &s.scan.partition_column())?;
-        if fps.is_empty() {
-            return Err(wh.missing_table(&t, &s.scan.purpose));
+/// A GroupBy backfill table kept up to date by one dataflow.
+pub struct GroupByRunner {
+    gb: GroupBy,
+    plan: GroupByPlan,
+    live: Option<Live>,
+}
+
+/// The running dataflow and what it was fed.
+struct Live {
+    dataflow: Dataflow,
+    index: KeyIndex,
+    schemas: Schemas,
+    state: OutputState,
+    /// Event GroupBys: every source partition fed, with its rows (to retract it exactly).
+    feeds: Feeds,
+    /// Entity GroupBys: the source fingerprints each written day was computed from.
+    snapshots: BTreeMap<Ds, Vec<Option<u64>>>,
+    /// Days this runner wrote (their values are maintained).
+    owned: BTreeSet<Ds>,
+    /// What the next epoch retracts: the last epoch's queries (and snapshot rows), and the
+    /// days they were for.
+    retract: Vec<Update>,
+    retract_days: BTreeSet<Ds>,
+}
+
+/// Partitions and fingerprints of each source.
+type SourceFps = Vec<Vec<(Ds, u64)>>;
+
+impl GroupByRunner {
+    /// Plans the GroupBy; the dataflow starts on the first run.
+    pub fn new(gb: &GroupBy) -> Result<GroupByRunner> {
+        Ok(GroupByRunner {
+            gb: gb.clone(),
+            plan: GroupByPlan::new(gb)?,
+            live: None,
+        })
+    }
+
+    /// Feeds what changed since the last run, rewrites the written days it reaches, and
+    /// computes the missing days of `[backfillStartDate (or opts.start), opts.end]`.
+    pub fn run(
+        &mut self,
+        cx: &Context,
+        opts: &GroupByOptions,
+        progress: Progress,
+    ) -> Result<GroupByReport> {
+        let engine = cx.session();
+        let plan = &self.plan;
+        let part = &plan.part;
+        let wh = engine.warehouse().clone();
+        let mut report = GroupByReport {
+            output: plan.output.to_string(),
+            ..Default::default()
+        };
+        let mut fps: SourceFps = Vec::new();
+        for s in &part.sources {
+            let t = s.scan.table_name()?;
+            let f = wh.partition_fingerprints(&t, &s.scan.partition_column())?;
+            if f.is_empty() {
+                return Err(wh.missing_table(&t, &s.scan.purpose));
+            }
+            fps.push(f);
         }
-        source_fps.push(fps);
-    }
-    let range = backfill_range(gb, opts.start, opts.end)?;
-    report.range = Some(range);
-    // days with source data in range, missing from the output
-    let candidates: BTreeSet<Ds> = source_fps
-        .iter()
-        .flatten()
-        .map(|(d, _)| *d)
-        .filter(|d| range.contains(*d))
-        .collect();
-    let existing = wh.partitions(&plan.output)?;
-    let schedule = Schedule::plan(
-        candidates,
-        &existing,
-        &BTreeSet::new(),
-        false,
-        opts.step_days,
-        &report.output,
-    )?;
-    report.skipped_existing = schedule.skipped_existing;
-    tracing::info!(group_by = %plan.name, output = %plan.output, %range, missing = schedule.todo.len(), existing = report.skipped_existing, "group_by plan");
-    if schedule.is_empty() {
-        return Ok(report);
-    }
+        let range = backfill_range(&self.gb, opts.start, opts.end)?;
+        report.range = Some(range);
+        // days with source data in range, missing from the output
+        let candidates: BTreeSet<Ds> = fps
+            .iter()
+            .flatten()
+            .map(|(d, _)| *d)
+            .filter(|d| range.contains(*d))
+            .collect();
+        let existing = wh.partitions(&plan.output)?;
+        let schedule = Schedule::plan(
+            candidates,
+            &existing,
+            &BTreeSet::new(),
+            false,
+            opts.step_days,
+            &report.output,
+        )?;
+        report.skipped_existing = schedule.skipped_existing;
+        tracing::info!(group_by = %plan.name, output = %plan.output, %range, missing = schedule.todo.len(), existing = report.skipped_existing, "group_by plan");
+        if schedule.is_empty() && self.live.is_none() {
+            return Ok(report);
+        }
+        if self.live.is_none() {
+            self.live = Some(start(cx, plan)?);
+        }
+        let live = self.live.as_mut().expect("started above");
 
-    // Schemas: keys as in the first source, every source's keys of the same kind.
+        // 1. Deltas: re-landed or removed source partitions reach written days.
+        if !live.owned.is_empty() {
+            let dirty = sync_written(engine, plan, live, &fps, &mut report)?;
+            if !dirty.is_empty() {
+                let days: Vec<Ds> = dirty.into_iter().collect();
+                let written = compute(engine, plan, live, &fps, &days, &mut report)?;
+                report.rewritten.extend(written);
+            }
+        }
+
+        // 2. Missing days, step by step.
+        let total = schedule.steps.len();
+        for (si, step) in schedule.steps.iter().enumerate() {
+            progress(si, total, &format!("{}: step {step}", plan.output));
+            let days: Vec<Ds> = schedule.days_of(*step).into_iter().collect();
+            if part.kind == PartKind::Events {
+                feed_events(engine, plan, live, &fps, &days, &mut report)?;
+            }
+            let written = compute(engine, plan, live, &fps, &days, &mut report)?;
+            report.written.extend(written);
+        }
+        if !report.written.is_empty() || !report.rewritten.is_empty() {
+            wh.set_properties(
+                &plan.output,
+                &self.gb.meta_data.chronon_table_properties("group_by"),
+            )?;
+        }
+        progress(total, total, &format!("{}: done", plan.output));
+        let st = &report.source;
+        if st.null_keys > 0 || st.null_ts > 0 {
+            tracing::warn!(group_by = %plan.name, rows = st.rows, null_keys = st.null_keys, null_ts = st.null_ts, "source rows skipped: a key NULL or NULL ts");
+        }
+        Ok(report)
+    }
+}
+
+/// Checks the sources' schemas and installs the dataflow.
+fn start(cx: &Context, plan: &GroupByPlan) -> Result<Live> {
+    let engine = cx.session();
+    let part = &plan.part;
+    // keys as in the first source, every source's keys of the same kind
     let first = engine.scan_schema(&part.sources[0].scan)?;
     let first_table = part.sources[0].scan.table.clone();
     let types = part_input_types(engine, part, &|s, schema| {
@@ -99,106 +192,311 @@ pub(super) fn run(
                 })
         })
         .collect::<Result<Vec<_>>>()?;
-    let schemas = Schemas::new(engine, &plan, &key_fields, &types)?;
-    let mut index = KeyIndex::new(part, key_fields);
-    let mut dataflow = cx.runtime()?.install(vec![part_spec(part, &types)], None)?;
-    let mut state = OutputState::default();
-    let mut fed: Vec<BTreeSet<Ds>> = vec![BTreeSet::new(); part.sources.len()];
-    // what the next step retracts: this step's queries (and entity snapshot rows)
-    let mut retract: Vec<Update> = Vec::new();
+    let schemas = Schemas::new(engine, plan, &key_fields, &types)?;
+    Ok(Live {
+        dataflow: cx.runtime()?.install(vec![part_spec(part, &types)], None)?,
+        index: KeyIndex::new(part, key_fields),
+        schemas,
+        state: OutputState::default(),
+        feeds: Feeds::default(),
+        snapshots: BTreeMap::new(),
+        owned: BTreeSet::new(),
+        retract: Vec::new(),
+        retract_days: BTreeSet::new(),
+    })
+}
 
-    let total = schedule.steps.len();
-    for (si, step) in schedule.steps.iter().enumerate() {
-        progress(si, total, &format!("{}: step {step}", plan.output));
-        let days: Vec<Ds> = schedule.days_of(*step).into_iter().collect();
-        let (Some(&lo), Some(&hi)) = (days.first(), days.last()) else {
+fn source_id(i: usize) -> InputId {
+    InputId::Source {
+        part: 0,
+        source: i as u16,
+        mutations: false,
+    }
+}
+
+/// Turns source batches into dataflow rows (counting what was read when `count`).
+fn rows_of(
+    plan: &GroupByPlan,
+    table: &str,
+    batches: &[RecordBatch],
+    report: &mut GroupByReport,
+    count: bool,
+) -> Result<Vec<(RecordBatch, Vec<Update>)>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let mut stats = EventStats::default();
+        let updates = inputs::source_rows(b, &plan.part, false, table, &mut stats)?;
+        if count {
+            let st = &mut report.source;
+            st.rows += stats.rows;
+            st.null_keys += stats.null_keys;
+            st.null_ts += stats.null_ts;
+        }
+        out.push((b.clone(), updates));
+    }
+    Ok(out)
+}
+
+/// Event GroupBys: feeds the source partitions the windows of `days` reach (each once).
+fn feed_events(
+    engine: &Session,
+    plan: &GroupByPlan,
+    live: &mut Live,
+    fps: &SourceFps,
+    days: &[Ds],
+    report: &mut GroupByReport,
+) -> Result<()> {
+    let (Some(&lo), Some(&hi)) = (days.first(), days.last()) else {
+        return Ok(());
+    };
+    let part = &plan.part;
+    let (from, to) = needed_days(part, lo.shift(1).start_millis(), hi.shift(1).start_millis());
+    let step_days: BTreeSet<Ds> = days.iter().copied().collect();
+    for (i, s) in part.sources.iter().enumerate() {
+        let Some(r) = source_range(&s.scan, &fps[i], from, to)? else {
             continue;
         };
-        // 1. source partitions the step's days reach, each fed once
-        let mut step_rows: Vec<Update> = Vec::new();
-        let (from, to) = match part.kind {
-            PartKind::Events => {
-                needed_days(part, lo.shift(1).start_millis(), hi.shift(1).start_millis())
+        let want = |d: Ds| r.contains(d);
+        let keep = |b: Vec<RecordBatch>| Ok(b);
+        let changes = live
+            .feeds
+            .sync(engine, &s.scan, source_id(i), &fps[i], &want, &keep)?;
+        for c in changes {
+            apply_event_change(
+                plan,
+                live,
+                &s.scan.table,
+                &c.old,
+                &c.new,
+                &step_days,
+                &s.scan.purpose,
+                report,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Retracts the rows of `old` and feeds those of `new` (one source partition's change),
+/// keeping the key index in step. Returns the event-time days the rows span.
+#[allow(clippy::too_many_arguments)]
+fn apply_event_change(
+    plan: &GroupByPlan,
+    live: &mut Live,
+    table: &str,
+    old: &[RecordBatch],
+    new: &[RecordBatch],
+    days: &BTreeSet<Ds>,
+    what: &str,
+    report: &mut GroupByReport,
+) -> Result<Option<(i32, i32)>> {
+    let mut span: Option<(i32, i32)> = None;
+    let mut widen = |updates: &[Update]| {
+        for ((_, item), _) in updates {
+            if let Item::Row { ts, .. } = item {
+                let d = ts.div_euclid(DAY_MS) as i32;
+                let s = span.get_or_insert((d, d));
+                s.0 = s.0.min(d);
+                s.1 = s.1.max(d);
             }
-            _ => (lo, hi),
-        };
-        let step_days: BTreeSet<Ds> = days.iter().copied().collect();
+        }
+    };
+    for (_, updates) in rows_of(plan, table, old, report, false)? {
+        widen(&updates);
+        live.index.remove(&updates);
+        live.dataflow
+            .update(updates.into_iter().map(|(d, r)| (d, -r)).collect());
+    }
+    for (b, updates) in rows_of(plan, table, new, report, true)? {
+        widen(&updates);
+        live.index.add(&plan.part, &b, &updates, days, what)?;
+        live.dataflow.update(updates);
+    }
+    Ok(span)
+}
+
+/// Finds the written days whose inputs changed since they were computed: for event
+/// GroupBys, the days whose windows reach a re-landed or removed source partition (whose
+/// rows are retracted and re-fed here); for entity GroupBys, the days whose snapshot
+/// changed. A day whose inputs are all gone is dropped from the output.
+fn sync_written(
+    engine: &Session,
+    plan: &GroupByPlan,
+    live: &mut Live,
+    fps: &SourceFps,
+    report: &mut GroupByReport,
+) -> Result<BTreeSet<Ds>> {
+    let part = &plan.part;
+    let mut dirty = BTreeSet::new();
+    if part.kind == PartKind::Events {
         for (i, s) in part.sources.iter().enumerate() {
-            let Some(r) = source_range(&s.scan, &source_fps[i], from, to)? else {
-                continue;
-            };
-            let new: Vec<Ds> = r.days().filter(|d| !fed[i].contains(d)).collect();
-            for sub in PartitionRange::contiguous(&new) {
+            let keep = |b: Vec<RecordBatch>| Ok(b);
+            let changes =
+                live.feeds
+                    .sync(engine, &s.scan, source_id(i), &fps[i], &|_| false, &keep)?;
+            for c in changes {
+                let span = apply_event_change(
+                    plan,
+                    live,
+                    &s.scan.table,
+                    &c.old,
+                    &c.new,
+                    &BTreeSet::new(),
+                    &s.scan.purpose,
+                    report,
+                )?;
+                if let Some((lo, hi)) = span {
+                    // a day D sees events in [D+1 − reach, D+1)
+                    let last = part.reach_ms.map(|r| Ds(hi).shift((r / DAY_MS + 1) as i32));
+                    dirty.extend(
+                        live.owned
+                            .iter()
+                            .copied()
+                            .filter(|d| d.0 >= lo && last.is_none_or(|l| *d <= l)),
+                    );
+                }
+            }
+        }
+    } else {
+        for (&d, was) in &live.snapshots {
+            if snapshot_fps(fps, d) != *was {
+                dirty.insert(d);
+            }
+        }
+    }
+    // a day none of whose sources has a partition any more is not in the table (as a fresh
+    // backfill would not write it)
+    let gone: Vec<Ds> = live
+        .owned
+        .iter()
+        .copied()
+        .filter(|&d| snapshot_fps(fps, d).iter().all(Option::is_none))
+        .collect();
+    for d in gone {
+        dirty.remove(&d);
+        live.owned.remove(&d);
+        live.snapshots.remove(&d);
+        engine
+            .warehouse()
+            .drop_partition(&plan.output, &[("ds".into(), d.to_string())])?;
+        report.rewritten.push(d);
+    }
+    Ok(dirty)
+}
+
+/// The fingerprint of partition `d` of each source (`None` where it has none).
+fn snapshot_fps(fps: &SourceFps, d: Ds) -> Vec<Option<u64>> {
+    fps.iter()
+        .map(|f| f.binary_search_by_key(&d, |(x, _)| *x).ok().map(|i| f[i].1))
+        .collect()
+}
+
+/// Computes and writes `days` in one epoch: reads their snapshots (entity GroupBys), asks
+/// one query per key and day, seals, writes each day. Returns the days written.
+fn compute(
+    engine: &Session,
+    plan: &GroupByPlan,
+    live: &mut Live,
+    fps: &SourceFps,
+    days: &[Ds],
+    report: &mut GroupByReport,
+) -> Result<Vec<Ds>> {
+    let part = &plan.part;
+    let wh = engine.warehouse();
+    let day_set: BTreeSet<Ds> = days.iter().copied().collect();
+    if live.retract_days.intersection(&day_set).next().is_some() {
+        // a day asked again while its last queries are live: retract them in an epoch of
+        // their own (in one epoch the same query retracted and asked again cancels out, and
+        // the day would get no values)
+        live.dataflow.update(std::mem::take(&mut live.retract));
+        live.retract_days.clear();
+        let touched = live.state.apply(live.dataflow.seal()?);
+        for d in touched {
+            live.state.forget(d);
+        }
+    }
+    let mut next: Vec<Update> = Vec::new();
+    if part.kind != PartKind::Events {
+        // a snapshot serves only its own day: fed now, retracted with the next epoch
+        for &d in days {
+            live.index.forget(d);
+        }
+        for (i, s) in part.sources.iter().enumerate() {
+            let have: Vec<Ds> = days
+                .iter()
+                .copied()
+                .filter(|d| fps[i].binary_search_by_key(d, |(x, _)| *x).is_ok())
+                .collect();
+            for sub in PartitionRange::contiguous(&have) {
                 let mut scan = s.scan.clone();
                 scan.range = Some(sub);
                 let (_, batches) = engine.scan(&scan)?;
-                for b in &batches {
-                    let updates =
-                        inputs::source_rows(b, part, false, &s.scan.table, &mut report.source)?;
-                    index.add(part, b, &updates, &step_days, &s.scan.purpose)?;
-                    if part.kind != PartKind::Events {
-                        // a snapshot serves only its own day: retracted after it is written
-                        step_rows.extend(updates.iter().cloned());
-                    }
-                    dataflow.update(updates);
+                for (b, updates) in rows_of(plan, &s.scan.table, &batches, report, true)? {
+                    live.index
+                        .add(part, &b, &updates, &day_set, &s.scan.purpose)?;
+                    next.extend(updates.iter().map(|(d, r)| (d.clone(), -r)));
+                    live.dataflow.update(updates);
                 }
             }
-            fed[i].extend(new);
         }
-        // 2. one query per key and day
-        let mut queries: Vec<Update> = Vec::new();
-        let mut day_keys: BTreeMap<Ds, Vec<KeyId>> = BTreeMap::new();
-        for &d in &days {
-            let keys = index.keys_on(d);
-            let q = d.shift(1).start_millis();
-            for (i, &id) in keys.iter().enumerate() {
-                queries.push((
-                    (
-                        (part.index, index.key(id).clone()),
-                        Item::Query {
-                            row: row_id(d, i as u32),
-                            q,
-                            ds: d.0,
-                        },
-                    ),
-                    1,
-                ));
-            }
-            day_keys.insert(d, keys);
+        for &d in days {
+            live.snapshots.insert(d, snapshot_fps(fps, d));
         }
-        let next: Vec<Update> = step_rows
-            .into_iter()
-            .chain(queries.iter().cloned())
-            .map(|(d, r)| (d, -r))
-            .collect();
-        dataflow.update(std::mem::replace(&mut retract, next));
-        dataflow.update(queries);
-        state.apply(dataflow.seal()?);
-        // 3. the step's partitions
-        for (d, keys) in &day_keys {
-            let (batch, dropped) =
-                output::assemble(engine, &plan, &schemas, &index, *d, keys, &state)?;
-            report.rows += batch.num_rows() as u64;
-            report.dropped_all_null += dropped;
-            wh.write_partition(
-                &plan.output,
-                &[("ds".into(), d.to_string())],
-                schemas.written.clone(),
-                &[batch],
-            )?;
-            report.written.push(*d);
-            state.forget(*d);
-            index.forget(*d);
+    }
+    // one query per key and day
+    let mut queries: Vec<Update> = Vec::new();
+    let mut day_keys: BTreeMap<Ds, Vec<KeyId>> = BTreeMap::new();
+    for &d in days {
+        let keys = live.index.keys_on(d);
+        let q = d.shift(1).start_millis();
+        for (i, &id) in keys.iter().enumerate() {
+            queries.push((
+                (
+                    (part.index, live.index.key(id).clone()),
+                    Item::Query {
+                        row: row_id(d, i as u32),
+                        q,
+                        ds: d.0,
+                    },
+                ),
+                1,
+            ));
         }
-        wh.set_properties(
-            &plan.output,
-            &gb.meta_data.chronon_table_properties("group_by"),
+        day_keys.insert(d, keys);
+    }
+    next.extend(queries.iter().map(|(d, r)| (d.clone(), -r)));
+    let retract = std::mem::replace(&mut live.retract, next);
+    live.retract_days = day_set.clone();
+    live.dataflow.update(retract);
+    live.dataflow.update(queries);
+    let touched = live.state.apply(live.dataflow.seal()?);
+    // the retracted queries' removals belong to days written before
+    for d in touched.difference(&day_set) {
+        live.state.forget(*d);
+    }
+    let mut written = Vec::new();
+    for (d, keys) in &day_keys {
+        let (batch, dropped) = output::assemble(
+            engine,
+            plan,
+            &live.schemas,
+            &live.index,
+            *d,
+            keys,
+            &live.state,
         )?;
+        report.rows += batch.num_rows() as u64;
+        report.dropped_all_null += dropped;
+        wh.write_partition(
+            &plan.output,
+            &[("ds".into(), d.to_string())],
+            live.schemas.written.clone(),
+            &[batch],
+        )?;
+        written.push(*d);
+        live.owned.insert(*d);
+        live.state.forget(*d);
+        live.index.forget(*d);
     }
-    progress(total, total, &format!("{}: done", plan.output));
-    let st = &report.source;
-    if st.null_keys > 0 || st.null_ts > 0 {
-        tracing::warn!(group_by = %plan.name, rows = st.rows, null_keys = st.null_keys, null_ts = st.null_ts, "source rows skipped: a key NULL or NULL ts");
-    }
-    Ok(report)
+    Ok(written)
 }

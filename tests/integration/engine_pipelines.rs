@@ -1,9 +1,11 @@
-//! One engine, several pipelines: three joins that share a GroupBy are installed into ONE
-//! [`Engine`] (one timely runtime, two workers), stepped together, then fed deltas — a new
+//! One engine, several pipelines: three joins that share a GroupBy, and that GroupBy's own
+//! backfill table, are installed into ONE [`Engine`] (one timely runtime, two workers),
+//! stepped together, then fed deltas — a new
 //! day, a re-landed event partition, late events, a re-landed left partition — with
 //! `step_all` after each. After every delta each join's output must equal a
 //! fresh backfill of the same inputs (a new engine on a copy of the warehouse) and the
-//! reference of tests/reference; the runtime must host exactly the three dataflows; removing
+//! reference of tests/reference, and the GroupBy table a fresh GroupBy backfill; the runtime
+//! must host exactly the four dataflows; removing
 //! a pipeline takes its dataflow out of the runtime and leaves the others running.
 
 use std::path::Path;
@@ -170,8 +172,46 @@ impl World {
     }
 }
 
+/// The shared GroupBy as a pipeline of its own: its backfill table from day 0.
+fn group_by_table() -> weft::config::GroupBy {
+    let mut g = shared_group_by();
+    g["metaData"]["outputNamespace"] = J::String("test".into());
+    g["backfillStartDate"] = J::String(day(0));
+    let Conf::GroupBy(g) = parse_conf(
+        Path::new("production/group_bys/test/shared_events.v1"),
+        &g.to_string(),
+    )
+    .unwrap() else {
+        panic!("a GroupBy")
+    };
+    *g
+}
+
 fn check(wh: &Warehouse, w: &World, when: &str) {
     let run = Run::through(&day(w.last_day));
+    // the GroupBy table == a fresh GroupBy backfill of the same inputs
+    let gb = group_by_table();
+    let out = gb.meta_data.output_table().unwrap();
+    let copy = tempfile::tempdir().unwrap();
+    copy_warehouse_without(wh.root(), copy.path(), &out);
+    let fresh_wh = Warehouse::open(copy.path()).unwrap();
+    let opts = weft::groupby::GroupByOptions {
+        start: None,
+        end: data::ds(&day(w.last_day)),
+        step_days: 30,
+    };
+    let cx = Context::new(&fresh_wh).unwrap();
+    weft::groupby::backfill_group_by(&cx, &gb, &opts, &|_, _, _| {}).unwrap();
+    let table = read_table(wh, &out);
+    assert!(
+        !table.parts.is_empty(),
+        "{when}: the GroupBy table has rows"
+    );
+    assert_eq!(
+        table,
+        read_table(&fresh_wh, &out),
+        "{when}: GroupBy table == fresh backfill"
+    );
     for j in joins() {
         let out = output_table(&j);
         let incremental = read_table(wh, &out);
@@ -198,7 +238,7 @@ fn step(engine: &mut Engine, w: &World, when: &str) -> usize {
 }
 
 #[test]
-fn three_joins_sharing_a_group_by_run_in_one_engine_and_stay_equal_to_fresh_runs() {
+fn joins_and_a_group_by_table_sharing_a_group_by_stay_equal_to_fresh_runs_in_one_engine() {
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path()).unwrap();
     let mut w = World::new();
@@ -212,13 +252,18 @@ fn three_joins_sharing_a_group_by_run_in_one_engine_and_stay_equal_to_fresh_runs
                 .unwrap(),
         );
     }
+    ids.push(
+        engine
+            .install(PipelineConf::GroupBy(Box::new(group_by_table())))
+            .unwrap(),
+    );
     assert!(step(&mut engine, &w, "first step") > 0);
     let rt = engine.context().runtime().unwrap();
     assert_eq!(rt.workers(), 2);
     assert_eq!(
         rt.dataflows(),
-        3,
-        "one runtime hosts the three joins' dataflows"
+        4,
+        "one runtime hosts the joins' and the GroupBy table's dataflows"
     );
     check(&wh, &w, "first step");
 
@@ -267,7 +312,7 @@ fn three_joins_sharing_a_group_by_run_in_one_engine_and_stay_equal_to_fresh_runs
 
     // removing a pipeline takes its dataflow out of the runtime; the others keep going
     assert!(engine.remove(&ids[1]));
-    assert_eq!(engine.context().runtime().unwrap().dataflows(), 2);
+    assert_eq!(engine.context().runtime().unwrap().dataflows(), 3);
     w.append_day();
     for t in ["data.events", "data.left", "data.buyers"] {
         data::write_partition(&wh, &w.db, t, &day(w.last_day));

@@ -765,3 +765,166 @@ fn every_dataflows_group_by_backfills_on_the_demo_warehouse() {
         ]
     );
 }
+
+/// The reference of every day of `[START, end]` with source data: event GroupBy `cols`.
+fn check_events_table(act: &Actual, t: &Table, cols: &[Col], days: i64, when: &str) {
+    let have: Vec<String> = (0..days)
+        .map(|i| ds_shift(START, i))
+        .filter(|d| t.parts.contains_key(d))
+        .collect();
+    assert_eq!(
+        act.parts.keys().cloned().collect::<Vec<_>>(),
+        have,
+        "{when}: the partitions are the days with source data"
+    );
+    for d in &have {
+        let (exp, _) = events_day(t, cols, d);
+        check_day(act, d, &names(cols), &exp);
+    }
+}
+
+#[test]
+fn a_maintained_group_by_table_follows_relanded_late_and_removed_source_partitions() {
+    use weft::groupby::GroupByRunner;
+    let mut db = purchases(10);
+    let (aggs, cols) = windowed_aggs(true);
+    let g = gb_json(
+        "test.purchases.v1",
+        vec![purchase_source()],
+        Some(aggs),
+        Some(1),
+        Some(START),
+    );
+    let (_dir, wh) = warehouse(&db);
+    let cx = Context::with_workers(&wh, 2).unwrap();
+    let mut runner = GroupByRunner::new(&parse(&g)).unwrap();
+    let out = output_table(&g);
+    let opts = |last: i64| GroupByOptions {
+        start: None,
+        end: data::ds(&ds_shift(START, last)),
+        step_days: 4,
+    };
+    let r = runner.run(&cx, &opts(9), &|_, _, _| {}).unwrap();
+    assert_eq!(r.written.len(), 10);
+    check_events_table(
+        &data::read_table(&wh, &out),
+        db.table("data.purchases"),
+        &cols,
+        10,
+        "first run",
+    );
+
+    let mut step = |db: &Db, when: &str, expect_rewritten: Option<Vec<i64>>| {
+        cx.refresh().unwrap();
+        let r = runner.run(&cx, &opts(9), &|_, _, _| {}).unwrap();
+        let act = data::read_table(&wh, &out);
+        check_events_table(&act, db.table("data.purchases"), &cols, 10, when);
+        // a fresh backfill of the same inputs writes the same table
+        let copy = tempfile::tempdir().unwrap();
+        reference::harness::copy_warehouse_without(wh.root(), copy.path(), &out);
+        let fresh_wh = Warehouse::open(copy.path()).unwrap();
+        run(&fresh_wh, &g, None, &ds_shift(START, 9), 30, 1).unwrap();
+        assert_eq!(
+            act,
+            data::read_table(&fresh_wh, &out),
+            "{when}: incremental == fresh"
+        );
+        if let Some(days) = expect_rewritten {
+            let want: Vec<_> = days
+                .iter()
+                .map(|&i| data::ds(&ds_shift(START, i)))
+                .collect();
+            assert_eq!(
+                r.rewritten, want,
+                "{when}: exactly the days the windows reach"
+            );
+        }
+        r
+    };
+
+    // day 4 re-landed with other rows: an unbounded window reaches every later day
+    let d4 = ds_shift(START, 4);
+    db.table_mut("data.purchases").parts.insert(
+        d4.clone(),
+        vec![vec![V::s("u2"), V::Int(500), V::Int(ds_start(&d4) + HOUR)]],
+    );
+    data::write_partition(&wh, &db, "data.purchases", &d4);
+    step(&db, "re-landed day 4", Some((4..10).collect()));
+
+    // late events appended to day 7
+    let d7 = ds_shift(START, 7);
+    db.table_mut("data.purchases").push(
+        &d7,
+        vec![V::s("late"), V::Int(9), V::Int(ds_start(&d7) + 3 * HOUR)],
+    );
+    data::write_partition(&wh, &db, "data.purchases", &d7);
+    let r = step(&db, "late events on day 7", Some((7..10).collect()));
+    assert!(r.written.is_empty());
+
+    // the last partition removed: its day leaves the table
+    let d9 = ds_shift(START, 9);
+    db.table_mut("data.purchases").parts.remove(&d9);
+    data::drop_partition(&wh, "data.purchases", &d9);
+    step(&db, "day 9 removed", None);
+
+    // nothing changed: nothing rewritten
+    let r = step(&db, "idle", Some(vec![]));
+    assert!(r.written.is_empty());
+}
+
+#[test]
+fn a_maintained_entity_group_by_rewrites_only_a_relanded_snapshot_day() {
+    use weft::groupby::GroupByRunner;
+    let mut t = Table::new(&[("user_id", Ty::Str), ("score", Ty::I64), ("ts", Ty::I64)]);
+    for i in 0..5 {
+        let ds = ds_shift(START, i);
+        for u in 0..3 {
+            t.push(
+                &ds,
+                vec![
+                    V::s(&format!("u{u}")),
+                    V::Int(i * 10 + u),
+                    V::Int(ds_start(&ds) + u * HOUR),
+                ],
+            );
+        }
+    }
+    let mut db = Db::default();
+    db.add("data.users", t);
+    let src = conf::entities_source("data.users", None, &["user_id", "score", "ts"], Some("ts"));
+    let aggs = conf::aggs_for("score", Op::Sum, &[W::Unbounded], &[]);
+    let cols = vec![col("score_sum", "score", Op::Sum, None)];
+    let g = gb_json("test.users.v1", vec![src], Some(aggs), None, Some(START));
+    let (_dir, wh) = warehouse(&db);
+    let cx = Context::new(&wh).unwrap();
+    let mut runner = GroupByRunner::new(&parse(&g)).unwrap();
+    let opts = GroupByOptions {
+        start: None,
+        end: data::ds(&ds_shift(START, 4)),
+        step_days: 30,
+    };
+    assert_eq!(
+        runner.run(&cx, &opts, &|_, _, _| {}).unwrap().written.len(),
+        5
+    );
+    let d2 = ds_shift(START, 2);
+    db.table_mut("data.users").parts.insert(
+        d2.clone(),
+        vec![vec![V::s("u9"), V::Int(1), V::Int(ds_start(&d2))]],
+    );
+    data::write_partition(&wh, &db, "data.users", &d2);
+    cx.refresh().unwrap();
+    let r = runner.run(&cx, &opts, &|_, _, _| {}).unwrap();
+    assert_eq!(r.rewritten, vec![data::ds(&d2)]);
+    assert!(r.written.is_empty());
+    let act = data::read_table(&wh, &output_table(&g));
+    for i in 0..5 {
+        let d = ds_shift(START, i);
+        check_day(
+            &act,
+            &d,
+            &names(&cols),
+            &snapshot_day(db.table("data.users"), &cols, &d),
+        );
+    }
+}

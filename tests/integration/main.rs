@@ -45,7 +45,7 @@ mod bootstrap_tables;
 mod configs;
 // `weft demo` end to end through the binary.
 mod demo;
-// One engine hosting three joins that share a GroupBy, stepped through deltas == fresh runs == reference.
+// One engine hosting three joins and a GroupBy table that share a GroupBy: after every delta == fresh runs == reference.
 mod engine_pipelines;
 // `weft explain`: the plan and provenance agree with the run; CLI and JSON output.
 mod explain;
