@@ -13,9 +13,10 @@ use super::serving::{
     batch_dataset, BatchValue, ColumnTiles, GroupByServing, ServingKind, SERVING_INFO_KEY,
 };
 use super::store::{OnlineStore, PutRequest};
-use crate::aggregate::{Ir, Value};
+use crate::aggregate::Value;
 use crate::config::GroupBy;
 use crate::dataflow::records::{Item, Key};
+use crate::dataflow::tiles::{Ev, Layout, TileCache, Tiles};
 use crate::engine::Context;
 use crate::error::{Error, Result};
 use crate::groupby::{backfill_group_by, GroupByOptions, GroupByPlan};
@@ -180,7 +181,26 @@ fn snapshot(
 }
 
 /// TEMPORAL event GroupBys: per key and column, the tail's hop-slot aggregates (or all history
-/// for unbounded windows) of the events before the end of `ds`.
+/// for unbounded windows) of the events before the end of `ds`, read from the same tiles the
+/// dataflow's windows operator folds (one aggregation path).
+/// A key's events in the order the windows operator keeps them: by time then values, equal
+/// rows merged into one event with a multiplicity.
+fn consolidated(mut evs: Vec<(i64, Vec<Value>)>) -> Vec<Ev> {
+    evs.sort();
+    let mut out: Vec<Ev> = Vec::with_capacity(evs.len());
+    for (ts, inputs) in evs {
+        match out.last_mut() {
+            Some(last) if last.ts == ts && last.inputs == inputs => last.mult += 1,
+            _ => out.push(Ev {
+                ts,
+                inputs,
+                mult: 1,
+            }),
+        }
+    }
+    out
+}
+
 fn tiles(
     engine: &Session,
     serving: &GroupByServing,
@@ -226,36 +246,39 @@ fn tiles(
         }
     }
     progress(total, total, "aggregating");
+    // the dataflow's own tiles (the windows operator reads the same slot folds and day
+    // prefixes), so an uploaded value is computed exactly as the backfill computes it
+    let layout = Layout::new(&spec);
     let mut out: Vec<(Key, BatchValue)> = Vec::with_capacity(events.len());
-    for (key, mut evs) in events {
-        evs.sort();
+    for (key, evs) in events {
+        let evs = consolidated(evs);
+        let mut cache = TileCache::default();
+        let mut tiles = Tiles {
+            spec: &spec,
+            layout: &layout,
+            events: &evs,
+            cache: &mut cache,
+        };
         let columns = spec
             .columns
             .iter()
-            .zip(&part.columns)
-            .map(|(c, oc)| {
-                let update = |ir: &mut Option<Ir>, (ts, inputs): &(i64, Vec<Value>)| {
-                    let bucket = c.bucket.map(|b| &inputs[b]);
-                    c.agg.update(ir, *ts, &inputs[c.input], bucket, 1);
-                };
-                match oc.window_ms {
+            .enumerate()
+            .map(|(ci, c)| {
+                let (gi, pos) = layout.col_group[ci];
+                match c.window {
                     None => {
-                        let mut ir = None;
-                        evs.iter().for_each(|e| update(&mut ir, e));
-                        ColumnTiles::Collapsed(ir)
+                        let prefix = tiles.prefix(gi, batch_end.div_euclid(c.hop));
+                        ColumnTiles::Collapsed(prefix[pos].clone())
                     }
                     Some(w) => {
-                        let lo = (batch_end - w).div_euclid(c.hop) * c.hop;
-                        let mut slots: BTreeMap<i64, Option<Ir>> = BTreeMap::new();
-                        for e in evs.iter().filter(|e| e.0 >= lo) {
-                            update(slots.entry(e.0.div_euclid(c.hop) * c.hop).or_default(), e);
-                        }
-                        ColumnTiles::Slots(
-                            slots
-                                .into_iter()
-                                .filter_map(|(s, ir)| ir.map(|ir| (s, ir)))
-                                .collect(),
-                        )
+                        let first = (batch_end - w).div_euclid(c.hop);
+                        let slots = (first..batch_end.div_euclid(c.hop))
+                            .filter_map(|slot| {
+                                let irs = tiles.block(gi, 0, slot)?;
+                                irs[pos].clone().map(|ir| (slot * c.hop, ir))
+                            })
+                            .collect();
+                        ColumnTiles::Slots(slots)
                     }
                 }
             })
