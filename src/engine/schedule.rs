@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 
+use super::Progress;
 use crate::error::{Error, Result};
 use crate::partition::{Ds, PartitionRange};
 
@@ -63,6 +64,37 @@ impl Schedule {
     /// Whether there is nothing to compute.
     pub fn is_empty(&self) -> bool {
         self.todo.is_empty()
+    }
+
+    /// A schedule that computes exactly `days` (sorted) in `step_days` steps.
+    pub fn of(days: Vec<Ds>, step_days: usize) -> Schedule {
+        Schedule {
+            steps: steps_over(&days, step_days),
+            todo: days,
+            skipped_existing: 0,
+        }
+    }
+
+    /// The one step loop: runs `step` for each step in order with the step's days, reporting
+    /// progress (`what` describes the work, e.g. the output table) and timing each step in a
+    /// `step` span. Stops at the first error.
+    pub fn run(
+        &self,
+        what: &str,
+        progress: Progress,
+        mut step: impl FnMut(PartitionRange, &BTreeSet<Ds>) -> Result<()>,
+    ) -> Result<()> {
+        let total = self.steps.len();
+        for (i, &range) in self.steps.iter().enumerate() {
+            progress(i, total, &format!("{what}: step {range}"));
+            let span = tracing::info_span!("step", output = %what, %range);
+            let _g = span.enter();
+            let clock = std::time::Instant::now();
+            step(range, &self.days_of(range))?;
+            tracing::debug!(ms = clock.elapsed().as_millis() as u64, "step done");
+        }
+        progress(total, total, &format!("{what}: done"));
+        Ok(())
     }
 }
 

@@ -134,23 +134,21 @@ impl GroupByRunner {
         }
 
         // 2. Missing days, step by step.
-        let total = schedule.steps.len();
-        for (si, step) in schedule.steps.iter().enumerate() {
-            progress(si, total, &format!("{}: step {step}", plan.output));
-            let days: Vec<Ds> = schedule.days_of(*step).into_iter().collect();
+        schedule.run(&plan.output.to_string(), progress, |_, days| {
+            let days: Vec<Ds> = days.iter().copied().collect();
             if part.kind == PartKind::Events {
                 feed_events(engine, plan, live, &fps, &days, &mut report)?;
             }
             let written = compute(engine, plan, live, &fps, &days, &mut report)?;
             report.written.extend(written);
-        }
+            Ok(())
+        })?;
         if !report.written.is_empty() || !report.rewritten.is_empty() {
             wh.set_properties(
                 &plan.output,
                 &self.gb.meta_data.chronon_table_properties("group_by"),
             )?;
         }
-        progress(total, total, &format!("{}: done", plan.output));
         let st = &report.source;
         if st.null_keys > 0 || st.null_ts > 0 {
             tracing::warn!(group_by = %plan.name, rows = st.rows, null_keys = st.null_keys, null_ts = st.null_ts, "source rows skipped: a key NULL or NULL ts");

@@ -365,10 +365,7 @@ fn run(
     }
 
     // 2. Missing partitions, step by step.
-    let total = schedule.steps.len();
-    for (si, step) in schedule.steps.iter().enumerate() {
-        progress(si, total, &format!("{}: step {step}", plan.output));
-        let days: BTreeSet<Ds> = schedule.days_of(*step);
+    schedule.run(&plan.output.to_string(), progress, |step, days| {
         let clock = std::time::Instant::now();
         let reach = sync_left(
             engine,
@@ -382,7 +379,7 @@ fn run(
         if live.boot_active() {
             // sources are fed after coverage is known (see `seal`)
             boot_feed::sync_boot(engine, plan, live, &|d| days.contains(&d))?;
-            for &d in &days {
+            for &d in days {
                 let n = live
                     .feeds
                     .batches(InputId::Left, d)
@@ -410,8 +407,8 @@ fn run(
                 report.rewritten.push(d);
             }
         }
-    }
-    progress(total, total, &format!("{}: done", plan.output));
+        Ok(())
+    })?;
     boot_feed::report(live, &mut report);
     report.provenance = live.provenance.take();
     for (part, st) in &report.events {

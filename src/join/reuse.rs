@@ -489,14 +489,10 @@ impl Reuse {
         };
         let mut live: Option<Live> = None;
         let mut source_fps = None;
-        let steps: Vec<PartitionRange> = crate::engine::steps_over(&inside, opts.step_days);
-        for (si, step) in steps.iter().enumerate() {
-            progress(
-                si,
-                steps.len(),
-                &format!("{out}: rewriting {step} for the new version"),
-            );
-            let days: Vec<Ds> = step.days().collect();
+        let what = format!("{out}: rewriting for the new version");
+        let schedule = crate::engine::Schedule::of(inside, opts.step_days);
+        schedule.run(&what, progress, |_, days| {
+            let days: Vec<Ds> = days.iter().copied().collect();
             // (ds, the partition's rows as the left, those rows with the recomputed parts)
             let mut computed: Vec<(Ds, RecordBatch, RecordBatch)> = Vec::new();
             if self.rplan.parts.is_empty() {
@@ -561,7 +557,8 @@ impl Reuse {
                     reused: reused.clone(),
                 });
             }
-        }
+            Ok(())
+        })?;
         drop(live);
         move_out.sort();
         let moved = move_partitions(wh, out, &move_out, &d.archived_name(&out.name))?;

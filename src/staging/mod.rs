@@ -127,15 +127,15 @@ pub fn run(
     let mut errors = Vec::new();
     let holes = PartitionRange::contiguous(&schedule.todo);
     let mut failed: Option<PartitionRange> = None;
-    for (si, &step) in schedule.steps.iter().enumerate() {
+    let total = schedule.steps.len();
+    let mut done = 0;
+    // the messages name only the steps attempted (after a failure, its range stops)
+    schedule.run(&out_name, &|_, _, _| {}, |step, _| {
+        done += 1;
         if failed.is_some_and(|h| h.contains(step.start)) {
-            continue;
+            return Ok(());
         }
-        progress(
-            si,
-            schedule.steps.len(),
-            &format!("{out_name}: computing {step}"),
-        );
+        progress(done - 1, total, &format!("{out_name}: computing {step}"));
         let r = macros::render(&sq.query, &values(Some(step)))
             .and_then(|sql| write_result(engine, sq, &out, &sql, Some(step), &mut report))
             .map_err(|e| Error::Sql {
@@ -150,7 +150,8 @@ pub fn run(
             errors.push(e);
             failed = holes.iter().copied().find(|h| h.contains(step.start));
         }
-    }
+        Ok(())
+    })?;
     Error::collect(errors)?;
     Ok(report)
 }
