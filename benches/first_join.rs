@@ -14,7 +14,7 @@ use std::time::Instant;
 use weft::config::{load_conf, Conf};
 use weft::demo::{generate, DemoSpec};
 use weft::engine::Context;
-use weft::join::{backfill_join, JoinOptions};
+use weft::engine::{backfill_join, JoinOptions};
 use weft::staging::{self, StagingOptions};
 use weft::warehouse::Warehouse;
 

@@ -89,7 +89,7 @@ use serde_json::{json, Value};
 
 use weft::config::{parse_conf, Conf, Join};
 use weft::engine::Context as WeftContext;
-use weft::join::{JoinOptions, JoinReport, JoinRunner};
+use weft::engine::{JoinOptions, JoinReport, JoinRunner};
 use weft::partition::{Ds, DAY_MS};
 use weft::warehouse::Warehouse;
 

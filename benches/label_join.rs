@@ -77,7 +77,7 @@ use serde_json::{json, Value};
 
 use weft::config::{parse_conf, Conf, Join};
 use weft::engine::Context as WeftContext;
-use weft::join::{JoinOptions, JoinRunner};
+use weft::engine::{JoinOptions, JoinRunner};
 use weft::partition::Ds;
 use weft::warehouse::Warehouse;
 

@@ -4,7 +4,8 @@
 //!
 //! Architecture, from the ground up:
 //! - [`error`] is the one error type: what to look at, the fix, its [`ErrorKind`] and whether
-//!   retrying helps. [`partition`] is the `ds` calendar.
+//!   retrying helps. [`partition`] is the `ds` calendar; [`schedule`] plans which partitions
+//!   a run computes and walks its steps.
 //! - [`config`] reads compiled Join / GroupBy / StagingQuery JSON into a typed model.
 //! - [`warehouse`] is the embedded storage: Hive-layout Parquet tables under a folder, with
 //!   table properties and crash-safe partition writes.
@@ -15,15 +16,15 @@
 //! - [`dataflow`] is the only module that touches timely and differential-dataflow: the one
 //!   [`dataflow::Runtime`] of a process, into which every pipeline's dataflow is installed, and
 //!   the operators (windows, tiles, bootstrap stage).
-//! - [`join`] plans a join (parts, windows, output columns, bootstrap, derivations, versions),
-//!   turns its inputs into dataflow updates and writes its output partitions; [`label`] plans
-//!   label parts and maintains the label and labeled tables; [`groupby`] writes GroupBy
-//!   backfill tables through the same dataflow (a GroupBy is the one part of an entity-left
-//!   join, never a second aggregation).
+//! - [`join`] is a join as data: its plan (parts, windows, output columns, bootstrap,
+//!   derivations, semantic hash), its inputs as dataflow updates and its output rows;
+//!   [`label`] plans label parts and maintains the labeled tables; [`groupby`] plans GroupBy
+//!   backfill tables (a GroupBy is the one part of an entity-left join, never a second
+//!   aggregation) and shapes their rows.
 //! - [`engine`] is the one incremental path every command drives: a [`engine::Context`] (SQL
-//!   session + runtime) and an [`engine::Engine`] that hosts pipelines (joins, GroupBy tables,
-//!   staging queries, flattened logs) and steps them; [`engine::Schedule`] is the one planner
-//!   of missing partitions and steps.
+//!   session + runtime) and an [`engine::Engine`] that hosts pipelines — joins with their
+//!   bootstrap and label sides and versioning ([`engine::JoinRunner`]), GroupBy tables
+//!   ([`engine::GroupByRunner`]), staging queries, flattened logs — and steps them.
 //! - [`online`] serves joins and GroupBys (stores, upload, stream, fetcher, HTTP);
 //!   [`logging`] logs served responses (codec, sinks, Kafka) and flattens them into
 //!   `_logged` tables.
@@ -44,6 +45,7 @@ pub mod label;
 pub mod logging;
 pub mod online;
 pub mod partition;
+pub mod schedule;
 pub mod sql;
 pub mod staging;
 pub mod warehouse;

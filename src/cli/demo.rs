@@ -532,7 +532,7 @@ fn why_not_run(j: &Join, wh: &Warehouse, staging: &[StagingQuery]) -> (String, b
 }
 
 /// One line per join run.
-fn print_join(join: &crate::config::Join, r: &crate::join::JoinReport) {
+fn print_join(join: &crate::config::Join, r: &crate::engine::JoinReport) {
     println!(
         "   join {:<45} -> {} ({} partitions, {} rows)",
         join.meta_data.name,

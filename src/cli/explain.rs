@@ -10,8 +10,8 @@ use clap::Args;
 use super::progress;
 use crate::config::{load_conf, Conf};
 use crate::engine::Context;
+use crate::engine::{explain, Explain, JoinOptions};
 use crate::error::{Error, Result};
-use crate::join::{explain, Explain, JoinOptions};
 use crate::partition::Ds;
 use crate::warehouse::Warehouse;
 

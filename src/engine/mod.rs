@@ -10,16 +10,22 @@
 //! so every later step is a delta to the same dataflows.
 
 mod context;
+mod group_by;
+mod join;
 mod pipeline;
-mod schedule;
 
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
+pub use crate::schedule::{steps_over, Schedule};
 pub use context::Context;
+pub use group_by::{backfill_group_by, GroupByOptions, GroupByReport, GroupByRunner};
+pub use join::{
+    backfill_join, explain, Explain, ExplainBootstrap, ExplainPart, JoinOptions, JoinReport,
+    JoinRunner, PartitionReuse,
+};
 use pipeline::Pipeline;
 pub use pipeline::{PipelineConf, PipelineId, Progress, Report, RunOptions};
-pub use schedule::{steps_over, Schedule};
 
 /// Hosts pipelines on one [`Context`] and brings them up to date.
 pub struct Engine {

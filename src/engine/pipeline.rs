@@ -4,16 +4,14 @@
 
 use std::fmt;
 
+use super::{GroupByOptions, GroupByReport, GroupByRunner, JoinReport, JoinRunner};
 use crate::config::{naming, Conf, GroupBy, Join, StagingQuery};
 use crate::error::Result;
-use crate::groupby::{GroupByOptions, GroupByReport, GroupByRunner};
-use crate::join::{JoinReport, JoinRunner};
 use crate::logging::flatten::{FlattenOptions, FlattenReport};
 use crate::partition::Ds;
 use crate::staging::{StagingOptions, StagingReport};
 
-/// Progress callback of every long run: `(steps done, steps total, message)`.
-pub type Progress<'a> = &'a dyn Fn(usize, usize, &str);
+pub use crate::schedule::Progress;
 
 /// What a step brings a pipeline up to: output partitions `[start, end]` that are missing
 /// (or whose inputs changed), computed `step_days` partitions at a time.

@@ -1,19 +1,15 @@
-//! Join backfill: plans a join ([`plan`]), reads its left and GroupBy sources through the SQL
-//! engine into dataflow updates ([`inputs`]), runs them through the join dataflow, and writes
-//! the output partitions ([`output`]). [`backfill`] drives it step by step.
+//! A join as data: its plan ([`plan`]: parts, windows, output columns, bootstrap and label
+//! parts, semantic hash in [`semantic_hash`]), its inputs as dataflow updates ([`inputs`],
+//! [`part`] for a part's types, spec and source range, [`feed`] for what was fed per
+//! partition), its output rows ([`output`], derivations in [`mod@derive`]) and its bootstrap
+//! tables ([`bootstrap`]). The engine's join pipeline (`crate::engine::JoinRunner`) drives
+//! these through the dataflow.
 
-pub mod backfill;
-mod boot_feed;
 pub mod bootstrap;
 pub mod derive;
-mod explain;
 pub mod feed;
 pub mod inputs;
-mod label_feed;
 pub mod output;
+pub mod part;
 pub mod plan;
-mod reuse;
 pub mod semantic_hash;
-
-pub use backfill::{backfill_join, JoinOptions, JoinReport, JoinRunner};
-pub use explain::{explain, Explain, ExplainBootstrap, ExplainPart};

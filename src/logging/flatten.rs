@@ -28,10 +28,10 @@ use super::sink::{escape_partition_value, raw_partitions, read_raw, RawRow};
 use super::{request_name, SCHEMA_PUBLISH_EVENT};
 use crate::aggregate::Value;
 use crate::config::{naming, Join};
-use crate::engine::Schedule;
 use crate::error::{Error, Location, Result};
-use crate::join::bootstrap::fields::{same_type, type_key};
 use crate::partition::{Ds, PartitionRange};
+use crate::schedule::Schedule;
+use crate::warehouse::types::{same_type, type_key};
 use crate::warehouse::{TableName, Warehouse, DS};
 
 /// Fields whose name starts with this are not flattened (contextual values are logged as keys).

@@ -18,9 +18,9 @@ use crate::aggregate::{Ir, Value};
 use crate::config::GroupBy;
 use crate::dataflow::spec::ColumnSpec;
 use crate::error::{Error, Result};
-use crate::join::backfill::{part_input_types, part_spec};
 use crate::join::derive::derive_group_by;
 use crate::join::inputs::{canonical_type, encode_key};
+use crate::join::part::{part_input_types, part_spec};
 use crate::sql::Session;
 
 /// A GroupBy ready to be fetched.

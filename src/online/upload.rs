@@ -18,10 +18,11 @@ use crate::config::GroupBy;
 use crate::dataflow::records::{Item, Key};
 use crate::dataflow::tiles::{Ev, Layout, TileCache, Tiles};
 use crate::engine::Context;
+use crate::engine::{backfill_group_by, GroupByOptions, Progress};
 use crate::error::{Error, Result};
-use crate::groupby::{backfill_group_by, GroupByOptions, GroupByPlan};
-use crate::join::backfill::{part_input_types, part_spec, Progress};
+use crate::groupby::GroupByPlan;
 use crate::join::inputs::{self, encode_key, key_arrays, EventStats};
+use crate::join::part::{part_input_types, part_spec};
 use crate::partition::{Ds, PartitionRange};
 use crate::sql::Session;
 

@@ -11,9 +11,9 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Schema};
 
 use crate::config::{naming, StagingQuery};
-use crate::engine::{Progress, Schedule};
 use crate::error::{Error, Result};
 use crate::partition::{Ds, PartitionRange};
+use crate::schedule::{Progress, Schedule};
 use crate::sql::{Session, VIEW_FILE};
 use crate::warehouse::TableName;
 use macros::MacroValues;

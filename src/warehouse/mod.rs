@@ -8,6 +8,7 @@ pub mod archive;
 mod fingerprint;
 pub mod properties;
 pub mod read;
+pub mod types;
 pub mod write;
 
 use std::fmt;

@@ -1119,7 +1119,7 @@ fn unknown_hashes_fail_and_selects_make_a_regular_table() {
 // 6. Incremental
 // ------------------------------------------------------------------------------------------
 
-/// A [`weft::join::JoinRunner`] kept alive across log changes: (1) the last day fully logged,
+/// A [`weft::engine::JoinRunner`] kept alive across log changes: (1) the last day fully logged,
 /// so user_transactions is not computed for it at all; (2) a new log partition lands for an
 /// earlier day with a new schema hash (some rows of an older schema without 15d); (3) the last
 /// day's log is re-landed with a third of its rows, so the others lose coverage and need source
@@ -1171,7 +1171,7 @@ fn incremental_runner_follows_log_changes() {
 
     let j = with_boot(cjoin(LOGGED_JOIN, vec![ut()], &ctx), vec![log_part(LOG)]);
     let parsed = reference::conf::parse(&j);
-    let mut runner = weft::join::JoinRunner::new(&parsed).expect("plan");
+    let mut runner = weft::engine::JoinRunner::new(&parsed).expect("plan");
     let engine = weft::engine::Context::new(&wh).expect("engine");
     let opts = options(&run());
     let r1 = runner

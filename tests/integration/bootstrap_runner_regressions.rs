@@ -68,7 +68,7 @@ fn a_failed_run_does_not_mark_the_log_partition_fed() {
     );
     j["bootstrapParts"] = serde_json::json!([{"table": "test.t_j_logged"}]);
     let engine = weft::engine::Context::new(&wh).unwrap();
-    let mut runner = weft::join::JoinRunner::new(&reference::conf::parse(&j)).unwrap();
+    let mut runner = weft::engine::JoinRunner::new(&reference::conf::parse(&j)).unwrap();
     let opts = options(&run());
     runner.run(&engine, &opts, &|_, _, _| {}).unwrap_err(); // unknown schema hash: correct
     wh.set_properties(
@@ -147,7 +147,7 @@ fn a_log_column_added_later_is_read() {
     let mut j = join("t.j", parts());
     j["bootstrapParts"] = serde_json::json!([{"table": "test.t_j_logged"}]);
     let engine = weft::engine::Context::new(&wh).unwrap();
-    let mut runner = weft::join::JoinRunner::new(&reference::conf::parse(&j)).unwrap();
+    let mut runner = weft::engine::JoinRunner::new(&reference::conf::parse(&j)).unwrap();
     let opts = options(&run());
     runner.run(&engine, &opts, &|_, _, _| {}).unwrap();
     // the join's logging gained v2: a new column from a later flatten, for an earlier day

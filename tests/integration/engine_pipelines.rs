@@ -195,13 +195,13 @@ fn check(wh: &Warehouse, w: &World, when: &str) {
     let copy = tempfile::tempdir().unwrap();
     copy_warehouse_without(wh.root(), copy.path(), &out);
     let fresh_wh = Warehouse::open(copy.path()).unwrap();
-    let opts = weft::groupby::GroupByOptions {
+    let opts = weft::engine::GroupByOptions {
         start: None,
         end: data::ds(&day(w.last_day)),
         step_days: 30,
     };
     let cx = Context::new(&fresh_wh).unwrap();
-    weft::groupby::backfill_group_by(&cx, &gb, &opts, &|_, _, _| {}).unwrap();
+    weft::engine::backfill_group_by(&cx, &gb, &opts, &|_, _, _| {}).unwrap();
     let table = read_table(wh, &out);
     assert!(
         !table.parts.is_empty(),

@@ -11,7 +11,7 @@ use rand::Rng;
 use reference::harness::{options, warehouse};
 use reference::{conf, output_table, Ty, V};
 use weft::engine::Context;
-use weft::join::{explain, JoinRunner};
+use weft::engine::{explain, JoinRunner};
 
 /// A join whose first part is covered for the rows of two bootstrap tables (30d from one,
 /// 15d from the other) and computed for the rest; the second part is never covered.

@@ -9,7 +9,7 @@ use std::process::Command;
 use weft::config::{load_conf, Conf};
 use weft::demo::{generate, DemoSpec};
 use weft::engine::Context;
-use weft::join::{backfill_join, JoinOptions};
+use weft::engine::{backfill_join, JoinOptions};
 use weft::partition::Ds;
 use weft::staging::{self, StagingOptions};
 use weft::warehouse::{TableName, Warehouse};

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value as J};
 use weft::config::{load_conf, parse_conf, Conf, GroupBy};
 use weft::engine::Context;
-use weft::groupby::{backfill_group_by, GroupByOptions, GroupByReport};
+use weft::engine::{backfill_group_by, GroupByOptions, GroupByReport};
 use weft::warehouse::Warehouse;
 
 use reference::conf::{self, W};
@@ -785,7 +785,7 @@ fn check_events_table(act: &Actual, t: &Table, cols: &[Col], days: i64, when: &s
 
 #[test]
 fn a_maintained_group_by_table_follows_relanded_late_and_removed_source_partitions() {
-    use weft::groupby::GroupByRunner;
+    use weft::engine::GroupByRunner;
     let mut db = purchases(10);
     let (aggs, cols) = windowed_aggs(true);
     let g = gb_json(
@@ -874,7 +874,7 @@ fn a_maintained_group_by_table_follows_relanded_late_and_removed_source_partitio
 
 #[test]
 fn a_maintained_entity_group_by_rewrites_only_a_relanded_snapshot_day() {
-    use weft::groupby::GroupByRunner;
+    use weft::engine::GroupByRunner;
     let mut t = Table::new(&[("user_id", Ty::Str), ("score", Ty::I64), ("ts", Ty::I64)]);
     for i in 0..5 {
         let ds = ds_shift(START, i);

@@ -20,8 +20,8 @@ use reference::harness::{backfill, copy_warehouse_without, options, outputs_equa
 use reference::{ds_shift, ds_start, output_table, Db, Op, Run, Table, Ty, DAY, V};
 use serde_json::{json, Value as J};
 use weft::engine::Context;
+use weft::engine::JoinRunner;
 use weft::join::bootstrap::log_schema::LoggingSchema;
-use weft::join::JoinRunner;
 use weft::warehouse::{TableName, Warehouse};
 
 const BASE: &str = "2026-06-01";

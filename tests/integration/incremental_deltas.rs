@@ -20,7 +20,7 @@ use reference::harness::{backfill, compare, copy_warehouse_without, options, out
 use reference::{ds_shift, ds_start, expected, output_table, Db, Op, Run, Table, Ty, DAY, V};
 use serde_json::Value as J;
 use weft::engine::Context;
-use weft::join::JoinRunner;
+use weft::engine::JoinRunner;
 use weft::warehouse::Warehouse;
 
 const BASE: &str = "2026-05-01";

@@ -17,7 +17,7 @@ use reference::data;
 use reference::{ds_shift, ds_start, Db, Op, Table, Ty, DAY, V};
 use serde_json::{json, Value as J};
 use weft::engine::Context;
-use weft::join::{JoinOptions, JoinRunner};
+use weft::engine::{JoinOptions, JoinRunner};
 use weft::warehouse::Warehouse;
 
 const BASE: &str = "2026-05-01";

@@ -11,7 +11,7 @@ use reference::harness::warehouse;
 use reference::{data, Op, V};
 use serde_json::Value as J;
 use weft::engine::Context;
-use weft::join::JoinRunner;
+use weft::engine::JoinRunner;
 use weft::warehouse::Warehouse;
 
 fn d(s: &str) -> weft::partition::Ds {

@@ -17,7 +17,7 @@ use reference::harness::warehouse;
 use reference::{data, Db, Table, Ty, V};
 use serde_json::{json, Value as J};
 use weft::engine::Context;
-use weft::join::JoinRunner;
+use weft::engine::JoinRunner;
 use weft::warehouse::Warehouse;
 
 fn d(s: &str) -> weft::partition::Ds {

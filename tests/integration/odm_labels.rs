@@ -25,7 +25,7 @@ use reference::V;
 use weft::config::{load_conf, Conf, Join};
 use weft::demo::{generate, DemoSpec};
 use weft::engine::Context;
-use weft::join::{JoinOptions, JoinRunner};
+use weft::engine::{JoinOptions, JoinRunner};
 use weft::label::LabelReport;
 use weft::partition::{Ds, PartitionRange};
 use weft::staging::{self, StagingOptions};

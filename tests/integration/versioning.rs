@@ -18,7 +18,7 @@ use reference::harness::{
 };
 use reference::{ds_shift, ds_start, expected, Db, Op, Run, Table, Ty, DAY, HOUR, MINUTE, V};
 use serde_json::{json, Value as J};
-use weft::join::JoinReport;
+use weft::engine::JoinReport;
 use weft::warehouse::{TableName, Warehouse};
 
 const BASE: &str = "2026-03-01";

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value as J};
-use weft::join::JoinReport;
+use weft::engine::JoinReport;
 use weft::warehouse::Warehouse;
 
 use crate::reference::conf::{self, W};

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value as J};
 use weft::engine::Context;
-use weft::join::{JoinOptions, JoinRunner};
+use weft::engine::{JoinOptions, JoinRunner};
 use weft::label::LabelReport;
 use weft::warehouse::Warehouse;
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as J;
 use weft::engine::Context;
-use weft::join::{backfill_join, JoinOptions, JoinReport};
+use weft::engine::{backfill_join, JoinOptions, JoinReport};
 use weft::warehouse::Warehouse;
 
 use super::data::{self, Actual};

@@ -39,7 +39,7 @@ use arrow::row::{RowConverter, Rows, SortField};
 use indexmap::IndexMap;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::backfill::{
+use super::{
     data_columns, source_fingerprints, start_live, sync_left, sync_sources, JoinOptions,
     JoinReport, Live, Progress,
 };

@@ -1,14 +1,17 @@
 //! The one planner for "which output partitions to compute, in which steps": the candidate
 //! days of a run (left or source partitions inside the requested range), minus those the
 //! output already has (unless they must be redone), minus Chronon's first hole, cut into
-//! `step_days`-sized steps over each contiguous run. Every pipeline (joins, GroupBy tables,
-//! staging queries, flattened logs, version rewrites) plans its work here.
+//! `step_days`-sized steps over each contiguous run — and the one step loop that walks them
+//! ([`Schedule::run`]). Every pipeline (joins, GroupBy tables, staging queries, flattened
+//! logs, version rewrites) plans and walks its work here.
 
 use std::collections::BTreeSet;
 
-use super::Progress;
 use crate::error::{Error, Result};
 use crate::partition::{Ds, PartitionRange};
+
+/// Progress callback of every long run: `(steps done, steps total, message)`.
+pub type Progress<'a> = &'a dyn Fn(usize, usize, &str);
 
 /// The partitions a run computes, and the steps it computes them in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use arrow::array::Array;
 use arrow::datatypes::{Field, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
-use super::backfill::{InputId, JoinReport, Live, Reach};
+use super::{InputId, JoinReport, Live, Reach};
 use crate::dataflow::records::{
     row_ds, row_id, row_index, BootInput, BootValues, GroupKey, Item, RowAsk, RowId,
 };

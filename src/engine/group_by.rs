@@ -15,22 +15,64 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::record_batch::RecordBatch;
 
-use super::keys::{KeyId, KeyIndex};
-use super::output::{self, Schemas};
-use super::plan::{backfill_range, GroupByPlan};
-use super::{GroupByOptions, GroupByReport};
 use crate::config::GroupBy;
 use crate::dataflow::records::{row_id, Item};
 use crate::dataflow::spec::PartKind;
 use crate::dataflow::{Dataflow, Update};
 use crate::engine::{Context, Progress, Schedule};
 use crate::error::{Error, Result};
-use crate::join::backfill::{needed_days, part_input_types, part_spec, source_range};
+use crate::groupby::keys::{KeyId, KeyIndex};
+use crate::groupby::output::{self, Schemas};
+use crate::groupby::plan::{backfill_range, GroupByPlan};
 use crate::join::feed::{Feeds, InputId};
 use crate::join::inputs::{self, check_key_types, EventStats};
 use crate::join::output::OutputState;
+use crate::join::part::{needed_days, part_input_types, part_spec, source_range};
 use crate::partition::{Ds, PartitionRange, DAY_MS};
 use crate::sql::Session;
+
+/// Options of a GroupBy backfill.
+#[derive(Debug, Clone)]
+pub struct GroupByOptions {
+    /// First partition, overriding `backfillStartDate`.
+    pub start: Option<Ds>,
+    /// Last partition.
+    pub end: Ds,
+    /// Partitions computed (and written) per step.
+    pub step_days: usize,
+}
+
+/// What a GroupBy backfill did.
+#[derive(Debug, Default)]
+pub struct GroupByReport {
+    pub output: String,
+    pub range: Option<PartitionRange>,
+    pub written: Vec<Ds>,
+    /// Days written before whose inputs changed, rewritten (or dropped: no source has the
+    /// day any more).
+    pub rewritten: Vec<Ds>,
+    /// Days with source data in the range that were not computed: already present, or
+    /// before the first existing partition (Chronon's first-hole rule).
+    pub skipped_existing: usize,
+    /// Rows written.
+    pub rows: u64,
+    /// Event GroupBy rows dropped because every value was NULL.
+    pub dropped_all_null: u64,
+    /// Source rows read, and those skipped (a NULL key, a NULL `ts`).
+    pub source: EventStats,
+}
+
+/// Backfills the missing partitions of a GroupBy's backfill table in
+/// `[backfillStartDate (or opts.start), opts.end]` (only `opts.end` when
+/// `metaData.historicalBackfill` is false).
+pub fn backfill_group_by(
+    cx: &Context,
+    gb: &GroupBy,
+    opts: &GroupByOptions,
+    progress: Progress,
+) -> Result<GroupByReport> {
+    GroupByRunner::new(gb)?.run(cx, opts, progress)
+}
 
 /// A GroupBy backfill table kept up to date by one dataflow.
 pub struct GroupByRunner {

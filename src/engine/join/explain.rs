@@ -9,8 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::backfill::{run_range, start_live, sync_left, InputId, JoinOptions, JoinReport};
-use super::boot_feed;
+use super::{boot_feed, run_range, start_live, sync_left, InputId, JoinOptions, JoinReport};
 use crate::config::Join;
 use crate::dataflow::records::Item;
 use crate::error::Result;

@@ -7,27 +7,31 @@
 use std::collections::{BTreeSet, HashMap};
 
 use arrow::compute::concat_batches;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
-pub(super) use super::feed::{Feeds, InputId};
-use super::inputs::{self, EventStats};
-use super::output::{self, OutputState};
-use super::plan::{JoinPlan, PartPlan, SourcePlan};
-use crate::aggregate::{Aggregator, InputShape};
 use crate::config::Join;
 use crate::dataflow::records::Item;
-use crate::dataflow::spec::{ColumnSpec, PartKind, PartSpec};
 use crate::dataflow::{Dataflow, Runtime};
 use crate::engine::{Context, Schedule};
 use crate::error::{Error, Result};
+use crate::join::feed::{Feeds, InputId};
+use crate::join::inputs::{self, EventStats};
+use crate::join::output::{self, OutputState};
+use crate::join::part::{needed_days, part_input_types, part_spec, source_range};
+use crate::join::plan::JoinPlan;
 use crate::partition::{Ds, PartitionRange};
 use crate::sql::Session;
 
 // The bootstrap side, the label side, version rewrites and `explain` drive this module's
 // runner state (`Live`) on the same dataflow.
-pub use super::reuse::PartitionReuse;
-use super::{boot_feed, label_feed, reuse};
+mod boot_feed;
+mod explain;
+mod label_feed;
+mod versioning;
+
+pub use explain::{explain, Explain, ExplainBootstrap, ExplainPart};
+pub use versioning::PartitionReuse;
 
 /// Options of a join backfill: the engine's run options.
 pub type JoinOptions = crate::engine::RunOptions;
@@ -99,37 +103,37 @@ pub struct JoinRunner {
 }
 
 /// The running dataflow and what has been fed into it.
-pub(super) struct Live {
-    pub(super) dataflow: Dataflow,
-    pub(super) state: OutputState,
-    pub(super) feeds: Feeds,
-    pub(super) left_schema: SchemaRef,
+struct Live {
+    dataflow: Dataflow,
+    state: OutputState,
+    feeds: Feeds,
+    left_schema: SchemaRef,
     /// Left data columns then every part's base feature columns.
-    pub(super) base_schema: SchemaRef,
+    base_schema: SchemaRef,
     /// After GroupBy and join derivations: what is written.
-    pub(super) out_schema: SchemaRef,
-    pub(super) left_columns: Vec<String>,
+    out_schema: SchemaRef,
+    left_columns: Vec<String>,
     /// Output partitions computed by this runner (their rows are maintained).
-    pub(super) owned: BTreeSet<Ds>,
+    owned: BTreeSet<Ds>,
     /// Owned partitions whose values live only on disk (patched when they change).
-    pub(super) on_disk: BTreeSet<Ds>,
+    on_disk: BTreeSet<Ds>,
     /// Bootstrap parts and external fields (the bootstrap stage is always there, so parts
     /// can be added to a running join).
-    pub(super) boot: boot_feed::BootLive,
+    boot: boot_feed::BootLive,
     /// Provenance of the partitions written by the current run.
-    pub(super) provenance: Option<crate::join::bootstrap::assemble::Provenance>,
+    provenance: Option<crate::join::bootstrap::assemble::Provenance>,
     /// Owned partitions to rewrite on the next run whatever changes (the schema changed).
-    pub(super) stale: BTreeSet<Ds>,
+    stale: BTreeSet<Ds>,
     /// The bootstrap parts changed: the next run seals the retractions already sent.
-    pub(super) reconfigured: bool,
+    reconfigured: bool,
     /// The label side (label parts follow the feature parts in the dataflow), or why it
     /// could not start.
-    pub(super) labels: Option<label_feed::LabelLive>,
-    pub(super) label_error: Option<String>,
+    labels: Option<label_feed::LabelLive>,
+    label_error: Option<String>,
 }
 
 impl Live {
-    pub(super) fn boot_active(&self) -> bool {
+    fn boot_active(&self) -> bool {
         self.boot.active
     }
 }
@@ -197,7 +201,7 @@ impl JoinRunner {
     ) -> Result<JoinReport> {
         let engine = cx.session();
         let mut report = run(self, cx, opts, progress)?;
-        reuse::finish(engine, &self.join, &self.plan, &mut report)?;
+        versioning::finish(engine, &self.join, &self.plan, &mut report)?;
         if let Some(lp) = &self.labels {
             // feature rows that changed show in the labeled tables too
             crate::label::labeled::refresh(engine, lp)?;
@@ -314,7 +318,7 @@ fn run(
     let range = run_range(join, plan, &left_parts, opts)?;
     report.range = Some(range);
     let redo = match runner.live {
-        None => reuse::prepare(cx, join, plan, range, opts, progress, &mut report)?,
+        None => versioning::prepare(cx, join, plan, range, opts, progress, &mut report)?,
         Some(_) => BTreeSet::new(),
     };
     let existing = wh.partitions(&plan.output)?;
@@ -422,7 +426,7 @@ fn run(
 /// The left partitions a run covers: `--start-ds` (or the left query's start, or the first
 /// left partition) to `--end-ds` (capped by the left query's end); only the end with
 /// `historicalBackfill = false`.
-pub(super) fn run_range(
+fn run_range(
     join: &Join,
     plan: &JoinPlan,
     left_parts: &[Ds],
@@ -448,13 +452,13 @@ pub(super) fn run_range(
 }
 
 /// The query times each part's queries span, per part: `(min q, max q)`.
-pub(super) type Reach = Vec<Option<(i64, i64)>>;
+type Reach = Vec<Option<(i64, i64)>>;
 
 /// Completes an epoch and applies its output; returns the left partitions whose output
 /// changed. With bootstrap, rows whose coverage changed (and the new rows `fresh`) may need
 /// source partitions not fed yet: they are fed and a second epoch computes them, so a part
 /// that bootstrap covers entirely reads no source at all.
-pub(super) fn seal(
+fn seal(
     engine: &Session,
     plan: &JoinPlan,
     live: &mut Live,
@@ -487,7 +491,7 @@ pub(super) fn seal(
 /// Feeds left partitions: re-landed or removed ones already fed, and new ones `want`
 /// accepts. Returns the query-time span of the new queries per part (`None` if nothing
 /// was fed).
-pub(super) fn sync_left(
+fn sync_left(
     engine: &Session,
     plan: &JoinPlan,
     live: &mut Live,
@@ -558,7 +562,7 @@ pub(super) fn sync_left(
 }
 
 /// Partitions and fingerprints of every source (and mutation table) of every part.
-pub(super) fn source_fingerprints(
+fn source_fingerprints(
     engine: &Session,
     plan: &JoinPlan,
 ) -> Result<HashMap<InputId, Vec<(Ds, u64)>>> {
@@ -590,7 +594,7 @@ pub(super) fn source_fingerprints(
 
 /// Feeds source partitions: re-landed or removed ones already fed, and (with `reach`) the
 /// partitions the new queries need. Returns whether anything was fed.
-pub(super) fn sync_sources(
+fn sync_sources(
     engine: &Session,
     plan: &JoinPlan,
     live: &mut Live,
@@ -643,21 +647,8 @@ pub(super) fn sync_sources(
     Ok(any)
 }
 
-/// The source partitions a part's queries with times in `[lo, hi]` read.
-pub(crate) fn needed_days(p: &PartPlan, lo: i64, hi: i64) -> (Ds, Ds) {
-    let last = Ds::of_millis(hi - 1).shift(1);
-    let first = match p.kind {
-        PartKind::Events => match p.reach_ms {
-            Some(r) => Ds::of_millis(lo - r).shift(-1),
-            None => Ds(i32::MIN / 2),
-        },
-        _ => Ds::of_millis(lo).shift(-2),
-    };
-    (first, last)
-}
-
 /// Writes output partitions from the maintained state.
-pub(super) fn write_partitions(
+fn write_partitions(
     engine: &Session,
     join: &Join,
     plan: &JoinPlan,
@@ -722,7 +713,7 @@ pub(super) fn write_partitions(
 }
 
 /// Checks schemas (so type problems surface before any work) and starts the dataflow.
-pub(super) fn start_live(
+fn start_live(
     engine: &Session,
     runtime: &Runtime,
     plan: &JoinPlan,
@@ -798,115 +789,13 @@ pub(super) fn start_live(
     })
 }
 
-/// The types of a part's inputs in its sources' schemas, which must agree between sources.
-/// `check` validates each source's schema first (a join checks its keys against the left).
-pub(crate) fn part_input_types(
-    engine: &Session,
-    p: &PartPlan,
-    check: &dyn Fn(&SourcePlan, &SchemaRef) -> Result<()>,
-) -> Result<Vec<DataType>> {
-    let mut types: Option<Vec<DataType>> = None;
-    for s in &p.sources {
-        let schema = engine.scan_schema(&s.scan)?;
-        check(s, &schema)?;
-        let t = inputs::input_types(&schema, &p.inputs, &s.scan.table)?;
-        if let Some(prev) = &types {
-            if let Some((i, (a, b))) = prev.iter().zip(&t).enumerate().find(|(_, (a, b))| a != b) {
-                return Err(Error::data(
-                    &s.scan.table,
-                    None,
-                    format!(
-                        "column `{}` has type {b} here but {a} in the part's first source",
-                        p.inputs[i]
-                    ),
-                )
-                .with_fix("cast it in the source query's selects so every source agrees"));
-            }
-        }
-        types.get_or_insert(t);
-    }
-    Ok(types.unwrap_or_default())
-}
-
-/// The dataflow's description of a part, given its input types.
-pub(crate) fn part_spec(p: &PartPlan, types: &[DataType]) -> PartSpec {
-    let shape = |t: &DataType| match t {
-        DataType::List(_) | DataType::LargeList(_) => InputShape::List,
-        DataType::Map(..) => InputShape::Map,
-        _ => InputShape::Scalar,
-    };
-    PartSpec {
-        kind: p.kind,
-        columns: p
-            .columns
-            .iter()
-            .map(|c| ColumnSpec {
-                agg: Aggregator::new(c.spec.clone(), shape(&types[c.input]), c.bucket.is_some()),
-                input: c.input,
-                bucket: c.bucket,
-                window: c.window_ms,
-                hop: c.hop,
-            })
-            .collect(),
-    }
-}
-
-/// The partitions of a source to read for `[from, to]`, clipped to the query's bounds and to
-/// the data that exists. A hole inside the needed range is an error.
-pub(crate) fn source_range(
-    scan: &crate::sql::scan::Scan,
-    current: &[(Ds, u64)],
-    from: Ds,
-    to: Ds,
-) -> Result<Option<PartitionRange>> {
-    let avail: Vec<Ds> = current.iter().map(|(d, _)| *d).collect();
-    let (Some(&first), Some(&last)) = (avail.first(), avail.last()) else {
-        return Ok(None);
-    };
-    let mut from = from.max(first);
-    let mut to = to.min(last);
-    if let Some(s) = scan.query.start_partition.as_deref() {
-        from = from.max(Ds::parse(s)?);
-    }
-    if let Some(e) = scan.query.end_partition.as_deref() {
-        to = to.min(Ds::parse(e)?);
-    }
-    if from > to {
-        return Ok(None);
-    }
-    let missing: Vec<String> = PartitionRange::new(from, to)
-        .days()
-        .filter(|d| avail.binary_search(d).is_err())
-        .map(|d| d.to_string())
-        .collect();
-    if !missing.is_empty() {
-        let shown: Vec<_> = missing.iter().take(5).cloned().collect();
-        return Err(Error::data(
-            &scan.table,
-            Some(&format!("ds={}", shown.join(", ds="))),
-            format!(
-                "{} partition(s) needed by {} are missing{}",
-                missing.len(),
-                scan.purpose,
-                if missing.len() > 5 {
-                    " (first 5 shown)"
-                } else {
-                    ""
-                }
-            ),
-        )
-        .with_fix("land the missing partitions, or end the backfill earlier with --end-ds"));
-    }
-    Ok(Some(PartitionRange::new(from, to)))
-}
-
-pub(super) fn data_columns(schema: &SchemaRef) -> Vec<usize> {
+fn data_columns(schema: &SchemaRef) -> Vec<usize> {
     (0..schema.fields().len())
         .filter(|&i| schema.field(i).name() != "ds")
         .collect()
 }
 
-pub(super) fn without_ds(schema: &SchemaRef) -> SchemaRef {
+fn without_ds(schema: &SchemaRef) -> SchemaRef {
     std::sync::Arc::new(
         schema
             .project(&data_columns(schema))

@@ -17,7 +17,7 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 
-use super::backfill::{needed_days, part_input_types, part_spec, InputId, Live};
+use super::{InputId, Live};
 use crate::aggregate::value::to_array;
 use crate::dataflow::records::{row_ds, row_id, row_index, Item, Key, PartValues, Value};
 use crate::dataflow::spec::PartKind;
@@ -25,6 +25,7 @@ use crate::dataflow::Update;
 use crate::error::{Error, Result};
 use crate::join::inputs::{self, EventStats};
 use crate::join::output;
+use crate::join::part::{needed_days, part_input_types, part_spec};
 use crate::label::plan::{LabelPlan, LABEL_DS};
 use crate::label::LabelReport;
 use crate::partition::Ds;
