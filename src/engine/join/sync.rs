@@ -1,0 +1,177 @@
+//! Bringing what a join's dataflow was fed in line with the warehouse: left partitions and
+//! GroupBy source partitions that are new, re-landed (the rows fed before retracted) or
+//! removed, turned into dataflow updates.
+
+use std::collections::HashMap;
+
+use arrow::compute::concat_batches;
+use arrow::record_batch::RecordBatch;
+
+use super::{boot_feed, data_columns, JoinReport, Live, Reach};
+use crate::dataflow::records::Item;
+use crate::error::{Error, Result};
+use crate::join::feed::InputId;
+use crate::join::inputs::{self, EventStats};
+use crate::join::part::{needed_days, source_range};
+use crate::join::plan::JoinPlan;
+use crate::partition::{Ds, PartitionRange};
+use crate::sql::Session;
+
+/// Feeds left partitions: re-landed or removed ones already fed, and new ones `want`
+/// accepts. Returns the query-time span of the new queries per part (`None` if nothing
+/// was fed).
+pub(super) fn sync_left(
+    engine: &Session,
+    plan: &JoinPlan,
+    live: &mut Live,
+    fps: &[(Ds, u64)],
+    want: &dyn Fn(Ds) -> bool,
+    report: &mut JoinReport,
+) -> Result<Option<Reach>> {
+    let data_cols = data_columns(&live.left_schema);
+    let left_schema = live.left_schema.clone();
+    let read = |batches: Vec<RecordBatch>| -> Result<Vec<RecordBatch>> {
+        let b = concat_batches(&left_schema, &batches)
+            .map_err(|e| Error::arrow("combining left batches", e))?;
+        Ok(vec![b
+            .project(&data_cols)
+            .map_err(|e| Error::arrow("projecting left", e))?])
+    };
+    let changes = live
+        .feeds
+        .sync(engine, &plan.left.scan, InputId::Left, fps, want, &read)?;
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    let mut reach: Reach = vec![None; plan.parts.len()];
+    for c in &changes {
+        for (batches, sign) in [(&c.old, -1isize), (&c.new, 1)] {
+            for b in batches {
+                if sign > 0 {
+                    report.left_rows += b.num_rows() as u64;
+                }
+                let mut all = Vec::new();
+                for p in &plan.parts {
+                    let (mut updates, nulls) =
+                        inputs::left_queries(b, c.ds, p, plan.left.events, &plan.left.scan.table)?;
+                    if sign > 0 {
+                        report.null_key_rows[p.index as usize].1 += nulls as u64;
+                    }
+                    for ((_, item), r) in updates.iter_mut() {
+                        if let Item::Query { q, .. } = item {
+                            let span = reach[p.index as usize].get_or_insert((*q, *q));
+                            span.0 = span.0.min(*q);
+                            span.1 = span.1.max(*q);
+                        }
+                        *r *= sign;
+                    }
+                    if live.boot_active() {
+                        all.extend(updates);
+                    } else {
+                        live.dataflow.update(updates);
+                    }
+                }
+                if live.boot_active() {
+                    boot_feed::feed_left(live, &plan.left.scan.table, b, c.ds, sign, all)?;
+                }
+            }
+        }
+        if c.new.is_empty() {
+            live.on_disk.remove(&c.ds);
+            // the left partition is gone: so is its output
+            live.owned.remove(&c.ds);
+            live.state.forget(c.ds);
+            live.boot.state.remove(&c.ds);
+            engine
+                .warehouse()
+                .drop_partition(&plan.output, &[("ds".into(), c.ds.to_string())])?;
+        }
+    }
+    Ok(Some(reach))
+}
+
+/// Partitions and fingerprints of every source (and mutation table) of every part.
+pub(super) fn source_fingerprints(
+    engine: &Session,
+    plan: &JoinPlan,
+) -> Result<HashMap<InputId, Vec<(Ds, u64)>>> {
+    let mut out = HashMap::new();
+    for p in &plan.parts {
+        for (si, s) in p.sources.iter().enumerate() {
+            for (scan, mutations) in [(Some(&s.scan), false), (s.mutations.as_ref(), true)] {
+                let Some(scan) = scan else { continue };
+                let t = scan.table_name()?;
+                let fps = engine
+                    .warehouse()
+                    .partition_fingerprints(&t, &scan.partition_column())?;
+                if fps.is_empty() {
+                    return Err(engine.warehouse().missing_table(&t, &scan.purpose));
+                }
+                out.insert(
+                    InputId::Source {
+                        part: p.index,
+                        source: si as u16,
+                        mutations,
+                    },
+                    fps,
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Feeds source partitions: re-landed or removed ones already fed, and (with `reach`) the
+/// partitions the new queries need. Returns whether anything was fed.
+pub(super) fn sync_sources(
+    engine: &Session,
+    plan: &JoinPlan,
+    live: &mut Live,
+    fps: &HashMap<InputId, Vec<(Ds, u64)>>,
+    reach: Option<&Reach>,
+    report: &mut JoinReport,
+) -> Result<bool> {
+    let mut any = false;
+    for p in &plan.parts {
+        let needed = reach
+            .and_then(|r| r[p.index as usize])
+            .map(|(lo, hi)| needed_days(p, lo, hi));
+        for (si, s) in p.sources.iter().enumerate() {
+            for (scan, mutations) in [(Some(&s.scan), false), (s.mutations.as_ref(), true)] {
+                let Some(scan) = scan else { continue };
+                let id = InputId::Source {
+                    part: p.index,
+                    source: si as u16,
+                    mutations,
+                };
+                let current = &fps[&id];
+                let range = match needed {
+                    Some((from, to)) => source_range(scan, current, from, to)?,
+                    None => None,
+                };
+                let want = |d: Ds| range.is_some_and(|r: PartitionRange| r.contains(d));
+                let keep = |b: Vec<RecordBatch>| Ok(b);
+                let changes = live.feeds.sync(engine, scan, id, current, &want, &keep)?;
+                for c in changes {
+                    any = true;
+                    for (batches, sign) in [(&c.old, -1isize), (&c.new, 1)] {
+                        for b in batches {
+                            let mut stats = EventStats::default();
+                            let mut updates =
+                                inputs::source_rows(b, p, mutations, &scan.table, &mut stats)?;
+                            if sign > 0 {
+                                let st = &mut report.events[p.index as usize].1;
+                                st.rows += stats.rows;
+                                st.null_keys += stats.null_keys;
+                                st.null_ts += stats.null_ts;
+                            }
+                            updates.iter_mut().for_each(|(_, r)| *r *= sign);
+                            live.dataflow.update(updates);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(any)
+}
