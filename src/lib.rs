@@ -30,18 +30,11 @@
 //!   `_logged` tables.
 //! - [`cli`] is the `weft` command line; [`demo`] generates a realistic sample warehouse.
 
-pub mod aggregate;
-// clap turns these doc comments into `--help` text, where `<DIR>` is meant literally.
-#[allow(rustdoc::invalid_html_tags)]
-pub mod cli;
+// The public API: what a program embedding weft drives.
 pub mod config;
-pub mod dataflow;
 pub mod demo;
 pub mod engine;
 pub mod error;
-pub mod groupby;
-pub mod join;
-pub mod label;
 pub mod logging;
 pub mod online;
 pub mod partition;
@@ -49,5 +42,22 @@ pub mod schedule;
 pub mod sql;
 pub mod staging;
 pub mod warehouse;
+
+// Building blocks behind the engine: public only so weft's own integration tests, benches and
+// binary can reach them; not a stable API, and hidden from the docs.
+#[doc(hidden)]
+pub mod aggregate;
+// clap turns these doc comments into `--help` text, where `<DIR>` is meant literally.
+#[doc(hidden)]
+#[allow(rustdoc::invalid_html_tags)]
+pub mod cli;
+#[doc(hidden)]
+pub mod dataflow;
+#[doc(hidden)]
+pub mod groupby;
+#[doc(hidden)]
+pub mod join;
+#[doc(hidden)]
+pub mod label;
 
 pub use error::{Error, ErrorKind, Result, Retry};

@@ -1,9 +1,9 @@
-//! Chronon configs: the typed model of compiled JSON ([`model`]), the quirks of its encoding
-//! ([`lenient`]), naming rules ([`naming`]), and loading files with errors that name the file
+//! Chronon configs: the typed model of compiled JSON (`model`), the quirks of its encoding
+//! (`lenient`), naming rules ([`naming`]), and loading files with errors that name the file
 //! and the JSON path of the bad field.
 
-pub mod lenient;
-pub mod model;
+pub(crate) mod lenient;
+pub(crate) mod model;
 pub mod naming;
 
 use std::path::{Path, PathBuf};

@@ -129,7 +129,7 @@ pub fn flatten_log(
         opts.step_days,
         &out_name,
     )?;
-    let missing = schedule.todo;
+    let missing = &schedule.todo;
     let mut columns = existing_columns(wh, &out)?;
     report.columns_before = columns.len();
     report.columns_after = columns.len();
@@ -141,7 +141,8 @@ pub fn flatten_log(
     let mut seen_hashes = BTreeSet::new();
     let total = missing.len();
     let mut done = 0;
-    for range in schedule.steps {
+    // progress counts partitions (written one by one), so the step loop reports none itself
+    schedule.run(&out_name, &|_, _, _| {}, |range, _| {
         progress(done, total, &format!("reading {range}"));
         let rows = read_range(wh, &log_t, &name, range)?;
         // the schemas of this range, in publication order
@@ -226,7 +227,8 @@ pub fn flatten_log(
             done += 1;
         }
         progress(done, total, "");
-    }
+        Ok(())
+    })?;
     report.hashes = seen_hashes.into_iter().collect();
     Ok(report)
 }

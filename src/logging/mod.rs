@@ -2,20 +2,20 @@
 //! log records (a local file log stream by default, Kafka as an option), and turning raw logs
 //! into the flattened `<join>_logged` table that log bootstrap reads.
 //!
-//! - [`schema`]: logging schemas, their JSON and hash (the one place that writes them);
-//! - [`codec`]: the join codec, Avro key and value records (§5.2);
+//! - `schema`: logging schemas, their JSON and hash (the one place that writes them);
+//! - `codec`: the join codec, Avro key and value records (§5.2);
 //! - [`sink`]: the raw log table layout and [`sink::FileLogSink`], the default log stream;
 //! - [`logger`]: [`logger::Logger`], the non-blocking queue a server logs through;
 //! - [`kafka`]: Kafka as the log stream: [`kafka::KafkaLogSink`] and `weft log-ingest`;
 //! - [`columns`]: decoded values as Arrow columns;
 //! - [`flatten`]: the log flattener job (§5.6), `weft log-flattener`.
 
-pub mod codec;
+pub(crate) mod codec;
 pub mod columns;
 pub mod flatten;
 pub mod kafka;
 pub mod logger;
-pub mod schema;
+pub(crate) mod schema;
 pub mod sink;
 
 pub use codec::JoinCodec;

@@ -3,14 +3,14 @@
 //! `weft serve` exposes.
 
 pub mod external;
-pub mod fetch_group_by;
+pub(crate) mod fetch_group_by;
 pub mod fetch_join;
 pub mod fetcher;
 pub mod log_responses;
 pub mod metrics;
 pub mod server;
-pub mod serving;
+pub(crate) mod serving;
 pub mod store;
 pub mod stream;
 pub mod upload;
-pub mod values;
+pub(crate) mod values;

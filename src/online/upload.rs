@@ -5,7 +5,7 @@
 //! computed by the same dataflow as every offline table if it is missing — so served values
 //! are the offline values. TEMPORAL event GroupBys upload partial aggregates per key: the hop
 //! slots of each window's tail and, for unbounded windows, one aggregate of all history
-//! ([`super::serving`]); streamed events complete them at fetch time.
+//! (`super::serving`); streamed events complete them at fetch time.
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -1,12 +1,12 @@
 //! The SQL engine (DataFusion) over the warehouse: every table is registered as
 //! `<ns>.<name>` with its Hive partition columns, Spark functions are added
-//! (`datafusion-spark` plus [`spark_fns`]), `/` divides as in Spark ([`spark_division`]),
+//! (`datafusion-spark` plus `spark_fns`), `/` divides as in Spark (`spark_division`),
 //! identifiers keep their case as in Spark, and Chronon source scans are rendered by [`scan`].
 
-pub mod batch;
+pub(crate) mod batch;
 pub mod scan;
-pub mod spark_division;
-pub mod spark_fns;
+pub(crate) mod spark_division;
+pub(crate) mod spark_fns;
 
 use std::path::Path;
 use std::sync::Arc;

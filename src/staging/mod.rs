@@ -1,7 +1,7 @@
 //! Staging queries (chronon-semantics §8): templated SQL run over the warehouse for the output
 //! partitions that are missing, in steps of `--step-days`, written to `<ns>.<cleanName>`.
 
-pub mod macros;
+pub(crate) mod macros;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -6,30 +6,14 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::write::{spec_label, sync_dir, write_parquet};
+use super::write::{spec_label, sync_dir, unique, write_parquet};
 use super::{file_name, read_dir_sorted, TableName, Warehouse};
 use crate::error::{Error, Result};
-
-static SEQ: AtomicU64 = AtomicU64::new(0);
-
-/// `<nanoseconds since the epoch, 20 digits>-<pid>-<sequence>`: names sort by write time.
-fn unique() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "{nanos:020}-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 impl Warehouse {
     /// Appends one Parquet file holding `batches` (which do not contain the partition columns)

@@ -1,15 +1,15 @@
 //! The embedded warehouse: a folder of Hive-layout Parquet tables
 //! (`<root>/<ns>/<name>/ds=YYYY-MM-DD/*.parquet`, readable by DuckDB, pyarrow and Spark),
-//! with table properties stored beside the data ([`properties`]), crash-safe partition
-//! writes ([`mod@write`]) and file appends to a partition ([`append`]).
+//! with table properties stored beside the data (`properties`), crash-safe partition
+//! writes (`write`) and file appends to a partition (`append`).
 
-pub mod append;
-pub mod archive;
+pub(crate) mod append;
+pub(crate) mod archive;
 mod fingerprint;
-pub mod properties;
-pub mod read;
-pub mod types;
-pub mod write;
+pub(crate) mod properties;
+pub(crate) mod read;
+pub(crate) mod types;
+pub(crate) mod write;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -19,15 +19,16 @@ use crate::error::{Error, Result};
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
-fn unique() -> String {
+/// A name no other write of any process uses: `<nanoseconds since the epoch, 20 digits>-<pid>-
+/// <sequence>`, so names sort by write time.
+pub(super) fn unique() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     format!(
-        "{}-{}-{}",
+        "{nanos:020}-{}-{}",
         std::process::id(),
-        nanos,
         SEQ.fetch_add(1, Ordering::Relaxed)
     )
 }

@@ -3,7 +3,7 @@
 //! logging-schema JSON. A log row with hash `h` truly logged exactly the value fields of that
 //! schema, so log bootstrap coverage is decided per row from them (§4.2).
 //!
-//! The schemas are defined in [`crate::logging::schema`] (one place writes their JSON, for
+//! The schemas are defined in `crate::logging::schema` (one place writes their JSON, for
 //! the join codec, the log flattener and log bootstrap); this module re-exports them.
 
 pub use crate::logging::schema::{
