@@ -25,6 +25,8 @@
 //!   session + runtime) and an [`engine::Engine`] that hosts pipelines — joins with their
 //!   bootstrap and label sides and versioning ([`engine::JoinRunner`]), GroupBy tables
 //!   ([`engine::GroupByRunner`]), staging queries, flattened logs — and steps them.
+//! - [`materialize`] is `weft materialize`: every pipeline of a config folder in one engine,
+//!   stepped epoch by epoch as inputs land, with a state folder, status and snapshot queries.
 //! - [`online`] serves joins and GroupBys (stores, upload, stream, fetcher, HTTP);
 //!   [`logging`] logs served responses (codec, sinks, Kafka) and flattens them into
 //!   `_logged` tables.
@@ -36,6 +38,7 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod logging;
+pub mod materialize;
 pub mod online;
 pub mod partition;
 pub mod schedule;

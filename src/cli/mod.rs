@@ -8,6 +8,7 @@ mod inspect;
 mod label_join;
 mod log_flattener;
 mod log_ingest;
+mod materialize;
 mod online;
 mod progress;
 
@@ -139,6 +140,29 @@ pub enum Command {
     /// Failures are `<part>_exception` entries in a result, never a failed call. GET /health
     /// and GET /metrics (Prometheus) too; Ctrl-C or SIGTERM stops it after flushing the logs.
     Serve(online::ServeArgs),
+    /// Keep every pipeline of a config folder up to date as inputs land (the materializer).
+    ///
+    /// Installs every staging query, join (with its bootstrap and label sides), GroupBy with
+    /// backfillStartDate and flattened log table under --conf-root into one engine, then
+    /// works in epochs: scan the warehouse, feed what changed (new, re-landed and removed
+    /// partitions, landed bootstrap tables, logs) to the running dataflows, write exactly the
+    /// partitions that change, run the label dates that matured, commit. A day is computed
+    /// once the partitions its config's dependencies name exist. Examples:
+    ///
+    ///   weft materialize --conf-root dataflows/production --once
+    ///
+    ///   weft materialize --conf-root dataflows/production --listen 127.0.0.1:9100
+    ///
+    ///   weft materialize status
+    Materialize(materialize::MaterializeArgs),
+    /// Run read-only SQL over the warehouse, as of one committed epoch.
+    ///
+    /// DataFusion SQL with Spark functions, as everywhere in weft; tables are `ns.table`
+    /// with `ds` as a column. With --url, a running materializer answers (never half of an
+    /// epoch). Example:
+    ///
+    ///   weft query "SELECT ds, count(*) FROM risk.risk_checkout_v1 GROUP BY ds ORDER BY ds"
+    Query(materialize::QueryArgs),
     /// Parse compiled configs and print each one's output table and columns.
     ///
     /// Takes files or folders (e.g. dataflows/production); every problem is reported.
@@ -163,6 +187,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Upload(a) => online::upload_cmd(&cli.warehouse, a),
         Command::Stream(a) => online::stream_cmd(&cli.warehouse, a),
         Command::Serve(a) => online::serve_cmd(&cli.warehouse, a),
+        Command::Materialize(a) => materialize::run(&cli.warehouse, a),
+        Command::Query(a) => materialize::query(&cli.warehouse, a),
         Command::Validate(a) => inspect::validate(a),
         Command::Tables(a) => inspect::tables(&cli.warehouse, a),
         Command::Show(a) => inspect::show(&cli.warehouse, a),

@@ -151,6 +151,44 @@ impl Session {
         self.query_with_schema(sql, context).map(|(_, b)| b)
     }
 
+    /// Runs a read-only query (a SELECT, WITH … SELECT, or EXPLAIN): DDL, DML, `COPY` and
+    /// other statements are refused before anything runs.
+    pub fn query_read_only(
+        &self,
+        sql: &str,
+        context: &str,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        tracing::debug!(%sql, context, "read-only sql");
+        let options = datafusion::execution::context::SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        self.rt.block_on(async {
+            let df = self
+                .ctx
+                .sql_with_options(sql, options)
+                .await
+                .map_err(|e| {
+                    let mut err = sql_err(context, e);
+                    if let Error::Sql { message, fix, .. } = &mut err {
+                        if message.contains("not supported") || message.contains("DDL") || message.contains("DML") {
+                            *fix = Some("queries are read-only: run a SELECT (tables and views are written by weft's pipelines)".into());
+                        }
+                    }
+                    err
+                })?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let batches = df
+                .collect()
+                .await
+                .map_err(|e| sql_err(context, e))?
+                .into_iter()
+                .filter(|b| b.num_rows() > 0)
+                .collect();
+            Ok((schema, batches))
+        })
+    }
+
     /// Runs a SQL statement, returning the result schema too (also for empty results).
     pub fn query_with_schema(
         &self,
