@@ -74,6 +74,7 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
             end,
             step_days: a.step_days,
             run_first_hole: a.run_first_hole,
+            verify_existing: false,
         },
         &progress::follow(&pb),
     )?;

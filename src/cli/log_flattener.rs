@@ -67,6 +67,7 @@ pub fn run(warehouse: &Path, a: LogFlattenerArgs) -> Result<()> {
             end,
             step_days: a.step_days,
             run_first_hole: a.run_first_hole,
+            verify_existing: false,
         },
         &progress::follow(&pb),
     );

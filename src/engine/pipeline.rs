@@ -25,6 +25,10 @@ pub struct RunOptions {
     pub step_days: usize,
     /// Also compute missing partitions before the first existing output partition.
     pub run_first_hole: bool,
+    /// On a pipeline's first step, recompute the output partitions that already exist too,
+    /// and rewrite only those whose rows differ (a restarted materializer trusts nothing it
+    /// cannot check, and maintains every partition from then on).
+    pub verify_existing: bool,
 }
 
 impl RunOptions {
@@ -35,6 +39,7 @@ impl RunOptions {
             end,
             step_days: 30,
             run_first_hole: false,
+            verify_existing: false,
         }
     }
 }
@@ -153,6 +158,7 @@ impl Pipeline {
                     start: opts.start,
                     end: opts.end,
                     step_days: opts.step_days,
+                    verify_existing: opts.verify_existing,
                 };
                 Report::GroupBy(runner.run(cx, &o, progress)?)
             }

@@ -229,11 +229,13 @@ impl Materializer {
                 tracing::warn!(pipeline = %id, kind = %e.kind(), error = %e, "pipeline step failed");
                 pe.error = Some((e.kind().to_string(), e.to_string()));
             }
-            if let (Some(d), None) = (pe.ready_through.as_deref(), &pe.error) {
-                if let Ok(d) = Ds::parse(d) {
-                    ps.pending = listing
-                        .missing_on(&wh, &w.deps, d.shift(1))
-                        .unwrap_or_default();
+            // a day some inputs landed for but not all: what it waits for
+            let ready = pe.ready_through.as_deref().and_then(|d| Ds::parse(d).ok());
+            let latest = listing.latest(&wh, &w.deps).ok().flatten();
+            if let (Some(latest), None) = (latest, &pe.error) {
+                let next = ready.map_or(latest, |r| r.shift(1));
+                if next <= latest.min(end) {
+                    ps.pending = listing.missing_on(&wh, &w.deps, next).unwrap_or_default();
                 }
             }
             ps.error = pe.error.as_ref().map(|(_, m)| m.clone());
@@ -460,6 +462,9 @@ fn step_one(
         end: ready,
         step_days: 30,
         run_first_hole: false,
+        // after a (re)start nothing on disk is trusted blindly: recomputed, rewritten only
+        // if it differs, and maintained from then on
+        verify_existing: true,
     };
     let report = match engine.step(id, &opts, &|_, _, _| {}) {
         Err(e) if is_not_logged(&e) => {

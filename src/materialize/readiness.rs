@@ -136,6 +136,15 @@ impl Listing {
         Ok(None)
     }
 
+    /// The latest day any dependency table has (a day some input already landed for).
+    pub fn latest(&mut self, wh: &Warehouse, deps: &[Dependency]) -> Result<Option<Ds>> {
+        let mut out = None;
+        for dep in deps {
+            out = out.max(self.days(wh, dep)?.last().copied());
+        }
+        Ok(out)
+    }
+
     /// The dependencies missing for day `d` (for status: what a pipeline waits for).
     pub fn missing_on(
         &mut self,

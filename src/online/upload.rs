@@ -129,6 +129,7 @@ fn snapshot(
                 start: Some(ds),
                 end: ds,
                 step_days: 1,
+                verify_existing: false,
             },
             progress,
         )?;

@@ -199,6 +199,7 @@ fn check(wh: &Warehouse, w: &World, when: &str) {
         start: None,
         end: data::ds(&day(w.last_day)),
         step_days: 30,
+        verify_existing: false,
     };
     let cx = Context::new(&fresh_wh).unwrap();
     weft::engine::backfill_group_by(&cx, &gb, &opts, &|_, _, _| {}).unwrap();

@@ -153,6 +153,7 @@ fn output_is_byte_identical_for_any_workers_and_steps() {
             end: spec().end,
             step_days: 4,
             run_first_hole: false,
+            verify_existing: false,
         },
         &|_, _, _| {},
     )

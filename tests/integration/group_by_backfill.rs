@@ -80,6 +80,7 @@ fn run(
             start: start.map(data::ds),
             end: data::ds(end),
             step_days,
+            verify_existing: false,
         },
         &|_, _, _| {},
     )
@@ -727,6 +728,7 @@ fn every_dataflows_group_by_backfills_on_the_demo_warehouse() {
         start: Some(spec.start),
         end: spec.end,
         step_days: 5,
+        verify_existing: false,
     };
     for f in &files {
         let Conf::GroupBy(gb) = load_conf(f).unwrap() else {
@@ -803,6 +805,7 @@ fn a_maintained_group_by_table_follows_relanded_late_and_removed_source_partitio
         start: None,
         end: data::ds(&ds_shift(START, last)),
         step_days: 4,
+        verify_existing: false,
     };
     let r = runner.run(&cx, &opts(9), &|_, _, _| {}).unwrap();
     assert_eq!(r.written.len(), 10);
@@ -902,6 +905,7 @@ fn a_maintained_entity_group_by_rewrites_only_a_relanded_snapshot_day() {
         start: None,
         end: data::ds(&ds_shift(START, 4)),
         step_days: 30,
+        verify_existing: false,
     };
     assert_eq!(
         runner.run(&cx, &opts, &|_, _, _| {}).unwrap().written.len(),

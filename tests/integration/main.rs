@@ -47,6 +47,8 @@ mod configs;
 mod demo;
 // One engine hosting three joins and a GroupBy table that share a GroupBy: after every delta == fresh runs == reference.
 mod engine_pipelines;
+// `weft materialize`: after every action of a seeded script, every maintained table == a fresh backfill; readiness, lock, HTTP.
+mod materialize;
 // `weft explain`: the plan and provenance agree with the run; CLI and JSON output.
 mod explain;
 // The first join end to end against the DuckDB oracle (tests/oracle/pit_join.py).

@@ -1,0 +1,658 @@
+//! `weft materialize` against from-scratch backfills: a config folder with two joins (one
+//! with a bootstrap part whose table lands late) and a GroupBy table, all reading one event
+//! source, is materialized with `--once` semantics after every action of a seeded script —
+//! land a day (sources, then the left), re-land an event partition, append late events,
+//! re-land a left partition, land the bootstrap table, restart the materializer — and after
+//! each, every maintained table equals a fresh backfill of the same inputs (and the joins the
+//! reference of tests/reference). Also: a day is not computed before every partition its
+//! dependencies name exists, a second materializer on the same state folder is refused, and
+//! the HTTP side answers status, queries (read-only) and refreshes.
+
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+use serde_json::{json, Value as J};
+use weft::config::{parse_conf, Conf};
+use weft::engine::{backfill_group_by, Context, GroupByOptions};
+use weft::materialize::{Materializer, Options};
+use weft::warehouse::Warehouse;
+
+use crate::reference::conf::{self, W};
+use crate::reference::data::{self, read_table};
+use crate::reference::harness::{
+    backfill, compare, copy_warehouse_without, options, outputs_equal,
+};
+use crate::reference::{
+    ds_shift, ds_start, expected, output_table, Db, Op, Run, Table, Ty, DAY, V,
+};
+
+const BASE: &str = "2026-04-01";
+
+fn day(i: i64) -> String {
+    ds_shift(BASE, i)
+}
+
+fn dep(table: &str) -> J {
+    J::String(json!({"name": format!("wait_for_{table}"), "spec": format!("{table}/ds={{{{ ds }}}}"), "start": null, "end": null}).to_string())
+}
+
+fn events_group_by(name: &str) -> J {
+    conf::group_by(
+        name,
+        vec![conf::events_source(
+            "data.events",
+            &["user", "val"],
+            Some("ts"),
+        )],
+        &["user"],
+        Some(vec![
+            conf::agg("val", Op::Sum, &[W::Days(2)], &[], &[]),
+            conf::agg("val", Op::Count, &[W::Unbounded], &[], &[]),
+        ]),
+        Some(0),
+    )
+}
+
+/// The joins, each waiting for its left and the events of the day.
+fn joins() -> Vec<J> {
+    let mut a = conf::join(
+        "test.mat_a.v1",
+        conf::events_left("data.left", &["row_id", "user"]),
+        vec![conf::part(events_group_by("test.mat_events.v1"), &[], None)],
+    );
+    a["metaData"]["dependencies"] = json!([dep("data.left"), dep("data.events")]);
+    let mut b = conf::join(
+        "test.mat_b.v1",
+        conf::events_left("data.left", &["row_id", "user"]),
+        vec![conf::part(
+            events_group_by("test.mat_events.v1"),
+            &[],
+            Some("b"),
+        )],
+    );
+    b["metaData"]["dependencies"] = json!([dep("data.left"), dep("data.events")]);
+    // bootstrapped by row id from a table that lands late
+    b["rowIds"] = json!(["row_id"]);
+    b["bootstrapParts"] = json!([{"table": "data.boot", "keyColumns": ["row_id"]}]);
+    vec![a, b]
+}
+
+/// The GroupBy table, from day 0.
+fn group_by() -> J {
+    let mut g = events_group_by("test.mat_events.v1");
+    g["metaData"]["outputNamespace"] = json!("test");
+    g["metaData"]["dependencies"] = json!([dep("data.events")]);
+    g["backfillStartDate"] = json!(day(0));
+    g
+}
+
+fn write_confs(root: &Path) {
+    for j in joins() {
+        let name = j["metaData"]["name"].as_str().unwrap().to_string();
+        let (team, rest) = name.split_once('.').unwrap();
+        let dir = root.join("joins").join(team);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(rest), serde_json::to_string_pretty(&j).unwrap()).unwrap();
+    }
+    let dir = root.join("group_bys/test");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("mat_events.v1"),
+        serde_json::to_string_pretty(&group_by()).unwrap(),
+    )
+    .unwrap();
+}
+
+/// A small deterministic generator.
+struct Gen(u64);
+impl Gen {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+struct World {
+    db: Db,
+    gen: Gen,
+    next_row: i64,
+    /// Days with events (the left starts a day later).
+    last_day: i64,
+}
+
+impl World {
+    fn new(seed: u64) -> World {
+        let mut db = Db::default();
+        db.add(
+            "data.left",
+            Table::new(&[("row_id", Ty::I64), ("user", Ty::Str), ("ts", Ty::I64)]),
+        );
+        db.add(
+            "data.events",
+            Table::new(&[("user", Ty::Str), ("val", Ty::I64), ("ts", Ty::I64)]),
+        );
+        let mut w = World {
+            db,
+            gen: Gen(seed),
+            next_row: 0,
+            last_day: -1,
+        };
+        for _ in 0..3 {
+            w.add_events_day();
+            w.add_left_day();
+        }
+        w
+    }
+    fn user(&mut self) -> V {
+        V::Str(format!("u{}", self.gen.next(3)))
+    }
+    fn events(&mut self, d: i64, n: usize) -> Vec<Vec<V>> {
+        (0..n)
+            .map(|_| {
+                let ms = self.gen.next(DAY as u64) as i64;
+                vec![
+                    self.user(),
+                    V::Int(1 + self.gen.next(9) as i64),
+                    V::Int(ds_start(&day(d)) + ms),
+                ]
+            })
+            .collect()
+    }
+    fn lefts(&mut self, d: i64, n: usize) -> Vec<Vec<V>> {
+        (0..n)
+            .map(|_| {
+                self.next_row += 1;
+                let ms = self.gen.next(DAY as u64) as i64;
+                vec![
+                    V::Int(self.next_row),
+                    self.user(),
+                    V::Int(ds_start(&day(d)) + ms),
+                ]
+            })
+            .collect()
+    }
+    fn add_events_day(&mut self) {
+        self.last_day += 1;
+        let d = self.last_day;
+        let e = self.events(d, 5);
+        self.db.table_mut("data.events").parts.insert(day(d), e);
+    }
+    fn add_left_day(&mut self) {
+        let d = self.last_day;
+        if d >= 1 {
+            let l = self.lefts(d, 3);
+            self.db.table_mut("data.left").parts.insert(day(d), l);
+        }
+    }
+    /// The last day with both events and left rows.
+    fn complete_through(&self) -> i64 {
+        let left = &self.db.table("data.left").parts;
+        (0..=self.last_day)
+            .rev()
+            .find(|d| left.contains_key(&day(*d)))
+            .unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Action {
+    /// A new day's events land, and (unless `left_late`) its left rows.
+    LandDay {
+        left_late: bool,
+    },
+    /// The left rows of the last day land (after its events).
+    LandLeft,
+    ReLandEvents {
+        day: usize,
+    },
+    LateEvents {
+        day: usize,
+    },
+    ReLandLeft {
+        day: usize,
+    },
+    /// The bootstrap table lands (or grows): bootstrapped values for some left rows.
+    LandBootstrap {
+        every: u8,
+    },
+    Restart,
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        3 => any::<bool>().prop_map(|left_late| Action::LandDay { left_late }),
+        1 => Just(Action::LandLeft),
+        2 => (0usize..50).prop_map(|day| Action::ReLandEvents { day }),
+        2 => (0usize..50).prop_map(|day| Action::LateEvents { day }),
+        1 => (0usize..50).prop_map(|day| Action::ReLandLeft { day }),
+        1 => (2u8..4).prop_map(|every| Action::LandBootstrap { every }),
+        1 => Just(Action::Restart),
+    ]
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    wh: Warehouse,
+    confs: PathBuf,
+    state: PathBuf,
+    m: Option<Materializer>,
+    boot: Option<Vec<(i64, i64)>>,
+}
+
+impl Harness {
+    fn new(w: &World) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = Warehouse::open(dir.path().join("warehouse")).unwrap();
+        data::write_db(&wh, &w.db);
+        let confs = dir.path().join("production");
+        write_confs(&confs);
+        let state = dir.path().join("state");
+        let mut h = Harness {
+            _dir: dir,
+            wh,
+            confs,
+            state,
+            m: None,
+            boot: None,
+        };
+        h.open();
+        h
+    }
+    fn open(&mut self) {
+        self.m = None;
+        self.m = Some(
+            Materializer::open(
+                &self.wh,
+                Options {
+                    confs: vec![self.confs.clone()],
+                    state_dir: self.state.clone(),
+                    end_ds: None,
+                    workers: 2,
+                    log_table: "default.chronon_log_table".into(),
+                },
+            )
+            .unwrap(),
+        );
+    }
+    fn materialize(&mut self, when: &str) -> Vec<weft::materialize::state::Manifest> {
+        let ms = self.m.as_mut().unwrap().run_until_idle().unwrap();
+        for p in &ms.last().unwrap().pipelines {
+            assert!(
+                p.error.is_none(),
+                "{when}: {} failed: {:?}",
+                p.name,
+                p.error
+            );
+        }
+        ms
+    }
+}
+
+fn write_boot(wh: &Warehouse, w: &World, every: u8) -> Vec<(i64, i64)> {
+    // every `every`-th left row gets a bootstrapped value, in one partition per left day
+    let mut t = Table::new(&[
+        ("row_id", Ty::I64),
+        ("b_test_mat_events_v1_val_sum_2d", Ty::I64),
+    ]);
+    let mut rows = Vec::new();
+    for (ds, part) in &w.db.table("data.left").parts {
+        for r in part {
+            let V::Int(id) = r[0] else { panic!() };
+            if id % every as i64 == 0 {
+                t.push(ds, vec![V::Int(id), V::Int(1000 + id)]);
+                rows.push((id, 1000 + id));
+            }
+        }
+    }
+    let mut db = Db::default();
+    db.add("data.boot", t);
+    data::write_db(wh, &db);
+    rows
+}
+
+/// Every maintained table equals a fresh backfill of the same inputs.
+fn check(h: &Harness, w: &World, when: &str) {
+    let through = w.complete_through();
+    let run = Run::through(&day(through));
+    for j in joins() {
+        let out = output_table(&j);
+        let got = read_table(&h.wh, &out);
+        let copy = tempfile::tempdir().unwrap();
+        copy_warehouse_without(h.wh.root(), copy.path(), &out);
+        let fresh_wh = Warehouse::open(copy.path()).unwrap();
+        let mut jj = j.clone();
+        if h.boot.is_none() {
+            jj["bootstrapParts"] = json!([]);
+        }
+        backfill(&fresh_wh, &jj, &options(&run)).unwrap_or_else(|e| panic!("{when}: {out}: {e}"));
+        outputs_equal(
+            &got,
+            &read_table(&fresh_wh, &out),
+            "materialized",
+            "fresh backfill",
+        )
+        .unwrap_or_else(|e| panic!("{when}: {out}: {e}"));
+        if j["bootstrapParts"].as_array().is_none_or(|b| b.is_empty()) {
+            compare(&expected(&j, &w.db, &run), &got)
+                .unwrap_or_else(|e| panic!("{when}: {out}: {e}"));
+        }
+    }
+    // the GroupBy table
+    let g = group_by();
+    let out = "test.test_mat_events_v1";
+    let copy = tempfile::tempdir().unwrap();
+    copy_warehouse_without(h.wh.root(), copy.path(), out);
+    let fresh_wh = Warehouse::open(copy.path()).unwrap();
+    let Conf::GroupBy(gb) = parse_conf(
+        Path::new("production/group_bys/test/mat_events.v1"),
+        &g.to_string(),
+    )
+    .unwrap() else {
+        panic!()
+    };
+    let cx = Context::new(&fresh_wh).unwrap();
+    let opts = GroupByOptions {
+        start: None,
+        end: data::ds(&day(w.last_day)),
+        step_days: 30,
+        verify_existing: false,
+    };
+    backfill_group_by(&cx, &gb, &opts, &|_, _, _| {}).unwrap();
+    assert_eq!(
+        read_table(&h.wh, out),
+        read_table(&fresh_wh, out),
+        "{when}: GroupBy table"
+    );
+}
+
+fn apply(h: &mut Harness, w: &mut World, a: &Action) {
+    let days = (w.last_day + 1) as usize;
+    match a {
+        Action::LandDay { left_late } => {
+            w.add_events_day();
+            data::write_partition(&h.wh, &w.db, "data.events", &day(w.last_day));
+            if !left_late {
+                w.add_left_day();
+                data::write_partition(&h.wh, &w.db, "data.left", &day(w.last_day));
+            }
+        }
+        Action::LandLeft => {
+            let d = day(w.last_day);
+            if !w.db.table("data.left").parts.contains_key(&d) {
+                w.add_left_day();
+                data::write_partition(&h.wh, &w.db, "data.left", &d);
+            }
+        }
+        Action::ReLandEvents { day: i } => {
+            let d = (*i % days) as i64;
+            let e = w.events(d, 4);
+            w.db.table_mut("data.events").parts.insert(day(d), e);
+            data::write_partition(&h.wh, &w.db, "data.events", &day(d));
+        }
+        Action::LateEvents { day: i } => {
+            let d = (*i % days) as i64;
+            let e = w.events(d, 2);
+            w.db.table_mut("data.events")
+                .parts
+                .get_mut(&day(d))
+                .unwrap()
+                .extend(e);
+            data::write_partition(&h.wh, &w.db, "data.events", &day(d));
+        }
+        Action::ReLandLeft { day: i } => {
+            let left: Vec<String> = w.db.table("data.left").parts.keys().cloned().collect();
+            let d = &left[*i % left.len()];
+            let idx = (ds_start(d) - ds_start(BASE)) / DAY;
+            let l = w.lefts(idx, 2);
+            w.db.table_mut("data.left").parts.insert(d.clone(), l);
+            data::write_partition(&h.wh, &w.db, "data.left", d);
+        }
+        Action::LandBootstrap { every } => {
+            h.boot = Some(write_boot(&h.wh, w, *every));
+        }
+        Action::Restart => h.open(),
+    }
+}
+
+fn script(seed: u64, actions: &[Action]) {
+    let mut w = World::new(seed);
+    let mut h = Harness::new(&w);
+    h.materialize("first epoch");
+    check(&h, &w, "first epoch");
+    for (i, a) in actions.iter().enumerate() {
+        apply(&mut h, &mut w, a);
+        let when = format!("after action {} ({a:?})", i + 1);
+        h.materialize(&when);
+        check(&h, &w, &when);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(6),
+        failure_persistence: crate::regressions_beside_suite(),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn materialized_tables_equal_fresh_backfills_after_every_action(
+        seed in 0u64..1000,
+        actions in prop::collection::vec(action(), 1..7),
+    ) {
+        script(seed, &actions);
+    }
+}
+
+#[test]
+fn a_fixed_script_covers_every_action() {
+    use Action::*;
+    script(
+        7,
+        &[
+            LandDay { left_late: true },
+            LandLeft,
+            ReLandEvents { day: 1 },
+            LateEvents { day: 2 },
+            LandBootstrap { every: 2 },
+            Restart,
+            ReLandLeft { day: 0 },
+            LandDay { left_late: false },
+        ],
+    );
+}
+
+#[test]
+fn a_day_waits_for_every_dependency_and_a_late_bootstrap_table_rewrites_it() {
+    let mut w = World::new(3);
+    let mut h = Harness::new(&w);
+    h.materialize("first");
+    let a = output_table(&joins()[0]);
+    let last = day(w.last_day);
+    assert!(read_table(&h.wh, &a).parts.contains_key(&last));
+    // events of a new day without its left: nothing for that day
+    apply(&mut h, &mut w, &Action::LandDay { left_late: true });
+    let ms = h.materialize("events only");
+    assert!(!read_table(&h.wh, &a).parts.contains_key(&day(w.last_day)));
+    let p = ms[0]
+        .pipelines
+        .iter()
+        .find(|p| p.name == "joins/test.mat_a.v1")
+        .unwrap();
+    assert_eq!(
+        p.ready_through.as_deref(),
+        Some(last.as_str()),
+        "ready through the last complete day"
+    );
+    let st = h.m.as_ref().unwrap().shared.status.lock().unwrap().clone();
+    let a_status = st
+        .pipelines
+        .iter()
+        .find(|p| p.name == "joins/test.mat_a.v1")
+        .unwrap();
+    assert_eq!(
+        a_status.pending,
+        vec![format!("data.left/ds={}", day(w.last_day))],
+        "it waits for the left of the new day"
+    );
+    // the left lands: the day is computed
+    apply(&mut h, &mut w, &Action::LandLeft);
+    h.materialize("left landed");
+    assert!(read_table(&h.wh, &a).parts.contains_key(&day(w.last_day)));
+    // the bootstrap table lands after its days were computed: they are rewritten with it
+    let b = output_table(&joins()[1]);
+    let before = read_table(&h.wh, &b);
+    apply(&mut h, &mut w, &Action::LandBootstrap { every: 2 });
+    let ms = h.materialize("bootstrap landed");
+    let p = ms[0]
+        .pipelines
+        .iter()
+        .find(|p| p.name == "joins/test.mat_b.v1")
+        .unwrap();
+    assert!(
+        !p.rewritten.is_empty(),
+        "the bootstrapped days are rewritten: {p:?}"
+    );
+    assert_ne!(read_table(&h.wh, &b), before);
+    check(&h, &w, "bootstrap landed");
+    // an idle epoch writes nothing
+    let ms = h.materialize("idle");
+    assert_eq!(ms.len(), 1);
+    assert!(ms[0]
+        .pipelines
+        .iter()
+        .all(|p| p.written.is_empty() && p.rewritten.is_empty()));
+}
+
+#[test]
+fn a_second_materializer_on_the_same_state_folder_is_refused() {
+    let w = World::new(5);
+    let h = Harness::new(&w);
+    let e = Materializer::open(
+        &h.wh,
+        Options {
+            confs: vec![h.confs.clone()],
+            state_dir: h.state.clone(),
+            end_ds: None,
+            workers: 1,
+            log_table: "default.chronon_log_table".into(),
+        },
+    )
+    .err()
+    .expect("refused");
+    let m = e.to_string();
+    assert!(
+        m.contains("another weft materialize holds the state folder")
+            && m.contains(&format!("pid {}", std::process::id())),
+        "{m}"
+    );
+}
+
+#[test]
+fn the_http_side_answers_status_queries_and_refreshes() {
+    use std::io::{Read, Write};
+    let w = World::new(9);
+    let mut h = Harness::new(&w);
+    h.materialize("first");
+    let m = h.m.as_ref().unwrap();
+    let session = std::sync::Arc::new(weft::sql::Session::new(&h.wh).unwrap());
+    let (tx, rx) = crossbeam_channel::unbounded();
+    // the test keeps a handle: the session (and its runtime) is dropped outside the server's
+    let state = weft::materialize::http::HttpState {
+        shared: m.shared.clone(),
+        session: session.clone(),
+        refresh: tx,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move { axum::serve(listener, weft::materialize::http::router(state)).await });
+    let call = move |method: &str, path: &str, body: &str| -> (u16, String) {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        write!(s, "{method} {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let code = out[9..12].parse().unwrap();
+        let body = out
+            .split_once("\r\n\r\n")
+            .map(|x| x.1.to_string())
+            .unwrap_or_default();
+        (code, body)
+    };
+    let (code, body) = call("GET", "/v1/status", "");
+    assert_eq!(code, 200);
+    let st: J = serde_json::from_str(&body).unwrap();
+    let epoch = st["epoch"].as_u64().expect("an epoch was committed");
+    assert!(
+        st["pipelines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "joins/test.mat_a.v1" && p["latest_ds"] == day(w.last_day)),
+        "{st}"
+    );
+    let out = output_table(&joins()[0]);
+    let (code, body) = call(
+        "POST",
+        "/v1/query",
+        &json!({"sql": format!("SELECT count(*) AS n FROM {out}")}).to_string(),
+    );
+    assert_eq!(code, 200, "{body}");
+    let q: J = serde_json::from_str(&body).unwrap();
+    let rows: usize = w.db.table("data.left").parts.values().map(Vec::len).sum();
+    assert_eq!(q["epoch"], epoch);
+    assert_eq!(q["columns"], json!(["n"]));
+    assert_eq!(q["rows"][0]["n"], rows as i64);
+    let (code, body) = call(
+        "POST",
+        "/v1/query",
+        &json!({"sql": format!("DELETE FROM {out}")}).to_string(),
+    );
+    assert_eq!(code, 400);
+    assert!(body.contains("read-only"), "{body}");
+    let (code, body) = call("POST", "/v1/refresh", "");
+    assert_eq!(code, 200);
+    assert_eq!(
+        serde_json::from_str::<J>(&body).unwrap()["epoch"],
+        epoch + 1
+    );
+    assert!(
+        rx.try_recv().is_ok(),
+        "a refresh asks the epoch loop to scan"
+    );
+    // wait_for_epoch answers once the epoch is committed
+    let shared = m.shared.clone();
+    let path = format!("/v1/status?wait_for_epoch={}&timeout_secs=20", epoch + 1);
+    let waiter = std::thread::spawn(move || call("GET", &path, ""));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    h.materialize("second");
+    let (code, body) = waiter.join().unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(
+        serde_json::from_str::<J>(&body).unwrap()["epoch"],
+        epoch + 1,
+        "{body}"
+    );
+    assert_eq!(shared.status.lock().unwrap().epoch, Some(epoch + 1));
+    let (code, page) = call("GET", "/", "");
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("joins/test.mat_a.v1") && page.contains("up to date"),
+        "{page}"
+    );
+    let (_, metrics) = call("GET", "/metrics", "");
+    assert!(
+        metrics.contains(&format!("weft_materialize_epoch {}", epoch + 1)),
+        "{metrics}"
+    );
+}
