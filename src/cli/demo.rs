@@ -37,6 +37,10 @@ pub struct DemoArgs {
     /// Timely worker threads.
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
+    /// Land one more day in an existing demo warehouse (every raw table gets its next
+    /// partition; nothing is computed): what `weft materialize` then picks up.
+    #[arg(long = "append-day")]
+    pub append_day: bool,
 }
 
 /// Configs the demo runs, in order (relative to the dataflows folder). Joins not listed are
@@ -117,6 +121,45 @@ fn prepare_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("writing demo marker", e))
 }
 
+/// `--append-day`: the demo's next day of raw data, generated as a longer demo would have it.
+fn append_day(a: &DemoArgs) -> Result<()> {
+    let root = a.dir.join("warehouse");
+    if !a.dir.join(MARKER).exists() || !root.is_dir() {
+        return Err(Error::NotFound {
+            what: format!("a demo warehouse in {}", a.dir.display()),
+            fix: "run `weft demo` first (or pass its --dir)".into(),
+        });
+    }
+    let wh = Warehouse::open(&root)?;
+    let checkouts = TableName::parse("data.checkouts")?;
+    let last = *wh
+        .partitions(&checkouts)?
+        .last()
+        .ok_or_else(|| Error::NotFound {
+            what: format!("partitions of {checkouts} in {}", root.display()),
+            fix: "run `weft demo` first".into(),
+        })?;
+    let next = last.shift(1);
+    let spec = DemoSpec {
+        end: next,
+        checkouts_per_day: a.checkouts_per_day,
+        ..DemoSpec::default()
+    };
+    crate::demo::append_days(
+        &wh,
+        &spec,
+        crate::partition::PartitionRange::new(next, next),
+        &|_| {},
+    )?;
+    println!("landed {next} in every raw table of {}", root.display());
+    println!(
+        "   weft --warehouse {} materialize --conf-root {} --once",
+        root.display(),
+        a.dataflows.display()
+    );
+    Ok(())
+}
+
 pub fn run(a: DemoArgs) -> Result<()> {
     if !a.dataflows.is_dir() {
         return Err(Error::NotFound {
@@ -124,6 +167,9 @@ pub fn run(a: DemoArgs) -> Result<()> {
             fix: "run from the weft repository, or pass --dataflows <repo>/dataflows/production"
                 .into(),
         });
+    }
+    if a.append_day {
+        return append_day(&a);
     }
     prepare_dir(&a.dir)?;
     let wh = Warehouse::open(a.dir.join("warehouse"))?;

@@ -41,6 +41,27 @@ pub fn generate(
     spec: &DemoSpec,
     progress: &dyn Fn(&str),
 ) -> Result<Vec<TableSummary>> {
+    write_days(wh, spec, None, progress)
+}
+
+/// Appends days to a demo warehouse: simulates `spec` in full (the same spec gives the same
+/// data, so earlier days are what they were) and writes only the partitions of `days`,
+/// leaving every other partition as it is: a new day landing, for the materializer.
+pub fn append_days(
+    wh: &Warehouse,
+    spec: &DemoSpec,
+    days: PartitionRange,
+    progress: &dyn Fn(&str),
+) -> Result<Vec<TableSummary>> {
+    write_days(wh, spec, Some(days), progress)
+}
+
+fn write_days(
+    wh: &Warehouse,
+    spec: &DemoSpec,
+    only: Option<PartitionRange>,
+    progress: &dyn Fn(&str),
+) -> Result<Vec<TableSummary>> {
     spec.validate()?;
     let world = World::new(spec);
     let days: Vec<Ds> = PartitionRange::new(spec.start, spec.end).days().collect();
@@ -49,6 +70,7 @@ pub fn generate(
     let mut out = Out {
         wh,
         progress,
+        only,
         summaries: Vec::new(),
     };
 
@@ -102,6 +124,8 @@ pub fn generate(
 struct Out<'a> {
     wh: &'a Warehouse,
     progress: &'a dyn Fn(&str),
+    /// Write only these days (every day is still simulated, in order), keeping the others.
+    only: Option<PartitionRange>,
     summaries: Vec<TableSummary>,
 }
 
@@ -121,8 +145,13 @@ impl Out<'_> {
             .get(SOURCE_PROPERTY.0)
             .is_some_and(|v| v == SOURCE_PROPERTY.1);
         let mut rows = 0u64;
+        let mut written = 0;
         for &ds in days {
             let b = batch(ds)?;
+            if self.only.is_some_and(|r| !r.contains(ds)) {
+                continue;
+            }
+            written += 1;
             rows += b.num_rows() as u64;
             self.wh.write_partition(
                 &t,
@@ -131,7 +160,7 @@ impl Out<'_> {
                 &[b],
             )?;
         }
-        if ours {
+        if ours && self.only.is_none() {
             for old in self.wh.partitions(&t)? {
                 if !days.contains(&old) {
                     self.wh
@@ -139,18 +168,18 @@ impl Out<'_> {
                 }
             }
         }
-        let message = if days.is_empty() {
+        let message = if written == 0 {
             format!("{name}: no partitions in range, skipped")
         } else {
             let props =
                 BTreeMap::from([(SOURCE_PROPERTY.0.to_string(), SOURCE_PROPERTY.1.to_string())]);
             self.wh.set_properties(&t, &props)?;
-            format!("{name}: {} partitions, {rows} rows", days.len())
+            format!("{name}: {written} partitions, {rows} rows")
         };
         (self.progress)(&message);
         self.summaries.push(TableSummary {
             table: name.to_string(),
-            partitions: days.len(),
+            partitions: written,
             rows,
         });
         Ok(())

@@ -15,7 +15,9 @@ mod world;
 use crate::error::{Error, Result};
 use crate::partition::Ds;
 
-pub use generate::{generate, TableSummary, EXTERNAL_RANGE, LEGACY_END, SOURCE_PROPERTY};
+pub use generate::{
+    append_days, generate, TableSummary, EXTERNAL_RANGE, LEGACY_END, SOURCE_PROPERTY,
+};
 
 /// What to generate. The same spec (including the seed) always gives the same data.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -175,41 +175,39 @@ impl Engine {
             .collect()
     }
 
-    /// The pipelines in the order [`Engine::step_all`] runs them.
+    /// The pipelines in the order [`Engine::step_all`] runs them: a pipeline after every
+    /// pipeline whose output table it reads (a staging query before the join whose left it
+    /// is, a join before another bootstrapped from it); otherwise staging queries, GroupBy
+    /// tables, joins, flattened logs, each by id. A cycle keeps that default order.
     pub fn order(&self) -> Vec<PipelineId> {
         let outputs: BTreeMap<PipelineId, String> = self
             .pipelines
             .iter()
             .filter_map(|(id, (c, _))| c.output().ok().map(|o| (id.clone(), o)))
             .collect();
-        let mut ids: Vec<&PipelineId> = self.pipelines.keys().collect();
-        ids.sort_by_key(|id| (self.pipelines[*id].0.rank(), *id));
-        // staging queries among themselves: one that reads another's table after it
+        let mut pending: Vec<PipelineId> = self.pipelines.keys().cloned().collect();
+        pending.sort_by_key(|id| (self.pipelines[id].0.rank(), id.clone()));
+        let reads: BTreeMap<PipelineId, Vec<PipelineId>> = pending
+            .iter()
+            .map(|id| {
+                let tables = self.pipelines[id].0.reads();
+                let producers = outputs
+                    .iter()
+                    .filter(|(other, t)| *other != id && tables.contains(t))
+                    .map(|(other, _)| other.clone())
+                    .collect();
+                (id.clone(), producers)
+            })
+            .collect();
         let mut out: Vec<PipelineId> = Vec::new();
-        let mut pending: Vec<PipelineId> = ids.into_iter().cloned().collect();
         while !pending.is_empty() {
             let ready = pending
                 .iter()
-                .position(|id| {
-                    let reads = self.reads(id, &outputs);
-                    !pending.iter().any(|o| o != id && reads.contains(o))
-                })
-                .unwrap_or(0); // a cycle: keep the configured order
+                .position(|id| !reads[id].iter().any(|p| pending.contains(p)))
+                .unwrap_or(0);
             out.push(pending.remove(ready));
         }
         out
-    }
-
-    /// Pipelines whose output tables `id`'s staging query mentions.
-    fn reads(&self, id: &PipelineId, outputs: &BTreeMap<PipelineId, String>) -> Vec<PipelineId> {
-        let Some((PipelineConf::StagingQuery(sq), _)) = self.pipelines.get(id) else {
-            return Vec::new();
-        };
-        outputs
-            .iter()
-            .filter(|(other, table)| *other != id && sq.query.contains(table.as_str()))
-            .map(|(other, _)| other.clone())
-            .collect()
     }
 }
 

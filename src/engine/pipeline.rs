@@ -108,6 +108,35 @@ impl PipelineConf {
         })
     }
 
+    /// The tables the pipeline reads: its left, sources, bootstrap and label tables (a
+    /// staging query: the `ns.table` names its SQL mentions).
+    pub fn reads(&self) -> Vec<String> {
+        let sources = |gb: &GroupBy| gb.sources.iter().map(|s| s.table()).collect::<Vec<_>>();
+        match self {
+            PipelineConf::Join(j) => {
+                let mut t = vec![j.left.table()];
+                for p in &j.join_parts {
+                    t.extend(sources(&p.group_by));
+                }
+                t.extend(j.bootstrap_parts.iter().map(|b| b.table.clone()));
+                if let Some(lp) = &j.label_part {
+                    for p in &lp.labels {
+                        t.extend(sources(&p.group_by));
+                    }
+                }
+                t
+            }
+            PipelineConf::GroupBy(g) => sources(g),
+            PipelineConf::StagingQuery(s) => s
+                .query
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+                .filter(|w| w.contains('.'))
+                .map(str::to_string)
+                .collect(),
+            PipelineConf::LogFlattener { log_table, .. } => vec![log_table.clone()],
+        }
+    }
+
     /// Order class in a run of several pipelines: staging queries first (joins read them),
     /// then GroupBy tables, joins, and flattened logs.
     pub(super) fn rank(&self) -> u8 {

@@ -132,7 +132,7 @@ impl Materializer {
                     .find(|(id, _)| id.as_str() == p.name)
                     .map(|(_, w)| w)
                 {
-                    w.label_through = p.label_runs.iter().filter_map(|d| Ds::parse(d).ok()).max();
+                    w.label_through = p.label_through.as_deref().and_then(|d| Ds::parse(d).ok());
                 }
             }
             let mut st = m.shared.status.lock().expect("status lock");
@@ -229,6 +229,7 @@ impl Materializer {
                 tracing::warn!(pipeline = %id, kind = %e.kind(), error = %e, "pipeline step failed");
                 pe.error = Some((e.kind().to_string(), e.to_string()));
             }
+            pe.label_through = w.label_through.map(|d| d.to_string());
             // a day some inputs landed for but not all: what it waits for
             let ready = pe.ready_through.as_deref().and_then(|d| Ds::parse(d).ok());
             let latest = listing.latest(&wh, &w.deps).ok().flatten();

@@ -33,6 +33,9 @@ pub struct PipelineEpoch {
     pub rewritten: Vec<String>,
     /// Label runs (`label_ds`) done in the epoch.
     pub label_runs: Vec<String>,
+    /// The last label date run so far (carried from epoch to epoch).
+    #[serde(default)]
+    pub label_through: Option<String>,
     /// What the pipeline waits for, for people.
     pub waiting: Option<String>,
     /// `(kind, message)` of the error that stopped it in this epoch.
