@@ -9,6 +9,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tracing_subscriber::EnvFilter;
 
 fn main() {
+    // `weft … | head` ends quietly, as command-line tools do, instead of panicking on a
+    // closed pipe. SAFETY: restoring the default disposition of SIGPIPE before any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = weft::cli::Cli::parse();
     let default = match cli.verbose {
         0 => "warn",

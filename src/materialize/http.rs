@@ -253,7 +253,8 @@ async fn page(State(s): State<HttpState>) -> Html<String> {
     Html(format!(
         "<!doctype html><html><head><meta charset=utf-8><title>weft materialize</title>\
 <meta http-equiv=refresh content=5><style>body{{font-family:sans-serif;margin:2em}}\
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}\
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;\
+white-space:nowrap}}td:last-child{{white-space:normal}}\
 .ok{{color:#070}}.wait{{color:#a60}}.err{{color:#b00;font-weight:bold}}</style></head><body>\
 <h1>weft materialize</h1><p>Epoch <b>{}</b>, committed {committed}. \
 <a href=/v1/status>status JSON</a> · <a href=/metrics>metrics</a></p>\

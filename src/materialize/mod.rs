@@ -239,6 +239,9 @@ impl Materializer {
                     ps.pending = listing.missing_on(&wh, &w.deps, next).unwrap_or_default();
                 }
             }
+            if let (true, Some(w)) = (ps.pending.is_empty(), &pe.waiting) {
+                ps.pending.push(w.clone());
+            }
             ps.error = pe.error.as_ref().map(|(_, m)| m.clone());
             ps.error_kind = pe.error.as_ref().map(|(k, _)| k.clone());
             ps.written_total = pe.written.len() as u64;
@@ -349,6 +352,13 @@ fn watch(conf: Conf, wh: &Warehouse, log_table: &str) -> Vec<Watched> {
         }
         Conf::Join(join) => {
             let mut deps = dependencies(&join.meta_data);
+            // bootstrap tables (its `_logged` table too) never block a day: they are deltas
+            let boot: Vec<&str> = join
+                .bootstrap_parts
+                .iter()
+                .map(|b| b.table.as_str())
+                .collect();
+            deps.retain(|d| !boot.contains(&d.table.as_str()));
             if deps.is_empty() {
                 deps = vec![day_dependency(&join.left.table())];
             }
