@@ -656,3 +656,73 @@ fn the_http_side_answers_status_queries_and_refreshes() {
         "{metrics}"
     );
 }
+
+#[test]
+fn the_cli_materializes_once_queries_and_reports_status() {
+    let w = World::new(11);
+    let h = Harness::new(&w);
+    drop(h.m); // the CLI takes the state folder's lock
+    let weft = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+            .arg("--warehouse")
+            .arg(h.wh.root())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let state = h.state.to_str().unwrap().to_string();
+    let confs = h.confs.to_str().unwrap().to_string();
+    let (code, out, err) = weft(&[
+        "materialize",
+        "--conf-root",
+        &confs,
+        "--state-dir",
+        &state,
+        "--once",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("joins/test.mat_a.v1") && out.contains("committed epoch"),
+        "{out}"
+    );
+    let a = output_table(&joins()[0]);
+    let (code, out, err) = weft(&[
+        "query",
+        "--format",
+        "csv",
+        &format!("SELECT ds, count(*) AS n FROM {a} GROUP BY ds ORDER BY ds"),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let left = &w.db.table("data.left").parts;
+    let want: Vec<String> = std::iter::once("ds,n".to_string())
+        .chain(left.iter().map(|(d, r)| format!("{d},{}", r.len())))
+        .collect();
+    assert_eq!(out.lines().collect::<Vec<_>>(), want);
+    let (code, _, err) = weft(&["query", &format!("INSERT INTO {a} SELECT * FROM {a}")]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("read-only"), "{err}");
+    let (code, out, err) = weft(&["materialize", "status", "--state-dir", &state]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("joins/test.mat_a.v1") && out.contains(&a),
+        "{out}"
+    );
+    // a config that no longer parses stops only itself: exit 2, the others committed
+    std::fs::write(h.confs.join("joins/test/broken.v1"), "{ not json").unwrap();
+    let (code, out, err) = weft(&[
+        "materialize",
+        "--conf-root",
+        &confs,
+        "--state-dir",
+        &state,
+        "--once",
+    ]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.contains("broken.v1"), "{err}");
+    assert!(out.contains("committed epoch"), "{out}");
+}
