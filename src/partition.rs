@@ -10,6 +10,16 @@ use crate::error::{Error, Result};
 /// Milliseconds in one partition (one UTC day).
 pub const DAY_MS: i64 = 86_400_000;
 
+/// The earliest and latest event times weft accepts: 0001-01-01 and 9999-12-31 (UTC), in epoch
+/// milliseconds. A `ts` outside is almost always in the wrong unit (seconds, nanoseconds).
+pub const MIN_TS: i64 = -62_135_596_800_000;
+pub const MAX_TS: i64 = 253_402_300_799_999;
+
+/// Whether an epoch-millisecond time is one weft can place on its calendar.
+pub fn ts_in_range(ms: i64) -> bool {
+    (MIN_TS..=MAX_TS).contains(&ms)
+}
+
 /// A daily partition, stored as days since 1970-01-01.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
@@ -26,9 +36,13 @@ impl Ds {
         })?;
         Ok(Ds(d.num_days_from_ce() - EPOCH_CE))
     }
-    /// The partition that contains epoch millisecond `ms` (UTC).
+    /// The partition that contains epoch millisecond `ms` (UTC). Times outside
+    /// [`MIN_TS`, `MAX_TS`] are refused where data is read; here they saturate instead of
+    /// wrapping around.
     pub fn of_millis(ms: i64) -> Ds {
-        Ds(ms.div_euclid(DAY_MS) as i32)
+        Ds(ms
+            .div_euclid(DAY_MS)
+            .clamp(i32::MIN as i64 / 2, i32::MAX as i64 / 2) as i32)
     }
     /// Midnight (UTC) at the start of this partition, in epoch milliseconds.
     pub fn start_millis(self) -> i64 {

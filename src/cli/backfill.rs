@@ -105,11 +105,12 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
             }
             for ((part, nulls), (_, ev)) in r.null_key_rows.iter().zip(&r.events) {
                 println!(
-                    "  part {part}: {} source rows read, {} skipped (all keys NULL: {}, NULL ts: {}); {} left rows with a NULL key got NULL features",
+                    "  part {part}: {} source rows read, {} skipped (all keys NULL: {}, NULL ts: {}{}); {} left rows with a NULL key got NULL features",
                     ev.rows,
-                    ev.null_keys + ev.null_ts,
+                    ev.skipped(),
                     ev.null_keys,
                     ev.null_ts,
+                    bad_ts(&ev),
                     nulls
                 );
             }
@@ -172,14 +173,24 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
             }
             let ev = r.source;
             println!(
-                "  {} source rows read, {} skipped (NULL key: {}, NULL ts: {})",
+                "  {} source rows read, {} skipped (NULL key: {}, NULL ts: {}{})",
                 ev.rows,
-                ev.null_keys + ev.null_ts,
+                ev.skipped(),
                 ev.null_keys,
-                ev.null_ts
+                ev.null_ts,
+                bad_ts(&ev)
             );
         }
         Report::LogFlattener(_) => {}
     }
     Ok(())
+}
+
+/// `, ts outside years 0001–9999: N` when there are such rows.
+fn bad_ts(ev: &crate::join::inputs::EventStats) -> String {
+    if ev.bad_ts == 0 {
+        String::new()
+    } else {
+        format!(", ts outside years 0001–9999 (wrong unit?): {}", ev.bad_ts)
+    }
 }

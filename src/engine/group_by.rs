@@ -214,8 +214,8 @@ impl GroupByRunner {
             )?;
         }
         let st = &report.source;
-        if st.null_keys > 0 || st.null_ts > 0 {
-            tracing::warn!(group_by = %plan.name, rows = st.rows, null_keys = st.null_keys, null_ts = st.null_ts, "source rows skipped: a key NULL or NULL ts");
+        if st.skipped() > 0 {
+            tracing::warn!(group_by = %plan.name, rows = st.rows, null_keys = st.null_keys, null_ts = st.null_ts, bad_ts = st.bad_ts, "source rows skipped: a key NULL, a NULL ts or a ts outside years 0001-9999");
         }
         Ok(report)
     }
@@ -291,9 +291,7 @@ fn rows_of(
         let updates = inputs::source_rows(b, &plan.part, false, table, &mut stats)?;
         if count {
             let st = &mut report.source;
-            st.rows += stats.rows;
-            st.null_keys += stats.null_keys;
-            st.null_ts += stats.null_ts;
+            st.add(&stats);
         }
         out.push((b.clone(), updates));
     }

@@ -160,7 +160,27 @@ pub fn left_ts<'a>(
         )
         .with_fix("filter them out with a where on the left query"));
     }
-    Ok(ts.as_primitive::<Int64Type>())
+    let ts = ts.as_primitive::<Int64Type>();
+    let bad: Vec<(usize, i64)> = ts
+        .values()
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !crate::partition::ts_in_range(**t))
+        .map(|(i, t)| (i, *t))
+        .collect();
+    if let Some(&(row, value)) = bad.first() {
+        // one such row would put every row of the run outside the windows: fail, naming it
+        return Err(Error::data(
+            table,
+            Some(&format!("ds={ds}")),
+            format!(
+                "{} left row(s) have a ts outside years 0001–9999 (first: row {row}, ts {value}); ts must be epoch milliseconds",
+                bad.len()
+            ),
+        )
+        .with_fix("convert the time column in the left query's timeColumn (seconds × 1000, nanoseconds / 1000000), or filter those rows out with a where"));
+    }
+    Ok(ts)
 }
 
 /// Left rows of one partition as queries for one part: the time each row asks about and
@@ -221,6 +241,23 @@ pub struct EventStats {
     pub rows: u64,
     pub null_keys: u64,
     pub null_ts: u64,
+    /// Rows whose `ts` is outside years 0001–9999 (a time in the wrong unit).
+    pub bad_ts: u64,
+}
+
+impl EventStats {
+    /// Adds another count in.
+    pub fn add(&mut self, o: &EventStats) {
+        self.rows += o.rows;
+        self.null_keys += o.null_keys;
+        self.null_ts += o.null_ts;
+        self.bad_ts += o.bad_ts;
+    }
+
+    /// Rows skipped for any reason.
+    pub fn skipped(&self) -> u64 {
+        self.null_keys + self.null_ts + self.bad_ts
+    }
 }
 
 /// The partition of each row, from the `ds` column (string or date).
@@ -320,6 +357,10 @@ pub fn source_rows(
         }
         if ts.is_null(i) {
             stats.null_ts += 1;
+            continue;
+        }
+        if !crate::partition::ts_in_range(ts.value(i)) {
+            stats.bad_ts += 1;
             continue;
         }
         // Some keys NULL: such a row can never match a left row (whose NULL keys are skipped).

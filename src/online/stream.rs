@@ -106,7 +106,7 @@ impl<'a> Streamer<'a> {
                     by_key.entry((g.1, ts)).or_default().push((ts, inputs));
                 }
             }
-            self.report.skipped += st.null_keys + st.null_ts;
+            self.report.skipped += st.skipped();
         }
         self.put(by_key, replace)
     }

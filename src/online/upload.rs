@@ -244,7 +244,7 @@ fn tiles(
                 }
             }
             report.rows += st.rows;
-            report.skipped += st.null_keys + st.null_ts;
+            report.skipped += st.skipped();
         }
     }
     progress(total, total, "aggregating");

@@ -412,3 +412,93 @@ fn source_with_both_events_and_entities_is_rejected() {
         other => panic!("expected a config error, got {other:?}"),
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// Times in the wrong unit (issue: one nanosecond `ts` used to NULL every row's features)
+// ------------------------------------------------------------------------------------------
+
+mod wrong_unit_ts {
+    use crate::reference::conf::{self, W};
+    use crate::reference::harness::{backfill, check, options, warehouse};
+    use crate::reference::{ds_start, Db, Op, Run, Table, Ty, HOUR, V};
+
+    const D: &str = "2026-02-02";
+
+    fn db(left_ts: i64, source_ts: i64) -> Db {
+        let mut left = Table::new(&[("row_id", Ty::I64), ("user", Ty::Str), ("ts", Ty::I64)]);
+        left.push(
+            D,
+            vec![V::Int(1), V::s("a"), V::Int(ds_start(D) + 5 * HOUR)],
+        );
+        left.push(D, vec![V::Int(2), V::s("a"), V::Int(left_ts)]);
+        let mut ev = Table::new(&[("user", Ty::Str), ("val", Ty::I64), ("ts", Ty::I64)]);
+        ev.push(
+            "2026-02-01",
+            vec![V::s("a"), V::Int(7), V::Int(ds_start("2026-02-01") + HOUR)],
+        );
+        ev.push(D, vec![V::s("a"), V::Int(3), V::Int(ds_start(D) + HOUR)]);
+        ev.push(D, vec![V::s("a"), V::Int(100), V::Int(source_ts)]);
+        let mut db = Db::default();
+        db.add("data.left", left);
+        db.add("data.events", ev);
+        db
+    }
+
+    fn join() -> serde_json::Value {
+        let gb = conf::group_by(
+            "test.ev.v1",
+            vec![conf::events_source(
+                "data.events",
+                &["user", "val"],
+                Some("ts"),
+            )],
+            &["user"],
+            Some(vec![conf::agg("val", Op::Sum, &[W::Days(3)], &[], &[])]),
+            Some(0),
+        );
+        conf::join(
+            "test.units.v1",
+            conf::events_left("data.left", &["row_id", "user"]),
+            vec![conf::part(gb, &[], None)],
+        )
+    }
+
+    #[test]
+    fn a_left_ts_in_nanoseconds_fails_the_run_naming_table_partition_and_value() {
+        let nanos = (ds_start(D) + 6 * HOUR) * 1_000_000;
+        let (_dir, wh) = warehouse(&db(nanos, ds_start(D) + 2 * HOUR));
+        let e = backfill(&wh, &join(), &options(&Run::through(D))).unwrap_err();
+        assert!(
+            e.contains("data.left")
+                && e.contains(&format!("ds={D}"))
+                && e.contains(&nanos.to_string())
+                && e.contains("epoch milliseconds"),
+            "{e}"
+        );
+        assert!(
+            !wh.exists(&crate::reference::data::tn("test.test_units_v1")),
+            "nothing written"
+        );
+    }
+
+    #[test]
+    fn a_source_ts_in_nanoseconds_is_counted_and_skipped_and_the_other_rows_are_right() {
+        for bad in [i64::MAX, i64::MIN, (ds_start(D) + 2 * HOUR) * 1_000_000] {
+            let db = db(ds_start(D) + 6 * HOUR, bad);
+            let (_dir, wh) = warehouse(&db);
+            let r = backfill(&wh, &join(), &options(&Run::through(D))).unwrap();
+            assert_eq!(r.events[0].1.bad_ts, 1, "the row is counted");
+            // the reference without that row
+            let mut good = db.clone();
+            good.table_mut("data.events")
+                .parts
+                .get_mut(D)
+                .unwrap()
+                .pop();
+            crate::reference::harness::assert_ok(check(&join(), &good, &Run::through(D)));
+            let act = crate::reference::data::read_table(&wh, "test.test_units_v1");
+            let (_, rows) = &act.parts[D];
+            assert!(rows.iter().all(|r| r[3] == V::Int(10)), "{rows:?}");
+        }
+    }
+}

@@ -434,8 +434,8 @@ fn run(
     boot_feed::report(live, &mut report);
     report.provenance = live.provenance.take();
     for (part, st) in &report.events {
-        if st.null_keys > 0 || st.null_ts > 0 {
-            tracing::warn!(part = %part, rows = st.rows, null_keys = st.null_keys, null_ts = st.null_ts, "source rows skipped: all keys NULL or NULL ts");
+        if st.skipped() > 0 {
+            tracing::warn!(part = %part, rows = st.rows, null_keys = st.null_keys, null_ts = st.null_ts, bad_ts = st.bad_ts, "source rows skipped: all keys NULL, a NULL ts or a ts outside years 0001-9999");
         }
     }
     Ok(report)

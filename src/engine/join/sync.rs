@@ -161,9 +161,7 @@ pub(super) fn sync_sources(
                                 inputs::source_rows(b, p, mutations, &scan.table, &mut stats)?;
                             if sign > 0 {
                                 let st = &mut report.events[p.index as usize].1;
-                                st.rows += stats.rows;
-                                st.null_keys += stats.null_keys;
-                                st.null_ts += stats.null_ts;
+                                st.add(&stats);
                             }
                             updates.iter_mut().for_each(|(_, r)| *r *= sign);
                             live.dataflow.update(updates);

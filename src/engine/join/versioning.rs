@@ -572,9 +572,7 @@ impl Reuse {
             report.part_rows[i].1 += scratch.left_rows;
             report.null_key_rows[i].1 += scratch.null_key_rows[ri].1;
             let (st, s) = (&mut report.events[i].1, &scratch.events[ri].1);
-            st.rows += s.rows;
-            st.null_keys += s.null_keys;
-            st.null_ts += s.null_ts;
+            st.add(s);
         }
         let mut text = format!(
             "{d} ({} existing partition(s) in {range} rewritten in place",
