@@ -50,6 +50,11 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
         }
     };
     let start = a.start_ds.as_deref().map(Ds::parse).transpose()?;
+    if let Some(s) = start.filter(|s| *s > end) {
+        return Err(Error::Usage(format!(
+            "--start-ds {s} is after --end-ds {end}: nothing would be computed; swap them"
+        )));
+    }
     if a.step_days == 0 {
         return Err(Error::Usage("--step-days must be at least 1".into()));
     }

@@ -54,6 +54,17 @@ pub fn render(sql: &str, v: &MacroValues) -> Result<String> {
             ),
         });
     }
+    // an opening `{{` no macro consumed: an unclosed or malformed macro
+    if let Some(at) = out.find("{{") {
+        let snippet: String = out[at..].chars().take(40).collect();
+        return Err(Error::Config {
+            file: v.conf_name.to_string(),
+            path: "query".into(),
+            message: format!(
+                "malformed template macro at `{snippet}`: a macro is `{{{{ name }}}}` (start_date, end_date, latest_date, max_date(table=ns.t))"
+            ),
+        });
+    }
     Ok(out.into_owned())
 }
 

@@ -502,3 +502,64 @@ mod wrong_unit_ts {
         }
     }
 }
+
+#[test]
+fn an_unclosed_macro_is_an_error_naming_the_config_and_the_text() {
+    let (_dir, wh) = warehouse();
+    let engine = Session::new(&wh).unwrap();
+    let sq = match parse_conf(
+        Path::new("staging_queries/t/unclosed.v1"),
+        &json!({
+            "metaData": {"name": "t.unclosed.v1", "outputNamespace": "out"},
+            "query": "SELECT user, ds FROM data.purchases WHERE ds BETWEEN '{{ start_date' AND '{{ end_date }}'",
+            "startPartition": "2026-01-01"
+        })
+        .to_string(),
+    )
+    .unwrap()
+    {
+        Conf::StagingQuery(sq) => sq,
+        _ => panic!(),
+    };
+    let opts = StagingOptions::through(ds("2026-01-02"));
+    let m = run(&engine, &sq, &opts, &|_, _, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        m.contains("t.unclosed.v1")
+            && m.contains("{{ start_date")
+            && m.contains("malformed template macro"),
+        "{m}"
+    );
+    assert!(
+        !wh.exists(&TableName::parse("out.t_unclosed_v1").unwrap()),
+        "nothing written"
+    );
+}
+
+#[test]
+fn start_after_end_is_an_error_not_an_empty_run() {
+    let conf =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("dataflows/production/joins/risk/checkout.v1");
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .arg("--warehouse")
+        .arg(dir.path())
+        .args([
+            "backfill",
+            "--start-ds",
+            "2026-02-02",
+            "--end-ds",
+            "2026-02-01",
+            "--conf",
+        ])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--start-ds 2026-02-02 is after --end-ds 2026-02-01"),
+        "{err}"
+    );
+}
