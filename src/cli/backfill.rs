@@ -63,7 +63,7 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
             "--run-first-hole applies to joins and staging queries; a GroupBy backfill skips missing partitions before its first existing one (drop the table's later partitions to recompute them)".into(),
         ));
     }
-    let wh = Warehouse::open(warehouse)?;
+    let wh = Warehouse::open_existing(warehouse)?;
     let mut engine = Engine::new(Context::with_workers(&wh, a.workers)?);
     let kind = match &conf {
         Conf::Join(_) => "join",

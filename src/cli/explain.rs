@@ -48,7 +48,7 @@ pub fn run(warehouse: &Path, a: ExplainArgs) -> Result<()> {
         Some(s) => Ds::parse(s)?,
         None => Ds::today().shift(-1),
     };
-    let wh = Warehouse::open(warehouse)?;
+    let wh = Warehouse::open_existing(warehouse)?;
     let cx = Context::with_workers(&wh, a.workers)?;
     let pb = progress::spinner("matching bootstrap tables");
     let e = explain(

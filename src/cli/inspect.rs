@@ -154,7 +154,7 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
 }
 
 pub fn tables(warehouse: &Path, a: TablesArgs) -> Result<()> {
-    let wh = Warehouse::open(warehouse)?;
+    let wh = Warehouse::open_existing(warehouse)?;
     let mut any = false;
     for t in wh.tables()? {
         if a.namespace.as_ref().is_some_and(|ns| *ns != t.namespace) {
@@ -192,7 +192,7 @@ pub fn tables(warehouse: &Path, a: TablesArgs) -> Result<()> {
 }
 
 pub fn show(warehouse: &Path, a: ShowArgs) -> Result<()> {
-    let wh = Warehouse::open(warehouse)?;
+    let wh = Warehouse::open_existing(warehouse)?;
     let t = TableName::parse(&a.table)?;
     if !wh.exists(&t) {
         return Err(wh.missing_table(&t, "weft show"));

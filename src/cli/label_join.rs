@@ -56,7 +56,7 @@ pub fn run(warehouse: &Path, a: LabelJoinArgs) -> Result<()> {
             "--from-label-ds {first} is after --label-ds {last}"
         )));
     }
-    let wh = Warehouse::open(warehouse)?;
+    let wh = Warehouse::open_existing(warehouse)?;
     let name = join.meta_data.name.clone();
     let mut engine = Engine::new(Context::with_workers(&wh, a.workers)?);
     let id = engine.install(PipelineConf::Join(join))?;

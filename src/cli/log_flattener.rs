@@ -53,7 +53,7 @@ pub fn run(warehouse: &Path, a: LogFlattenerArgs) -> Result<()> {
             y
         }
     };
-    let wh = Warehouse::open(warehouse)?;
+    let wh = Warehouse::open_existing(warehouse)?;
     let mut engine = Engine::new(Context::new(&wh)?);
     let id = engine.install(PipelineConf::LogFlattener {
         join,

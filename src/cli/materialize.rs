@@ -92,13 +92,7 @@ pub fn run(warehouse: &Path, a: MaterializeArgs) -> Result<()> {
 }
 
 fn existing_warehouse(warehouse: &Path) -> Result<Warehouse> {
-    if !warehouse.is_dir() {
-        return Err(Error::NotFound {
-            what: format!("warehouse folder {}", warehouse.display()),
-            fix: "pass --warehouse DIR (or WEFT_WAREHOUSE) naming an existing warehouse, e.g. weft-demo/warehouse after `weft demo`".into(),
-        });
-    }
-    Warehouse::open(warehouse)
+    Warehouse::open_existing(warehouse)
 }
 
 fn materialize(warehouse: &Path, a: RunArgs) -> Result<()> {

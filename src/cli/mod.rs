@@ -24,18 +24,16 @@ use crate::error::Result;
 /// and computes the same tables over a local Parquet warehouse, with one differential
 /// dataflow per join.
 ///
-/// Start with `weft demo`, then explore with `weft tables` and `weft show <table>`.
+/// Start with `weft demo`, then explore its warehouse with `weft tables` and `weft show
+/// <table>` (without --warehouse, commands use ./warehouse, or the demo's
+/// ./weft-demo/warehouse when only that exists).
 #[derive(Debug, Parser)]
 #[command(name = "weft", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
     /// Warehouse folder: table `ns.name` is stored at <DIR>/ns/name/ds=YYYY-MM-DD/*.parquet.
-    #[arg(
-        long,
-        global = true,
-        env = "WEFT_WAREHOUSE",
-        default_value = "warehouse"
-    )]
-    pub warehouse: PathBuf,
+    /// Default: ./warehouse, or ./weft-demo/warehouse (the demo's) when only that exists.
+    #[arg(long, global = true, env = "WEFT_WAREHOUSE")]
+    pub warehouse: Option<PathBuf>,
 
     /// More logging (-v info, -vv debug); WEFT_LOG=<filter> overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -178,20 +176,44 @@ pub enum Command {
 
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<()> {
-    match cli.command {
-        Command::Backfill(a) => backfill::run(&cli.warehouse, a),
-        Command::Explain(a) => explain::run(&cli.warehouse, a),
-        Command::LabelJoin(a) => label_join::run(&cli.warehouse, a),
-        Command::LogFlattener(a) => log_flattener::run(&cli.warehouse, a),
-        Command::LogIngest(a) => log_ingest::run(&cli.warehouse, a),
-        Command::Upload(a) => online::upload_cmd(&cli.warehouse, a),
-        Command::Stream(a) => online::stream_cmd(&cli.warehouse, a),
-        Command::Serve(a) => online::serve_cmd(&cli.warehouse, a),
-        Command::Materialize(a) => materialize::run(&cli.warehouse, a),
-        Command::Query(a) => materialize::query(&cli.warehouse, a),
+    let warehouse = match (&cli.warehouse, &cli.command) {
+        (Some(w), _) => w.clone(),
+        // commands that take no warehouse: nothing to resolve (or say)
+        (None, Command::Demo(_) | Command::Validate(_)) => PathBuf::from("warehouse"),
+        (None, _) => default_warehouse(),
+    };
+    dispatch(&warehouse, cli.command)
+}
+
+/// `./warehouse`, or the demo's `./weft-demo/warehouse` when only that exists (said on stderr).
+fn default_warehouse() -> PathBuf {
+    let plain = PathBuf::from("warehouse");
+    let demo = PathBuf::from("weft-demo/warehouse");
+    if !plain.exists() && demo.is_dir() {
+        eprintln!(
+            "using the demo's warehouse {} (pass --warehouse to choose another)",
+            demo.display()
+        );
+        return demo;
+    }
+    plain
+}
+
+fn dispatch(warehouse: &std::path::Path, command: Command) -> Result<()> {
+    match command {
+        Command::Backfill(a) => backfill::run(warehouse, a),
+        Command::Explain(a) => explain::run(warehouse, a),
+        Command::LabelJoin(a) => label_join::run(warehouse, a),
+        Command::LogFlattener(a) => log_flattener::run(warehouse, a),
+        Command::LogIngest(a) => log_ingest::run(warehouse, a),
+        Command::Upload(a) => online::upload_cmd(warehouse, a),
+        Command::Stream(a) => online::stream_cmd(warehouse, a),
+        Command::Serve(a) => online::serve_cmd(warehouse, a),
+        Command::Materialize(a) => materialize::run(warehouse, a),
+        Command::Query(a) => materialize::query(warehouse, a),
         Command::Validate(a) => inspect::validate(a),
-        Command::Tables(a) => inspect::tables(&cli.warehouse, a),
-        Command::Show(a) => inspect::show(&cli.warehouse, a),
+        Command::Tables(a) => inspect::tables(warehouse, a),
+        Command::Show(a) => inspect::show(warehouse, a),
         Command::Demo(a) => demo::run(a),
     }
 }

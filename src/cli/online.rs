@@ -129,7 +129,7 @@ pub fn upload_cmd(warehouse: &Path, a: UploadArgs) -> Result<()> {
         Some(s) => Ds::parse(s)?,
         None => Ds::today().shift(-1),
     };
-    let wh = Warehouse::open(warehouse)?;
+    let wh = Warehouse::open_existing(warehouse)?;
     let cx = Context::new(&wh)?;
     let store = store::open(a.store.online_store.as_deref(), wh.root())?;
     let pb = progress::bar(1, "upload");
@@ -151,7 +151,7 @@ pub fn upload_cmd(warehouse: &Path, a: UploadArgs) -> Result<()> {
 
 pub fn stream_cmd(warehouse: &Path, a: StreamArgs) -> Result<()> {
     let gb = group_by(&a.conf)?;
-    let wh = Warehouse::open(warehouse)?;
+    let wh = Warehouse::open_existing(warehouse)?;
     let engine = Session::new(&wh)?;
     let store = store::open(a.store.online_store.as_deref(), wh.root())?;
     let mut s = Streamer::new(&engine, store.as_ref(), &gb)?;
@@ -209,7 +209,7 @@ pub fn serve_cmd(warehouse: &Path, a: ServeArgs) -> Result<()> {
                 .into(),
         });
     }
-    let wh = Warehouse::open(warehouse)?;
+    let wh = Warehouse::open_existing(warehouse)?;
     let engine = Session::new(&wh)?;
     let store = store::open(a.store.online_store.as_deref(), wh.root())?;
     let described = store.describe();

@@ -92,6 +92,26 @@ impl Warehouse {
         Ok(wh)
     }
 
+    /// Opens a warehouse that must already exist (what reading commands do): a missing
+    /// folder or an object-store URL is an error naming it, never an empty new folder.
+    pub fn open_existing(root: impl AsRef<Path>) -> Result<Warehouse> {
+        let root = root.as_ref();
+        let text = root.to_string_lossy();
+        if text.contains("://") {
+            return Err(Error::Unsupported {
+                what: format!("the warehouse `{text}`"),
+                detail: "weft reads and writes a local folder; object stores are not supported yet: copy the tables locally, or mount the bucket as a folder".into(),
+            });
+        }
+        if !root.is_dir() {
+            return Err(Error::NotFound {
+                what: format!("warehouse folder {}", root.display()),
+                fix: "pass --warehouse DIR (or set WEFT_WAREHOUSE) naming an existing warehouse; `weft demo` writes one to weft-demo/warehouse".into(),
+            });
+        }
+        Self::open(root)
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

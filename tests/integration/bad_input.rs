@@ -563,3 +563,45 @@ fn start_after_end_is_an_error_not_an_empty_run() {
         "{err}"
     );
 }
+
+#[test]
+fn reading_a_warehouse_that_does_not_exist_is_an_error_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let weft = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+            .current_dir(dir.path())
+            .env_remove("WEFT_WAREHOUSE")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["tables"][..],
+        &["--warehouse", "typo", "show", "data.x"][..],
+        &["--warehouse", "typo", "query", "SELECT 1"][..],
+    ] {
+        let out = weft(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("warehouse folder") && err.contains("not found"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "no folder was created"
+    );
+    let out = weft(&["--warehouse", "s3://bucket/wh", "tables"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("s3://bucket/wh") && err.contains("object stores are not supported"),
+        "{err}"
+    );
+    // without --warehouse, the demo's warehouse is found when it is the only one
+    std::fs::create_dir_all(dir.path().join("weft-demo/warehouse")).unwrap();
+    let out = weft(&["tables"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("using the demo's warehouse weft-demo/warehouse"));
+}
