@@ -115,7 +115,7 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
                     ev.skipped(),
                     ev.null_keys,
                     ev.null_ts,
-                    bad_ts(&ev),
+                    bad_ts(ev),
                     nulls
                 );
             }

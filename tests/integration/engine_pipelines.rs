@@ -21,7 +21,7 @@ use crate::reference::harness::{
     backfill, compare, copy_warehouse_without, options, outputs_equal,
 };
 use crate::reference::{
-    ds_shift, ds_start, expected, output_table, Db, Op, Run, Table, Ty, DAY, V,
+    ds_shift, ds_start, expected, output_table, Db, Lcg, Op, Run, Table, Ty, DAY, V,
 };
 
 const BASE: &str = "2026-03-01";
@@ -82,24 +82,9 @@ fn joins() -> Vec<J> {
     ]
 }
 
-/// A small deterministic generator (no external seed needed: the deltas are fixed).
-struct Gen(u64);
-impl Gen {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-    fn user(&mut self) -> V {
-        V::Str(format!("u{}", self.next(4)))
-    }
-}
-
 struct World {
     db: Db,
-    gen: Gen,
+    gen: Lcg,
     next_row: i64,
     last_day: i64,
 }
@@ -121,7 +106,7 @@ impl World {
         );
         let mut w = World {
             db,
-            gen: Gen(7),
+            gen: Lcg(7),
             next_row: 0,
             last_day: -1,
         };
@@ -136,7 +121,7 @@ impl World {
             .map(|_| {
                 let ms = self.gen.next(DAY as u64) as i64;
                 vec![
-                    self.gen.user(),
+                    V::Str(format!("u{}", self.gen.next(4))),
                     V::Int(1 + self.gen.next(20) as i64),
                     V::Int(ds_start(&day(d)) + ms),
                 ]
@@ -151,7 +136,7 @@ impl World {
                 let ms = self.gen.next(DAY as u64) as i64;
                 vec![
                     V::Int(self.next_row),
-                    self.gen.user(),
+                    V::Str(format!("u{}", self.gen.next(4))),
                     V::Int(ds_start(&day(d)) + ms),
                 ]
             })

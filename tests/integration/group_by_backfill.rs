@@ -22,7 +22,7 @@ use weft::warehouse::Warehouse;
 
 use reference::conf::{self, W};
 use reference::data::{self, Actual};
-use reference::{aggregate, ds_shift, ds_start, Db, Input, Op, Table, Ty, DAY, E, HOUR, V};
+use reference::{aggregate, ds_shift, ds_start, Db, Input, Lcg, Op, Table, Ty, DAY, E, HOUR, V};
 
 // ------------------------------------------------------------------------------------------
 // Running
@@ -261,19 +261,6 @@ fn check_day(act: &Actual, d: &str, values: &[String], exp: &Day) {
 // ------------------------------------------------------------------------------------------
 // Test data
 // ------------------------------------------------------------------------------------------
-
-/// A tiny deterministic generator.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
 
 /// `days` days of purchases from 2026-01-01: users u0..u5 buy at random times, some amounts
 /// NULL; `nulls` only has NULL amounts; `early` buys on day 2 only; events at exact

@@ -23,7 +23,7 @@ use crate::reference::harness::{
     backfill, compare, copy_warehouse_without, options, outputs_equal,
 };
 use crate::reference::{
-    ds_shift, ds_start, expected, output_table, Db, Op, Run, Table, Ty, DAY, V,
+    ds_shift, ds_start, expected, output_table, Db, Lcg, Op, Run, Table, Ty, DAY, V,
 };
 
 const BASE: &str = "2026-04-01";
@@ -103,21 +103,9 @@ fn write_confs(root: &Path) {
     .unwrap();
 }
 
-/// A small deterministic generator.
-struct Gen(u64);
-impl Gen {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
-
 struct World {
     db: Db,
-    gen: Gen,
+    gen: Lcg,
     next_row: i64,
     /// Days with events (the left starts a day later).
     last_day: i64,
@@ -136,7 +124,7 @@ impl World {
         );
         let mut w = World {
             db,
-            gen: Gen(seed),
+            gen: Lcg(seed),
             next_row: 0,
             last_day: -1,
         };

@@ -23,6 +23,20 @@ use std::fmt;
 
 use serde_json::Value as J;
 
+/// A tiny deterministic generator for hand-built test data (the same seed, the same data).
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// The next number in `0..n`.
+    pub fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
 pub const MINUTE: i64 = 60_000;
 pub const HOUR: i64 = 3_600_000;
 pub const DAY: i64 = 86_400_000;
