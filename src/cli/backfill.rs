@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::progress;
-use crate::config::{load_conf, Conf};
+use crate::config::{conf_files, load_conf, Conf};
 use crate::engine::{Context, Engine, Report, RunOptions};
 use crate::error::{Error, Result};
 use crate::partition::Ds;
@@ -16,7 +16,8 @@ use crate::warehouse::Warehouse;
 #[derive(Debug, Args)]
 pub struct BackfillArgs {
     /// Compiled config file (under production/joins, production/group_bys or
-    /// production/staging_queries).
+    /// production/staging_queries), or a folder of them: every config in it is backfilled in
+    /// dependency order (staging queries before the joins that read them), in one process.
     #[arg(long)]
     pub conf: PathBuf,
     /// Last partition to compute (yyyy-MM-dd). Default: yesterday (UTC).
@@ -40,7 +41,11 @@ pub struct BackfillArgs {
 }
 
 pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
-    let conf = load_conf(&a.conf)?;
+    let conf = if a.conf.is_dir() {
+        None
+    } else {
+        Some(load_conf(&a.conf)?)
+    };
     let end = match &a.end_ds {
         Some(s) => Ds::parse(s)?,
         None => {
@@ -58,6 +63,17 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
     if a.step_days == 0 {
         return Err(Error::Usage("--step-days must be at least 1".into()));
     }
+    let opts = RunOptions {
+        start,
+        end,
+        step_days: a.step_days,
+        run_first_hole: a.run_first_hole,
+        verify_existing: false,
+    };
+    if a.conf.is_dir() {
+        return run_folder(warehouse, &a, &opts);
+    }
+    let conf = conf.expect("a file, loaded above");
     if a.run_first_hole && matches!(conf, Conf::GroupBy(_)) {
         return Err(Error::Usage(
             "--run-first-hole applies to joins and staging queries; a GroupBy backfill skips missing partitions before its first existing one (drop the table's later partitions to recompute them)".into(),
@@ -72,17 +88,7 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
     };
     let id = engine.install(conf)?;
     let pb = progress::bar(1, kind);
-    let report = engine.step(
-        &id,
-        &RunOptions {
-            start,
-            end,
-            step_days: a.step_days,
-            run_first_hole: a.run_first_hole,
-            verify_existing: false,
-        },
-        &progress::follow(&pb),
-    )?;
+    let report = engine.step(&id, &opts, &progress::follow(&pb))?;
     pb.finish_and_clear();
     match report {
         Report::StagingQuery(r) => {
@@ -189,6 +195,53 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
         Report::LogFlattener(_) => {}
     }
     Ok(())
+}
+
+/// `weft backfill --conf <folder>`: every config of the folder in one engine, producers first;
+/// a config that fails does not stop the others (the run fails at the end, naming them).
+fn run_folder(warehouse: &Path, a: &BackfillArgs, opts: &RunOptions) -> Result<()> {
+    let wh = Warehouse::open_existing(warehouse)?;
+    let mut engine = Engine::new(Context::with_workers(&wh, a.workers)?);
+    let mut errors = Vec::new();
+    for f in conf_files(&a.conf)? {
+        let conf = match load_conf(&f) {
+            Ok(c) => c,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        if let Conf::GroupBy(g) = &conf {
+            if g.backfill_start_date.is_none() && opts.start.is_none() {
+                println!(
+                    "{}: skipped (a GroupBy without backfillStartDate has no backfill table)",
+                    g.meta_data.name
+                );
+                continue;
+            }
+        }
+        if let Err(e) = engine.install(conf) {
+            errors.push(e);
+        }
+    }
+    let pb = progress::bar(1, "backfill");
+    let results = engine.step_all(opts, &progress::follow(&pb));
+    pb.finish_and_clear();
+    for (id, r) in results {
+        match r {
+            Ok(r) => println!(
+                "{id}: {} written, {} rewritten -> {}",
+                r.written().len(),
+                r.rewritten().len(),
+                r.output()
+            ),
+            Err(e) => {
+                println!("{id}: failed ({} error)", e.kind());
+                errors.push(e);
+            }
+        }
+    }
+    Error::collect(errors)
 }
 
 /// `, ts outside years 0001–9999: N` when there are such rows.

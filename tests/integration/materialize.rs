@@ -714,3 +714,37 @@ fn the_cli_materializes_once_queries_and_reports_status() {
     assert!(err.contains("broken.v1"), "{err}");
     assert!(out.contains("committed epoch"), "{out}");
 }
+
+#[test]
+fn backfill_of_a_config_folder_runs_every_config_in_order_and_reports_the_failures() {
+    let w = World::new(13);
+    let h = Harness::new(&w);
+    let confs = h.confs.to_str().unwrap().to_string();
+    let end = day(w.complete_through());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .arg("--warehouse")
+        .arg(h.wh.root())
+        .args(["backfill", "--conf", &confs, "--end-ds", &end])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    // join B's bootstrap table does not exist: Chronon's error for it, the others done
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("data.boot"), "{stderr}");
+    assert!(
+        stdout.contains("joins/test.mat_a.v1:") && stdout.contains("group_bys/test.mat_events.v1:"),
+        "{stdout}"
+    );
+    let j = &joins()[0];
+    compare(
+        &expected(j, &w.db, &Run::through(&end)),
+        &read_table(&h.wh, &output_table(j)),
+    )
+    .unwrap();
+    assert!(!read_table(&h.wh, "test.test_mat_events_v1")
+        .parts
+        .is_empty());
+}
