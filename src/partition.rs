@@ -52,7 +52,15 @@ impl Ds {
         Ds(self.0 + days)
     }
     pub fn date(self) -> NaiveDate {
-        NaiveDate::from_num_days_from_ce_opt(self.0 + EPOCH_CE).expect("date in range")
+        // days outside chrono's calendar (only from times refused where data enters) show
+        // as its first or last day rather than panicking
+        NaiveDate::from_num_days_from_ce_opt(self.0.saturating_add(EPOCH_CE)).unwrap_or(
+            if self.0 < 0 {
+                NaiveDate::MIN
+            } else {
+                NaiveDate::MAX
+            },
+        )
     }
     /// Today's partition (UTC).
     pub fn today() -> Ds {

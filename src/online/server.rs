@@ -66,7 +66,20 @@ fn requests(body: JsonValue) -> Result<Vec<FetchRequest>, String> {
             .ok_or("expected {\"requests\": [{\"keys\": {…}, \"atMillis\": …}, …]}")?,
         _ => return Err("expected a JSON object with `requests`, or an array of requests".into()),
     };
-    serde_json::from_value(list).map_err(|e| format!("bad request list: {e}"))
+    let reqs: Vec<FetchRequest> =
+        serde_json::from_value(list).map_err(|e| format!("bad request list: {e}"))?;
+    // a time in the wrong unit is the caller's mistake: refuse the call before anything is
+    // fetched or logged
+    if let Some((i, t)) = reqs.iter().enumerate().find_map(|(i, r)| {
+        r.at_millis
+            .filter(|t| !crate::partition::ts_in_range(*t))
+            .map(|t| (i, t))
+    }) {
+        return Err(format!(
+            "requests[{i}].atMillis = {t} is outside years 0001–9999: atMillis is epoch milliseconds (seconds × 1000, nanoseconds / 1000000)"
+        ));
+    }
+    Ok(reqs)
 }
 
 fn fail(status: StatusCode, message: String) -> Response {

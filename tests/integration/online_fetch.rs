@@ -448,6 +448,22 @@ fn the_http_service_fetches_reports_health_metrics_and_errors() {
         metrics.contains("weft_fetch_seconds_count{kind=\"join\"} 2"),
         "{metrics}"
     );
+    // a time in nanoseconds is the caller's mistake: a 400 naming the request, nothing fetched
+    let nanos = s.day.start_millis() * 1_000_000;
+    let wrong_unit = ureq::post(&format!("{base}/v1/fetch/join/unit_test/fetch_externals"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send_json(
+            json!({"requests": [{"keys": {"user": 3}}, {"keys": {"user": 3}, "atMillis": nanos}]}),
+        )
+        .unwrap();
+    assert_eq!(wrong_unit.status().as_u16(), 400);
+    let err = wrong_unit.into_body().read_to_string().unwrap();
+    assert!(
+        err.contains("requests[1].atMillis") && err.contains("epoch milliseconds"),
+        "{err}"
+    );
     let _ = stop_tx.send(());
     rt.block_on(server).unwrap().unwrap();
     drop(rt);
