@@ -122,6 +122,16 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
             match load_conf(&f) {
                 Err(e) => errors.push(e),
                 Ok(conf) => {
+                    // the same planning checks a backfill makes
+                    let planned = match &conf {
+                        Conf::Join(j) => crate::join::plan::JoinPlan::new(j)
+                            .and_then(|p| crate::label::LabelPlan::new(j, &p).map(|_| ())),
+                        Conf::GroupBy(g) => crate::groupby::GroupByPlan::new(g).map(|_| ()),
+                        Conf::StagingQuery(sq) => naming::output_table(&sq.meta_data).map(|_| ()),
+                    };
+                    if let Err(e) = planned {
+                        errors.push(e);
+                    }
                     let table =
                         naming::output_table(conf.meta()).unwrap_or_else(|e| format!("<{e}>"));
                     match &conf {

@@ -189,6 +189,7 @@ impl JoinPlan {
                 Err(e) => errors.push(e),
             }
         }
+        duplicate_columns(join, &parts, &mut errors);
         let (bootstrap, externals) = match super::bootstrap::plan(join) {
             Ok(b) => b,
             Err(e) => {
@@ -206,6 +207,35 @@ impl JoinPlan {
             bootstrap,
             externals,
         })
+    }
+}
+
+/// Refuses two parts producing an output column of one name (a part listed twice, prefixes
+/// and GroupBy names that collide): the table could not be read.
+fn duplicate_columns(join: &Join, parts: &[PartPlan], errors: &mut Vec<Error>) {
+    // (a left column named like a feature is allowed: it bootstraps that feature)
+    let mut seen: std::collections::BTreeMap<String, String> = Default::default();
+    for p in parts {
+        let names: Vec<String> = if p.columns.is_empty() {
+            p.raw_names.clone()
+        } else {
+            p.columns.iter().map(|c| c.name.clone()).collect()
+        };
+        let here = format!("joinParts[{}] ({})", p.index, p.group_by.meta_data.name);
+        for n in names {
+            match seen.get(&n) {
+                Some(prev) => errors.push(Error::Config {
+                    file: join.meta_data.name.clone(),
+                    path: format!("joinParts[{}]", p.index),
+                    message: format!(
+                        "output column `{n}` of {here} is also produced by {prev}; remove the repeated part or give one of them a prefix, so every column has its own name"
+                    ),
+                }),
+                None => {
+                    seen.insert(n, here.clone());
+                }
+            }
+        }
     }
 }
 

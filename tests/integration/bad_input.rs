@@ -605,3 +605,79 @@ fn reading_a_warehouse_that_does_not_exist_is_an_error_and_creates_nothing() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("using the demo's warehouse weft-demo/warehouse"));
 }
+
+#[test]
+fn a_join_part_listed_twice_is_refused_at_plan_time_naming_the_parts_and_the_column() {
+    use crate::reference::conf::{self, W};
+    use crate::reference::Op;
+    let gb = conf::group_by(
+        "test.twice.v1",
+        vec![conf::events_source(
+            "data.purchases",
+            &["user", "amount"],
+            Some("ts"),
+        )],
+        &["user"],
+        Some(vec![conf::agg("amount", Op::Sum, &[W::Days(1)], &[], &[])]),
+        Some(0),
+    );
+    let j = conf::join(
+        "test.twice_join.v1",
+        conf::events_left("data.purchases", &["user"]),
+        vec![conf::part(gb.clone(), &[], None), conf::part(gb, &[], None)],
+    );
+    let (_dir, wh) = warehouse();
+    let e = crate::reference::harness::backfill(
+        &wh,
+        &j,
+        &crate::reference::harness::options(&crate::reference::Run::through("2026-01-02")),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("joinParts[1]")
+            && e.contains("test_twice_v1_amount_sum_1d")
+            && e.contains("joinParts[0]"),
+        "{e}"
+    );
+    assert!(
+        !wh.exists(&TableName::parse("test.test_twice_join_v1").unwrap()),
+        "nothing written"
+    );
+}
+
+#[test]
+fn validate_makes_the_planning_checks_a_backfill_makes() {
+    use crate::reference::conf::{self, W};
+    use crate::reference::Op;
+    let gb = conf::group_by(
+        "test.twice.v1",
+        vec![conf::events_source(
+            "data.purchases",
+            &["user", "amount"],
+            Some("ts"),
+        )],
+        &["user"],
+        Some(vec![conf::agg("amount", Op::Sum, &[W::Days(1)], &[], &[])]),
+        Some(0),
+    );
+    let j = conf::join(
+        "test.twice_join.v1",
+        conf::events_left("data.purchases", &["user"]),
+        vec![conf::part(gb.clone(), &[], None), conf::part(gb, &[], None)],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("joins/test/twice_join.v1");
+    std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+    std::fs::write(&f, j.to_string()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .arg("validate")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("joinParts[1]") && err.contains("also produced by"),
+        "{err}"
+    );
+}
