@@ -225,10 +225,12 @@ pub(crate) fn spec_label(spec: &[(String, String)]) -> String {
 /// Finishes interrupted swaps: a parked partition whose target is missing is put back;
 /// everything else in the staging and trash folders is deleted.
 pub(crate) fn recover(wh: &Warehouse) -> Result<()> {
+    // only what a process that is gone left behind: a running writer (another command, a
+    // materializer) keeps its staging folders and parked partitions
     let trash_root = wh.root().join(TRASH_DIR);
     if trash_root.is_dir() {
         for entry in read_dir_sorted(&trash_root)? {
-            if entry.extension().is_some_and(|e| e == "target") {
+            if entry.extension().is_some_and(|e| e == "target") && !owner_alive(&entry) {
                 let parked = entry.with_extension("");
                 let relative = std::fs::read_to_string(&entry).unwrap_or_default();
                 let target = wh.root().join(&relative);
@@ -241,16 +243,60 @@ pub(crate) fn recover(wh: &Warehouse) -> Result<()> {
                 let _ = std::fs::remove_file(&entry);
             }
         }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
         for entry in read_dir_sorted(&trash_root)? {
-            let _ = std::fs::remove_dir_all(&entry);
+            let name = file_name(&entry);
+            let stale = match name.strip_prefix("retired-") {
+                // retired partitions stay a minute for readers that listed them
+                Some(r) => r
+                    .split('-')
+                    .next()
+                    .and_then(|t| t.parse::<u128>().ok())
+                    .is_none_or(|t| now_ms.saturating_sub(t) > 60_000),
+                None => !owner_alive(&entry) && !entry.with_extension("target").exists(),
+            };
+            if stale {
+                let _ = std::fs::remove_dir_all(&entry);
+            }
         }
     }
     let staging = wh.root().join(STAGING_DIR);
     if staging.is_dir() {
         for entry in read_dir_sorted(&staging)? {
-            tracing::debug!(folder = %file_name(&entry), "removing an unfinished partition write");
-            let _ = std::fs::remove_dir_all(&entry);
+            if !owner_alive(&entry) {
+                tracing::debug!(folder = %file_name(&entry), "removing an unfinished partition write");
+                let _ = std::fs::remove_dir_all(&entry);
+            }
         }
     }
     Ok(())
+}
+
+/// Whether the process that named a staging or trash entry (`<nanos>-<pid>-<seq>`, see
+/// [`unique`]) is still running: this process, or one that exists.
+fn owner_alive(entry: &Path) -> bool {
+    let name = file_name(entry);
+    let stem = name.split('.').next().unwrap_or("");
+    let fields: Vec<&str> = stem.split('-').collect();
+    // anything not named by `unique` (older versions, by hand) belongs to nobody running
+    let [nanos, pid, _seq] = fields[..] else {
+        return false;
+    };
+    if nanos.len() != 20 || !nanos.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    if pid == std::process::id() {
+        return true;
+    }
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }

@@ -679,3 +679,38 @@ fn engine_sees_new_and_replaced_partitions_after_refresh() {
     engine.refresh().unwrap();
     assert_eq!(q("SELECT sum(id) FROM data.t"), one("300"));
 }
+
+#[test]
+fn opening_a_warehouse_never_disturbs_a_running_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    Warehouse::open(&root).unwrap();
+    // a live writer (another process) is staging a partition; a dead one left a folder behind
+    let mut live = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let mut dead = std::process::Command::new("true").spawn().unwrap();
+    dead.wait().unwrap();
+    let name = |pid: u32| format!("{:020}-{pid}-0", 1_765_000_000_000_000_000u128);
+    let staging = root.join(".weft-staging");
+    let live_dir = staging.join(name(live.id()));
+    let dead_dir = staging.join(name(dead.id()));
+    for d in [&live_dir, &dead_dir] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::write(d.join("part-00000.parquet"), b"PAR1").unwrap();
+    }
+    Warehouse::open(&root).unwrap();
+    assert!(
+        live_dir.exists(),
+        "a running writer's staging folder is left alone"
+    );
+    assert!(!dead_dir.exists(), "what a dead process left is cleaned up");
+    live.kill().unwrap();
+    live.wait().unwrap();
+    Warehouse::open(&root).unwrap();
+    assert!(
+        !live_dir.exists(),
+        "once the writer is gone, its folder is cleaned up"
+    );
+}
