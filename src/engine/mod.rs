@@ -33,6 +33,8 @@ pub struct Engine {
     /// Installed pipelines, with the config each was installed with (BTreeMap: every
     /// iteration is in id order).
     pipelines: BTreeMap<PipelineId, (PipelineConf, Pipeline)>,
+    /// Each pipeline's output-table lock, held while it is installed (one writer per table).
+    locks: BTreeMap<PipelineId, crate::warehouse::TableLock>,
 }
 
 impl Engine {
@@ -41,6 +43,7 @@ impl Engine {
         Engine {
             cx,
             pipelines: BTreeMap::new(),
+            locks: BTreeMap::new(),
         }
     }
 
@@ -50,8 +53,9 @@ impl Engine {
     }
 
     /// Installs a pipeline (its plan is validated now; its dataflow starts at its first
-    /// step). Installing an id that is already there is an error: use
-    /// [`Engine::reconfigure`].
+    /// step) and takes its output table's writer lock: a table another process (or engine)
+    /// is writing is refused, naming the holder. Installing an id that is already there is
+    /// an error: use [`Engine::reconfigure`].
     pub fn install(&mut self, conf: impl Into<PipelineConf>) -> Result<PipelineId> {
         let conf = conf.into();
         let id = conf.id();
@@ -61,6 +65,12 @@ impl Engine {
             )));
         }
         let p = Pipeline::new(conf.clone())?;
+        let table = crate::warehouse::TableName::parse(&conf.output()?)?;
+        let lock = self
+            .cx
+            .warehouse()
+            .lock_table(&table, &format!("weft pipeline {id}"))?;
+        self.locks.insert(id.clone(), lock);
         tracing::info!(pipeline = %id, "pipeline installed");
         self.pipelines.insert(id.clone(), (conf, p));
         Ok(id)
@@ -98,6 +108,7 @@ impl Engine {
     /// Removes a pipeline; its dataflow leaves the runtime. Its tables stay as they are.
     pub fn remove(&mut self, id: &PipelineId) -> bool {
         let removed = self.pipelines.remove(id).is_some();
+        self.locks.remove(id);
         if removed {
             tracing::info!(pipeline = %id, "pipeline removed");
         }

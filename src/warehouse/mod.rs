@@ -6,6 +6,7 @@
 pub(crate) mod append;
 pub(crate) mod archive;
 mod fingerprint;
+mod lock;
 pub(crate) mod properties;
 pub(crate) mod read;
 pub(crate) mod types;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::partition::Ds;
 
+pub use lock::TableLock;
 pub use read::PartitionInfo;
 
 /// The partition column every table has.

@@ -718,7 +718,8 @@ fn the_cli_materializes_once_queries_and_reports_status() {
 #[test]
 fn backfill_of_a_config_folder_runs_every_config_in_order_and_reports_the_failures() {
     let w = World::new(13);
-    let h = Harness::new(&w);
+    let mut h = Harness::new(&w);
+    h.m = None; // its pipelines hold their tables' writer locks
     let confs = h.confs.to_str().unwrap().to_string();
     let end = day(w.complete_through());
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
@@ -747,4 +748,28 @@ fn backfill_of_a_config_folder_runs_every_config_in_order_and_reports_the_failur
     assert!(!read_table(&h.wh, "test.test_mat_events_v1")
         .parts
         .is_empty());
+}
+
+#[test]
+fn a_table_another_writer_holds_is_refused_naming_the_holder() {
+    let w = World::new(17);
+    let h = Harness::new(&w);
+    // the materializer holds its outputs: a backfill of one of them is refused, not interleaved
+    let conf = h.confs.join("joins/test/mat_a.v1");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .arg("--warehouse")
+        .arg(h.wh.root())
+        .args(["backfill", "--end-ds", &day(w.complete_through()), "--conf"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("table `test.test_mat_a_v1`")
+            && err.contains(&format!("pid {}", std::process::id()))
+            && err.contains("weft pipeline joins/test.mat_a.v1"),
+        "{err}"
+    );
+    drop(h);
 }
