@@ -186,3 +186,168 @@ fn logged_values_bootstrap_the_next_version() {
         .count();
     assert!(other > 0);
 }
+
+/// Scenario B continuously: the materializer maintains v1, its flattened log and a v2 that
+/// bootstraps from that log. Before anything is logged v2 is computed in full (the `_logged`
+/// table it bootstraps from does not exist yet: an empty input, not an error); once responses
+/// are logged and late source data lands, one more epoch flattens the log, adds it to the
+/// running v2 as a delta, and the logged rows show the values that were served while every
+/// other row is recomputed with the late data — no batch step in between.
+#[test]
+fn the_materializer_shows_logged_values_without_a_batch_step() {
+    let mut db = db(43, 25);
+    let (dir, wh) = warehouse(&db);
+    let root = dir.path().join("conf");
+    let v1 = v1();
+    write_conf(&root, "joins", "unit_test.model_online.v1", &v1);
+    let mut gb = user_transactions();
+    gb["metaData"]["outputNamespace"] = json!("test");
+    gb["backfillStartDate"] = json!(day(0));
+    let gb_path = write_conf(&root, "group_bys", "unit_test.user_transactions", &gb);
+    let mut v2 = join(
+        "unit_test.model_online.v2",
+        vec![
+            conf::part(user_transactions(), &[], None),
+            conf::part(user_transactions_v2(), &[], None),
+        ],
+    );
+    v2["onlineExternalParts"] = contextual();
+    v2["bootstrapParts"] = json!([{"table": "test.unit_test_model_online_v1_logged"}]);
+    write_conf(&root, "joins", "unit_test.model_online.v2", &v2);
+    let store = embedded(&wh);
+    let e = Ds::parse(&end_day()).unwrap();
+    upload_conf(&wh, store.as_ref(), &gb_path, e.shift(-1));
+
+    let mut m = weft::materialize::Materializer::open(
+        &wh,
+        weft::materialize::Options {
+            confs: vec![root.clone()],
+            state_dir: dir.path().join("state"),
+            end_ds: None,
+            workers: 1,
+            log_table: "default.chronon_log_table".into(),
+        },
+    )
+    .unwrap();
+    let first = m.run_until_idle().unwrap();
+    let logged = first[0]
+        .pipelines
+        .iter()
+        .find(|p| p.name == "logged/unit_test.model_online.v1")
+        .unwrap();
+    assert!(
+        logged
+            .waiting
+            .as_deref()
+            .is_some_and(|w| w.contains("no responses")),
+        "{logged:?}"
+    );
+    assert!(
+        first
+            .last()
+            .unwrap()
+            .pipelines
+            .iter()
+            .all(|p| p.error.is_none()),
+        "{first:?}"
+    );
+    assert!(rows_by_id(&wh, &output_table(&v2))
+        .keys()
+        .any(|(_, d)| *d == end_day()));
+
+    // serve and log every left row of day e
+    let fetcher = Fetcher::new(Session::new(&wh).unwrap(), Arc::clone(&store), &root);
+    let logger = Arc::new(Logger::new(
+        Box::new(FileLogSink::new(wh.clone(), "default.chronon_log_table").unwrap()),
+        LoggerConfig::default(),
+    ));
+    let responses = ResponseLogger::new(logger.clone());
+    let left = db.table("data.queries").parts[&end_day()].clone();
+    let requests: Vec<FetchRequest> = left
+        .iter()
+        .map(|r| FetchRequest {
+            keys: json!({"user": r[0].as_i64(), "request_id": r[1].key_string()})
+                .as_object()
+                .unwrap()
+                .clone(),
+            at_millis: r[2].as_i64(),
+        })
+        .collect();
+    let (f, fetched) = fetcher
+        .fetch_join_detailed("unit_test/model_online.v1", &requests, 0)
+        .unwrap();
+    responses.log(&f, &requests, &fetched, e.start_millis());
+    logger.shutdown();
+    let served: std::collections::BTreeMap<String, J> = requests
+        .iter()
+        .zip(&fetched)
+        .map(|(r, out)| {
+            (
+                r.keys["request_id"].as_str().unwrap().to_string(),
+                out.response()[SUM_30D].clone(),
+            )
+        })
+        .collect();
+
+    // late data lands for every user two days before e
+    let late = day(DAYS - 3);
+    let t: &mut Table = db.tables.get_mut("data.transactions").unwrap();
+    for u in 0..30 {
+        t.push(
+            &late,
+            vec![
+                V::Int(u),
+                V::Int(1_000_000),
+                V::Int(reference::ds_start(&late) + 1000),
+            ],
+        );
+    }
+    reference::data::write_partition(&wh, &db, "data.transactions", &late);
+
+    let next = m.run_until_idle().unwrap();
+    assert!(
+        next.last()
+            .unwrap()
+            .pipelines
+            .iter()
+            .all(|p| p.error.is_none()),
+        "{next:?}"
+    );
+    let flat = next[0]
+        .pipelines
+        .iter()
+        .find(|p| p.name == "logged/unit_test.model_online.v1")
+        .unwrap();
+    assert_eq!(
+        flat.written,
+        vec![end_day()],
+        "the log is flattened in the same epoch"
+    );
+    let out = rows_by_id(&wh, &output_table(&v2));
+    let mut checked = 0;
+    for ((id, ds), row) in &out {
+        if *ds != end_day() {
+            continue;
+        }
+        match (&row[SUM_30D], &served[id]) {
+            (V::Null, J::Null) => {}
+            (V::Int(a), J::Number(b)) => assert_eq!(Some(*a), b.as_i64(), "{id}: the served value"),
+            other => panic!("{id}: {other:?}"),
+        }
+        assert!(
+            row[V2_SUM].as_i64().unwrap() >= 1_000_000,
+            "{id}: the new part sees the late data"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, requests.len());
+    let recomputed = out
+        .iter()
+        .filter(|((_, d), _)| *d != end_day())
+        .filter(|(_, r)| r[SUM_30D].as_i64().is_some_and(|v| v >= 1_000_000))
+        .count();
+    assert!(
+        recomputed > 0,
+        "rows not logged are recomputed with the late data"
+    );
+}
