@@ -35,6 +35,10 @@ pub struct BackfillArgs {
     /// Joins and staging queries only.
     #[arg(long = "run-first-hole")]
     pub run_first_hole: bool,
+    /// Also recompute the partitions of the range that already exist, and rewrite those whose
+    /// rows differ (e.g. after a source partition was re-landed). Joins and GroupBy tables.
+    #[arg(long)]
+    pub force: bool,
     /// Timely worker threads for the dataflow (output is identical for any number).
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
@@ -68,7 +72,7 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
         end,
         step_days: a.step_days,
         run_first_hole: a.run_first_hole,
-        verify_existing: false,
+        verify_existing: a.force,
     };
     if a.conf.is_dir() {
         return run_folder(warehouse, &a, &opts);
@@ -114,6 +118,7 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
                 ),
                 None => println!("{}: nothing to do", r.output),
             }
+            print_rewritten(&r.rewritten);
             for ((part, nulls), (_, ev)) in r.null_key_rows.iter().zip(&r.events) {
                 println!(
                     "  part {part}: {} source rows read, {} skipped (all keys NULL: {}, NULL ts: {}{}); {} left rows with a NULL key got NULL features",
@@ -182,6 +187,7 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
                 ),
                 None => println!("{}: nothing to do", r.output),
             }
+            print_rewritten(&r.rewritten);
             let ev = r.source;
             println!(
                 "  {} source rows read, {} skipped (NULL key: {}, NULL ts: {}{})",
@@ -242,6 +248,16 @@ fn run_folder(warehouse: &Path, a: &BackfillArgs, opts: &RunOptions) -> Result<(
         }
     }
     Error::collect(errors)
+}
+
+/// The existing partitions a `--force` run found changed and rewrote.
+fn print_rewritten(days: &[Ds]) {
+    if let (Some(first), Some(last)) = (days.first(), days.last()) {
+        println!(
+            "  rewrote {} existing partition(s) whose rows changed ({first} .. {last})",
+            days.len()
+        );
+    }
 }
 
 /// `, ts outside years 0001–9999: N` when there are such rows.

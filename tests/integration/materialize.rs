@@ -853,3 +853,54 @@ fn queries_during_commits_see_whole_epochs_in_order() {
             > 2
     );
 }
+
+#[test]
+fn backfill_force_rewrites_exactly_the_partitions_whose_inputs_changed() {
+    let mut w = World::new(23);
+    let mut h = Harness::new(&w);
+    h.m = None;
+    let conf = h.confs.join("joins/test/mat_a.v1");
+    let end = day(w.complete_through());
+    let backfill = |force: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_weft"));
+        cmd.arg("--warehouse")
+            .arg(h.wh.root())
+            .args(["backfill", "--end-ds", &end, "--conf"])
+            .arg(&conf);
+        if force {
+            cmd.arg("--force");
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    backfill(false);
+    let j = &joins()[0];
+    let out = output_table(j);
+    // the events of day 2 are corrected after the backfill
+    let e = w.events(2, 4);
+    w.db.table_mut("data.events").parts.insert(day(2), e);
+    data::write_partition(&h.wh, &w.db, "data.events", &day(2));
+    let run = Run::through(&end);
+    let plain = backfill(false);
+    assert!(plain.contains("wrote 0 partition(s)"), "{plain}");
+    let stale = compare(&expected(j, &w.db, &run), &read_table(&h.wh, &out));
+    assert!(
+        stale.is_err(),
+        "without --force the written partitions stay as they were"
+    );
+    let forced = backfill(true);
+    assert!(
+        forced.contains("rewrote") && forced.contains("whose rows changed"),
+        "{forced}"
+    );
+    compare(&expected(j, &w.db, &run), &read_table(&h.wh, &out)).unwrap();
+    // nothing changed since: --force rewrites nothing
+    let again = backfill(true);
+    assert!(!again.contains("rewrote"), "{again}");
+}
