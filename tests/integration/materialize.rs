@@ -904,3 +904,91 @@ fn backfill_force_rewrites_exactly_the_partitions_whose_inputs_changed() {
     let again = backfill(true);
     assert!(!again.contains("rewrote"), "{again}");
 }
+
+/// Scenario I continuously: label snapshots land day by day while the materializer runs; each
+/// epoch runs the label dates whose label sources are complete, and the label table always
+/// holds exactly the labels of every date run so far (the plain reference of §7.4).
+#[test]
+fn labels_mature_by_themselves_as_their_sources_land() {
+    use crate::labelfix::{self, RESERVATION, ROOM};
+    let full = labelfix::random_db(31, "2022-10-01", 12, 6);
+    let (start, end) = (5i64, 2i64);
+    let mut j = labelfix::join(
+        "test.mat_labels.v1",
+        vec![labelfix::room_label(), labelfix::reservation_label()],
+        start,
+        end,
+    );
+    j["labelPart"]["metaData"]["dependencies"] = json!([dep(ROOM), dep(RESERVATION)]);
+    // the left and the first 4 days of label snapshots have landed
+    let mut db = full.clone();
+    let first = "2022-10-01";
+    for t in [ROOM, RESERVATION] {
+        db.table_mut(t)
+            .parts
+            .retain(|d, _| d.as_str() < ds_shift(first, 4).as_str());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::open(dir.path().join("warehouse")).unwrap();
+    data::write_db(&wh, &db);
+    let confs = dir.path().join("production");
+    let (team, rest) = ("test", "mat_labels.v1");
+    std::fs::create_dir_all(confs.join("joins").join(team)).unwrap();
+    std::fs::write(confs.join("joins").join(team).join(rest), j.to_string()).unwrap();
+    let mut m = Materializer::open(
+        &wh,
+        Options {
+            confs: vec![confs],
+            state_dir: dir.path().join("state"),
+            end_ds: None,
+            workers: 1,
+            log_table: "default.chronon_log_table".into(),
+        },
+    )
+    .unwrap();
+    let labels = [(ROOM, "dim_room_type"), (RESERVATION, "dim_reservations")];
+    let cols = [labelfix::ROOM_COL, labelfix::RESERVATION_COL];
+    let mut total_runs = 0;
+    for landed in 4..=12 {
+        if landed > 4 {
+            let d = ds_shift(first, landed - 1);
+            for t in [ROOM, RESERVATION] {
+                if let Some(rows) = full.table(t).parts.get(&d) {
+                    db.table_mut(t).parts.insert(d.clone(), rows.clone());
+                    data::write_partition(&wh, &db, t, &d);
+                }
+            }
+        }
+        let ms = m.run_until_idle().unwrap();
+        for mf in &ms {
+            for p in &mf.pipelines {
+                assert!(p.error.is_none(), "{p:?}");
+                total_runs += p.label_runs.len();
+            }
+        }
+        // the label dates run: from the first whose window reaches the first left day, to
+        // the last day both snapshots exist for
+        let last_ready = (0..landed).rev().map(|i| ds_shift(first, i)).find(|d| {
+            db.table(ROOM).parts.contains_key(d) && db.table(RESERVATION).parts.contains_key(d)
+        });
+        let Some(last_ready) = last_ready else {
+            continue;
+        };
+        let mut runs = Vec::new();
+        let mut l = ds_shift(first, end - 1);
+        while l <= last_ready {
+            runs.push(l.clone());
+            l = ds_shift(&l, 1);
+        }
+        let runs: Vec<&str> = runs.iter().map(String::as_str).collect();
+        assert_eq!(
+            labelfix::rendered_labels(&wh, &j, &cols),
+            labelfix::expected_entity_labels(&db, &labels, &runs, start, end),
+            "after day {landed} landed"
+        );
+    }
+    assert!(
+        total_runs >= 8,
+        "label dates ran as their sources landed ({total_runs})"
+    );
+}
