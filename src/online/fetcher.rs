@@ -51,16 +51,41 @@ impl Fetcher {
     }
 
     fn not_found(&self, kind: &str, name: &str) -> Error {
+        // the name only: a client learns nothing about the server's folders
         Error::NotFound {
-            what: format!(
-                "{kind} `{name}` ({})",
-                conf_path(&self.conf_root, &format!("{kind}s"), name).display()
-            ),
-            fix: format!(
-                "compile it into {} (names are team/name.version or team.name.version)",
-                self.conf_root.display()
-            ),
+            what: format!("{kind} `{name}`"),
+            fix: "compile it into the server's --conf-root (names are team/name.version or team.name.version)".into(),
         }
+    }
+
+    /// The canonical name (`team/name.version`) and config file of `name`, which must name a
+    /// file inside the conf root: `..`, absolute names and odd characters are refused, and a
+    /// link may not lead outside the root.
+    fn resolve(&self, kind: &str, name: &str) -> Result<(String, PathBuf)> {
+        let bad = || self.not_found(kind, name);
+        let valid = !name.is_empty()
+            && name.len() <= 256
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+            && !name.starts_with('/')
+            && name
+                .split('/')
+                .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
+        if !valid {
+            return Err(bad());
+        }
+        let path = conf_path(&self.conf_root, &format!("{kind}s"), name);
+        let root = self.conf_root.canonicalize().map_err(|_| bad())?;
+        let file = path.canonicalize().map_err(|_| bad())?;
+        if !file.starts_with(&root) || !file.is_file() {
+            return Err(bad());
+        }
+        let rel = path
+            .strip_prefix(self.conf_root.join(format!("{kind}s")))
+            .map(|p| p.to_string_lossy().to_string())
+            .map_err(|_| bad())?;
+        Ok((rel, file))
     }
 
     /// The GroupBy fetcher for a GroupBy config (planned once).
@@ -79,16 +104,13 @@ impl Fetcher {
 
     /// The join fetcher of `name` (planned once).
     pub fn join_fetcher(&self, name: &str) -> Result<Arc<JoinFetcher>> {
-        if let Some(f) = self.joins.lock().expect("cache lock").get(name) {
+        let (name, path) = self.resolve("join", name)?;
+        if let Some(f) = self.joins.lock().expect("cache lock").get(&name) {
             return Ok(f.clone());
-        }
-        let path = conf_path(&self.conf_root, "joins", name);
-        if !path.is_file() {
-            return Err(self.not_found("join", name));
         }
         let join = match load_conf(&path)? {
             Conf::Join(j) => *j,
-            _ => return Err(self.not_found("join", name)),
+            _ => return Err(self.not_found("join", &name)),
         };
         let f = Arc::new(JoinFetcher::new(&self.engine, &join, &|gb| {
             self.group_by_fetcher(gb)
@@ -96,7 +118,7 @@ impl Fetcher {
         self.joins
             .lock()
             .expect("cache lock")
-            .insert(name.to_string(), f.clone());
+            .insert(name, f.clone());
         Ok(f)
     }
 
@@ -141,8 +163,8 @@ impl Fetcher {
         requests: &[FetchRequest],
         now: i64,
     ) -> Result<Vec<FetchValues>> {
-        let path = conf_path(&self.conf_root, "group_bys", name);
-        let gb = match path.is_file().then(|| load_conf(&path)).transpose()? {
+        let (_, path) = self.resolve("group_by", name)?;
+        let gb = match Some(load_conf(&path)?) {
             Some(Conf::GroupBy(g)) => *g,
             _ => return Err(self.not_found("group_by", name)),
         };

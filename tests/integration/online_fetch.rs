@@ -464,6 +464,26 @@ fn the_http_service_fetches_reports_health_metrics_and_errors() {
         err.contains("requests[1].atMillis") && err.contains("epoch milliseconds"),
         "{err}"
     );
+    // names stay inside the conf root, and errors show names, never server paths
+    for name in [
+        "..%2F..%2F..%2Fetc%2Fpasswd",
+        "%2Fetc%2Fpasswd",
+        "unit_test/./fetch_externals",
+        "unit_test/..%2Funit_test%2Ffetch_externals",
+    ] {
+        let r = ureq::post(&format!("{base}/v1/fetch/join/{name}"))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .send_json(json!([]))
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 404, "{name}");
+        let body = r.into_body().read_to_string().unwrap();
+        assert!(
+            !body.contains("conf-root/") && !body.contains("/tmp"),
+            "no server path: {body}"
+        );
+    }
     let _ = stop_tx.send(());
     rt.block_on(server).unwrap().unwrap();
     drop(rt);
