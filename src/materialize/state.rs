@@ -3,9 +3,8 @@
 //! committed epoch, `epochs/<E:012>.json`, written to a temporary file, synced and renamed:
 //! the commit point of the epoch. The last manifest says what the last run committed.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -55,26 +54,12 @@ impl StateDir {
         std::fs::create_dir_all(dir.join("epochs"))
             .map_err(|e| Error::io(format!("creating the state folder {}", dir.display()), e))?;
         let path = dir.join("LOCK");
-        let mut lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        // SAFETY: flock on a valid, open file descriptor owned by `lock`.
-        let r = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if r != 0 {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
-            return Err(Error::Usage(format!(
-                "another weft materialize holds the state folder {} ({}); stop it first, or give this one its own --state-dir",
-                dir.display(),
-                holder.trim()
-            )));
-        }
-        lock.set_len(0)
-            .and_then(|_| writeln!(lock, "pid {}", std::process::id()))
-            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        let lock = crate::warehouse::flock_file(&path, "weft materialize")?.map_err(|holder| {
+            Error::Usage(format!(
+                "another weft materialize holds the state folder {} ({holder}); stop it first, or give this one its own --state-dir",
+                dir.display()
+            ))
+        })?;
         Ok(StateDir {
             dir: dir.to_path_buf(),
             _lock: lock,

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::partition::Ds;
 
+pub(crate) use lock::flock_file;
 pub use lock::TableLock;
 pub use read::PartitionInfo;
 
