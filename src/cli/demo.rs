@@ -25,9 +25,10 @@ pub struct DemoArgs {
     /// folder is replaced; any other non-empty folder is refused.
     #[arg(long, default_value = "weft-demo")]
     pub dir: PathBuf,
-    /// The compiled Chronon configs to run.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/dataflows/production"))]
-    pub dataflows: PathBuf,
+    /// The compiled Chronon configs to run (default: ./dataflows/production, or the
+    /// checkout weft was built from when that is missing).
+    #[arg(long)]
+    pub dataflows: Option<PathBuf>,
     /// Days of data to generate, starting 2026-01-01.
     #[arg(long, default_value_t = 59)]
     pub days: i32,
@@ -122,7 +123,7 @@ fn prepare_dir(dir: &Path) -> Result<()> {
 }
 
 /// `--append-day`: the demo's next day of raw data, generated as a longer demo would have it.
-fn append_day(a: &DemoArgs) -> Result<()> {
+fn append_day(a: &DemoArgs, dataflows: &Path) -> Result<()> {
     let root = a.dir.join("warehouse");
     if !a.dir.join(MARKER).exists() || !root.is_dir() {
         return Err(Error::NotFound {
@@ -155,21 +156,33 @@ fn append_day(a: &DemoArgs) -> Result<()> {
     println!(
         "   weft --warehouse {} materialize --conf-root {} --once",
         root.display(),
-        a.dataflows.display()
+        dataflows.display()
     );
     Ok(())
 }
 
 pub fn run(a: DemoArgs) -> Result<()> {
-    if !a.dataflows.is_dir() {
+    let dataflows = a.dataflows.clone().unwrap_or_else(|| {
+        let here = PathBuf::from("dataflows/production");
+        if here.is_dir() {
+            here
+        } else {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/dataflows/production"))
+        }
+    });
+    run_with(&a, &dataflows)
+}
+
+fn run_with(a: &DemoArgs, dataflows: &Path) -> Result<()> {
+    if !dataflows.is_dir() {
         return Err(Error::NotFound {
-            what: format!("compiled configs folder {}", a.dataflows.display()),
+            what: format!("compiled configs folder {}", dataflows.display()),
             fix: "run from the weft repository, or pass --dataflows <repo>/dataflows/production"
                 .into(),
         });
     }
     if a.append_day {
-        return append_day(&a);
+        return append_day(a, dataflows);
     }
     prepare_dir(&a.dir)?;
     let wh = Warehouse::open(a.dir.join("warehouse"))?;
@@ -197,11 +210,11 @@ pub fn run(a: DemoArgs) -> Result<()> {
     }
 
     let mut eng = Engine::new(Context::with_workers(&wh, a.workers)?);
-    println!("2. Ran the configs in {}:", a.dataflows.display());
+    println!("2. Ran the configs in {}:", dataflows.display());
     let mut ran = Vec::new();
     let mut boots = Vec::new();
     for rel in RUN {
-        let path = a.dataflows.join(rel);
+        let path = dataflows.join(rel);
         let conf = load_conf(&path)?;
         let join = match &conf {
             Conf::Join(j) => Some(j.clone()),
@@ -248,14 +261,14 @@ pub fn run(a: DemoArgs) -> Result<()> {
     }
     let mut label_runs = Vec::new();
     for rel in LABELS {
-        let path = a.dataflows.join(rel);
+        let path = dataflows.join(rel);
         let Conf::Join(join) = load_conf(&path)? else {
             continue;
         };
         label_runs.push(run_labels(&mut eng, &join, spec.end)?);
         ran.push(join.meta_data.name.clone());
     }
-    let staging: Vec<StagingQuery> = conf_files(&a.dataflows.join("staging_queries"))?
+    let staging: Vec<StagingQuery> = conf_files(&dataflows.join("staging_queries"))?
         .into_iter()
         .filter_map(|f| match load_conf(&f) {
             Ok(Conf::StagingQuery(sq)) => Some(*sq),
@@ -264,7 +277,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         .collect();
     let mut pending = Vec::new();
     let mut needs_logs = false;
-    for f in conf_files(&a.dataflows.join("joins"))? {
+    for f in conf_files(&dataflows.join("joins"))? {
         if let Ok(Conf::Join(j)) = load_conf(&f) {
             if !ran.contains(&j.meta_data.name) {
                 let (why, log) = why_not_run(&j, &wh, &staging);
@@ -298,7 +311,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         println!(
             "   Values per column and source: weft --warehouse {} explain --conf {} --end-ds {}",
             wh.root().display(),
-            a.dataflows.join(first.conf).display(),
+            dataflows.join(first.conf).display(),
             spec.end
         );
     }

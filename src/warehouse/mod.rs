@@ -161,18 +161,22 @@ impl Warehouse {
 
     /// Error for a table that does not exist, listing close names.
     pub fn missing_table(&self, t: &TableName, needed_by: &str) -> Error {
-        let others: Vec<String> = self
+        // the closest names first (a typo is the usual cause)
+        let wanted = t.to_string();
+        let mut others: Vec<(usize, String)> = self
             .tables()
             .unwrap_or_default()
             .into_iter()
-            .filter(|o| o.namespace == t.namespace || o.name == t.name)
             .map(|o| o.to_string())
-            .take(8)
+            .map(|o| (edit_distance(&wanted, &o), o))
+            .filter(|(d, o)| *d <= wanted.len().max(o.len()) / 2)
             .collect();
+        others.sort();
+        let others: Vec<String> = others.into_iter().take(5).map(|(_, o)| o).collect();
         let hint = if others.is_empty() {
             String::new()
         } else {
-            format!(" (tables nearby: {})", others.join(", "))
+            format!(" (closest tables: {})", others.join(", "))
         };
         Error::NotFound {
             what: format!("table `{t}` (needed by {needed_by}) in warehouse {}{hint}", self.root.display()),
@@ -219,6 +223,22 @@ pub(crate) fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
     v.sort();
     Ok(v)
+}
+
+/// Levenshtein distance between two names (for "did you mean" hints).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 pub(crate) fn file_name(p: &Path) -> String {

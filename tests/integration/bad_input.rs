@@ -122,7 +122,7 @@ fn scan_of_a_missing_table_names_the_table_and_the_purpose() {
     let m = e.to_string();
     assert!(m.contains("data.purchase`"), "{m}");
     assert!(m.contains(PURPOSE), "{m}");
-    // lists tables nearby (same namespace) to catch typos
+    // suggests the closest table names to catch typos
     assert!(m.contains("data.purchases"), "{m}");
 
     // an unknown namespace too
@@ -679,5 +679,47 @@ fn validate_makes_the_planning_checks_a_backfill_makes() {
     assert!(
         err.contains("joinParts[1]") && err.contains("also produced by"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_missing_table_suggests_the_closest_names_not_the_first_alphabetically() {
+    let (_dir, wh) = warehouse();
+    let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, true)]));
+    for t in [
+        "data.aaa",
+        "data.abc",
+        "data.activity",
+        "data.alerts",
+        "data.audit",
+        "data.billing",
+        "data.carts",
+        "data.clicks",
+        "data.purchases_v2",
+    ] {
+        let b = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from(vec![1])) as ArrayRef],
+        )
+        .unwrap();
+        wh.write_partition(
+            &TableName::parse(t).unwrap(),
+            &[("ds".into(), "2026-01-01".into())],
+            schema.clone(),
+            &[b],
+        )
+        .unwrap();
+    }
+    let m = wh
+        .missing_table(&TableName::parse("data.purchse").unwrap(), PURPOSE)
+        .to_string();
+    let hint = m
+        .split("closest tables: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{m}"));
+    assert!(hint.starts_with("data.purchases"), "{m}");
+    assert!(
+        !hint.contains("data.aaa"),
+        "unrelated names are not suggested: {m}"
     );
 }
