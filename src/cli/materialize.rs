@@ -282,6 +282,8 @@ pub enum Format {
     Json,
     Jsonl,
     Csv,
+    /// Parquet on standard output (a query of the warehouse folder, not --url).
+    Parquet,
 }
 
 #[derive(Debug, Args)]
@@ -299,6 +301,11 @@ pub struct QueryArgs {
 /// `weft query`.
 pub fn query(warehouse: &Path, a: QueryArgs) -> Result<()> {
     let answer: Value = match &a.url {
+        Some(_) if matches!(a.format, Format::Parquet) => {
+            return Err(Error::Usage(
+                "--format parquet reads the warehouse folder: drop --url (or use --format jsonl with --url)".into(),
+            ))
+        }
         Some(url) => {
             let u = format!("{}/v1/query", url.trim_end_matches('/'));
             let resp = ureq::post(&u)
@@ -327,6 +334,20 @@ pub fn query(warehouse: &Path, a: QueryArgs) -> Result<()> {
                 .flatten()
                 .map(|m| m.epoch);
             let (schema, batches) = session.query_read_only(&a.sql, "query")?;
+            if let Format::Parquet = a.format {
+                let mut w = parquet::arrow::ArrowWriter::try_new(Vec::new(), schema, None)
+                    .map_err(|e| Error::parquet("writing the result", e))?;
+                for b in &batches {
+                    w.write(b).map_err(|e| Error::parquet("writing the result", e))?;
+                }
+                let bytes = w
+                    .into_inner()
+                    .map_err(|e| Error::parquet("writing the result", e))?;
+                std::io::stdout()
+                    .write_all(&bytes)
+                    .map_err(|e| Error::io("writing the result", e))?;
+                return Ok(());
+            }
             if let Format::Table = a.format {
                 let t = arrow::util::pretty::pretty_format_batches(&batches)
                     .map_err(|e| Error::arrow("formatting the result", e))?;
@@ -366,6 +387,7 @@ fn print_answer(v: &Value, format: Format) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let io = |e| Error::io("writing the result", e);
     match format {
+        Format::Parquet => unreachable!("written in `query`"),
         Format::Json => {
             writeln!(out, "{}", serde_json::to_string_pretty(v).expect("json")).map_err(io)?
         }

@@ -88,10 +88,8 @@ impl Engine {
                 "pipeline {id} is not installed; install it first"
             )));
         };
-        if let (PipelineConf::Join(a), PipelineConf::Join(b), Pipeline::Join(runner)) =
-            (&*old, &conf, &mut *p)
-        {
-            if only_bootstrap_changed(a, b) {
+        if let (PipelineConf::Join(b), Pipeline::Join(runner)) = (&conf, &mut *p) {
+            if runner.only_bootstrap_differs(b) {
                 runner.reconfigure(&self.cx, b)?;
                 *old = conf;
                 tracing::info!(pipeline = %id, "bootstrap parts reconfigured in place");
@@ -220,13 +218,4 @@ impl Engine {
         }
         out
     }
-}
-
-fn only_bootstrap_changed(a: &crate::config::Join, b: &crate::config::Join) -> bool {
-    let strip = |j: &crate::config::Join| {
-        let mut v = serde_json::to_value(j).expect("config serializes");
-        v["bootstrapParts"] = serde_json::Value::Null;
-        v
-    };
-    strip(a) == strip(b)
 }

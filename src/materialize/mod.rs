@@ -22,7 +22,7 @@ use crate::engine::{Context, Engine, PipelineConf, PipelineId, Report, RunOption
 use crate::error::{Error, Result};
 use crate::partition::Ds;
 use crate::warehouse::{TableName, Warehouse};
-use readiness::{dependencies, tables_in_sql, Dependency, Listing};
+use readiness::{dependencies, existing_tables, Dependency, Listing};
 use state::{Manifest, PipelineEpoch, StateDir};
 
 /// How to run.
@@ -71,7 +71,7 @@ pub struct PipelineStatus {
     pub latest_ds: Option<String>,
     /// What it waits for (dependency partitions of the next day), if anything.
     pub pending: Vec<String>,
-    /// Seconds since the oldest waiting input landed (0 when nothing waits).
+    /// Seconds since the first input of the day it waits for landed (0 when nothing waits).
     pub lag_seconds: u64,
     pub written_total: u64,
     pub rewritten_total: u64,
@@ -237,6 +237,9 @@ impl Materializer {
                 let next = ready.map_or(latest, |r| r.shift(1));
                 if next <= latest.min(end) {
                     ps.pending = listing.missing_on(&wh, &w.deps, next).unwrap_or_default();
+                    if let Ok(Some(landed)) = listing.landed_ms(&wh, &w.deps, next) {
+                        ps.lag_seconds = (now_ms() - landed).max(0) as u64 / 1000;
+                    }
                 }
             }
             if let (true, Some(w)) = (ps.pending.is_empty(), &pe.waiting) {
@@ -331,10 +334,11 @@ fn watch(conf: Conf, wh: &Warehouse, log_table: &str) -> Vec<Watched> {
     match conf {
         Conf::StagingQuery(sq) => {
             let mut deps = dependencies(&sq.meta_data);
+            let conf = PipelineConf::StagingQuery(sq);
             if deps.is_empty() {
-                deps = tables_in_sql(&sq.query, wh);
+                deps = existing_tables(conf.reads(), wh);
             }
-            out.push(plain(PipelineConf::StagingQuery(sq), deps));
+            out.push(plain(conf, deps));
         }
         Conf::GroupBy(gb) => {
             if gb.backfill_start_date.is_none() {

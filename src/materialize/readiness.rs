@@ -71,19 +71,15 @@ fn parse_spec(spec: &str, start: Option<Ds>, end: Option<Ds>) -> Option<Dependen
     })
 }
 
-/// The warehouse tables a SQL text names (`ns.table` tokens that are tables).
-pub fn tables_in_sql(sql: &str, wh: &Warehouse) -> Vec<Dependency> {
-    let known: BTreeSet<String> = wh
-        .tables()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|t| t.to_string())
-        .collect();
+/// Day dependencies on the tables of `names` that exist in the warehouse (a staging query
+/// without compiled dependencies waits for partition `ds` of every table its SQL reads).
+pub fn existing_tables(names: Vec<String>, wh: &Warehouse) -> Vec<Dependency> {
     let mut out: Vec<Dependency> = Vec::new();
-    for token in sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.')) {
-        if known.contains(token) && !out.iter().any(|d| d.table == token) {
+    for name in names {
+        let exists = TableName::parse(&name).is_ok_and(|t| wh.exists(&t));
+        if exists && !out.iter().any(|d| d.table == name) {
             out.push(Dependency {
-                table: token.to_string(),
+                table: name,
                 column: "ds".into(),
                 start: None,
                 end: None,
@@ -143,6 +139,31 @@ impl Listing {
             out = out.max(self.days(wh, dep)?.last().copied());
         }
         Ok(out)
+    }
+
+    /// When the first of day `d`'s dependency partitions that already exist landed (its
+    /// folder's modification time, Unix ms): what a half-landed day has been waiting since.
+    pub fn landed_ms(&mut self, wh: &Warehouse, deps: &[Dependency], d: Ds) -> Result<Option<i64>> {
+        let mut first: Option<i64> = None;
+        for dep in deps.iter().filter(|dep| dep.applies(d)) {
+            if !self.days(wh, dep)?.contains(&d) {
+                continue;
+            }
+            let Ok(t) = TableName::parse(&dep.table) else {
+                continue;
+            };
+            let dir = wh.partition_dir(&t, &[(dep.column.clone(), d.to_string())]);
+            let ms = std::fs::metadata(&dir)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as i64);
+            first = match (first, ms) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(first)
     }
 
     /// The dependencies missing for day `d` (for status: what a pipeline waits for).

@@ -485,6 +485,24 @@ fn a_day_waits_for_every_dependency_and_a_late_bootstrap_table_rewrites_it() {
         vec![format!("data.left/ds={}", day(w.last_day))],
         "it waits for the left of the new day"
     );
+    // the lag counts from when the day's first input landed: its events, two minutes ago
+    let events_dir =
+        h.wh.root()
+            .join("data/events")
+            .join(format!("ds={}", day(w.last_day)));
+    std::fs::File::open(&events_dir)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(120))
+        .unwrap();
+    h.materialize("events two minutes old");
+    let st = h.m.as_ref().unwrap().shared.status.lock().unwrap().clone();
+    let lag = st
+        .pipelines
+        .iter()
+        .find(|p| p.name == "joins/test.mat_a.v1")
+        .unwrap()
+        .lag_seconds;
+    assert!((120..200).contains(&lag), "lag {lag}");
     // the left lands: the day is computed
     apply(&mut h, &mut w, &Action::LandLeft);
     h.materialize("left landed");
@@ -691,6 +709,29 @@ fn the_cli_materializes_once_queries_and_reports_status() {
         .chain(left.iter().map(|(d, r)| format!("{d},{}", r.len())))
         .collect();
     assert_eq!(out.lines().collect::<Vec<_>>(), want);
+    // --format parquet: the same rows, as a Parquet file on stdout
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .arg("--warehouse")
+        .arg(h.wh.root())
+        .args([
+            "query",
+            "--format",
+            "parquet",
+            &format!("SELECT ds, count(*) AS n FROM {a} GROUP BY ds ORDER BY ds"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let file = h.wh.root().join("result.parquet");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&file).unwrap(),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, left.len());
     let (code, _, err) = weft(&["query", &format!("INSERT INTO {a} SELECT * FROM {a}")]);
     assert_eq!(code, Some(1));
     assert!(err.contains("read-only"), "{err}");

@@ -174,12 +174,7 @@ impl JoinRunner {
     /// the config must stay the same.
     pub fn reconfigure(&mut self, cx: &Context, join: &Join) -> Result<()> {
         let engine = cx.session();
-        let strip = |j: &Join| {
-            let mut v = serde_json::to_value(j).expect("config serializes");
-            v["bootstrapParts"] = serde_json::Value::Null;
-            v
-        };
-        if strip(&self.join) != strip(join) {
+        if !self.only_bootstrap_differs(join) {
             return Err(Error::Usage(format!(
                 "only bootstrapParts of join {} can change while it runs; start a new run (a new JoinRunner) for other config changes",
                 self.plan.name
@@ -195,6 +190,17 @@ impl JoinRunner {
         self.join = join.clone();
         self.plan = plan;
         Ok(())
+    }
+
+    /// Whether `join` differs from the running config in its bootstrap parts only (what
+    /// [`JoinRunner::reconfigure`] can apply to the running dataflow).
+    pub fn only_bootstrap_differs(&self, join: &Join) -> bool {
+        let strip = |j: &Join| {
+            let mut v = serde_json::to_value(j).expect("config serializes");
+            v["bootstrapParts"] = serde_json::Value::Null;
+            v
+        };
+        strip(&self.join) == strip(join)
     }
 
     /// Feeds what changed and computes the missing output partitions up to `opts.end`.
