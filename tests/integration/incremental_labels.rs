@@ -309,11 +309,12 @@ fn reference(kind: Kind, db: &Db, runs: &BTreeSet<i64>) -> Vec<String> {
     out
 }
 
-fn tables(j: &J) -> [String; 3] {
+fn tables(j: &J) -> [String; 4] {
     [
         labelfix::table(j, "_labels"),
         labelfix::table(j, "_labeled"),
         labelfix::table(j, "_labeled_latest"),
+        labelfix::table(j, ""),
     ]
 }
 
@@ -416,10 +417,13 @@ fn check(kind: Kind, deltas: Vec<Delta>) -> Result<(), TestCaseError> {
             deltas
         );
         let scratch = fresh(kind, &db, &runs);
-        for (k, name) in ["label table", "_labeled", "_labeled_latest"]
-            .iter()
-            .enumerate()
-        {
+        // the feature table first: the labeled tables are built from it
+        for (k, name) in [
+            (3, "feature table"),
+            (0, "label table"),
+            (1, "_labeled"),
+            (2, "_labeled_latest"),
+        ] {
             prop_assert_eq!(
                 &got[k],
                 &scratch[k],

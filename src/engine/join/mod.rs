@@ -124,7 +124,8 @@ struct Live {
     boot: boot_feed::BootLive,
     /// Provenance of the partitions written by the current run.
     provenance: Option<crate::join::bootstrap::assemble::Provenance>,
-    /// Owned partitions to rewrite on the next run whatever changes (the schema changed).
+    /// Owned partitions to rewrite on the next run whatever changes (the schema changed, or
+    /// the left partition was re-landed).
     stale: BTreeSet<Ds>,
     /// The bootstrap parts changed: the next run seals the retractions already sent.
     reconfigured: bool,

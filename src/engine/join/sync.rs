@@ -76,6 +76,11 @@ pub(super) fn sync_left(
                 }
             }
         }
+        if !c.old.is_empty() && !c.new.is_empty() {
+            // a re-landed left day: its left columns changed even where no feature value
+            // did, so the day is rewritten whether or not the dataflow reports changes
+            live.stale.insert(c.ds);
+        }
         if c.new.is_empty() {
             live.on_disk.remove(&c.ds);
             // the left partition is gone: so is its output
