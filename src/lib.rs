@@ -30,7 +30,8 @@
 //! - [`online`] serves joins and GroupBys (stores, upload, stream, fetcher, HTTP);
 //!   [`logging`] logs served responses (codec, sinks, Kafka) and flattens them into
 //!   `_logged` tables.
-//! - [`cli`] is the `weft` command line; [`demo`] generates a realistic sample warehouse.
+//! - [`cli`] is the `weft` command line; [`demo`] generates a realistic sample warehouse;
+//!   [`failpoint`] holds the named crash points the crash-matrix tests arm.
 
 // The public API: what a program embedding weft drives.
 pub mod config;
@@ -56,6 +57,8 @@ pub mod aggregate;
 pub mod cli;
 #[doc(hidden)]
 pub mod dataflow;
+#[doc(hidden)]
+pub mod failpoint;
 #[doc(hidden)]
 pub mod groupby;
 #[doc(hidden)]

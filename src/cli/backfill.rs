@@ -118,6 +118,7 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
                 ),
                 None => println!("{}: nothing to do", r.output),
             }
+            print_stale(&r.stale);
             print_rewritten(&r.rewritten);
             for ((part, nulls), (_, ev)) in r.null_key_rows.iter().zip(&r.events) {
                 println!(
@@ -250,7 +251,17 @@ fn run_folder(warehouse: &Path, a: &BackfillArgs, opts: &RunOptions) -> Result<(
     Error::collect(errors)
 }
 
-/// The existing partitions a `--force` run found changed and rewrote.
+/// The existing partitions recomputed because their inputs changed since they were written.
+fn print_stale(days: &[Ds]) {
+    if let (Some(first), Some(last)) = (days.first(), days.last()) {
+        println!(
+            "  recomputed {} existing partition(s) whose inputs changed since they were written, or that have no input record ({first} .. {last})",
+            days.len()
+        );
+    }
+}
+
+/// The existing partitions a run found changed and rewrote.
 fn print_rewritten(days: &[Ds]) {
     if let (Some(first), Some(last)) = (days.first(), days.last()) {
         println!(

@@ -245,6 +245,22 @@ impl Report {
         }
     }
 
+    /// Existing partitions recomputed because their inputs changed since they were written.
+    pub fn recomputed(&self) -> &[Ds] {
+        match self {
+            Report::Join(r) => &r.stale,
+            _ => &[],
+        }
+    }
+
+    /// Source rows that could not be used (counted, never dropped silently).
+    pub fn skipped_rows(&self) -> u64 {
+        match self {
+            Report::Join(r) => r.events.iter().map(|(_, e)| e.skipped()).sum(),
+            _ => 0,
+        }
+    }
+
     /// Output partitions rewritten because their inputs changed.
     pub fn rewritten(&self) -> &[Ds] {
         match self {

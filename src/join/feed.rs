@@ -77,6 +77,14 @@ impl Feeds {
         }
     }
 
+    /// The fed partitions of an input with the fingerprints they were read at.
+    pub fn fingerprints(&self, input: InputId) -> Vec<(Ds, u64)> {
+        self.fed
+            .get(&input)
+            .map(|m| m.iter().map(|(d, f)| (*d, f.fingerprint)).collect())
+            .unwrap_or_default()
+    }
+
     /// The rows fed for a partition.
     pub fn batches(&self, input: InputId, ds: Ds) -> &[RecordBatch] {
         self.fed

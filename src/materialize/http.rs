@@ -5,8 +5,9 @@
 //! - `GET /health` → `{"status": "ok"}`;
 //! - `GET /v1/status[?wait_for_epoch=E&timeout_secs=S]` → `{"epoch": E, "pipelines": [...]}`,
 //!   answered once epoch `E` is committed (or at the timeout);
-//! - `GET /metrics` — Prometheus text: epoch, per-pipeline partitions written and rewritten,
-//!   errors by kind, lag;
+//! - `GET /metrics` — Prometheus text: epoch, per-pipeline partitions written, rewritten and
+//!   recomputed-but-unchanged, skipped input rows, errors by kind, lag, epoch and query
+//!   durations;
 //! - `POST /v1/refresh` → `{"epoch": E}`: scan now; `E` is the epoch that will include
 //!   everything landed before the call;
 //! - `POST /v1/query {"sql": "..."}` → `{"epoch": E, "columns": [...], "rows": [{...}]}`:
@@ -116,9 +117,15 @@ async fn query(State(s): State<HttpState>, body: Option<Json<QueryBody>>) -> Res
 
 /// Runs a read-only query as of the last committed epoch: `{"epoch", "columns", "rows"}`.
 pub fn run_query(shared: &Shared, session: &Session, sql: &str) -> Result<Value> {
+    let started = std::time::Instant::now();
     let _read = shared.commit.read().expect("commit lock");
     let epoch = snapshot(shared).epoch;
     let (schema, batches) = session.query_read_only(sql, "query")?;
+    {
+        let mut st = shared.status.lock().expect("status lock");
+        st.queries += 1;
+        st.query_ms_total += started.elapsed().as_millis() as u64;
+    }
     Ok(json!({
         "epoch": epoch,
         "columns": schema.fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>(),
@@ -192,6 +199,45 @@ async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
             .iter()
             .map(|p| (label(p), p.rewritten_total as f64))
             .collect(),
+    );
+    line(
+        "weft_materialize_partitions_unchanged_total",
+        "Existing partitions recomputed because their inputs changed, whose rows came out the same (not rewritten).",
+        "counter",
+        st.pipelines
+            .iter()
+            .map(|p| (label(p), p.unchanged_total as f64))
+            .collect(),
+    );
+    line(
+        "weft_materialize_skipped_rows_total",
+        "Input rows that could not be used (all keys NULL, NULL or out-of-range ts): counted, never dropped silently.",
+        "counter",
+        st.pipelines
+            .iter()
+            .map(|p| (label(p), p.skipped_rows_total as f64))
+            .collect(),
+    );
+    line(
+        "weft_materialize_epoch_duration_seconds",
+        "How long the last epoch took, from its scan to its commit.",
+        "gauge",
+        vec![(
+            String::new(),
+            st.last_epoch_ms.map_or(0.0, |m| m as f64 / 1000.0),
+        )],
+    );
+    line(
+        "weft_materialize_query_duration_seconds_sum",
+        "Total time spent answering queries.",
+        "counter",
+        vec![(String::new(), st.query_ms_total as f64 / 1000.0)],
+    );
+    line(
+        "weft_materialize_queries_total",
+        "Queries answered.",
+        "counter",
+        vec![(String::new(), st.queries as f64)],
     );
     line(
         "weft_materialize_lag_seconds",

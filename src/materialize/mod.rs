@@ -59,6 +59,11 @@ pub struct Status {
     /// The last committed epoch (`None` before the first commit).
     pub epoch: Option<u64>,
     pub committed_ms: Option<i64>,
+    /// How long the last epoch took, from its scan to its commit.
+    pub last_epoch_ms: Option<u64>,
+    /// Queries answered, and their total time.
+    pub queries: u64,
+    pub query_ms_total: u64,
     pub pipelines: Vec<PipelineStatus>,
 }
 
@@ -75,6 +80,10 @@ pub struct PipelineStatus {
     pub lag_seconds: u64,
     pub written_total: u64,
     pub rewritten_total: u64,
+    /// Existing partitions recomputed (their inputs changed) whose rows came out the same.
+    pub unchanged_total: u64,
+    /// Input rows that could not be used, counted (all keys NULL, NULL or out-of-range ts).
+    pub skipped_rows_total: u64,
     /// `kind: message` of the last error, until the pipeline steps cleanly again.
     pub error: Option<String>,
     pub error_kind: Option<String>,
@@ -249,6 +258,12 @@ impl Materializer {
             ps.error_kind = pe.error.as_ref().map(|(k, _)| k.clone());
             ps.written_total = pe.written.len() as u64;
             ps.rewritten_total = pe.rewritten.len() as u64;
+            ps.unchanged_total = pe
+                .recomputed
+                .iter()
+                .filter(|d| !pe.rewritten.contains(d))
+                .count() as u64;
+            ps.skipped_rows_total = pe.skipped_rows;
             ps.latest_ds = latest_partition(&wh, &pe.output);
             manifest.pipelines.push(pe);
             statuses.push(ps);
@@ -261,7 +276,9 @@ impl Materializer {
             });
         }
         manifest.committed_ms = now_ms();
+        crate::failpoint::hit("epoch-before-manifest");
         self.state.commit(&manifest)?;
+        crate::failpoint::hit("epoch-after-manifest");
         self.next_epoch += 1;
         committed()?;
         {
@@ -270,6 +287,8 @@ impl Materializer {
                 if let Some(old) = st.pipelines.iter().find(|o| o.name == s.name) {
                     s.written_total += old.written_total;
                     s.rewritten_total += old.rewritten_total;
+                    s.unchanged_total += old.unchanged_total;
+                    s.skipped_rows_total += old.skipped_rows_total;
                 }
             }
             for (f, e) in &self.broken {
@@ -282,6 +301,7 @@ impl Materializer {
             }
             st.epoch = Some(manifest.epoch);
             st.committed_ms = Some(manifest.committed_ms);
+            st.last_epoch_ms = Some((manifest.committed_ms - started_ms).max(0) as u64);
             st.pipelines = statuses;
         }
         let written: usize = manifest
@@ -477,9 +497,10 @@ fn step_one(
         end: ready,
         step_days: 30,
         run_first_hole: false,
-        // after a (re)start nothing on disk is trusted blindly: recomputed, rewritten only
-        // if it differs, and maintained from then on
-        verify_existing: true,
+        // After a (re)start, a join trusts the partitions whose input records match their
+        // inputs (the others are recomputed, rewritten only if they differ). Pipelines
+        // without input records recompute what is on disk, rewriting only what differs.
+        verify_existing: !matches!(w.conf, PipelineConf::Join(_)),
     };
     let report = match engine.step(id, &opts, &|_, _, _| {}) {
         Err(e) if is_not_logged(&e) => {
@@ -490,6 +511,8 @@ fn step_one(
     };
     pe.written = report.written().iter().map(|d| d.to_string()).collect();
     pe.rewritten = report.rewritten().iter().map(|d| d.to_string()).collect();
+    pe.recomputed = report.recomputed().iter().map(|d| d.to_string()).collect();
+    pe.skipped_rows = report.skipped_rows();
     if let (Report::Join(_), Some(label_deps)) = (&report, &w.labels) {
         run_labels(
             engine,

@@ -30,6 +30,13 @@ pub struct PipelineEpoch {
     pub ready_through: Option<String>,
     pub written: Vec<String>,
     pub rewritten: Vec<String>,
+    /// Existing partitions recomputed because their inputs changed (or had no input
+    /// record); those whose rows differed are also in `rewritten`.
+    #[serde(default)]
+    pub recomputed: Vec<String>,
+    /// Input rows that could not be used (all keys NULL, NULL or out-of-range ts), counted.
+    #[serde(default)]
+    pub skipped_rows: u64,
     /// Label runs (`label_ds`) done in the epoch.
     pub label_runs: Vec<String>,
     /// The last label date run so far (carried from epoch to epoch).

@@ -6,6 +6,7 @@
 pub(crate) mod append;
 pub(crate) mod archive;
 mod fingerprint;
+mod inputs;
 mod lock;
 pub(crate) mod properties;
 pub(crate) mod read;

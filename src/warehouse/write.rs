@@ -101,6 +101,7 @@ impl Warehouse {
             other => other,
         })?;
         sync_dir(&staging);
+        crate::failpoint::hit("partition-staged");
         self.publish(&staging, &self.partition_dir(t, spec))
     }
 
@@ -114,6 +115,7 @@ impl Warehouse {
             // It is retired, not deleted at once: a reader that listed it a moment ago can
             // still open its files.
             sync_dir(parent);
+            crate::failpoint::hit("partition-swapped");
             self.retire(staging);
             return Ok(());
         }
@@ -135,6 +137,7 @@ impl Warehouse {
         std::fs::rename(staging, target)
             .map_err(|e| Error::io(format!("publishing {}", target.display()), e))?;
         sync_dir(parent);
+        crate::failpoint::hit("partition-swapped");
         if let Some(p) = parked {
             let _ = std::fs::remove_dir_all(&p);
             let _ = std::fs::remove_file(p.with_extension("target"));

@@ -25,6 +25,7 @@ use crate::sql::Session;
 // The bootstrap side, the label side, version rewrites and `explain` drive this module's
 // runner state (`Live`) on the same dataflow.
 mod boot_feed;
+mod digest;
 mod explain;
 mod label_feed;
 mod sync;
@@ -47,6 +48,9 @@ pub struct JoinReport {
     pub skipped_existing: usize,
     /// Output partitions this runner maintains that were rewritten because inputs changed.
     pub rewritten: Vec<Ds>,
+    /// Existing partitions recomputed because their inputs changed since they were written
+    /// (or they had no input record); those whose rows differed are also in `rewritten`.
+    pub stale: Vec<Ds>,
     pub left_rows: u64,
     /// Left rows with a NULL join key (their features are NULL), per part.
     pub null_key_rows: Vec<(String, u64)>,
@@ -329,13 +333,30 @@ fn run(
     };
     let range = run_range(join, plan, &left_parts, opts)?;
     report.range = Some(range);
+    let source_fps = source_fingerprints(engine, plan)?;
+    let now = digest::Fingerprints::current(engine, plan, &left_fps, &source_fps)?;
     let mut redo = match runner.live {
-        None => versioning::prepare(cx, join, plan, range, opts, progress, &mut report)?,
+        None => {
+            let redo = versioning::prepare(cx, join, plan, range, opts, progress, &mut report)?;
+            // A partition rewritten for a new version keeps the reused parts' values, which
+            // were as current as its record said: its record moves to the new version's inputs.
+            let had = wh.input_records(&plan.output)?;
+            let moved: std::collections::BTreeMap<Ds, String> = report
+                .reused
+                .iter()
+                .filter(|r| had.contains_key(&r.ds))
+                .map(|r| (r.ds, now.digest(plan, r.ds)))
+                .collect();
+            wh.update_input_records(&plan.output, &moved, &[])?;
+            redo
+        }
         Some(_) => BTreeSet::new(),
     };
     let existing = wh.partitions(&plan.output)?;
-    // a first step that verifies: every existing partition in range is recomputed, and
-    // written only if its rows differ
+    // Existing partitions this runner does not maintain yet whose inputs changed since they
+    // were written (or that have no record): recomputed, and written only if their rows
+    // differ. With `verify_existing` (`--force`), every existing partition in range.
+    let owned = runner.live.as_ref().map(|l| &l.owned);
     let verify: BTreeSet<Ds> = if opts.verify_existing && runner.live.is_none() {
         existing
             .iter()
@@ -343,7 +364,19 @@ fn run(
             .filter(|d| range.contains(*d))
             .collect()
     } else {
-        BTreeSet::new()
+        let records = wh.input_records(&plan.output)?;
+        let stale: BTreeSet<Ds> = existing
+            .iter()
+            .copied()
+            .filter(|d| range.contains(*d) && left_parts.binary_search(d).is_ok())
+            .filter(|d| !owned.is_some_and(|o| o.contains(d)) && !redo.contains(d))
+            .filter(|d| records.get(d) != Some(&now.digest(plan, *d)))
+            .collect();
+        report.stale = stale.iter().copied().collect();
+        if !stale.is_empty() {
+            tracing::info!(join = %plan.name, output = %plan.output, partitions = stale.len(), first = %stale.first().expect("non-empty"), "existing partitions whose inputs changed since they were written (or that have no input record): recomputing them");
+        }
+        stale
     };
     redo.extend(verify.iter().copied());
     let schedule = Schedule::plan(
@@ -370,7 +403,6 @@ fn run(
     let live = runner.live.as_mut().expect("started above");
 
     // 1. Deltas to what was already fed: re-landed or removed partitions.
-    let source_fps = source_fingerprints(engine, plan)?;
     if !live.owned.is_empty() {
         let mut any = sync_left(engine, plan, live, &left_fps, &|_| false, &mut report)?.is_some();
         any |= sync_sources(engine, plan, live, &source_fps, None, &mut report)?;
@@ -419,6 +451,7 @@ fn run(
             sync_sources(engine, plan, live, &source_fps, Some(&reach), &mut report)?;
         }
         let fed = clock.elapsed();
+        crate::failpoint::hit("join-fed");
         let touched = seal(engine, plan, live, &source_fps, fresh, &mut report)?;
         let computed = clock.elapsed();
         live.owned.extend(days.iter().copied());
@@ -438,6 +471,25 @@ fn run(
         }
         Ok(())
     })?;
+    // what each maintained partition was computed from, for the next process: the listing
+    // this run synced against, for the days whose fed inputs all agree with it
+    let fed = digest::Fingerprints::fed(plan, &live.feeds);
+    let on_disk: BTreeSet<Ds> = wh.partitions(&plan.output)?.into_iter().collect();
+    let mut records = std::collections::BTreeMap::new();
+    let mut unknown: Vec<Ds> = Vec::new();
+    for &d in &live.owned {
+        if fed.agrees(&now, plan, d) {
+            records.insert(d, now.digest(plan, d));
+        } else {
+            unknown.push(d);
+        }
+    }
+    unknown.extend(
+        wh.input_records(&plan.output)?
+            .into_keys()
+            .filter(|d| !on_disk.contains(d)),
+    );
+    wh.update_input_records(&plan.output, &records, &unknown)?;
     boot_feed::report(live, &mut report);
     report.provenance = live.provenance.take();
     for (part, st) in &report.events {
