@@ -49,6 +49,8 @@ mod demo;
 mod engine_pipelines;
 // `weft materialize`: after every action of a seeded script, every maintained table == a fresh backfill; readiness, lock, HTTP.
 mod materialize;
+// The materializer's crash matrix: aborted at each failpoint, restarted, equal to the oracle.
+mod materialize_crash;
 // `weft explain`: the plan and provenance agree with the run; CLI and JSON output.
 mod explain;
 // The first join end to end against the DuckDB oracle (tests/oracle/pit_join.py).

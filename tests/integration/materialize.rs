@@ -29,7 +29,7 @@ use crate::reference::{
 
 const BASE: &str = "2026-04-01";
 
-fn day(i: i64) -> String {
+pub(crate) fn day(i: i64) -> String {
     ds_shift(BASE, i)
 }
 
@@ -55,7 +55,7 @@ fn events_group_by(name: &str) -> J {
 }
 
 /// The joins, each waiting for its left and the events of the day.
-fn joins() -> Vec<J> {
+pub(crate) fn joins() -> Vec<J> {
     let mut a = conf::join(
         "test.mat_a.v1",
         conf::events_left("data.left", &["row_id", "user"]),
@@ -104,16 +104,16 @@ fn write_confs(root: &Path) {
     .unwrap();
 }
 
-struct World {
-    db: Db,
+pub(crate) struct World {
+    pub(crate) db: Db,
     gen: Lcg,
     next_row: i64,
     /// Days with events (the left starts a day later).
-    last_day: i64,
+    pub(crate) last_day: i64,
 }
 
 impl World {
-    fn new(seed: u64) -> World {
+    pub(crate) fn new(seed: u64) -> World {
         let mut db = Db::default();
         db.add(
             "data.left",
@@ -163,13 +163,13 @@ impl World {
             })
             .collect()
     }
-    fn add_events_day(&mut self) {
+    pub(crate) fn add_events_day(&mut self) {
         self.last_day += 1;
         let d = self.last_day;
         let e = self.events(d, 5);
         self.db.table_mut("data.events").parts.insert(day(d), e);
     }
-    fn add_left_day(&mut self) {
+    pub(crate) fn add_left_day(&mut self) {
         let d = self.last_day;
         if d >= 1 {
             let l = self.lefts(d, 3);
@@ -222,17 +222,17 @@ fn action() -> impl Strategy<Value = Action> {
     ]
 }
 
-struct Harness {
+pub(crate) struct Harness {
     _dir: tempfile::TempDir,
-    wh: Warehouse,
-    confs: PathBuf,
-    state: PathBuf,
-    m: Option<Materializer>,
+    pub(crate) wh: Warehouse,
+    pub(crate) confs: PathBuf,
+    pub(crate) state: PathBuf,
+    pub(crate) m: Option<Materializer>,
     boot: Option<Vec<(i64, i64)>>,
 }
 
 impl Harness {
-    fn new(w: &World) -> Harness {
+    pub(crate) fn new(w: &World) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let wh = Warehouse::open(dir.path().join("warehouse")).unwrap();
         data::write_db(&wh, &w.db);
@@ -266,7 +266,7 @@ impl Harness {
             .unwrap(),
         );
     }
-    fn materialize(&mut self, when: &str) -> Vec<weft::materialize::state::Manifest> {
+    pub(crate) fn materialize(&mut self, when: &str) -> Vec<weft::materialize::state::Manifest> {
         let ms = self.m.as_mut().unwrap().run_until_idle().unwrap();
         for p in &ms.last().unwrap().pipelines {
             assert!(
@@ -303,7 +303,7 @@ fn write_boot(wh: &Warehouse, w: &World, every: u8) -> Vec<(i64, i64)> {
 }
 
 /// Every maintained table equals a fresh backfill of the same inputs.
-fn check(h: &Harness, w: &World, when: &str) {
+pub(crate) fn check(h: &Harness, w: &World, when: &str) {
     let through = w.complete_through();
     let run = Run::through(&day(through));
     for j in joins() {
@@ -1017,7 +1017,7 @@ fn a_restart_recomputes_only_the_partitions_whose_inputs_changed() {
 }
 
 /// Each partition folder of `table` with its inode: a rewritten partition gets a new folder.
-fn partition_dirs(wh: &Warehouse, table: &str) -> BTreeMap<String, u64> {
+pub(crate) fn partition_dirs(wh: &Warehouse, table: &str) -> BTreeMap<String, u64> {
     use std::os::unix::fs::MetadataExt;
     let t = weft::warehouse::TableName::parse(table).unwrap();
     wh.partitions(&t)
