@@ -1,8 +1,7 @@
 //! `weft log-ingest`: consumes the Kafka log topic (records produced by
 //! [`crate::logging::kafka::KafkaLogSink`]) into the raw log table that `weft log-flattener`
-//! reads. Offsets are committed only after a batch is written and flushed (at least once;
-//! re-read records become duplicate rows, which log bootstrap tolerates — see
-//! [`crate::logging::kafka`]).
+//! reads, exactly once: the offsets are stored with the data (see
+//! [`crate::logging::kafka`]'s ingest module), so a restart resumes from the warehouse.
 
 use std::path::Path;
 use std::time::Duration;
@@ -22,7 +21,8 @@ pub struct LogIngestArgs {
     /// The log topic.
     #[arg(long, default_value = DEFAULT_LOG_TOPIC)]
     pub topic: String,
-    /// Consumer group; its committed offsets are where the next run resumes.
+    /// Consumer group, committed for monitoring (a run resumes from the offsets stored in the
+    /// raw log table, not from the group).
     #[arg(long, default_value = DEFAULT_INGEST_GROUP)]
     pub group: String,
     /// The raw log table written (namespace.table).
@@ -51,7 +51,7 @@ pub fn run(warehouse: &Path, a: LogIngestArgs) -> Result<()> {
     opts.idle_timeout = Duration::from_secs(a.idle_timeout_secs.max(1));
     if !a.once {
         eprintln!(
-            "weft log-ingest: consuming topic `{}` at {} (group `{}`) into {}; Ctrl-C stops (uncommitted records are read again next time)",
+            "weft log-ingest: consuming topic `{}` at {} (group `{}`) into {}; Ctrl-C stops (a batch cut short is read again, never twice)",
             a.topic, a.kafka, a.group, a.log_table
         );
     }
@@ -70,10 +70,10 @@ pub fn run(warehouse: &Path, a: LogIngestArgs) -> Result<()> {
             format!(", e.g. {}", r.bad_examples.join("; "))
         }
     );
-    if r.consume.commit_failures > 0 {
+    if r.orphans_removed > 0 {
         println!(
-            "weft log-ingest: {} offset commits failed; the next run re-reads those records (duplicate rows)",
-            r.consume.commit_failures
+            "weft log-ingest: removed {} file(s) of a batch an earlier run did not finish; their records were read again",
+            r.orphans_removed
         );
     }
     Ok(())

@@ -68,6 +68,14 @@ pub struct RunArgs {
     /// The raw log table served responses are logged to (flattened into <join>_logged).
     #[arg(long = "log-table", default_value = DEFAULT_LOG_TABLE)]
     pub log_table: String,
+    /// Also consume the Kafka log topic into the raw log table, exactly once (as `weft
+    /// log-ingest` does), in this process: logged values reach `<join>_logged` and log
+    /// bootstrap without a batch step. A broker that is down is retried with back-off.
+    #[arg(long, value_name = "HOST:PORT", env = "WEFT_KAFKA")]
+    pub kafka: Option<String>,
+    /// The log topic read with --kafka.
+    #[arg(long, default_value = crate::logging::kafka::DEFAULT_LOG_TOPIC, requires = "kafka")]
+    pub topic: String,
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +89,48 @@ pub struct StatusArgs {
     /// Print the JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Kafka log ingestion beside the epochs. With `once`, the topic is read to its end before
+/// the first epoch; otherwise a thread consumes it for as long as the process runs, retrying
+/// with back-off (1 s doubling to 60 s) while the broker is unreachable.
+fn start_ingest(
+    wh: &Warehouse,
+    brokers: &str,
+    topic: &str,
+    log_table: &str,
+    once: bool,
+) -> Result<()> {
+    use crate::logging::kafka::{ingest, ConsumeOptions, DEFAULT_INGEST_GROUP};
+    let mut opts = ConsumeOptions::new(brokers, topic, DEFAULT_INGEST_GROUP);
+    opts.once = once;
+    if once {
+        let r = ingest(wh, &opts, log_table)?;
+        println!(
+            "ingested {} log records from topic `{topic}` at {brokers}",
+            r.records
+        );
+        return Ok(());
+    }
+    let wh = wh.clone();
+    let log_table = log_table.to_string();
+    std::thread::Builder::new()
+        .name("weft-log-ingest".into())
+        .spawn(move || {
+            let mut wait = Duration::from_secs(1);
+            loop {
+                match ingest(&wh, &opts, &log_table) {
+                    Ok(_) => wait = Duration::from_secs(1),
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in_secs = wait.as_secs(), "Kafka log ingestion failed; retrying");
+                        std::thread::sleep(wait);
+                        wait = (wait * 2).min(Duration::from_secs(60));
+                    }
+                }
+            }
+        })
+        .map_err(|e| Error::io("starting the Kafka log ingestion thread", e))?;
+    Ok(())
 }
 
 /// `weft materialize`.
@@ -117,6 +167,9 @@ fn materialize(warehouse: &Path, a: RunArgs) -> Result<()> {
             log_table: a.log_table.clone(),
         },
     )?;
+    if let Some(brokers) = &a.kafka {
+        start_ingest(&wh, brokers, &a.topic, &a.log_table, a.once)?;
+    }
     if a.once {
         let manifests = m.run_until_idle()?;
         let last = manifests.last().expect("one epoch at least");

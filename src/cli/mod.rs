@@ -106,9 +106,10 @@ pub enum Command {
     /// Consume the Kafka log topic into the raw log table (what `weft log-flattener` reads).
     ///
     /// Reads the records a Kafka log sink produced (one JSON LoggableResponseBase64 per
-    /// message) from the consumer group's committed offsets, writes them to the raw log table
-    /// and commits the offsets only after the write (at least once: a crash in between writes
-    /// the batch again, as duplicate rows that log bootstrap ignores). Example:
+    /// message) into the raw log table, exactly once: each file is named after the offsets
+    /// of its records and the table folder records the next offset per Kafka partition after
+    /// each batch, so a restart resumes from the warehouse (a batch a crash cut short is
+    /// deleted and read again). Example:
     ///
     ///   weft log-ingest --kafka 127.0.0.1:9092 --topic chronon_log --once
     LogIngest(log_ingest::LogIngestArgs),

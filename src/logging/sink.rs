@@ -199,28 +199,37 @@ impl FileLogSink {
     }
 
     fn write_group(&self, ds: Ds, name: &str, records: &[LoggableResponse]) -> Result<()> {
-        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-        let schema = raw_file_schema();
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(
-                records.iter().map(|r| b64(&r.key_bytes)),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                records.iter().map(|r| b64(&r.value_bytes)),
-            )),
-            Arc::new(Int64Array::from_iter_values(
-                records.iter().map(|r| r.ts_millis),
-            )),
-            Arc::new(StringArray::from_iter(
-                records.iter().map(|r| r.schema_hash.as_deref()),
-            )),
-        ];
-        let batch = RecordBatch::try_new(schema.clone(), columns)
-            .map_err(|e| Error::arrow(format!("building a log file for {}", self.table), e))?;
-        self.wh
-            .append_file(&self.table, &raw_spec(ds, name), schema, &[batch])?;
+        let batch = raw_batch(records, &self.table)?;
+        self.wh.append_file(
+            &self.table,
+            &raw_spec(ds, name),
+            raw_file_schema(),
+            &[batch],
+        )?;
         Ok(())
     }
+}
+
+/// Records as one batch of the raw log table's files (`ds` and `name` are folders).
+pub fn raw_batch(records: &[LoggableResponse], table: &TableName) -> Result<RecordBatch> {
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let schema = raw_file_schema();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            records.iter().map(|r| b64(&r.key_bytes)),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            records.iter().map(|r| b64(&r.value_bytes)),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            records.iter().map(|r| r.ts_millis),
+        )),
+        Arc::new(StringArray::from_iter(
+            records.iter().map(|r| r.schema_hash.as_deref()),
+        )),
+    ];
+    RecordBatch::try_new(schema, columns)
+        .map_err(|e| Error::arrow(format!("building a log file for {table}"), e))
 }
 
 impl LogSink for FileLogSink {

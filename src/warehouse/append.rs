@@ -26,12 +26,44 @@ impl Warehouse {
         schema: SchemaRef,
         batches: &[RecordBatch],
     ) -> Result<PathBuf> {
+        self.add_file(t, spec, None, schema, batches)
+    }
+
+    /// Like [`Warehouse::append_file`], under a name the caller derives from what the file
+    /// holds (e.g. the Kafka offsets of its records): a file of that name is replaced, which
+    /// only happens when the same records are written again after a crash.
+    pub fn put_named_file(
+        &self,
+        t: &TableName,
+        spec: &[(String, String)],
+        name: &str,
+        schema: SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<PathBuf> {
+        self.add_file(t, spec, Some(name), schema, batches)
+    }
+
+    fn add_file(
+        &self,
+        t: &TableName,
+        spec: &[(String, String)],
+        name: Option<&str>,
+        schema: SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<PathBuf> {
         let dir = self.partition_dir(t, spec);
         let where_ = || format!("appending a file to {t} partition {}", spec_label(spec));
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(where_(), e))?;
         let id = unique();
         let tmp = dir.join(format!(".append-{id}.tmp"));
         let result = write_parquet(&tmp, schema, batches, &[]).and_then(|()| {
+            if let Some(name) = name {
+                let target = dir.join(name);
+                std::fs::rename(&tmp, &target).map_err(|e| {
+                    Error::io(format!("{} (publishing {})", where_(), target.display()), e)
+                })?;
+                return Ok(target);
+            }
             let target = dir.join(format!("part-{id}.parquet"));
             std::fs::hard_link(&tmp, &target)
                 .or_else(|e| {

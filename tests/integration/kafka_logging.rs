@@ -474,6 +474,75 @@ fn continuous_log_ingest_writes_and_commits_as_records_arrive() {
     assert_eq!(raw_table(&wh, DEFAULT_LOG_TABLE), counted(&x));
 }
 
+/// Exactly once across a crash: `weft log-ingest` aborted after writing a batch's files but
+/// before recording its offsets (failpoint `log-file-written`) leaves files past the recorded
+/// offsets; the next run — in another consumer group, so it cannot lean on the group's
+/// offsets — deletes them, reads that batch again and ends with every record exactly once. A
+/// third run in a fresh group reads nothing: the offsets live in the warehouse.
+#[test]
+fn log_ingest_killed_between_a_file_and_its_offsets_loses_and_duplicates_nothing() {
+    let cluster = MockCluster::new(1).unwrap();
+    let topic = "log_exactly_once";
+    cluster.create_topic(topic, 2, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let s = sink(&brokers, topic, Duration::from_secs(20));
+    let sent = batch("e", 400);
+    s.send(sent.clone()).unwrap();
+    s.flush().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let whdir = dir.path().join("wh");
+    let wh = Warehouse::open(&whdir).unwrap();
+    let crashed = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .arg("--warehouse")
+        .arg(&whdir)
+        .args([
+            "log-ingest",
+            "--once",
+            "--kafka",
+            &brokers,
+            "--topic",
+            topic,
+        ])
+        .args([
+            "--group",
+            "first",
+            "--batch-records",
+            "50",
+            "--batch-ms",
+            "100",
+        ])
+        .env("WEFT_FAILPOINT", "log-file-written")
+        .output()
+        .unwrap();
+    assert!(
+        crashed.status.code().is_none()
+            && String::from_utf8_lossy(&crashed.stderr).contains("failpoint log-file-written"),
+        "the ingest was not aborted at the failpoint: {:?} {}",
+        crashed.status,
+        String::from_utf8_lossy(&crashed.stderr)
+    );
+    let written: usize = raw_table(&wh, DEFAULT_LOG_TABLE).values().sum();
+    assert!(written > 0, "the aborted batch left its files");
+    assert!(weft::logging::kafka::committed_offsets(
+        &wh,
+        &weft::warehouse::TableName::parse(DEFAULT_LOG_TABLE).unwrap(),
+        topic
+    )
+    .unwrap()
+    .is_empty());
+    let r = ingest_group(&brokers, topic, "second", &wh);
+    assert!(r.orphans_removed > 0, "{r:?}");
+    assert_eq!(r.records, 400, "{r:?}");
+    assert_eq!(
+        raw_table(&wh, DEFAULT_LOG_TABLE),
+        counted(&sent),
+        "every record exactly once"
+    );
+    let again = ingest_group(&brokers, topic, "third", &wh);
+    assert_eq!((again.records, again.orphans_removed), (0, 0), "{again:?}");
+    assert_eq!(raw_table(&wh, DEFAULT_LOG_TABLE), counted(&sent));
+}
+
 // ------------------------------------------------------------------------------------------
 // A real broker
 

@@ -88,7 +88,10 @@ fn a_materializer_killed_at_any_failpoint_restarts_to_the_same_tables() {
             for (ds, ino) in b.iter().filter(|(d, _)| d.as_str() < reach.as_str()) {
                 assert_eq!(now.get(ds), Some(ino), "{point}: {o} {ds} rewritten");
             }
-            assert!(now.contains_key(&day(new_day)), "{point}: {o} misses the new day");
+            assert!(
+                now.contains_key(&day(new_day)),
+                "{point}: {o} misses the new day"
+            );
         }
         // the dead process's staging and trash are gone
         for d in [".weft-staging", ".weft-trash"] {

@@ -35,6 +35,9 @@ pub struct ConsumeOptions {
     pub idle_timeout: Duration,
     /// More librdkafka consumer settings.
     pub extra: Vec<(String, String)>,
+    /// Where to start per partition, overriding the group's committed offsets (partitions
+    /// not listed start at the beginning); the partitions are then assigned, not subscribed.
+    pub start: Option<BTreeMap<i32, i64>>,
 }
 
 impl ConsumeOptions {
@@ -48,6 +51,7 @@ impl ConsumeOptions {
             batch_wait: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(60),
             extra: Vec::new(),
+            start: None,
         }
     }
 }
@@ -126,7 +130,24 @@ pub fn consume(
     // With `once`: every partition from the group's committed offset (the earliest offset
     // when none) to its end, as the broker's fetch replies report it (end of partition).
     // (The broker's ListOffsets answer is not used: Tansu's can be stale after a restart.)
-    if opts.once {
+    if let Some(start) = &opts.start {
+        let mut tpl = TopicPartitionList::new();
+        for p in &partitions {
+            let at = match start.get(p) {
+                Some(o) => {
+                    next.insert(*p, *o);
+                    Offset::Offset(*o)
+                }
+                None => Offset::Beginning,
+            };
+            tpl.add_partition_offset(&opts.topic, *p, at)
+                .map_err(|e| kafka_error(what.clone(), e, "report this as a bug"))?;
+        }
+        tracing::debug!(topic = %opts.topic, start = ?next, "reading from the given offsets");
+        consumer
+            .assign(&tpl)
+            .map_err(|e| kafka_error(what.clone(), e, "check the topic name"))?;
+    } else if opts.once {
         let mut tpl = TopicPartitionList::new();
         for p in &partitions {
             tpl.add_partition(&opts.topic, *p);
@@ -225,7 +246,7 @@ pub fn consume(
                 Err(e) => {
                     report.commit_failures += 1;
                     tracing::warn!(error = %e, topic = %opts.topic, "committing consumer offsets failed; the next commit covers them (a restart before it re-reads the batch)");
-                    if !opts.once {
+                    if !opts.once && opts.start.is_none() {
                         // partitions taken away by a rebalance are now another member's
                         if let Ok(assigned) = consumer.assignment() {
                             next.retain(|p, _| assigned.find_partition(&opts.topic, *p).is_some());
@@ -264,65 +285,4 @@ pub fn consume(
             ));
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// log-ingest
-
-/// What a `weft log-ingest` run wrote.
-#[derive(Debug, Clone, Default)]
-pub struct IngestReport {
-    pub consume: ConsumeReport,
-    /// Records written to the raw log table, control events included.
-    pub records: u64,
-    pub control_events: u64,
-    /// Messages that are not log records (skipped, offsets committed past them).
-    pub bad: u64,
-    /// The first bad messages: partition, offset and what is wrong.
-    pub bad_examples: Vec<String>,
-}
-
-/// Consumes the log topic into raw log table `log_table` of `wh` through a [`FileLogSink`]:
-/// each batch is written and flushed before its offsets are committed (at least once; see the
-/// module doc for duplicates). Messages that do not decode are skipped and counted.
-pub fn ingest(wh: &Warehouse, opts: &ConsumeOptions, log_table: &str) -> Result<IngestReport> {
-    let sink = FileLogSink::new(wh.clone(), log_table)?;
-    let mut report = IngestReport::default();
-    let consumed = consume(opts, |batch| {
-        let mut records = Vec::with_capacity(batch.len());
-        for m in batch {
-            match m.payload.as_deref().map(decode_payload) {
-                Some(Ok(r)) => records.push(r),
-                other => {
-                    report.bad += 1;
-                    if report.bad_examples.len() < BAD_EXAMPLES {
-                        let why = match other {
-                            Some(Err(e)) => e,
-                            _ => "empty message".into(),
-                        };
-                        report.bad_examples.push(format!(
-                            "partition {} offset {}: {why}",
-                            m.partition, m.offset
-                        ));
-                    }
-                }
-            }
-        }
-        let n = records.len() as u64;
-        let control = records
-            .iter()
-            .filter(|r| r.name == SCHEMA_PUBLISH_EVENT)
-            .count() as u64;
-        sink.send(records)?;
-        sink.flush()?;
-        report.records += n;
-        report.control_events += control;
-        tracing::info!(records = n, table = log_table, "log records ingested");
-        Ok(())
-    })?;
-    report.consume = consumed;
-    if report.bad > 0 {
-        tracing::warn!(bad = report.bad, examples = ?report.bad_examples, "messages that are not log records were skipped");
-    }
-    Ok(report)
 }

@@ -26,14 +26,11 @@
 //! — never silently dropped. What the broker acknowledged is its responsibility from then
 //! on (with a replicated topic, `acks=all` means every in-sync replica has it).
 //!
-//! [`consume`] commits a batch's offsets only after the batch was handled (for
-//! [`ingest`]: written to the raw log table and flushed), so a crash between the write and
-//! the commit re-delivers the batch: **at least once**. Re-delivered records are written
-//! again, and the raw log table then holds duplicate rows. The log flattener
-//! ([`super::flatten`]) does not deduplicate: duplicates reach `<join>_logged` as duplicate
-//! rows (same key, `ts` and values). Log bootstrap keeps one row per matched key
-//! ([`crate::dataflow::bootstrap`]), so bootstrapped joins are unaffected; only row counts of
-//! the raw and logged tables include the duplicates.
+//! [`ingest`] (`weft log-ingest`, `weft materialize --kafka`) is **exactly once** into the
+//! raw log table: the offsets are stored with the data (file names and a commit record in
+//! the table folder) and a run resumes from the warehouse, not from the consumer group; see
+//! its module. [`consume`] on its own (used by `weft stream --kafka`) commits a batch's
+//! offsets to the group only after the batch was handled: at least once.
 
 use std::time::Duration;
 
@@ -41,15 +38,15 @@ use base64::Engine as _;
 use rdkafka::ClientContext;
 use serde::{Deserialize, Serialize};
 
-use super::sink::FileLogSink;
-use super::{LogSink, LoggableResponse, SCHEMA_PUBLISH_EVENT};
+use super::{LogSink, LoggableResponse};
 use crate::error::{Error, Result};
-use crate::warehouse::Warehouse;
 
 mod consumer;
+mod ingest;
 mod producer;
 
-pub use consumer::{consume, ingest, ConsumeOptions, ConsumeReport, IngestReport, Message};
+pub use consumer::{consume, ConsumeOptions, ConsumeReport, Message};
+pub use ingest::{committed_offsets, ingest, IngestReport};
 pub use producer::{KafkaLogSink, KafkaSinkConfig, KafkaSinkStats};
 
 /// The default log topic.
@@ -159,6 +156,7 @@ fn topic_partitions<C: ClientContext>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logging::SCHEMA_PUBLISH_EVENT;
 
     #[test]
     fn payload_round_trips_and_is_chronon_base64_json() {
