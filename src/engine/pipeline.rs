@@ -25,9 +25,10 @@ pub struct RunOptions {
     pub step_days: usize,
     /// Also compute missing partitions before the first existing output partition.
     pub run_first_hole: bool,
-    /// On a pipeline's first step, recompute the output partitions that already exist too,
-    /// and rewrite only those whose rows differ (a restarted materializer trusts nothing it
-    /// cannot check, and maintains every partition from then on).
+    /// On a pipeline's first step, recompute every output partition that already exists, and
+    /// rewrite only those whose rows differ (`--force`; pipelines without input records use
+    /// it on a materializer restart). Without it a join still recomputes the existing
+    /// partitions whose input records say their inputs changed.
     pub verify_existing: bool,
 }
 
@@ -85,6 +86,23 @@ impl From<Conf> for PipelineConf {
 }
 
 impl PipelineConf {
+    /// Whether two configs are the same, field for field (a config file edited in place is a
+    /// reconfiguration).
+    pub fn same_as(&self, other: &PipelineConf) -> bool {
+        fn json(c: &PipelineConf) -> String {
+            let v = match c {
+                PipelineConf::Join(j) => serde_json::to_string(j),
+                PipelineConf::GroupBy(g) => serde_json::to_string(g),
+                PipelineConf::StagingQuery(s) => serde_json::to_string(s),
+                PipelineConf::LogFlattener { join, log_table } => {
+                    serde_json::to_string(&(join, log_table))
+                }
+            };
+            v.expect("config model serializes")
+        }
+        self.id() == other.id() && json(self) == json(other)
+    }
+
     /// The pipeline's id.
     pub fn id(&self) -> PipelineId {
         let (kind, name) = match self {

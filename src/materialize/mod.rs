@@ -41,6 +41,8 @@ pub struct Options {
 
 /// A pipeline as the materializer watches it.
 struct Watched {
+    /// The config file it comes from.
+    file: PathBuf,
     conf: PipelineConf,
     /// The day partitions the output waits for.
     deps: Vec<Dependency>,
@@ -160,7 +162,12 @@ impl Materializer {
         self.engine.context().warehouse().clone()
     }
 
-    /// Loads every config under the configured paths and installs what is new.
+    /// Loads every config under the configured paths (at open and before every epoch):
+    /// installs what is new, reconfigures what changed (the engine keeps a join whose only
+    /// change is its bootstrap parts in place; other changes follow the versioning rules on
+    /// the next step) and stops maintaining the pipelines whose config file is gone or no
+    /// longer yields them (`@never`, say). Their tables stay as they are. A config that no
+    /// longer parses keeps its pipelines as they were and is reported.
     fn load(&mut self) -> Result<()> {
         let wh = self.wh();
         self.broken.clear();
@@ -169,18 +176,37 @@ impl Materializer {
             files.extend(conf_files(p)?);
         }
         files.sort();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut unreadable = std::collections::BTreeSet::new();
         for f in files {
             let conf = match load_conf(&f) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(file = %f.display(), error = %e, "config not loaded");
+                    unreadable.insert(f.clone());
                     self.broken.push((f, e));
                     continue;
                 }
             };
-            for w in watch(conf, &wh, &self.opts.log_table) {
+            for mut w in watch(conf, &wh, &self.opts.log_table) {
+                w.file = f.clone();
                 let id = w.conf.id();
-                if self.watched.contains_key(&id) {
+                seen.insert(id.clone());
+                if let Some(old) = self.watched.get_mut(&id) {
+                    if old.conf.same_as(&w.conf) {
+                        continue;
+                    }
+                    match self.engine.reconfigure(installed_conf(&w)) {
+                        Ok(_) => {
+                            tracing::info!(pipeline = %id, file = %f.display(), "config changed: pipeline reconfigured");
+                            w.label_through = old.label_through;
+                            *old = w;
+                        }
+                        Err(e) => {
+                            tracing::warn!(pipeline = %id, error = %e, "changed config not applied");
+                            self.broken.push((f.clone(), e));
+                        }
+                    }
                     continue;
                 }
                 match self.engine.install(installed_conf(&w)) {
@@ -193,6 +219,17 @@ impl Materializer {
                     }
                 }
             }
+        }
+        let gone: Vec<PipelineId> = self
+            .watched
+            .iter()
+            .filter(|(id, w)| !seen.contains(*id) && !unreadable.contains(&w.file))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            tracing::info!(pipeline = %id, "config removed: the pipeline is no longer maintained (its tables stay)");
+            self.engine.remove(&id);
+            self.watched.remove(&id);
         }
         Ok(())
     }
@@ -210,6 +247,7 @@ impl Materializer {
         // queries wait while an epoch writes (they see the last committed epoch, whole)
         let _commit = shared.commit.write().expect("commit lock");
         let wh = self.wh();
+        self.load()?;
         self.engine.context().refresh()?;
         let mut listing = Listing::default();
         let end = self.opts.end_ds.unwrap_or(Ds(i32::MAX / 4));
@@ -409,6 +447,7 @@ fn watch(conf: Conf, wh: &Warehouse, log_table: &str) -> Vec<Watched> {
                 .filter(|t| TableName::parse(t).is_ok_and(|n| !wh.exists(&n)))
                 .collect();
             out.push(Watched {
+                file: PathBuf::new(),
                 conf: PipelineConf::Join(join),
                 deps,
                 deferred,
@@ -422,6 +461,7 @@ fn watch(conf: Conf, wh: &Warehouse, log_table: &str) -> Vec<Watched> {
 
 fn plain(conf: PipelineConf, deps: Vec<Dependency>) -> Watched {
     Watched {
+        file: PathBuf::new(),
         conf,
         deps,
         deferred: Vec::new(),
