@@ -52,14 +52,7 @@ impl Warehouse {
             if !p.is_dir() {
                 continue;
             }
-            let ds = Ds::parse(v).map_err(|_| {
-                Error::data(
-                    &t.to_string(),
-                    Some(&p.display().to_string()),
-                    format!("partition folder name is not {col}=yyyy-MM-dd"),
-                )
-                .with_fix("rename or remove the folder")
-            })?;
+            let ds = super::partition_value(t, col, v)?;
             let mut h = std::hash::DefaultHasher::new();
             hash_dir(&p, &mut h)?;
             out.push((ds, h.finish()));

@@ -202,20 +202,40 @@ impl Warehouse {
             let name = file_name(&p);
             if let Some(v) = name.strip_prefix(prefix.as_str()) {
                 if p.is_dir() {
-                    out.push(Ds::parse(v).map_err(|_| {
-                        Error::data(
-                            &t.to_string(),
-                            Some(&name),
-                            format!("partition folder name is not {col}=yyyy-MM-dd"),
-                        )
-                        .with_fix("rename or remove the folder")
-                    })?);
+                    out.push(partition_value(t, col, v)?);
+                    if read_dir_sorted(&p)?.iter().all(|f| {
+                        let n = file_name(f);
+                        n.starts_with('.') || n.starts_with('_')
+                    }) {
+                        tracing::warn!(table = %t, partition = %name, "partition folder holds no data file: read as an empty partition (remove it if the day has not landed)");
+                    }
                 }
             }
         }
         out.sort();
         Ok(out)
     }
+}
+
+/// The day of partition folder `<col>=<v>` of `t`: `yyyy-MM-dd`, zero-padded (a folder named
+/// `ds=2024-2-5` is refused with its canonical name, never read at another path).
+pub(crate) fn partition_value(t: &TableName, col: &str, v: &str) -> Result<Ds> {
+    let bad = |why: String, fix: String| {
+        Error::data(&t.to_string(), Some(&format!("{col}={v}")), why).with_fix(fix)
+    };
+    let d = Ds::parse(v).map_err(|_| {
+        bad(
+            format!("partition folder name is not {col}=yyyy-MM-dd"),
+            "rename or remove the folder".into(),
+        )
+    })?;
+    if d.to_string() != v {
+        return Err(bad(
+            format!("partition folder name is not canonical yyyy-MM-dd (zero-padded): it means {col}={d}"),
+            format!("rename the folder to {col}={d}"),
+        ));
+    }
+    Ok(d)
 }
 
 pub(crate) fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -251,6 +271,28 @@ pub(crate) fn file_name(p: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partition_folders_must_be_canonical_dates() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = Warehouse::open(dir.path()).unwrap();
+        let t = TableName::parse("data.t").unwrap();
+        std::fs::create_dir_all(wh.table_dir(&t).join("ds=2024-2-5")).unwrap();
+        let e = wh.partitions(&t).unwrap_err().to_string();
+        assert!(
+            e.contains("ds=2024-2-5") && e.contains("rename the folder to ds=2024-02-05"),
+            "{e}"
+        );
+        std::fs::rename(
+            wh.table_dir(&t).join("ds=2024-2-5"),
+            wh.table_dir(&t).join("ds=2024-02-05"),
+        )
+        .unwrap();
+        assert_eq!(
+            wh.partitions(&t).unwrap(),
+            vec![Ds::parse("2024-02-05").unwrap()]
+        );
+    }
 
     #[test]
     fn table_names() {
