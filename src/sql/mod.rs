@@ -96,10 +96,7 @@ impl Session {
                 t.namespace.as_str(),
                 t.name.as_str(),
             ));
-            self.query(
-                &format!("CREATE VIEW {t} AS {sql}"),
-                &format!("registering view {t}"),
-            )?;
+            self.create_view(&t, &sql)?;
         }
         Ok(())
     }
@@ -146,19 +143,32 @@ impl Session {
         Ok(())
     }
 
-    /// Runs a SQL statement and collects its result.
+    /// Runs a read-only query and collects its result (see [`Session::query_with_schema`]).
     pub fn query(&self, sql: &str, context: &str) -> Result<Vec<RecordBatch>> {
         self.query_with_schema(sql, context).map(|(_, b)| b)
     }
 
-    /// Runs a read-only query (a SELECT, WITH … SELECT, or EXPLAIN): DDL, DML, `COPY` and
-    /// other statements are refused before anything runs.
+    /// The same as [`Session::query_with_schema`]: every query weft runs from a config or a
+    /// user is read-only.
     pub fn query_read_only(
         &self,
         sql: &str,
         context: &str,
     ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        tracing::debug!(%sql, context, "read-only sql");
+        self.query_with_schema(sql, context)
+    }
+
+    /// Runs a read-only query (a SELECT, WITH … SELECT, or EXPLAIN) and returns its result
+    /// with its schema (also for empty results). DDL (`CREATE [EXTERNAL] TABLE`, views), DML
+    /// (`INSERT`, `DELETE`), `COPY … TO` and other statements are refused before anything
+    /// runs: staging queries, setups, selects, wheres, derivations and `weft query` cannot
+    /// write files or read paths outside the warehouse's tables.
+    pub fn query_with_schema(
+        &self,
+        sql: &str,
+        context: &str,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        tracing::debug!(%sql, context, "sql");
         let options = datafusion::execution::context::SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
@@ -171,33 +181,15 @@ impl Session {
                 .map_err(|e| {
                     let mut err = sql_err(context, e);
                     if let Error::Sql { message, fix, .. } = &mut err {
-                        if message.contains("not supported") || message.contains("DDL") || message.contains("DML") {
-                            *fix = Some("queries are read-only: run a SELECT (tables and views are written by weft's pipelines)".into());
+                        if message.contains("not supported")
+                            || message.contains("DDL")
+                            || message.contains("DML")
+                        {
+                            *fix = Some("SQL in weft is read-only: write a SELECT (tables are written by weft's pipelines, never by SQL statements)".into());
                         }
                     }
                     err
                 })?;
-            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let batches = df
-                .collect()
-                .await
-                .map_err(|e| sql_err(context, e))?
-                .into_iter()
-                .filter(|b| b.num_rows() > 0)
-                .collect();
-            Ok((schema, batches))
-        })
-    }
-
-    /// Runs a SQL statement, returning the result schema too (also for empty results).
-    pub fn query_with_schema(
-        &self,
-        sql: &str,
-        context: &str,
-    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        tracing::debug!(%sql, context, "sql");
-        self.rt.block_on(async {
-            let df = self.ctx.sql(sql).await.map_err(|e| sql_err(context, e))?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
             let parts = df
                 .collect_partitioned()
@@ -210,6 +202,23 @@ impl Session {
                 .collect();
             Ok((schema, batches))
         })
+    }
+
+    /// Registers `sql` (a stored staging-query view) as view `t`: the one DDL weft runs.
+    pub(crate) fn create_view(&self, t: &TableName, sql: &str) -> Result<()> {
+        let context = format!("registering view {t}");
+        // the body must itself be a read-only query
+        self.query_with_schema(&format!("EXPLAIN {sql}"), &context)?;
+        self.rt.block_on(async {
+            self.ctx
+                .sql(&format!("CREATE VIEW {t} AS {sql}"))
+                .await
+                .map_err(|e| sql_err(&context, e))?
+                .collect()
+                .await
+                .map_err(|e| sql_err(&context, e))
+        })?;
+        Ok(())
     }
 }
 
@@ -274,5 +283,54 @@ mod tests {
         assert_eq!(xs.len(), 2);
         assert_eq!(xs[0], 1.0);
         assert!(xs[1].is_nan(), "NaN read back as {}", xs[1]);
+    }
+
+    #[test]
+    fn statements_that_write_or_read_outside_the_warehouse_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = Warehouse::open(dir.path()).unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, true)]));
+        let x: ArrayRef = Arc::new(Float64Array::from(vec![1.0]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![x]).unwrap();
+        let t = TableName::parse("ns.t").unwrap();
+        wh.write_partition(&t, &[("ds".into(), "2026-01-01".into())], schema, &[batch])
+            .unwrap();
+        let engine = Session::new(&wh).unwrap();
+        let out = dir.path().join("copied");
+        for sql in [
+            format!(
+                "COPY (SELECT x FROM ns.t) TO '{}' STORED AS PARQUET",
+                out.display()
+            ),
+            "INSERT INTO ns.t VALUES (2.0, '2026-01-02')".to_string(),
+            "CREATE EXTERNAL TABLE p (line STRING) STORED AS CSV LOCATION '/etc/passwd'"
+                .to_string(),
+            "CREATE TABLE u AS SELECT 1".to_string(),
+            "DROP TABLE ns.t".to_string(),
+        ] {
+            let e = engine
+                .query(&sql, "a staging query")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("read-only"), "{sql}: {e}");
+        }
+        assert!(!out.exists(), "COPY wrote a file");
+        assert_eq!(
+            engine.query("SELECT count(*) FROM ns.t", "count").unwrap()[0].num_rows(),
+            1
+        );
+        assert!(crate::staging::run_setups(
+            &engine,
+            &["INSERT INTO ns.t VALUES (3.0, '2026-01-03')".into()]
+        )
+        .is_err());
+        crate::staging::run_setups(
+            &engine,
+            &[
+                "SET spark.sql.shuffle.partitions=10".into(),
+                "CREATE TEMPORARY FUNCTION f AS 'x.Y'".into(),
+            ],
+        )
+        .unwrap();
     }
 }

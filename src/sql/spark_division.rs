@@ -433,8 +433,11 @@ mod tests {
         wh.write_partition(&t, &[("ds".into(), "2026-01-01".into())], b.schema(), &[b])
             .unwrap();
         let e = Session::new(&wh).unwrap();
-        e.query("CREATE VIEW ns.v AS SELECT i / j AS q FROM ns.t", "view")
-            .unwrap();
+        e.create_view(
+            &TableName::parse("ns.v").unwrap(),
+            "SELECT i / j AS q FROM ns.t",
+        )
+        .unwrap();
         let (t, v) = one_column(&e, "SELECT q FROM ns.v");
         assert_eq!(t, DataType::Float64);
         assert_eq!(v, vec![Some(3.5), Some(-3.5), None, None, None]);

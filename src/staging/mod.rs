@@ -156,12 +156,18 @@ pub fn run(
     Ok(report)
 }
 
-/// Runs `setups` statements; Hive UDF registrations cannot run here and are reported, not hidden.
+/// Runs `setups` statements, read-only like every query (a setup that would write — DDL, DML,
+/// `COPY` — is refused). Hive UDF registrations and Spark `SET`s cannot apply here: they are
+/// reported, not hidden.
 pub fn run_setups(engine: &Session, setups: &[String]) -> Result<()> {
     for s in setups {
         let lower = s.trim().to_ascii_lowercase();
         if lower.starts_with("create temporary function") || lower.starts_with("add jar") {
             tracing::warn!(setup = %s, "skipping setup: Hive UDF jars cannot be loaded by weft; use built-in Spark SQL functions");
+            continue;
+        }
+        if lower.starts_with("set ") {
+            tracing::warn!(setup = %s, "skipping setup: Spark session settings do not apply to weft");
             continue;
         }
         engine.query(s, &format!("setup `{s}`"))?;
