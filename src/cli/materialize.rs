@@ -49,9 +49,12 @@ pub struct RunArgs {
     /// Default: <warehouse>/.weft-materialize.
     #[arg(long = "state-dir")]
     pub state_dir: Option<PathBuf>,
-    /// HTTP address for status, metrics and queries (loopback by default).
+    /// HTTP address for status, metrics and queries (loopback by default; another address
+    /// needs --auth-token or --insecure).
     #[arg(long, default_value = "127.0.0.1:9100")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub access: super::access::AccessArgs,
     /// Seconds between scans of the warehouse (POST /v1/refresh scans at once).
     #[arg(long = "poll-secs", default_value_t = 10)]
     pub poll_secs: u64,
@@ -146,6 +149,10 @@ fn existing_warehouse(warehouse: &Path) -> Result<Warehouse> {
 }
 
 fn materialize(warehouse: &Path, a: RunArgs) -> Result<()> {
+    if !a.once {
+        super::access::check(&a.listen, &a.access)?;
+    }
+    let access = a.access.clone();
     let wh = existing_warehouse(warehouse)?;
     let end_ds = a.end_ds.as_deref().map(Ds::parse).transpose()?;
     let confs = if a.conf.is_empty() {
@@ -244,7 +251,7 @@ fn materialize(warehouse: &Path, a: RunArgs) -> Result<()> {
             stop_http.store(true, Ordering::SeqCst);
             let _ = tx_stop.send(());
         };
-        axum::serve(listener, router(state))
+        axum::serve(listener, super::access::guard(router(state), &access))
             .with_graceful_shutdown(shutdown)
             .await
     });

@@ -1,6 +1,7 @@
 //! The `weft` command line: one subcommand per job, mirroring Chronon's run.py modes.
 //! Argument parsing and dispatch live here; each subcommand's work is in its own module.
 
+mod access;
 mod backfill;
 mod demo;
 mod explain;

@@ -84,9 +84,11 @@ pub struct ServeArgs {
     /// Folder of compiled configs (with joins/ and group_bys/), e.g. dataflows/production.
     #[arg(long = "conf-root", default_value = "dataflows/production")]
     pub conf_root: PathBuf,
-    /// Address to listen on.
+    /// Address to listen on (a non-loopback address needs --auth-token or --insecure).
     #[arg(long, default_value = "127.0.0.1:9000")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub access: super::access::AccessArgs,
     /// Raw log table the served responses of joins with samplePercent are logged to (the
     /// local log stream; `weft log-flattener` reads it).
     #[arg(
@@ -202,6 +204,7 @@ pub fn stream_cmd(warehouse: &Path, a: StreamArgs) -> Result<()> {
 }
 
 pub fn serve_cmd(warehouse: &Path, a: ServeArgs) -> Result<()> {
+    super::access::check(&a.listen, &a.access)?;
     if !a.conf_root.join("joins").is_dir() && !a.conf_root.join("group_bys").is_dir() {
         return Err(Error::NotFound {
             what: format!("compiled configs under {}", a.conf_root.display()),
@@ -291,7 +294,7 @@ pub fn serve_cmd(warehouse: &Path, a: ServeArgs) -> Result<()> {
             a.listen,
             a.conf_root.display()
         );
-        axum::serve(listener, router(state))
+        axum::serve(listener, super::access::guard(router(state), &a.access))
             .with_graceful_shutdown(async {
                 // Ctrl-C or SIGTERM (a service manager's stop)
                 let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -33,6 +33,8 @@ pub struct Session {
     ctx: SessionContext,
     rt: tokio::runtime::Runtime,
     wh: Warehouse,
+    /// Setups already run in this session (each runs once).
+    setups_done: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Session {
@@ -68,6 +70,7 @@ impl Session {
             ctx,
             rt,
             wh: wh.clone(),
+            setups_done: Default::default(),
         };
         engine.refresh()?;
         Ok(engine)
@@ -204,6 +207,31 @@ impl Session {
         })
     }
 
+    /// Runs a config's `setups` (of a staging query, or of a source's query before it is
+    /// read), each once per session, read-only like every query (a setup that would write
+    /// is refused). Hive UDF registrations and Spark `SET`s cannot apply here: they are
+    /// reported, not hidden.
+    pub fn run_setups(&self, setups: &[String]) -> Result<()> {
+        for s in setups {
+            if self.setups_done.lock().expect("setups lock").contains(s) {
+                continue;
+            }
+            let lower = s.trim().to_ascii_lowercase();
+            if lower.starts_with("create temporary function") || lower.starts_with("add jar") {
+                tracing::warn!(setup = %s, "skipping setup: Hive UDF jars cannot be loaded by weft; use built-in Spark SQL functions");
+            } else if lower.starts_with("set ") {
+                tracing::warn!(setup = %s, "skipping setup: Spark session settings do not apply to weft");
+            } else {
+                self.query(s, &format!("setup `{s}`"))?;
+            }
+            self.setups_done
+                .lock()
+                .expect("setups lock")
+                .insert(s.clone());
+        }
+        Ok(())
+    }
+
     /// Registers `sql` (a stored staging-query view) as view `t`: the one DDL weft runs.
     pub(crate) fn create_view(&self, t: &TableName, sql: &str) -> Result<()> {
         let context = format!("registering view {t}");
@@ -319,18 +347,14 @@ mod tests {
             engine.query("SELECT count(*) FROM ns.t", "count").unwrap()[0].num_rows(),
             1
         );
-        assert!(crate::staging::run_setups(
-            &engine,
-            &["INSERT INTO ns.t VALUES (3.0, '2026-01-03')".into()]
-        )
-        .is_err());
-        crate::staging::run_setups(
-            &engine,
-            &[
+        assert!(engine
+            .run_setups(&["INSERT INTO ns.t VALUES (3.0, '2026-01-03')".into()])
+            .is_err());
+        engine
+            .run_setups(&[
                 "SET spark.sql.shuffle.partitions=10".into(),
                 "CREATE TEMPORARY FUNCTION f AS 'x.Y'".into(),
-            ],
-        )
-        .unwrap();
+            ])
+            .unwrap();
     }
 }

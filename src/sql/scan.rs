@@ -138,6 +138,7 @@ impl Session {
         {
             return Err(self.warehouse().missing_table(&t, &scan.purpose));
         }
+        self.run_setups(&scan.query.setups)?;
         let sql = format!("{}{suffix}", scan.sql()?);
         self.query_with_schema(&sql, &format!("reading {t} for {}", scan.purpose))
             .map_err(|e| self.diagnose(scan, &t).unwrap_or(e))

@@ -64,7 +64,7 @@ pub fn run(
         output: out_name.clone(),
         ..Default::default()
     };
-    run_setups(engine, &sq.setups)?;
+    engine.run_setups(&sq.setups)?;
     let conf_name = sq.meta_data.name.clone();
     let values = |range: Option<PartitionRange>| MacroValues {
         start_date: range.map(|r| r.start),
@@ -154,25 +154,6 @@ pub fn run(
     })?;
     Error::collect(errors)?;
     Ok(report)
-}
-
-/// Runs `setups` statements, read-only like every query (a setup that would write — DDL, DML,
-/// `COPY` — is refused). Hive UDF registrations and Spark `SET`s cannot apply here: they are
-/// reported, not hidden.
-pub fn run_setups(engine: &Session, setups: &[String]) -> Result<()> {
-    for s in setups {
-        let lower = s.trim().to_ascii_lowercase();
-        if lower.starts_with("create temporary function") || lower.starts_with("add jar") {
-            tracing::warn!(setup = %s, "skipping setup: Hive UDF jars cannot be loaded by weft; use built-in Spark SQL functions");
-            continue;
-        }
-        if lower.starts_with("set ") {
-            tracing::warn!(setup = %s, "skipping setup: Spark session settings do not apply to weft");
-            continue;
-        }
-        engine.query(s, &format!("setup `{s}`"))?;
-    }
-    Ok(())
 }
 
 /// Runs the rendered SQL and writes one partition per `ds` value in the result.

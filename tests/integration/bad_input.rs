@@ -113,6 +113,35 @@ fn good_scan_applies_selects_wheres_and_range() {
     assert_eq!(cents, vec![1100, 2100]);
 }
 
+/// A source query's `setups` run (once) before it is read, read-only: a setup that would
+/// write is refused naming the setup, and nothing is written.
+#[test]
+fn source_setups_run_read_only_before_the_scan() {
+    let (_dir, wh) = warehouse();
+    let engine = Session::new(&wh).unwrap();
+    let mut s = scan("data.purchases", None, &[]);
+    s.query.setups = vec!["INSERT INTO data.purchases VALUES ('x', 1, 0, '2026-01-01')".into()];
+    let e = engine.scan(&s).unwrap_err().to_string();
+    assert!(
+        e.contains("setup `INSERT INTO data.purchases") && e.contains("read-only"),
+        "{e}"
+    );
+    s.query.setups = vec!["SELECT no_such_function(1)".into()];
+    let e = engine.scan(&s).unwrap_err().to_string();
+    assert!(e.contains("setup `SELECT no_such_function(1)`"), "{e}");
+    s.query.setups = vec![
+        "SET spark.sql.shuffle.partitions=4".into(),
+        "SELECT 1".into(),
+    ];
+    let (_, batches) = engine.scan(&s).unwrap();
+    let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert!(n > 0);
+    // nothing was appended by the refused INSERT
+    s.query.setups.clear();
+    let (_, again) = engine.scan(&s).unwrap();
+    assert_eq!(again.iter().map(|b| b.num_rows()).sum::<usize>(), n);
+}
+
 #[test]
 fn scan_of_a_missing_table_names_the_table_and_the_purpose() {
     let (_dir, wh) = warehouse();

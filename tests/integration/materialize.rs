@@ -37,7 +37,7 @@ fn dep(table: &str) -> J {
     J::String(json!({"name": format!("wait_for_{table}"), "spec": format!("{table}/ds={{{{ ds }}}}"), "start": null, "end": null}).to_string())
 }
 
-fn events_group_by(name: &str) -> J {
+pub(crate) fn events_group_by(name: &str) -> J {
     conf::group_by(
         name,
         vec![conf::events_source(
@@ -177,7 +177,7 @@ impl World {
         }
     }
     /// The last day with both events and left rows.
-    fn complete_through(&self) -> i64 {
+    pub(crate) fn complete_through(&self) -> i64 {
         let left = &self.db.table("data.left").parts;
         (0..=self.last_day)
             .rev()

@@ -100,3 +100,72 @@ fn a_materializer_killed_at_any_failpoint_restarts_to_the_same_tables() {
         }
     }
 }
+
+/// A first backfill killed after its first partition is published, then a config change: the
+/// semantic hash was stored before that partition, so the next run versions the table (the
+/// added part is computed for the partition already there) instead of keeping the old
+/// version's partition beside new ones. The result equals a fresh backfill of the new config.
+#[test]
+fn a_config_change_after_a_crashed_first_backfill_is_versioned() {
+    use crate::materialize::events_group_by;
+    use crate::reference::conf;
+    use crate::reference::data::read_table;
+    use crate::reference::harness::{backfill, copy_warehouse_without, options, outputs_equal};
+    use crate::reference::Run;
+
+    let w = World::new(77);
+    let mut h = Harness::new(&w);
+    h.m = None; // nothing computed yet
+    let end = day(w.complete_through());
+    let file = h.confs.join("joins/test/mat_a.v1");
+    let run = |failpoint: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
+        cmd.arg("--warehouse")
+            .arg(h.wh.root())
+            .args(["backfill", "--end-ds", &end, "--conf"])
+            .arg(&file);
+        match failpoint {
+            Some(p) => cmd.env("WEFT_FAILPOINT", p),
+            None => cmd.env_remove("WEFT_FAILPOINT"),
+        };
+        cmd.output().unwrap()
+    };
+    let crashed = run(Some("partition-swapped"));
+    assert!(crashed.status.code().is_none(), "{crashed:?}");
+    let out = output_table(&joins()[0]);
+    let t = weft::warehouse::TableName::parse(&out).unwrap();
+    assert_eq!(
+        h.wh.partitions(&t).unwrap().len(),
+        1,
+        "one partition published before the crash"
+    );
+    // v2: a second part
+    let mut v2 = joins()[0].clone();
+    v2["joinParts"].as_array_mut().unwrap().push(conf::part(
+        events_group_by("test.mat_more.v1"),
+        &[],
+        Some("more"),
+    ));
+    std::fs::write(&file, serde_json::to_string_pretty(&v2).unwrap()).unwrap();
+    let second = run(None);
+    let text = String::from_utf8_lossy(&second.stdout).to_string();
+    assert_eq!(
+        second.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert!(!text.contains("no semantic hash stored"), "{text}");
+    assert!(text.contains("added"), "the change is named: {text}");
+    let copy = tempfile::tempdir().unwrap();
+    copy_warehouse_without(h.wh.root(), copy.path(), &out);
+    let fresh = weft::warehouse::Warehouse::open(copy.path()).unwrap();
+    backfill(&fresh, &v2, &options(&Run::through(&end))).unwrap();
+    outputs_equal(
+        &read_table(&h.wh, &out),
+        &read_table(&fresh, &out),
+        "after the crash and the change",
+        "fresh v2",
+    )
+    .unwrap();
+}

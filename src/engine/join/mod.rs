@@ -133,6 +133,8 @@ struct Live {
     stale: BTreeSet<Ds>,
     /// The bootstrap parts changed: the next run seals the retractions already sent.
     reconfigured: bool,
+    /// The semantic hash is known to be on the output table (checked before the first write).
+    hash_stored: bool,
     /// The label side (label parts follow the feature parts in the dataflow), or why it
     /// could not start.
     labels: Option<label_feed::LabelLive>,
@@ -608,6 +610,10 @@ fn write_partitions(
             let batch = output::assemble(plan, &live.base_schema, ds, left, &live.state)?;
             output::derive(engine, plan, &live.left_columns, batch)?
         };
+        if !live.hash_stored {
+            versioning::store_before_first_partition(wh, join, &plan.output)?;
+            live.hash_stored = true;
+        }
         if verifying && same_rows(wh, &plan.output, ds, &batch)? {
             // the partition on disk already holds these rows: keep it, maintain it from now
             if patchable {
@@ -736,6 +742,7 @@ fn start_live(
         boot,
         provenance: None,
         stale: BTreeSet::new(),
+        hash_stored: false,
         reconfigured: false,
         state: OutputState::default(),
         feeds: Feeds::default(),

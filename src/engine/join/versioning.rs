@@ -130,6 +130,19 @@ pub(super) fn prepare(
     Ok(redo)
 }
 
+/// Before a table's first partition is published: stores the semantic hash, so a run that
+/// crashes part-way, followed by a config change, is versioned like any other.
+pub(super) fn store_before_first_partition(
+    wh: &Warehouse,
+    join: &Join,
+    out: &TableName,
+) -> Result<()> {
+    if load_semantic_hash(wh, out)?.is_none() && wh.partitions(out)?.is_empty() {
+        store(wh, out, &semantic_hash(join)?, join)?;
+    }
+    Ok(())
+}
+
 /// After a successful run: counts the rows the run fed for every part and stores the
 /// semantic hash (and derivations) on the output table.
 pub(super) fn finish(
