@@ -31,6 +31,10 @@
 //! - weft: `JoinRunner::run` over days 1..90 in one step (one epoch); then day 91 lands (the
 //!   left partition and one day of each source), then `Session::refresh` and `run` again on the
 //!   same runner are timed together: the "append" time.
+//! - weft in fresh processes (not in bootstrap mode): a restart with nothing changed (input
+//!   records match: nothing is recomputed), then day 91's output removed and computed by a
+//!   new process, each timed from the engine's start: what a restart and a new day from
+//!   `weft backfill` cost.
 //! - DuckDB: Chronon's rule as a range join, `floor(q − W, h(W)) ≤ ts < q` (h = 1 day for
 //!   W ≥ 12 days, 1 hour for W ≥ 12 hours, else 5 minutes; unbounded: `ts < q`), NULL for empty
 //!   windows, LAST_K as `max_by(x, ts, k)` (the k newest, newest first),
@@ -91,7 +95,7 @@ use weft::config::{parse_conf, Conf, Join};
 use weft::engine::Context as WeftContext;
 use weft::engine::{JoinOptions, JoinReport, JoinRunner};
 use weft::partition::{Ds, DAY_MS};
-use weft::warehouse::Warehouse;
+use weft::warehouse::{TableName, Warehouse};
 
 const LEFT_DAYS: i32 = 90;
 const HISTORY_DAYS: i32 = 30;
@@ -830,6 +834,49 @@ fn child_weft(s: &Settings, dir: &Path, mode: &str, variant: JoinVariant) -> Res
     write_result(dir, mode, result)
 }
 
+/// After weft's run, two fresh processes' worth of work, each timed from the engine's start:
+/// a restart with nothing changed (every partition's input record matches: nothing is
+/// recomputed), and the last day's output removed, so a fresh process computes that one day
+/// (what a new day costs from `weft backfill` in a new process).
+fn child_weft_restart(s: &Settings, dir: &Path, mode: &str) -> Result<()> {
+    init_tracing();
+    let wh = Warehouse::open(dir.join("warehouse"))?;
+    let join = load_join(s, main_join(s))?;
+    let t = Instant::now();
+    let engine = WeftContext::with_workers(&wh, s.workers)?;
+    let mut runner = JoinRunner::new(&join)?;
+    let idle = runner.run(&engine, &weft_options(s.append_day()), &|_, _, _| {})?;
+    let restart = t.elapsed().as_secs_f64();
+    if !idle.written.is_empty() || !idle.stale.is_empty() {
+        bail!(
+            "a restart with nothing changed wrote {} and recomputed {} partitions",
+            idle.written.len(),
+            idle.stale.len()
+        );
+    }
+    drop(runner);
+    drop(engine);
+    let out = TableName::parse(&output_table(JOIN_NAME))?;
+    wh.drop_partition(&out, &[("ds".to_string(), s.append_day().to_string())])?;
+    let t = Instant::now();
+    let engine = WeftContext::with_workers(&wh, s.workers)?;
+    let mut runner = JoinRunner::new(&join)?;
+    let day = runner.run(&engine, &weft_options(s.append_day()), &|_, _, _| {})?;
+    let seconds = t.elapsed().as_secs_f64();
+    if day.written != vec![s.append_day()] {
+        bail!(
+            "the fresh process wrote {} partitions, expected only {}",
+            day.written.len(),
+            s.append_day()
+        );
+    }
+    write_result(
+        dir,
+        mode,
+        json!({"restart": {"seconds": restart, "rows": 0}, "fresh_day": run_json(seconds, &day)}),
+    )
+}
+
 // ------------------------------------------------------------------------------------------
 // Main
 // ------------------------------------------------------------------------------------------
@@ -844,6 +891,7 @@ fn main() -> Result<()> {
             "gen" => child_gen(&settings, &dir),
             "weft" => child_weft(&settings, &dir, mode, main_join(&settings)),
             "weft-baseline" => child_weft(&settings, &dir, mode, BASELINE_JOIN),
+            "weft-restart" => child_weft_restart(&settings, &dir, mode),
             other => bail!("unknown child mode {other}"),
         };
     }
@@ -934,6 +982,8 @@ fn run_side(what: &str, dir: &Path, mode: &str, cmd: &mut Command) -> Result<Sid
 struct Runs {
     baseline: Option<Side>,
     weft: Side,
+    /// Fresh processes after weft's run: a restart, and one new day (not in bootstrap mode).
+    restart: Option<Side>,
     duck: Side,
 }
 
@@ -948,6 +998,14 @@ fn run_sides(s: &Settings, dir: &Path) -> Result<Runs> {
     };
     println!("running weft ...");
     let weft = run_side("weft", dir, "weft", &mut self_child("weft", dir))?;
+    let restart = match s.bootstrap {
+        None => {
+            println!("running weft in fresh processes: a restart, then one day ...");
+            let mode = "weft-restart";
+            Some(run_side("weft", dir, mode, &mut self_child(mode, dir))?)
+        }
+        Some(_) => None,
+    };
     println!("running DuckDB ...");
     let duck = run_side(
         "DuckDB (python3 with the duckdb module)",
@@ -958,6 +1016,7 @@ fn run_sides(s: &Settings, dir: &Path) -> Result<Runs> {
     Ok(Runs {
         baseline,
         weft,
+        restart,
         duck,
     })
 }
@@ -1028,6 +1087,18 @@ fn print_timings(runs: &Runs, ok: bool) {
         "weft's appended day took {:.1}% of its full run",
         100.0 * f64_at(w, &["append", "seconds"]) / f64_at(w, &["full", "seconds"])
     );
+    if let Some(r) = &runs.restart {
+        let full = f64_at(w, &["full", "seconds"]);
+        let restart = f64_at(&r.result, &["restart", "seconds"]);
+        let day = f64_at(&r.result, &["fresh_day", "seconds"]);
+        println!(
+            "weft in a fresh process: restart with nothing changed {restart:.2} s ({:.1}% of the full run); \
+             one new day {day:.2} s ({:.1}% of the full run); peak RSS {:.0} MiB",
+            100.0 * restart / full,
+            100.0 * day / full,
+            r.peak_mib
+        );
+    }
     if let Some(b) = &runs.baseline {
         println!(
             "weft with/without bootstrap: full run {:.2} ({:.1} s vs {:.1} s), peak RSS {:.2}",
