@@ -17,7 +17,8 @@ cd "$ROOT"
 if ! "$PYTHON" -c "import ai.chronon.repo.compile, thrift, click, sqlglot" >/dev/null 2>&1; then
   echo ">> installing chronon-ai (compile dependencies)"
   "$PYTHON" -m pip install --quiet --no-deps chronon-ai
-  "$PYTHON" -m pip install --quiet "thrift<0.14" click sqlglot
+  # chronon-ai declares pyspark, which the compiler does not need: no conflict warning
+  "$PYTHON" -m pip install --quiet --no-warn-conflicts "thrift<0.14" click sqlglot
 fi
 
 COMPILE_PY="$("$PYTHON" -c 'import ai.chronon.repo.compile as c; print(c.__file__)')"

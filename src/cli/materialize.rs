@@ -199,6 +199,13 @@ fn materialize(warehouse: &Path, a: RunArgs) -> Result<()> {
                 }
             }
         }
+        for mf in &manifests {
+            for p in &mf.pipelines {
+                if let Some(v) = &p.versioning {
+                    println!("epoch {}: {}: {v}", mf.epoch, p.name);
+                }
+            }
+        }
         for p in &last.pipelines {
             if let Some((kind, e)) = &p.error {
                 failed = true;

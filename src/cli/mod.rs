@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// weft — build and maintain Chronon training data incrementally.
 ///
@@ -135,6 +135,7 @@ pub enum Command {
     /// Serve joins and GroupBys over HTTP JSON from the online store.
     ///
     ///   weft serve --conf-root dataflows/production --listen 127.0.0.1:9000
+    ///
     ///   curl -s localhost:9000/v1/fetch/join/risk/checkout.v1 -H 'content-type: application/json' -d '{"requests":[{"keys":{"user_id":"u00001","merchant_id":"m0001"}}]}'
     ///
     /// Failures are `<part>_exception` entries in a result, never a failed call. GET /health
@@ -179,6 +180,13 @@ pub enum Command {
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<()> {
     let warehouse = match (&cli.warehouse, &cli.command) {
+        (Some(w), Command::Demo(d)) if *w != d.dir.join("warehouse") => {
+            return Err(Error::Usage(format!(
+                "weft demo writes its warehouse at <--dir>/warehouse ({}), not at --warehouse {} (given on the command line or by WEFT_WAREHOUSE); for a demo elsewhere use `weft demo --dir <folder>`",
+                d.dir.join("warehouse").display(),
+                w.display(),
+            )))
+        }
         (Some(w), _) => w.clone(),
         // commands that take no warehouse: nothing to resolve (or say)
         (None, Command::Demo(_) | Command::Validate(_)) => PathBuf::from("warehouse"),

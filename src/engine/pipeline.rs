@@ -271,6 +271,22 @@ impl Report {
         }
     }
 
+    /// Output rows whose values changed in this step (new rows included; joins only).
+    pub fn rows_changed(&self) -> u64 {
+        match self {
+            Report::Join(r) => r.rows_changed,
+            _ => 0,
+        }
+    }
+
+    /// What a join's first step decided about existing partitions for a changed config.
+    pub fn versioning(&self) -> Option<&str> {
+        match self {
+            Report::Join(r) => r.versioning.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Source rows that could not be used (counted, never dropped silently).
     pub fn skipped_rows(&self) -> u64 {
         match self {

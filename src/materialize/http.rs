@@ -6,8 +6,8 @@
 //! - `GET /v1/status[?wait_for_epoch=E&timeout_secs=S]` → `{"epoch": E, "pipelines": [...]}`,
 //!   answered once epoch `E` is committed (or at the timeout);
 //! - `GET /metrics` — Prometheus text: epoch, per-pipeline partitions written, rewritten and
-//!   recomputed-but-unchanged, skipped input rows, errors by kind, lag, epoch and query
-//!   durations;
+//!   recomputed-but-unchanged, rows changed, skipped input rows, errors by kind, lag, epoch
+//!   and query durations;
 //! - `POST /v1/refresh` → `{"epoch": E}`: scan now; `E` is the epoch that will include
 //!   everything landed before the call;
 //! - `POST /v1/query {"sql": "..."}` → `{"epoch": E, "columns": [...], "rows": [{...}]}`:
@@ -216,6 +216,15 @@ async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
         st.pipelines
             .iter()
             .map(|p| (label(p), p.skipped_rows_total as f64))
+            .collect(),
+    );
+    line(
+        "weft_materialize_rows_changed_total",
+        "Output rows whose values changed (new rows included).",
+        "counter",
+        st.pipelines
+            .iter()
+            .map(|p| (label(p), p.rows_changed_total as f64))
             .collect(),
     );
     line(

@@ -86,6 +86,8 @@ pub struct PipelineStatus {
     pub unchanged_total: u64,
     /// Input rows that could not be used, counted (all keys NULL, NULL or out-of-range ts).
     pub skipped_rows_total: u64,
+    /// Output rows whose values changed (new rows included).
+    pub rows_changed_total: u64,
     /// `kind: message` of the last error, until the pipeline steps cleanly again.
     pub error: Option<String>,
     pub error_kind: Option<String>,
@@ -302,6 +304,7 @@ impl Materializer {
                 .filter(|d| !pe.rewritten.contains(d))
                 .count() as u64;
             ps.skipped_rows_total = pe.skipped_rows;
+            ps.rows_changed_total = pe.rows_changed;
             ps.latest_ds = latest_partition(&wh, &pe.output);
             manifest.pipelines.push(pe);
             statuses.push(ps);
@@ -327,6 +330,7 @@ impl Materializer {
                     s.rewritten_total += old.rewritten_total;
                     s.unchanged_total += old.unchanged_total;
                     s.skipped_rows_total += old.skipped_rows_total;
+                    s.rows_changed_total += old.rows_changed_total;
                 }
             }
             for (f, e) in &self.broken {
@@ -553,6 +557,11 @@ fn step_one(
     pe.rewritten = report.rewritten().iter().map(|d| d.to_string()).collect();
     pe.recomputed = report.recomputed().iter().map(|d| d.to_string()).collect();
     pe.skipped_rows = report.skipped_rows();
+    pe.rows_changed = report.rows_changed();
+    pe.versioning = report.versioning().map(str::to_string);
+    if let Some(v) = &pe.versioning {
+        tracing::info!(pipeline = %id, decision = %v, "versioning");
+    }
     if let (Report::Join(_), Some(label_deps)) = (&report, &w.labels) {
         run_labels(
             engine,

@@ -37,6 +37,12 @@ pub struct PipelineEpoch {
     /// Input rows that could not be used (all keys NULL, NULL or out-of-range ts), counted.
     #[serde(default)]
     pub skipped_rows: u64,
+    /// Output rows whose values changed (new rows included).
+    #[serde(default)]
+    pub rows_changed: u64,
+    /// A join's versioning decision after its config changed (reused, archived, recomputed).
+    #[serde(default)]
+    pub versioning: Option<String>,
     /// Label runs (`label_ds`) done in the epoch.
     pub label_runs: Vec<String>,
     /// The last label date run so far (carried from epoch to epoch).

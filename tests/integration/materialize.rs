@@ -662,6 +662,28 @@ fn the_http_side_answers_status_queries_and_refreshes() {
         metrics.contains(&format!("weft_materialize_epoch {}", epoch + 1)),
         "{metrics}"
     );
+    // every metric is exported; the queries above were counted
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    for name in [
+        "weft_materialize_partitions_unchanged_total",
+        "weft_materialize_rows_changed_total",
+        "weft_materialize_skipped_rows_total",
+        "weft_materialize_epoch_duration_seconds",
+        "weft_materialize_query_duration_seconds_sum",
+        "weft_materialize_queries_total",
+    ] {
+        assert!(
+            metrics.contains(&format!("# TYPE {name} ")),
+            "{name} missing: {metrics}"
+        );
+    }
+    assert!(value("weft_materialize_queries_total") >= 1.0, "{metrics}");
 }
 
 #[test]
@@ -897,7 +919,7 @@ fn queries_during_commits_see_whole_epochs_in_order() {
 }
 
 #[test]
-fn backfill_force_rewrites_exactly_the_partitions_whose_inputs_changed() {
+fn backfill_recomputes_the_partitions_whose_inputs_changed_and_force_rewrites_nothing_more() {
     let mut w = World::new(23);
     let mut h = Harness::new(&w);
     h.m = None;
@@ -970,7 +992,17 @@ fn backfill_force_rewrites_exactly_the_partitions_whose_inputs_changed() {
 fn a_restart_recomputes_only_the_partitions_whose_inputs_changed() {
     let mut w = World::new(29);
     let mut h = Harness::new(&w);
-    h.materialize("first run");
+    let first = h.materialize("first run");
+    let changed: u64 = first
+        .iter()
+        .flat_map(|m| &m.pipelines)
+        .filter(|p| p.name.starts_with("joins/"))
+        .map(|p| p.rows_changed)
+        .sum();
+    assert!(
+        changed > 0,
+        "the first run's new rows are counted as changed"
+    );
     let outs: Vec<String> = joins().iter().map(output_table).collect();
     let before: Vec<_> = outs.iter().map(|o| partition_dirs(&h.wh, o)).collect();
     assert!(before.iter().all(|b| !b.is_empty()));
@@ -978,7 +1010,10 @@ fn a_restart_recomputes_only_the_partitions_whose_inputs_changed() {
     for m in h.materialize("restart") {
         for p in m.pipelines.iter().filter(|p| p.name.starts_with("joins/")) {
             assert!(
-                p.recomputed.is_empty() && p.rewritten.is_empty() && p.written.is_empty(),
+                p.recomputed.is_empty()
+                    && p.rewritten.is_empty()
+                    && p.written.is_empty()
+                    && p.rows_changed == 0,
                 "a restart with no input change recomputed {}: {p:?}",
                 p.name
             );

@@ -51,6 +51,8 @@ pub struct JoinReport {
     /// Existing partitions recomputed because their inputs changed since they were written
     /// (or they had no input record); those whose rows differed are also in `rewritten`.
     pub stale: Vec<Ds>,
+    /// Output rows whose values the dataflow changed (new rows included).
+    pub rows_changed: u64,
     pub left_rows: u64,
     /// Left rows with a NULL join key (their features are NULL), per part.
     pub null_key_rows: Vec<(String, u64)>,
@@ -548,8 +550,12 @@ fn seal(
     let mut out = live.dataflow.seal_all()?;
     let first_label = plan.parts.len() as u16;
     label_feed::keep_pending(live, first_label, &mut out.parts);
+    let mut changed: BTreeSet<crate::dataflow::records::RowId> =
+        out.parts.iter().map(|(r, _, _)| *r).collect();
     let mut touched = live.state.apply(out.parts);
     let mut rows = boot_feed::apply(live, out.boot);
+    changed.extend(rows.iter().copied());
+    report.rows_changed += changed.len() as u64;
     touched.extend(rows.iter().map(|&r| crate::dataflow::records::row_ds(r)));
     if !live.boot_active() {
         return Ok(touched);
@@ -559,8 +565,12 @@ fn seal(
         if sync_sources(engine, plan, live, source_fps, Some(&reach), report)? {
             let mut out = live.dataflow.seal_all()?;
             label_feed::keep_pending(live, first_label, &mut out.parts);
+            let mut changed: BTreeSet<crate::dataflow::records::RowId> =
+                out.parts.iter().map(|(r, _, _)| *r).collect();
             touched.extend(live.state.apply(out.parts));
             let rows = boot_feed::apply(live, out.boot);
+            changed.extend(rows.iter().copied());
+            report.rows_changed += changed.len() as u64;
             touched.extend(rows.iter().map(|&r| crate::dataflow::records::row_ds(r)));
         }
     }

@@ -273,7 +273,7 @@ mod tests {
                 &spec,
                 &file_name("logs", 0, first, last),
                 raw_file_schema(),
-                &[b.clone()],
+                std::slice::from_ref(&b),
             )
             .unwrap();
         }
