@@ -91,6 +91,8 @@ mod online_stream;
 mod operations;
 // The point-in-time matrix of chronon-semantics §3.4, one property test per cell.
 mod pit_matrix;
+// The README's example outputs, checked against the default demo through the binary.
+mod readme_examples;
 // Scenario B: serve, log, flatten, then a v2 join bootstrapping from the log.
 mod scenario_b;
 // Spark's `/` (DOUBLE division, NULL on zero) wherever a config holds SQL.
