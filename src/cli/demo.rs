@@ -302,9 +302,11 @@ fn run_with(a: &DemoArgs, dataflows: &Path) -> Result<()> {
         for b in &boots {
             println!("   {} (bootstrap: {})", b.join, b.parts.join(", "));
             for p in &b.provenance.parts {
+                // rows neither covered nor computed: a NULL key, so NULL features
+                let null_keys = b.provenance.rows.saturating_sub(p.covered + p.computed);
                 println!(
-                    "     {:<38} {:>8} bootstrapped {:>8} computed",
-                    p.part, p.covered, p.computed
+                    "     {:<38} {:>8} bootstrapped {:>8} computed {:>6} NULL key (NULL features)",
+                    p.part, p.covered, p.computed, null_keys
                 );
             }
         }
@@ -380,11 +382,7 @@ fn run_with(a: &DemoArgs, dataflows: &Path) -> Result<()> {
             })
             .collect();
         println!("5. Point-in-time features in {out}, ds={ds} (first rows, some columns):");
-        println!(
-            "{}",
-            arrow::util::pretty::pretty_format_batches(&sample)
-                .map_err(|e| Error::arrow("formatting", e))?
-        );
+        println!("{}", super::render::rows(&sample)?);
     }
     println!("Done in {:.1}s. Explore:", started.elapsed().as_secs_f64());
     let w = wh.root().display();

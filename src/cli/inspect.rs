@@ -31,6 +31,9 @@ pub struct ShowArgs {
     /// Partition to sample instead of the latest.
     #[arg(long)]
     pub ds: Option<String>,
+    /// List every partition (by default, long lists show their first and last five).
+    #[arg(long = "all-partitions")]
+    pub all_partitions: bool,
 }
 
 /// Output columns of a GroupBy inside a join, prefixed.
@@ -165,41 +168,70 @@ pub fn validate(a: ValidateArgs) -> Result<()> {
 
 pub fn tables(warehouse: &Path, a: TablesArgs) -> Result<()> {
     let wh = Warehouse::open_existing(warehouse)?;
-    let mut any = false;
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
     for t in wh.tables()? {
         if a.namespace.as_ref().is_some_and(|ns| *ns != t.namespace) {
             continue;
         }
-        any = true;
-        let infos = wh.partition_infos(&t)?;
-        let rows: u64 = infos.iter().map(|i| i.rows).sum();
-        let nested = if infos.is_empty() {
-            nested_partitions(&wh, &t)?
-        } else {
-            vec![]
-        };
-        match (infos.first(), infos.last(), nested.first(), nested.last()) {
-            (Some(f), Some(l), _, _) => println!(
-                "{t:<50} {:>4} partitions  {} .. {}  {rows:>10} rows",
-                infos.len(),
-                f.ds,
-                l.ds
-            ),
-            (_, _, Some(f), Some(l)) => println!(
-                "{t:<50} {:>4} partitions  {} .. {}  {:>10} rows",
-                nested.len(),
-                f.spec,
-                l.spec,
-                nested.iter().map(|p| p.rows).sum::<u64>()
-            ),
-            _ => println!("{t:<50} (no partitions)"),
+        // a table that cannot be read is listed with its error; the others are still shown
+        let listed = (|| -> Result<Vec<String>> {
+            let infos = wh.partition_infos(&t)?;
+            if let (Some(f), Some(l)) = (infos.first(), infos.last()) {
+                let n: u64 = infos.iter().map(|i| i.rows).sum();
+                return Ok(vec![
+                    t.to_string(),
+                    infos.len().to_string(),
+                    format!("{} .. {}", f.ds, l.ds),
+                    n.to_string(),
+                ]);
+            }
+            let nested = nested_partitions(&wh, &t)?;
+            Ok(match (nested.first(), nested.last()) {
+                (Some(f), Some(l)) => vec![
+                    t.to_string(),
+                    nested.len().to_string(),
+                    format!("{} .. {}", f.spec, l.spec),
+                    nested.iter().map(|p| p.rows).sum::<u64>().to_string(),
+                ],
+                _ => vec![
+                    t.to_string(),
+                    "0".into(),
+                    "(no partitions)".into(),
+                    "0".into(),
+                ],
+            })
+        })();
+        match listed {
+            Ok(r) => rows.push(r),
+            Err(e) => {
+                rows.push(vec![
+                    t.to_string(),
+                    "?".into(),
+                    format!("unreadable: {}", e.to_string().lines().next().unwrap_or("")),
+                    "?".into(),
+                ]);
+                errors.push(e);
+            }
         }
     }
-    if !any {
+    if rows.is_empty() {
         println!("no tables in {} (try `weft demo`)", warehouse.display());
+        return Ok(());
     }
-    Ok(())
+    println!(
+        "{}",
+        super::render::table(
+            &["table", "partitions", "range", "rows"],
+            &["partitions", "rows"],
+            rows
+        )
+    );
+    Error::collect(errors)
 }
+
+/// Partitions listed in full up to this many; longer lists show their first and last ones.
+const PARTITIONS_SHOWN: usize = 10;
 
 pub fn show(warehouse: &Path, a: ShowArgs) -> Result<()> {
     let wh = Warehouse::open_existing(warehouse)?;
@@ -226,24 +258,60 @@ pub fn show(warehouse: &Path, a: ShowArgs) -> Result<()> {
     } else {
         println!("  {:<50} partition (yyyy-MM-dd)", "ds");
     }
-    let props = wh.properties(&t)?;
+    // properties without a value (cleared marks) say nothing
+    let props: Vec<(String, String)> = wh
+        .properties(&t)?
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
     if !props.is_empty() {
         println!("properties:");
         for (k, v) in &props {
             println!("  {k} = {v}");
         }
     }
+    let all = a.all_partitions;
+    let listing = |specs: Vec<[String; 4]>| {
+        let rows: Vec<Vec<String>> = specs.into_iter().map(|r| r.to_vec()).collect();
+        let (head, hidden, tail) = if all {
+            (&rows[..], 0, &[][..])
+        } else {
+            super::render::elide(&rows, PARTITIONS_SHOWN / 2, PARTITIONS_SHOWN / 2)
+        };
+        let mut shown: Vec<Vec<String>> = head.to_vec();
+        if hidden > 0 {
+            shown.push(vec![
+                format!("… {hidden} more (--all-partitions lists them)"),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]);
+        }
+        shown.extend(tail.iter().cloned());
+        let text = super::render::table(
+            &["partition", "rows", "files", "bytes"],
+            &["rows", "files", "bytes"],
+            shown,
+        );
+        for l in text.lines() {
+            println!("  {l}");
+        }
+    };
     if !nested.is_empty() {
         println!("partitions: {}", nested.len());
-        for p in &nested {
-            println!(
-                "  {}  {:>8} rows  {} file(s)  {} bytes",
-                p.spec,
-                p.rows,
-                p.files.len(),
-                p.bytes
-            );
-        }
+        listing(
+            nested
+                .iter()
+                .map(|p| {
+                    [
+                        p.spec.clone(),
+                        p.rows.to_string(),
+                        p.files.len().to_string(),
+                        p.bytes.to_string(),
+                    ]
+                })
+                .collect(),
+        );
         if let (Some(p), true) = (nested.last(), a.rows > 0) {
             let batches = wh.read_files(&p.files)?;
             print_sample(&format!("sample of {}:", p.spec), batches, a.rows)?;
@@ -252,12 +320,19 @@ pub fn show(warehouse: &Path, a: ShowArgs) -> Result<()> {
     }
     let infos = wh.partition_infos(&t)?;
     println!("partitions: {}", infos.len());
-    for i in &infos {
-        println!(
-            "  ds={}  {:>8} rows  {} file(s)  {} bytes",
-            i.ds, i.rows, i.files, i.bytes
-        );
-    }
+    listing(
+        infos
+            .iter()
+            .map(|i| {
+                [
+                    format!("ds={}", i.ds),
+                    i.rows.to_string(),
+                    i.files.to_string(),
+                    i.bytes.to_string(),
+                ]
+            })
+            .collect(),
+    );
     let sample = match &a.ds {
         Some(d) => Some(crate::partition::Ds::parse(d)?),
         None => infos.last().map(|i| i.ds),
@@ -286,11 +361,7 @@ fn print_sample(
         left -= k;
     }
     println!("{heading}");
-    println!(
-        "{}",
-        arrow::util::pretty::pretty_format_batches(&rows)
-            .map_err(|e| Error::arrow("formatting rows", e))?
-    );
+    println!("{}", super::render::rows(&rows)?);
     Ok(())
 }
 

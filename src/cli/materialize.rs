@@ -416,9 +416,12 @@ pub fn query(warehouse: &Path, a: QueryArgs) -> Result<()> {
                 return Ok(());
             }
             if let Format::Table = a.format {
-                let t = arrow::util::pretty::pretty_format_batches(&batches)
-                    .map_err(|e| Error::arrow("formatting the result", e))?;
-                println!("{t}");
+                let shown = if batches.is_empty() {
+                    vec![arrow::record_batch::RecordBatch::new_empty(schema.clone())]
+                } else {
+                    batches.clone()
+                };
+                println!("{}", super::render::rows(&shown)?);
                 println!(
                     "({} rows)",
                     batches.iter().map(|b| b.num_rows()).sum::<usize>()

@@ -12,6 +12,7 @@ mod log_ingest;
 mod materialize;
 mod online;
 mod progress;
+mod render;
 
 use std::path::PathBuf;
 

@@ -635,6 +635,37 @@ fn reading_a_warehouse_that_does_not_exist_is_an_error_and_creates_nothing() {
         .contains("using the demo's warehouse weft-demo/warehouse"));
 }
 
+/// `weft tables` lists a table it cannot read with its error and carries on with the others
+/// (and exits non-zero so scripts notice).
+#[test]
+fn tables_lists_a_broken_table_with_its_error_and_carries_on() {
+    let (dir, wh) = warehouse();
+    let broken = wh
+        .table_dir(&TableName::parse("data.broken").unwrap())
+        .join("ds=2026-01-01");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("part-0.parquet"), b"not parquet at all").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .arg("--warehouse")
+        .arg(dir.path())
+        .arg("tables")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let broken_line = stdout
+        .lines()
+        .find(|l| l.contains("data.broken"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(broken_line.contains("unreadable"), "{stdout}");
+    let good = stdout
+        .lines()
+        .find(|l| l.contains("data.purchases"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(good.contains("2026-01-01 .. 2026-01-02"), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("part-0.parquet"));
+}
+
 #[test]
 fn a_join_part_listed_twice_is_refused_at_plan_time_naming_the_parts_and_the_column() {
     use crate::reference::conf::{self, W};
