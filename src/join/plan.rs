@@ -36,6 +36,25 @@ pub struct SourcePlan {
     pub mutations: Option<Scan>,
 }
 
+impl PartPlan {
+    /// Every table this part reads, as dataflow inputs: each source's scan and, for a
+    /// TEMPORAL entity source, its mutation table.
+    pub fn source_inputs(&self) -> impl Iterator<Item = (super::feed::InputId, &Scan)> {
+        self.sources.iter().enumerate().flat_map(move |(si, s)| {
+            [(Some(&s.scan), false), (s.mutations.as_ref(), true)]
+                .into_iter()
+                .filter_map(move |(scan, mutations)| {
+                    let id = super::feed::InputId::Source {
+                        part: self.index,
+                        source: si as u16,
+                        mutations,
+                    };
+                    scan.map(|scan| (id, scan))
+                })
+        })
+    }
+}
+
 /// A join part as the engine computes it.
 #[derive(Debug, Clone)]
 pub struct PartPlan {

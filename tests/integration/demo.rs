@@ -122,12 +122,19 @@ fn demo_runs_the_feature_and_label_joins() {
     let tables = weft(&["tables", "risk"]);
     let line = tables
         .lines()
-        .find(|l| l.trim_start().starts_with("risk.risk_checkout_labels_v2_labels "))
+        .find(|l| {
+            l.trim_start()
+                .starts_with("risk.risk_checkout_labels_v2_labels ")
+        })
         .unwrap_or_else(|| panic!("{tables}"));
     let cells: Vec<&str> = line.split_whitespace().collect();
     // table, partitions, range (first .. last), rows
     assert_eq!(cells[1], "2", "{line}");
-    assert_eq!(cells.last().copied(), Some(&*(2 * 20).to_string()), "{line}");
+    assert_eq!(
+        cells.last().copied(),
+        Some(&*(2 * 20).to_string()),
+        "{line}"
+    );
     assert!(line.contains("label_ds="), "{line}");
     let show = weft(&["show", "risk.risk_checkout_labels_v2_labels", "--rows", "2"]);
     assert!(

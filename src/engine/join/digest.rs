@@ -48,20 +48,8 @@ impl Fingerprints {
     pub(super) fn fed(plan: &JoinPlan, feeds: &Feeds) -> Self {
         let mut all = HashMap::new();
         all.insert(InputId::Left, feeds.fingerprints(InputId::Left));
-        for p in &plan.parts {
-            for (si, s) in p.sources.iter().enumerate() {
-                for mutations in [false, true] {
-                    if mutations && s.mutations.is_none() {
-                        continue;
-                    }
-                    let id = InputId::Source {
-                        part: p.index,
-                        source: si as u16,
-                        mutations,
-                    };
-                    all.insert(id, feeds.fingerprints(id));
-                }
-            }
+        for (id, _) in plan.parts.iter().flat_map(|p| p.source_inputs()) {
+            all.insert(id, feeds.fingerprints(id));
         }
         for b in &plan.bootstrap {
             let id = InputId::Bootstrap { part: b.index };
@@ -88,16 +76,8 @@ impl Fingerprints {
         let (start, end) = (ds.start_millis(), ds.shift(1).start_millis());
         for p in &plan.parts {
             let (from, to) = needed_days(p, start, end);
-            for (si, s) in p.sources.iter().enumerate() {
-                for (scan, mutations) in [(Some(&s.scan), false), (s.mutations.as_ref(), true)] {
-                    let Some(scan) = scan else { continue };
-                    let id = InputId::Source {
-                        part: p.index,
-                        source: si as u16,
-                        mutations,
-                    };
-                    out.push(within(id, scan, from, to));
-                }
+            for (id, scan) in p.source_inputs() {
+                out.push(within(id, scan, from, to));
             }
         }
         for b in &plan.bootstrap {

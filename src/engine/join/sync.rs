@@ -101,27 +101,15 @@ pub(super) fn source_fingerprints(
     plan: &JoinPlan,
 ) -> Result<HashMap<InputId, Vec<(Ds, u64)>>> {
     let mut out = HashMap::new();
-    for p in &plan.parts {
-        for (si, s) in p.sources.iter().enumerate() {
-            for (scan, mutations) in [(Some(&s.scan), false), (s.mutations.as_ref(), true)] {
-                let Some(scan) = scan else { continue };
-                let t = scan.table_name()?;
-                let fps = engine
-                    .warehouse()
-                    .partition_fingerprints(&t, &scan.partition_column())?;
-                if fps.is_empty() {
-                    return Err(engine.warehouse().missing_table(&t, &scan.purpose));
-                }
-                out.insert(
-                    InputId::Source {
-                        part: p.index,
-                        source: si as u16,
-                        mutations,
-                    },
-                    fps,
-                );
-            }
+    for (id, scan) in plan.parts.iter().flat_map(|p| p.source_inputs()) {
+        let t = scan.table_name()?;
+        let fps = engine
+            .warehouse()
+            .partition_fingerprints(&t, &scan.partition_column())?;
+        if fps.is_empty() {
+            return Err(engine.warehouse().missing_table(&t, &scan.purpose));
         }
+        out.insert(id, fps);
     }
     Ok(out)
 }
@@ -141,36 +129,31 @@ pub(super) fn sync_sources(
         let needed = reach
             .and_then(|r| r[p.index as usize])
             .map(|(lo, hi)| needed_days(p, lo, hi));
-        for (si, s) in p.sources.iter().enumerate() {
-            for (scan, mutations) in [(Some(&s.scan), false), (s.mutations.as_ref(), true)] {
-                let Some(scan) = scan else { continue };
-                let id = InputId::Source {
-                    part: p.index,
-                    source: si as u16,
-                    mutations,
-                };
-                let current = &fps[&id];
-                let range = match needed {
-                    Some((from, to)) => source_range(scan, current, from, to)?,
-                    None => None,
-                };
-                let want = |d: Ds| range.is_some_and(|r: PartitionRange| r.contains(d));
-                let keep = |b: Vec<RecordBatch>| Ok(b);
-                let changes = live.feeds.sync(engine, scan, id, current, &want, &keep)?;
-                for c in changes {
-                    any = true;
-                    for (batches, sign) in [(&c.old, -1isize), (&c.new, 1)] {
-                        for b in batches {
-                            let mut stats = EventStats::default();
-                            let mut updates =
-                                inputs::source_rows(b, p, mutations, &scan.table, &mut stats)?;
-                            if sign > 0 {
-                                let st = &mut report.events[p.index as usize].1;
-                                st.add(&stats);
-                            }
-                            updates.iter_mut().for_each(|(_, r)| *r *= sign);
-                            live.dataflow.update(updates);
+        for (id, scan) in p.source_inputs() {
+            let InputId::Source { mutations, .. } = id else {
+                unreachable!("source inputs are sources")
+            };
+            let current = &fps[&id];
+            let range = match needed {
+                Some((from, to)) => source_range(scan, current, from, to)?,
+                None => None,
+            };
+            let want = |d: Ds| range.is_some_and(|r: PartitionRange| r.contains(d));
+            let keep = |b: Vec<RecordBatch>| Ok(b);
+            let changes = live.feeds.sync(engine, scan, id, current, &want, &keep)?;
+            for c in changes {
+                any = true;
+                for (batches, sign) in [(&c.old, -1isize), (&c.new, 1)] {
+                    for b in batches {
+                        let mut stats = EventStats::default();
+                        let mut updates =
+                            inputs::source_rows(b, p, mutations, &scan.table, &mut stats)?;
+                        if sign > 0 {
+                            let st = &mut report.events[p.index as usize].1;
+                            st.add(&stats);
                         }
+                        updates.iter_mut().for_each(|(_, r)| *r *= sign);
+                        live.dataflow.update(updates);
                     }
                 }
             }
