@@ -13,6 +13,8 @@
 //! - `POST /v1/query {"sql": "..."}` → `{"epoch": E, "columns": [...], "rows": [{...}]}`:
 //!   read-only DataFusion SQL over the warehouse as of the last committed epoch `E` (a query
 //!   never sees half of an epoch: commits wait for running queries and queries for commits).
+//!
+//! Every error answer is JSON (see [`crate::online::http_errors`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,14 +46,16 @@ pub struct HttpState {
 
 /// The routes.
 pub fn router(state: HttpState) -> Router {
-    Router::new()
-        .route("/", get(page))
-        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/metrics", get(metrics))
-        .route("/v1/status", get(status))
-        .route("/v1/refresh", post(refresh))
-        .route("/v1/query", post(query))
-        .with_state(state)
+    crate::online::http_errors::layer(
+        Router::new()
+            .route("/", get(page))
+            .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+            .route("/metrics", get(metrics))
+            .route("/v1/status", get(status))
+            .route("/v1/refresh", post(refresh))
+            .route("/v1/query", post(query))
+            .with_state(state),
+    )
 }
 
 fn error(code: StatusCode, e: &Error) -> Response {

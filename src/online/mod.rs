@@ -6,6 +6,7 @@ pub mod external;
 pub(crate) mod fetch_group_by;
 pub mod fetch_join;
 pub mod fetcher;
+pub mod http_errors;
 pub mod log_responses;
 pub mod metrics;
 pub mod server;

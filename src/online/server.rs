@@ -4,6 +4,7 @@
 //!   (or just the array) → `{"results": [{"<feature>": value, …, "<part>_exception": "…"}, …]}`
 //! - `POST /v1/fetch/groupby/<team>/<group_by>`, the same shape with GroupBy key names
 //! - `GET /health` → `{"status": "ok"}`; `GET /metrics` → Prometheus text
+//! - every error answer is JSON, `{"error": "…"}` (see [`super::http_errors`])
 //!
 //! Fetches run on blocking threads (the SQL engine has its own runtime). Failures inside a
 //! request are `_exception` entries; only an unknown name or a malformed body fails a call.
@@ -42,12 +43,14 @@ pub struct AppState {
 
 /// The service's routes.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/metrics", get(metrics))
-        .route("/v1/fetch/join/{*name}", post(fetch_join))
-        .route("/v1/fetch/groupby/{*name}", post(fetch_group_by))
-        .with_state(state)
+    super::http_errors::layer(
+        Router::new()
+            .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+            .route("/metrics", get(metrics))
+            .route("/v1/fetch/join/{*name}", post(fetch_join))
+            .route("/v1/fetch/groupby/{*name}", post(fetch_group_by))
+            .with_state(state),
+    )
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {

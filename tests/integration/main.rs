@@ -33,6 +33,8 @@ mod reference;
 mod aggregate_ir_codec;
 // Bad configs, tables and expressions give errors that say what and where.
 mod bad_input;
+// Generated bad input (mutated configs, damaged partitions, arbitrary HTTP bodies): no panic, clear errors, nothing lost.
+mod bad_input_fuzz;
 // Bootstrap with derivations, external and contextual fields, and bootstrap validation.
 mod bootstrap_derivations;
 // Log bootstrap: per-schema coverage of logged rows, priorities, failures and fallbacks.
