@@ -372,6 +372,23 @@ impl MetaData {
             path: "metaData.outputNamespace".into(),
             message: "is not set; set `output_namespace` on the config or a `namespace` for its team in teams.json, then recompile".into(),
         })?;
+        let bad = |path: &str, message: String| crate::error::Error::Config {
+            file: self.name.clone(),
+            path: path.into(),
+            message,
+        };
+        if self.name.trim().is_empty() {
+            return Err(bad(
+                "metaData.name",
+                "is empty; every config needs a name (compile.py derives it from the file path: recompile)".into(),
+            ));
+        }
+        if ns.is_empty() || !ns.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(bad(
+                "metaData.outputNamespace",
+                format!("`{ns}` is not a namespace: use letters, digits and underscores only (it names a folder of the warehouse)"),
+            ));
+        }
         Ok(format!("{ns}.{}", self.clean_name()))
     }
 }

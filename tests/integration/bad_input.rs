@@ -783,3 +783,31 @@ fn a_missing_table_suggests_the_closest_names_not_the_first_alphabetically() {
         "unrelated names are not suggested: {m}"
     );
 }
+
+/// An empty `metaData.name` and an `outputNamespace` that is not a plain namespace (a path
+/// such as `../evil`) are refused naming the field, by validate and backfill alike.
+#[test]
+fn an_empty_name_or_a_path_as_namespace_is_refused_naming_the_field() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("dataflows/production/joins/risk/checkout.v1");
+    let base: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for (field, value, expect) in [
+        ("name", "", "metaData.name"),
+        ("outputNamespace", "../evil", "metaData.outputNamespace"),
+        ("outputNamespace", "a/b", "metaData.outputNamespace"),
+    ] {
+        let mut doc = base.clone();
+        doc["metaData"][field] = json!(value);
+        let conf = parse_conf(&path, &doc.to_string()).unwrap();
+        let e = weft::config::naming::output_table(conf.meta())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(expect), "{field}={value}: {e}");
+        let Conf::Join(j) = conf else { panic!() };
+        assert!(
+            weft::engine::JoinRunner::new(&j).is_err(),
+            "{field}={value}: the join plans"
+        );
+    }
+}
