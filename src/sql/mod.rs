@@ -35,6 +35,9 @@ pub struct Session {
     wh: Warehouse,
     /// Setups already run in this session (each runs once).
     setups_done: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Tables that could not be registered (a corrupt file, a type that changes between
+    /// partitions), with their error: only a job that reads one fails, with that error.
+    broken: std::sync::Mutex<std::collections::BTreeMap<String, Error>>,
 }
 
 impl Session {
@@ -71,6 +74,7 @@ impl Session {
             rt,
             wh: wh.clone(),
             setups_done: Default::default(),
+            broken: Default::default(),
         };
         engine.refresh()?;
         Ok(engine)
@@ -80,17 +84,26 @@ impl Session {
         &self.wh
     }
 
-    /// Re-registers every table (after writes that add partitions, columns or tables).
+    /// Re-registers every table (after writes that add partitions, columns or tables). A
+    /// table that cannot be registered is left out and remembered: a job that reads it
+    /// fails with its error ([`Session::broken_table`]); the others run.
     pub fn refresh(&self) -> Result<()> {
         let mut views = Vec::new();
+        let mut broken = std::collections::BTreeMap::new();
         for t in self.wh.tables()? {
             let view = self.wh.table_dir(&t).join(VIEW_FILE);
             if view.exists() {
                 views.push((t, view));
-            } else {
-                self.register_table(&t)?;
+            } else if let Err(e) = self.register_table(&t) {
+                tracing::warn!(table = %t, error = %e, "table left out of the SQL session: only jobs that read it fail");
+                let _ = self.ctx.deregister_table(TableReference::partial(
+                    t.namespace.as_str(),
+                    t.name.as_str(),
+                ));
+                broken.insert(t.to_string(), e);
             }
         }
+        *self.broken.lock().expect("broken tables lock") = broken;
         for (t, path) in views {
             let sql = std::fs::read_to_string(&path)
                 .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
@@ -146,6 +159,31 @@ impl Session {
         Ok(())
     }
 
+    /// The error of a table the last refresh could not register, if `t` is one.
+    pub fn broken_table(&self, t: &TableName) -> Option<Error> {
+        self.broken
+            .lock()
+            .expect("broken tables lock")
+            .get(&t.to_string())
+            .map(|e| Error::data(&t.to_string(), None, e.to_string()))
+    }
+
+    /// The stored error of a broken table a failed statement names, instead of DataFusion's
+    /// "table not found".
+    fn explain_missing(&self, sql: &str, err: Error) -> Error {
+        let broken = self.broken.lock().expect("broken tables lock");
+        let lower = sql.to_ascii_lowercase();
+        match broken
+            .iter()
+            .find(|(name, _)| lower.contains(&name.to_ascii_lowercase()))
+        {
+            Some((name, e)) if err.to_string().contains("not found") => {
+                Error::data(name, None, format!("the table cannot be read: {e}"))
+            }
+            _ => err,
+        }
+    }
+
     /// Runs a read-only query and collects its result (see [`Session::query_with_schema`]).
     pub fn query(&self, sql: &str, context: &str) -> Result<Vec<RecordBatch>> {
         self.query_with_schema(sql, context).map(|(_, b)| b)
@@ -191,7 +229,7 @@ impl Session {
                             *fix = Some("SQL in weft is read-only: write a SELECT (tables are written by weft's pipelines, never by SQL statements)".into());
                         }
                     }
-                    err
+                    self.explain_missing(sql, err)
                 })?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
             let parts = df

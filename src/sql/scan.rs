@@ -130,6 +130,14 @@ impl Session {
 
     fn run_scan(&self, scan: &Scan, suffix: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         let t = scan.table_name()?;
+        if let Some(e) = self.broken_table(&t) {
+            // re-try: the table may have been fixed since the last refresh
+            self.register_table(&t).map_err(|_| e)?;
+            self.broken
+                .lock()
+                .expect("broken tables lock")
+                .remove(&t.to_string());
+        }
         if !self.warehouse().exists(&t)
             || self
                 .warehouse()

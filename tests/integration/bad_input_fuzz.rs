@@ -381,3 +381,40 @@ mod http {
         )
     }
 }
+
+/// A corrupt file, or a column whose type changes between partitions, in a table a job does
+/// not read does not stop the job: only the tables a job reads can fail it.
+#[test]
+fn a_broken_table_a_job_does_not_read_does_not_stop_it() {
+    let db = db();
+    let (_dir, wh) = warehouse(&db);
+    // a corrupt file in one unrelated table, a type change between partitions in another
+    let corrupt = wh
+        .table_dir(&TableName::parse("data.corrupt").unwrap())
+        .join("ds=2026-05-01");
+    std::fs::create_dir_all(&corrupt).unwrap();
+    std::fs::write(corrupt.join("part-0.parquet"), b"PAR1 not really").unwrap();
+    let t = TableName::parse("data.drifting").unwrap();
+    for (ds, col) in [
+        (
+            "2026-05-01",
+            Arc::new(Int64Array::from(vec![1])) as ArrayRef,
+        ),
+        (
+            "2026-05-02",
+            Arc::new(StringArray::from(vec!["x"])) as ArrayRef,
+        ),
+    ] {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "v",
+            col.data_type().clone(),
+            true,
+        )]));
+        let b = RecordBatch::try_new(schema.clone(), vec![col]).unwrap();
+        wh.write_partition(&t, &[("ds".to_string(), ds.to_string())], schema, &[b])
+            .unwrap();
+    }
+    backfill(&wh, &join(), &options(&Run::through(&day(3))))
+        .unwrap_or_else(|e| panic!("a table the join does not read failed it: {e}"));
+    assert_eq!(read_table(&wh, "test.test_fuzz_v1").parts.len(), 4);
+}
