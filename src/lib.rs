@@ -31,7 +31,8 @@
 //!   [`logging`] logs served responses (codec, sinks, Kafka) and flattens them into
 //!   `_logged` tables.
 //! - [`cli`] is the `weft` command line; [`demo`] generates a realistic sample warehouse;
-//!   [`failpoint`] holds the named crash points the crash-matrix tests arm.
+//!   [`failpoint`] holds the named crash points the crash-matrix tests arm; [`panics`] counts
+//!   and logs every panic of the process.
 
 // The public API: what a program embedding weft drives.
 pub mod config;
@@ -41,6 +42,7 @@ pub mod error;
 pub mod logging;
 pub mod materialize;
 pub mod online;
+pub mod panics;
 pub mod partition;
 pub mod schedule;
 pub mod sql;

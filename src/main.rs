@@ -25,6 +25,7 @@ fn main() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    weft::panics::install();
     if let Err(e) = weft::cli::run(cli) {
         eprintln!("error: {e}");
         std::process::exit(1);

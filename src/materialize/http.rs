@@ -247,6 +247,12 @@ async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
         vec![(String::new(), st.query_ms_total as f64 / 1000.0)],
     );
     line(
+        "weft_panics_total",
+        "Panics anywhere in the process (each is logged).",
+        "counter",
+        vec![(String::new(), crate::panics::count() as f64)],
+    );
+    line(
         "weft_materialize_queries_total",
         "Queries answered.",
         "counter",

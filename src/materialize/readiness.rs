@@ -89,6 +89,26 @@ pub fn existing_tables(names: Vec<String>, wh: &Warehouse) -> Vec<Dependency> {
     out
 }
 
+/// Whether a partition folder holds a data file (not hidden, not `_`-prefixed), directly or
+/// in a sub-partition folder.
+fn has_data_file(dir: &std::path::Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') || name.starts_with('_') {
+            return false;
+        }
+        let p = e.path();
+        if p.is_dir() {
+            has_data_file(&p)
+        } else {
+            true
+        }
+    })
+}
+
 /// The partitions of each dependency table, listed once per scan.
 #[derive(Default)]
 pub struct Listing {
@@ -99,8 +119,17 @@ impl Listing {
     fn days(&mut self, wh: &Warehouse, dep: &Dependency) -> Result<&BTreeSet<Ds>> {
         let key = (dep.table.clone(), dep.column.clone());
         if !self.days.contains_key(&key) {
+            // a partition folder without a data file is a write in progress (a copy that
+            // has not finished): not landed
             let days = match TableName::parse(&dep.table) {
-                Ok(t) if wh.exists(&t) => wh.partitions_by(&t, &dep.column)?.into_iter().collect(),
+                Ok(t) if wh.exists(&t) => wh
+                    .partitions_by(&t, &dep.column)?
+                    .into_iter()
+                    .filter(|d| {
+                        let dir = wh.partition_dir(&t, &[(dep.column.clone(), d.to_string())]);
+                        has_data_file(&dir)
+                    })
+                    .collect(),
                 _ => BTreeSet::new(),
             };
             self.days.insert(key.clone(), days);

@@ -98,6 +98,12 @@ impl Metrics {
             "Calls that failed as a whole.",
             load(&self.failed_calls),
         );
+        counter(
+            &mut s,
+            "weft_panics_total",
+            "Panics anywhere in the process (each is logged).",
+            crate::panics::count(),
+        );
         for (name, help, v) in extra {
             counter(&mut s, name, help, *v);
         }

@@ -1138,6 +1138,32 @@ fn config_changes_apply_without_a_restart() {
     );
 }
 
+/// A partition folder without a data file yet (a copy in progress) is not a landed day: the
+/// day waits until a file is in it.
+#[test]
+fn an_empty_partition_folder_is_not_a_landed_day() {
+    let mut w = World::new(37);
+    let mut h = Harness::new(&w);
+    h.materialize("first run");
+    w.add_events_day();
+    w.add_left_day();
+    let d = day(w.last_day);
+    data::write_partition(&h.wh, &w.db, "data.events", &d);
+    let left = weft::warehouse::TableName::parse("data.left").unwrap();
+    let dir = h.wh.partition_dir(&left, &[("ds".to_string(), d.clone())]);
+    std::fs::create_dir_all(&dir).unwrap();
+    h.materialize("the left's folder exists, empty");
+    let out = output_table(&joins()[0]);
+    assert!(
+        !partition_dirs(&h.wh, &out).contains_key(&d),
+        "computed from an empty folder"
+    );
+    data::write_partition(&h.wh, &w.db, "data.left", &d);
+    h.materialize("the left landed");
+    assert!(partition_dirs(&h.wh, &out).contains_key(&d));
+    check(&h, &w, "after the left landed");
+}
+
 /// Each partition folder of `table` with its inode: a rewritten partition gets a new folder.
 pub(crate) fn partition_dirs(wh: &Warehouse, table: &str) -> BTreeMap<String, u64> {
     use std::os::unix::fs::MetadataExt;
