@@ -21,13 +21,6 @@ use crate::reference::data::read_table;
 use crate::reference::harness::{backfill, options, warehouse};
 use crate::reference::{ds_shift, ds_start, Db, Op, Run, Table, Ty, DAY, V};
 
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 // ------------------------------------------------------------------------- configs
 
 fn compiled_configs() -> Vec<(PathBuf, J)> {
@@ -114,7 +107,7 @@ fn mutate(doc: &mut J, pointer: &str, k: usize) -> String {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: cases(32),
+        cases: crate::cases(None, 32),
         failure_persistence: crate::regressions_beside_suite(),
         ..ProptestConfig::default()
     })]
@@ -259,7 +252,7 @@ fn damage(wh: &Warehouse, table: &str, ds: &str, how: usize, cut: usize) -> Stri
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: cases(16),
+        cases: crate::cases(None, 16),
         failure_persistence: crate::regressions_beside_suite(),
         ..ProptestConfig::default()
     })]
@@ -294,7 +287,7 @@ proptest! {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: cases(32),
+        cases: crate::cases(None, 32),
         failure_persistence: crate::regressions_beside_suite(),
         ..ProptestConfig::default()
     })]

@@ -278,7 +278,7 @@ fn check(snapshot: bool, epochs: Vec<Vec<Op>>, workers: usize) -> Result<(), Tes
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 32,
+        cases: crate::cases(None, 32),
         failure_persistence: crate::regressions_beside_suite(),
         ..ProptestConfig::default()
     })]

@@ -481,10 +481,7 @@ fn run_case(
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: std::env::var("DELTA_CASES")
-            .ok()
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(6),
+        cases: crate::cases(Some("DELTA_CASES"), 6),
         max_shrink_iters: 30,
         failure_persistence: crate::regressions_beside_suite(),
         ..ProptestConfig::default()

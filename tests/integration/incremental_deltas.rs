@@ -436,14 +436,39 @@ fn check_state(
     Ok((incremental, ids))
 }
 
+/// How a run is set up: dataflow workers and days per step (the output never depends on them).
+#[derive(Debug, Clone, Copy)]
+struct Setup {
+    workers: usize,
+    step_days: usize,
+}
+
+const DEFAULT_SETUP: Setup = Setup {
+    workers: 1,
+    step_days: 30,
+};
+
+fn setup() -> impl Strategy<Value = Setup> {
+    (1usize..=3, prop::sample::select(vec![1usize, 2, 30]))
+        .prop_map(|(workers, step_days)| Setup { workers, step_days })
+}
+
 /// Runs the first backfill and then each delta through one `JoinRunner`, checking after each.
-fn run_deltas(join: &J, mut w: World, deltas: &[Delta]) -> Result<(), String> {
+fn run_deltas(join: &J, w: World, deltas: &[Delta]) -> Result<(), String> {
+    run_deltas_with(join, w, deltas, DEFAULT_SETUP)
+}
+
+fn run_deltas_with(join: &J, mut w: World, deltas: &[Delta], setup: Setup) -> Result<(), String> {
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path()).unwrap();
     data::write_db(&wh, &w.db);
-    let engine = Context::new(&wh).unwrap();
+    let engine = Context::with_workers(&wh, setup.workers).unwrap();
     let mut runner = JoinRunner::new(&conf::parse(join)).map_err(|e| e.to_string())?;
-    let opts = |w: &World| options(&Run::through(&day(w.last_day)));
+    let opts = |w: &World| {
+        let mut o = options(&Run::through(&day(w.last_day)));
+        o.step_days = setup.step_days;
+        o
+    };
     runner
         .run(&engine, &opts(&w), &|_, _, _| {})
         .map_err(|e| format!("first run: {e}"))?;
@@ -468,10 +493,7 @@ fn run_deltas(join: &J, mut w: World, deltas: &[Delta]) -> Result<(), String> {
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: std::env::var("DELTA_CASES")
-            .ok()
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(6),
+        cases: crate::cases(Some("DELTA_CASES"), 6),
         max_shrink_iters: 30,
         failure_persistence: crate::regressions_beside_suite(),
         ..ProptestConfig::default()
@@ -499,9 +521,11 @@ proptest! {
         seed_left in prop::collection::vec(lefts(), 5),
         seed_entity in prop::collection::vec(evs(5), 5),
         deltas in prop::collection::vec(delta(), 1..5),
+        setup in setup(),
     ) {
         let w = initial_world(&seed_events, &seed_left, &seed_entity);
-        run_deltas(&join_all_kinds(), w, &deltas).map_err(TestCaseError::fail)?;
+        run_deltas_with(&join_all_kinds(), w, &deltas, setup)
+            .map_err(|e| TestCaseError::fail(format!("{setup:?}: {e}")))?;
     }
 }
 

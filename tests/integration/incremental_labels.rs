@@ -440,7 +440,7 @@ fn check(kind: Kind, deltas: Vec<Delta>) -> Result<(), TestCaseError> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 8,
+        cases: crate::cases(None, 8),
         failure_persistence: crate::regressions_beside_suite(),
         ..ProptestConfig::default()
     })]

@@ -17,6 +17,15 @@ fn regressions_beside_suite() -> Option<Box<dyn proptest::test_runner::FailurePe
     ))
 }
 
+/// A property suite's case count: the suite's own variable (e.g. `DELTA_CASES`), else
+/// `PROPTEST_CASES`, else `default`. CI runs the defaults; set the variables to search longer.
+fn cases(own: Option<&str>, default: u32) -> u32 {
+    own.into_iter()
+        .chain(["PROPTEST_CASES"])
+        .find_map(|v| std::env::var(v).ok()?.parse().ok())
+        .unwrap_or(default)
+}
+
 // Shared fixtures (suites bring them in with `use crate::<fixture>;`).
 
 // Bootstrap fixtures (after Chronon's BootstrapUtils): transactions, queries, user_transactions.

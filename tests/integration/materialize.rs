@@ -421,7 +421,7 @@ fn script(seed: u64, actions: &[Action]) {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(6),
+        cases: crate::cases(None, 6),
         failure_persistence: crate::regressions_beside_suite(),
         ..ProptestConfig::default()
     })]
