@@ -1344,10 +1344,11 @@ fn simple(op: Op, args: &BTreeMap<String, String>, vals: &[V]) -> E {
         }
         Op::UniqueCount => E::Is(V::Int(distinct(vals) as i64)),
         Op::ApproxUniqueCount => {
+            // weft's sketch is exact below 64 distinct values; beyond, within 10%
             let d = distinct(vals) as i64;
             E::Approx {
                 exact: d,
-                tol: (d / 10).max(1),
+                tol: if d < 64 { 0 } else { (d / 10).max(1) },
             }
         }
         Op::BoundedUniqueCount => {
