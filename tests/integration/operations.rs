@@ -840,3 +840,103 @@ fn duckdb_agrees_on_sql_expressible_operations() {
     assert!(out.status.success(), "DuckDB disagrees:\n{text}");
     assert!(text.contains("rows match"), "{text}");
 }
+
+// ------------------------------------------------------------------------------------------
+// Output types
+// ------------------------------------------------------------------------------------------
+
+/// Each operation's output column has the Arrow type of chronon-semantics §2.3 (long →
+/// Int64, int → Int32, double → Float64, float → Float32), for every window.
+#[test]
+fn output_types_follow_the_spec() {
+    use arrow::datatypes::DataType as T;
+    let list = |t: T| {
+        T::List(std::sync::Arc::new(arrow::datatypes::Field::new(
+            "item", t, true,
+        )))
+    };
+    // (op, input, args, expected type; a map is checked by its key and value types)
+    enum Want {
+        Is(T),
+        ListOf(T),
+        MapOf(T, T),
+    }
+    type Case<'a> = (Op, &'a str, &'a [(&'a str, &'a str)], Want);
+    let cases: Vec<Case> = vec![
+        (Op::Min, "i", NO, Want::Is(T::Int64)),
+        (Op::Max, "d", NO, Want::Is(T::Float64)),
+        (Op::Max, "s", NO, Want::Is(T::Utf8)),
+        (Op::First, "d", NO, Want::Is(T::Float64)),
+        (Op::Last, "s", NO, Want::Is(T::Utf8)),
+        (Op::UniqueCount, "s", NO, Want::Is(T::Int64)),
+        (Op::ApproxUniqueCount, "i", NO, Want::Is(T::Int64)),
+        (Op::Count, "s", NO, Want::Is(T::Int64)),
+        (Op::Sum, "i", NO, Want::Is(T::Int64)),
+        (Op::Sum, "n32", NO, Want::Is(T::Int64)),
+        (Op::Sum, "b", NO, Want::Is(T::Int64)),
+        (Op::Sum, "d", NO, Want::Is(T::Float64)),
+        (Op::Average, "i", NO, Want::Is(T::Float64)),
+        (Op::Variance, "d", NO, Want::Is(T::Float64)),
+        (Op::Skew, "i", NO, Want::Is(T::Float64)),
+        (Op::Kurtosis, "d", NO, Want::Is(T::Float64)),
+        (Op::ApproxPercentile, "d", NO, Want::ListOf(T::Float32)),
+        (Op::LastK, "i", &[("k", "3")], Want::ListOf(T::Int64)),
+        (Op::FirstK, "s", &[("k", "3")], Want::ListOf(T::Utf8)),
+        (Op::TopK, "d", &[("k", "3")], Want::ListOf(T::Float64)),
+        (Op::BottomK, "i", &[("k", "3")], Want::ListOf(T::Int64)),
+        (Op::Histogram, "s", NO, Want::MapOf(T::Utf8, T::Int32)),
+        (
+            Op::ApproxHistogramK,
+            "i",
+            NO,
+            Want::MapOf(T::Utf8, T::Int64),
+        ),
+        (Op::BoundedUniqueCount, "s", NO, Want::Is(T::Int64)),
+    ];
+    let data = db(7, false);
+    let (_dir, wh) = reference::harness::warehouse(&data);
+    let mut wrong = Vec::new();
+    for (op, input, args, want) in cases {
+        let j = op_join(input, op, args, NB, 0);
+        let out = reference::output_table(&j);
+        let _ = std::fs::remove_dir_all(wh.table_dir(&reference::data::tn(&out)));
+        reference::harness::backfill(
+            &wh,
+            &j,
+            &reference::harness::options(&Run::through(&day(5))),
+        )
+        .unwrap_or_else(|e| panic!("{op:?}({input}): {e}"));
+        let schema = wh.table_schema(&reference::data::tn(&out)).unwrap();
+        let features: Vec<_> = schema
+            .fields()
+            .iter()
+            .filter(|f| f.name().starts_with("test_ops_v1_"))
+            .collect();
+        // a bounded-window column per window, and the unbounded one
+        assert!(
+            features.len() >= 2,
+            "{op:?}({input}): no feature columns in {schema:?}"
+        );
+        for f in features {
+            let ok = match (&want, f.data_type()) {
+                (Want::Is(t), got) => got == t,
+                (Want::ListOf(t), got) => {
+                    *got == list(t.clone()) || matches!(got, T::List(e) if e.data_type() == t)
+                }
+                (Want::MapOf(k, v), T::Map(entries, _)) => match entries.data_type() {
+                    T::Struct(kv) => kv[0].data_type() == k && kv[1].data_type() == v,
+                    _ => false,
+                },
+                _ => false,
+            };
+            if !ok {
+                wrong.push(format!("{op:?}({input}) {}: {}", f.name(), f.data_type()));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "output types differ from §2.3:\n{}",
+        wrong.join("\n")
+    );
+}
