@@ -258,6 +258,25 @@ fn each_row_decodes_with_its_own_schema_and_properties_are_written() {
         ],
     );
     assert_ne!(v1.schema_hash(), v2.schema_hash());
+    // the hash as the spec defines it (§5.3), computed here, not with weft's function: the
+    // first 10 characters of base64(md5(logging schema JSON)), the JSON a 3-entry map
+    for c in [&v1, &v2] {
+        use base64::Engine as _;
+        use md5::Digest as _;
+        let json = c.logging_schema_json();
+        let doc: serde_json::Value = serde_json::from_str(json).unwrap();
+        let mut keys: Vec<&str> = doc
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        keys.sort();
+        assert_eq!(keys, ["join_name", "key_schema", "value_schema"], "{json}");
+        let digest = md5::Md5::digest(json.as_bytes());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(digest);
+        assert_eq!(c.schema_hash(), &b64[..10], "{json}");
+    }
     let v2_values = vec![
         Value::str("s"),
         long(7),
