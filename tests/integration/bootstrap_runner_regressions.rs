@@ -25,7 +25,7 @@ fn a_failed_run_does_not_mark_the_log_partition_fed() {
         "t.base",
         vec![reference::conf::part(user_transactions(), &[], None)],
     );
-    run_join(&wh, &base);
+    run_base(&wh, &db, &base);
     let rows = rows_by_id(&wh, &output_table(&base));
     let s = LoggingSchema {
         join_name: "t.j".into(),
@@ -102,7 +102,7 @@ fn a_log_column_added_later_is_read() {
         ]
     };
     let base = join("t.base", parts());
-    run_join(&wh, &base);
+    run_base(&wh, &db, &base);
     let rows = rows_by_id(&wh, &output_table(&base));
     let s1 = LoggingSchema {
         join_name: "t.j".into(),

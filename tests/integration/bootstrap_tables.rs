@@ -21,7 +21,7 @@ fn list_order_priority_and_column_level_filling() {
         "unit_test.user_transaction_features.base",
         vec![reference::conf::part(user_transactions(), &[], None)],
     );
-    run_join(&wh, &base);
+    run_base(&wh, &db, &base);
     let base_rows = rows_by_id(&wh, &output_table(&base));
     assert!(base_rows.len() >= 150);
     let b1 = sample(&base_rows, 0.8, 1, |r| V::Int(r.random_range(0..30000)));
@@ -103,7 +103,7 @@ fn union_of_parts_covers_a_group_by_which_is_not_computed() {
         "unit_test.user_transaction_features.base",
         vec![reference::conf::part(user_transactions(), &[], None)],
     );
-    run_join(&wh, &base);
+    run_base(&wh, &db, &base);
     let base_rows = rows_by_id(&wh, &output_table(&base));
     for (name, col, seed) in [("data.boot_30", SUM_30D, 3), ("data.boot_15", SUM_15D, 4)] {
         let rows: Vec<(String, Vec<V>)> = sample(&base_rows, 1.0, seed, |r| {
@@ -168,7 +168,7 @@ fn output_is_the_same_for_workers_and_step_sizes() {
             reference::conf::part(user_transactions_v2(), &[], None),
         ],
     );
-    run_join(&wh, &base);
+    run_base(&wh, &db, &base);
     let base_rows = rows_by_id(&wh, &output_table(&base));
     let rows: Vec<(String, Vec<V>)> = sample(&base_rows, 0.6, 3, |r| V::Int(r.random_range(0..9)))
         .into_iter()

@@ -28,7 +28,7 @@ fn setup() -> (
         "unit_test.explain.base",
         vec![conf::part(user_transactions(), &[], None)],
     );
-    run_join(&wh, &base);
+    run_base(&wh, &db, &base);
     let rows = rows_by_id(&wh, &output_table(&base));
     let b30 = sample(&rows, 0.7, 5, |r| V::Int(r.random_range(0..10)));
     let b15 = sample(&rows, 0.5, 6, |r| {

@@ -179,6 +179,19 @@ pub fn run_join(wh: &Warehouse, j: &J) -> JoinReport {
     backfill(wh, j, &options(&run())).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Runs a base join (one without bootstrap parts) and checks its output against the reference
+/// once, so the expected values the bootstrap tests derive from it are trustworthy.
+pub fn run_base(wh: &Warehouse, db: &Db, j: &J) -> JoinReport {
+    let report = run_join(wh, j);
+    let out = crate::reference::output_table(j);
+    crate::reference::harness::compare(
+        &crate::reference::expected(j, db, &run()),
+        &read_table(wh, &out),
+    )
+    .unwrap_or_else(|e| panic!("the base join {out} differs from the reference: {e}"));
+    report
+}
+
 /// Output rows by `(request_id, ds)`: column name → value.
 pub fn rows_by_id(wh: &Warehouse, table: &str) -> BTreeMap<(String, String), BTreeMap<String, V>> {
     let mut out = BTreeMap::new();
