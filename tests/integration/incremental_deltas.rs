@@ -16,7 +16,9 @@ use std::path::PathBuf;
 use proptest::prelude::*;
 use reference::conf::{self, W};
 use reference::data::{self, read_table, Actual};
-use reference::harness::{backfill, compare, copy_warehouse_without, options, outputs_equal};
+use reference::harness::{
+    backfill, compare, copy_warehouse_without, options, outputs_equal, outputs_identical,
+};
 use reference::{ds_shift, ds_start, expected, output_table, Db, Op, Run, Table, Ty, DAY, V};
 use serde_json::Value as J;
 use weft::engine::Context;
@@ -43,6 +45,22 @@ fn kv(k: Option<u8>) -> V {
 fn iv(x: Option<i64>) -> V {
     x.map_or(V::Null, V::Int)
 }
+/// The event's double: mixed magnitudes, NaN, ±∞ and −0.0, derived from its integer value
+/// (so deltas need no second strategy).
+fn xv(x: Option<i64>) -> V {
+    let Some(v) = x else { return V::Null };
+    V::Float(match v.rem_euclid(9) {
+        0 => -0.0,
+        1 => v as f64 * 1e12,
+        2 => v as f64 * 1e-9,
+        3 => f64::NAN,
+        4 => f64::INFINITY,
+        5 => f64::NEG_INFINITY,
+        6 => (v as f64).sqrt() + 0.1,
+        7 => -(v as f64) / 3.0,
+        _ => v as f64 + 0.5,
+    })
+}
 
 // ------------------------------------------------------------------------------------------
 // The world: tables in memory, mirrored to a warehouse partition by partition
@@ -63,7 +81,12 @@ impl World {
         );
         db.add(
             "data.events",
-            Table::new(&[("user", Ty::Str), ("val", Ty::I64), ("ts", Ty::I64)]),
+            Table::new(&[
+                ("user", Ty::Str),
+                ("val", Ty::I64),
+                ("ts", Ty::I64),
+                ("x", Ty::F64),
+            ]),
         );
         db.add(
             "data.entity",
@@ -90,7 +113,7 @@ impl World {
     fn set_events(&mut self, d: i64, evs: &[Ev]) {
         let rows = evs
             .iter()
-            .map(|(k, v, ms)| vec![kv(*k), iv(*v), V::Int(t0(d) + ms)])
+            .map(|(k, v, ms)| vec![kv(*k), iv(*v), V::Int(t0(d) + ms), xv(*v)])
             .collect();
         self.db.table_mut("data.events").parts.insert(day(d), rows);
     }
@@ -100,7 +123,7 @@ impl World {
         let part = t.parts.entry(day(d)).or_default();
         part.extend(
             evs.iter()
-                .map(|(k, v, ms)| vec![kv(*k), iv(*v), V::Int(t0(d) + ms)]),
+                .map(|(k, v, ms)| vec![kv(*k), iv(*v), V::Int(t0(d) + ms), xv(*v)]),
         );
     }
 
@@ -171,7 +194,7 @@ fn join_all_kinds() -> J {
         "test.events_ops.v1",
         vec![conf::events_source(
             "data.events",
-            &["user", "val"],
+            &["user", "val", "x"],
             Some("ts"),
         )],
         &["user"],
@@ -179,6 +202,10 @@ fn join_all_kinds() -> J {
             conf::agg("val", Op::Average, &[W::Days(2)], &[], &[]),
             conf::agg("val", Op::LastK, &[W::Days(3)], &[("k", "2")], &[]),
             conf::agg("val", Op::Max, &[W::Unbounded], &[], &[]),
+            // doubles: mixed magnitudes, NaN, ±∞, −0.0 (compared bit for bit below)
+            conf::agg("x", Op::Sum, &[W::Days(2)], &[], &[]),
+            conf::agg("x", Op::Sum, &[W::Unbounded], &[], &[]),
+            conf::agg("x", Op::Average, &[W::Days(3)], &[], &[]),
         ]),
         Some(0),
     );
@@ -412,7 +439,7 @@ fn check_state(
     backfill(&fresh_wh, join, &options(&run))
         .map_err(|e| format!("{step}: fresh backfill: {e}"))?;
     let fresh = read_table(&fresh_wh, &out);
-    outputs_equal(&incremental, &fresh, "incremental", "fresh backfill")
+    outputs_identical(&incremental, &fresh, "incremental", "fresh backfill")
         .map_err(|e| format!("{step}: incremental output differs from a fresh backfill: {e}"))?;
     // (b) the reference
     compare(&expected(join, &w.db, &run), &incremental).map_err(|e| format!("{step}: {e}"))?;

@@ -305,6 +305,40 @@ pub fn outputs_equal(a: &Actual, b: &Actual, what_a: &str, what_b: &str) -> Resu
     Ok(())
 }
 
+/// Like [`outputs_equal`], but doubles must be the same bits (NaN, −0.0 and rounding
+/// included): what "incremental equals a fresh run" promises.
+pub fn outputs_identical(a: &Actual, b: &Actual, what_a: &str, what_b: &str) -> Result<(), String> {
+    outputs_equal(a, b, what_a, what_b)?;
+    fn bits(v: &V, out: &mut Vec<u64>) {
+        match v {
+            V::Float(x) => out.push(x.to_bits()),
+            V::List(xs) => xs.iter().for_each(|x| bits(x, out)),
+            V::Map(m) => m.values().for_each(|x| bits(x, out)),
+            _ => {}
+        }
+    }
+    for (ds, (ca, ra)) in &a.parts {
+        let (cb, rb) = &b.parts[ds];
+        let mut sa: Vec<&Vec<V>> = ra.iter().collect();
+        let mut sb: Vec<&Vec<V>> = rb.iter().collect();
+        sa.sort_by_key(|r| sort_key(ca, r));
+        sb.sort_by_key(|r| sort_key(cb, r));
+        for (x, y) in sa.iter().zip(&sb) {
+            let (mut bx, mut by) = (Vec::new(), Vec::new());
+            x.iter().for_each(|v| bits(v, &mut bx));
+            y.iter().for_each(|v| bits(v, &mut by));
+            if bx != by {
+                return Err(format!(
+                    "ds={ds}: doubles differ in their bits:\n  {what_a}: {}\n  {what_b}: {}",
+                    row_text(ca, x),
+                    row_text(cb, y)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Copies a warehouse folder, leaving out one table (and weft's hidden folders).
 pub fn copy_warehouse_without(src: &std::path::Path, dst: &std::path::Path, skip_table: &str) {
     let (ns, name) = skip_table.split_once('.').unwrap();
