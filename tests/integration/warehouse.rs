@@ -394,16 +394,22 @@ fn concurrent_reader_never_sees_a_half_written_partition() {
     write_ids(&wh, "data.t", "2026-01-01", &a);
 
     let done = Arc::new(AtomicBool::new(false));
+    // reads completed: the writer waits for reads between its writes, so the two overlap
+    let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let reader = {
         let wh = wh.clone();
         let t = t.clone();
         let (a, b) = (a.clone(), b.clone());
         let done = done.clone();
+        let reads = reads.clone();
         std::thread::spawn(move || {
             let (mut whole, mut missing) = (0usize, 0usize);
+            let (mut seen_a, mut seen_b) = (false, false);
             // read at least once, however the threads are scheduled
             while whole == 0 || !done.load(Ordering::Relaxed) {
-                match wh.read_partition(&t, ds("2026-01-01")) {
+                let r = wh.read_partition(&t, ds("2026-01-01"));
+                reads.fetch_add(1, Ordering::SeqCst);
+                match r {
                     Ok(batches) => {
                         let got = ids(&batches);
                         assert!(
@@ -411,6 +417,8 @@ fn concurrent_reader_never_sees_a_half_written_partition() {
                             "a reader saw {} rows that are neither version",
                             got.len()
                         );
+                        seen_a |= got == a;
+                        seen_b |= got == b;
                         whole += 1;
                     }
                     // Where the platform has no atomic exchange, the old folder is parked before
@@ -425,20 +433,30 @@ fn concurrent_reader_never_sees_a_half_written_partition() {
                     }
                 }
             }
-            (whole, missing)
+            (whole, missing, seen_a && seen_b)
         })
     };
     for i in 0..40 {
+        let before = reads.load(Ordering::SeqCst);
         write_ids(
             &wh,
             "data.t",
             "2026-01-01",
             if i % 2 == 0 { &b } else { &a },
         );
+        // a read that started after this write completes before the next one
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while reads.load(Ordering::SeqCst) < before + 2 && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
     }
     done.store(true, Ordering::Relaxed);
-    let (whole, missing) = reader.join().unwrap();
+    let (whole, missing, saw_both) = reader.join().unwrap();
     assert!(whole > 0);
+    assert!(
+        saw_both,
+        "the reader read between writes, so it saw both versions"
+    );
     if cfg!(target_os = "linux") {
         assert_eq!(
             missing, 0,
