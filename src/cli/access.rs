@@ -118,27 +118,14 @@ mod tests {
 
     #[test]
     fn a_token_guards_every_route_but_health() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
         let app = Router::new()
             .route("/health", axum::routing::get(|| async { "ok" }))
             .route("/v1/status", axum::routing::get(|| async { "status" }));
-        let app = guard(app, &args(Some("s3cret"), false));
-        rt.spawn(async move { axum::serve(listener, app).await });
+        let server = crate::online::test_server::serve(guard(app, &args(Some("s3cret"), false)));
+        let addr = server.addr;
         let status = |path: &str, auth: Option<&str>| {
             let url = format!("http://{addr}{path}");
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .build()
-                .into();
-            let mut req = agent.get(&url);
+            let mut req = crate::online::test_server::client().get(&url);
             if let Some(a) = auth {
                 req = req.header("Authorization", a);
             }
@@ -156,7 +143,7 @@ mod tests {
             .join()
             .unwrap()
         });
-        drop(rt);
+        drop(server);
         assert_eq!(codes, [200, 401, 401, 200]);
     }
 }

@@ -58,16 +58,7 @@ mod tests {
 
     #[test]
     fn the_stack_s_own_rejections_answer_json() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = layer(
+        let server = crate::online::test_server::serve(layer(
             Router::new()
                 .route(
                     "/x",
@@ -76,13 +67,9 @@ mod tests {
                     ),
                 )
                 .layer(axum::extract::DefaultBodyLimit::max(64)),
-        );
-        rt.spawn(async move { axum::serve(listener, app).await });
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let url = format!("http://{addr}/x");
+        ));
+        let addr = server.addr;
+        let agent = crate::online::test_server::client();
         let call = |ctype: &str, body: &str, path: &str| {
             let mut r = agent
                 .post(&format!("http://{addr}{path}"))
@@ -116,8 +103,7 @@ mod tests {
             .join()
             .unwrap()
         });
-        drop(rt);
-        let _ = url;
+        drop(server);
         let codes: Vec<u16> = results.iter().map(|r| r.0).collect();
         assert_eq!(codes, [415, 400, 413, 404, 200], "{results:?}");
         for (code, ct, text) in &results[..4] {

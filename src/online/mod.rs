@@ -13,5 +13,7 @@ pub mod server;
 pub(crate) mod serving;
 pub mod store;
 pub mod stream;
+#[cfg(test)]
+pub(crate) mod test_server;
 pub mod upload;
 pub(crate) mod values;
