@@ -114,6 +114,29 @@ fn file_and_replay_sources() {
     let mut s = Streamer::new(&engine, store.as_ref(), &gb).unwrap();
     s.replay(PartitionRange::new(e, e)).unwrap();
     let once = snapshot(&fetcher);
+    // the replayed day's values, from the source rows: at midnight after day e the 1-day
+    // window (hourly hops) is exactly day e
+    let (lo, hi) = (e.start_millis(), e.shift(1).start_millis());
+    for (u, got) in users.iter().zip(&once) {
+        let amounts: Vec<i64> = db.tables["data.transactions"]
+            .parts
+            .values()
+            .flatten()
+            .filter(|r| r[0] == reference::V::Int(*u))
+            .filter(|r| matches!(r[2], reference::V::Int(ts) if ts >= lo && ts < hi))
+            .filter_map(|r| match r[1] {
+                reference::V::Int(a) => Some(a),
+                _ => None,
+            })
+            .collect();
+        let (count, sum) = if amounts.is_empty() {
+            (json!(null), json!(null))
+        } else {
+            (json!(amounts.len()), json!(amounts.iter().sum::<i64>()))
+        };
+        assert_eq!(got["amount_dollars_count_1d"], count, "user {u}: {got}");
+        assert_eq!(got["amount_dollars_sum_1d"], sum, "user {u}: {got}");
+    }
     assert!(
         once.iter()
             .filter(|v| v["amount_dollars_count_1d"].as_i64().unwrap_or(0) > 0)
