@@ -257,6 +257,8 @@ enum Delta {
     },
     /// Entity snapshot `day` re-landed.
     ReLandEntity { day: usize, entity: Vec<Ev> },
+    /// A left partition removed (its output partition goes too); the last one stays.
+    DropLeft { day: usize },
 }
 
 fn key() -> impl Strategy<Value = Option<u8>> {
@@ -287,6 +289,7 @@ fn delta() -> impl Strategy<Value = Delta> {
         2 => (0usize..100, evs(6)).prop_map(|(day, events)| Delta::LateEvents { day, events }),
         1 => (0usize..100, lefts()).prop_map(|(day, left)| Delta::ReLandLeft { day, left }),
         1 => (0usize..100, evs(5)).prop_map(|(day, entity)| Delta::ReLandEntity { day, entity }),
+        1 => (0usize..100).prop_map(|day| Delta::DropLeft { day }),
     ]
 }
 
@@ -343,6 +346,18 @@ fn apply(w: &mut World, wh: &Warehouse, d: &Delta) {
             let d = (*day as i64) % source_days;
             w.set_entity(d, entity);
             w.write(wh, "data.entity", d);
+        }
+        Delta::DropLeft { day: i } => {
+            let present: Vec<i64> = left_days
+                .iter()
+                .copied()
+                .filter(|d| w.db.table("data.left").parts.contains_key(&day(*d)))
+                .collect();
+            if present.len() > 1 {
+                let d = present[*i % present.len()];
+                w.db.table_mut("data.left").parts.remove(&day(d));
+                data::drop_partition(wh, "data.left", &day(d));
+            }
         }
     }
 }
@@ -611,6 +626,7 @@ fn each_kind_of_delta_in_turn() {
             day: 4,
             entity: vec![e(0, 50, 2), e(0, 60, 30)],
         },
+        Delta::DropLeft { day: 1 },
         Delta::AppendDay {
             left: vec![(Some(2), 5)],
             events: vec![],
