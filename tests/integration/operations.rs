@@ -839,6 +839,65 @@ fn duckdb_agrees_on_sql_expressible_operations() {
     );
     assert!(out.status.success(), "DuckDB disagrees:\n{text}");
     assert!(text.contains("rows match"), "{text}");
+
+    // fault injection: one value of weft's output changed, and the oracle must say so
+    use arrow::array::Array as _;
+    let t = reference::data::tn(&reference::output_table(&join));
+    let last = wh.partitions(&t).unwrap().pop().unwrap();
+    let batch = arrow::compute::concat_batches(
+        &wh.read_partition(&t, last).unwrap()[0].schema(),
+        &wh.read_partition(&t, last).unwrap(),
+    )
+    .unwrap();
+    let col = batch
+        .schema()
+        .fields()
+        .iter()
+        .position(|f| {
+            f.name().contains("_i_sum") && f.data_type() == &arrow::datatypes::DataType::Int64
+        })
+        .expect("an integer SUM column");
+    let values = batch
+        .column(col)
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .unwrap();
+    let row = (0..values.len())
+        .find(|&r| !values.is_null(r))
+        .expect("a non-NULL sum");
+    let changed: arrow::array::Int64Array = (0..values.len())
+        .map(|r| (!values.is_null(r)).then(|| values.value(r) + i64::from(r == row)))
+        .collect();
+    let mut cols = batch.columns().to_vec();
+    cols[col] = std::sync::Arc::new(changed);
+    let bad = arrow::record_batch::RecordBatch::try_new(batch.schema(), cols).unwrap();
+    wh.write_partition(
+        &t,
+        &[("ds".to_string(), last.to_string())],
+        bad.schema(),
+        &[bad],
+    )
+    .unwrap();
+    let out = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/oracle/ops_sql.py"
+        ))
+        .args([
+            "--warehouse",
+            dir.path().to_str().unwrap(),
+            "--spec",
+            spec_path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the oracle missed a changed value: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 // ------------------------------------------------------------------------------------------
