@@ -259,6 +259,9 @@ enum Delta {
     ReLandEntity { day: usize, entity: Vec<Ev> },
     /// A left partition removed (its output partition goes too); the last one stays.
     DropLeft { day: usize },
+    /// The oldest event partition removed (a hole inside the range is an error on both sides,
+    /// and removing the newest makes the next day's a hole: neither is a delta).
+    DropOldestEvents,
 }
 
 fn key() -> impl Strategy<Value = Option<u8>> {
@@ -290,6 +293,7 @@ fn delta() -> impl Strategy<Value = Delta> {
         1 => (0usize..100, lefts()).prop_map(|(day, left)| Delta::ReLandLeft { day, left }),
         1 => (0usize..100, evs(5)).prop_map(|(day, entity)| Delta::ReLandEntity { day, entity }),
         1 => (0usize..100).prop_map(|day| Delta::DropLeft { day }),
+        1 => Just(Delta::DropOldestEvents),
     ]
 }
 
@@ -347,13 +351,24 @@ fn apply(w: &mut World, wh: &Warehouse, d: &Delta) {
             w.set_entity(d, entity);
             w.write(wh, "data.entity", d);
         }
+        Delta::DropOldestEvents => {
+            let present: Vec<String> = w.db.table("data.events").parts.keys().cloned().collect();
+            if present.len() > 1 {
+                let d = present[0].clone();
+                w.db.table_mut("data.events").parts.remove(&d);
+                data::drop_partition(wh, "data.events", &d);
+            }
+        }
         Delta::DropLeft { day: i } => {
+            // never the first left day: a day re-landed before the first output partition
+            // is Chronon's "first hole", computed only with --run-first-hole
             let present: Vec<i64> = left_days
                 .iter()
                 .copied()
                 .filter(|d| w.db.table("data.left").parts.contains_key(&day(*d)))
+                .skip(1)
                 .collect();
-            if present.len() > 1 {
+            if !present.is_empty() {
                 let d = present[*i % present.len()];
                 w.db.table_mut("data.left").parts.remove(&day(d));
                 data::drop_partition(wh, "data.left", &day(d));
@@ -627,6 +642,12 @@ fn each_kind_of_delta_in_turn() {
             entity: vec![e(0, 50, 2), e(0, 60, 30)],
         },
         Delta::DropLeft { day: 1 },
+        Delta::DropOldestEvents,
+        // the removed partition lands again: maintained days whose windows reach it see it
+        Delta::ReLandEvents {
+            day: 0,
+            events: vec![e(0, 77, 3), e(1, 5, 20)],
+        },
         Delta::AppendDay {
             left: vec![(Some(2), 5)],
             events: vec![],

@@ -409,7 +409,16 @@ fn run(
     // 1. Deltas to what was already fed: re-landed or removed partitions.
     if !live.owned.is_empty() {
         let mut any = sync_left(engine, plan, live, &left_fps, &|_| false, &mut report)?.is_some();
-        any |= sync_sources(engine, plan, live, &source_fps, None, &mut report)?;
+        // Source partitions that landed since inside the reach of the maintained days (a
+        // partition re-landed after it was removed, a late day) are fed too, so the
+        // maintained output equals a fresh run over the same inputs. With bootstrap, sources
+        // are fed for the uncovered rows only (`seal`).
+        let reach = if live.boot_active() {
+            None
+        } else {
+            owned_reach(plan, &live.owned)
+        };
+        any |= sync_sources(engine, plan, live, &source_fps, reach.as_ref(), &mut report)?;
         let owned = live.owned.clone();
         any |= boot_feed::sync_boot(engine, plan, live, &|d| owned.contains(&d))?;
         any |= !live.stale.is_empty() || std::mem::take(&mut live.reconfigured);
@@ -534,6 +543,13 @@ fn run_range(
 
 /// The query times each part's queries span, per part: `(min q, max q)`.
 type Reach = Vec<Option<(i64, i64)>>;
+
+/// The query-time span of the maintained days, for every part (`None` when none).
+fn owned_reach(plan: &JoinPlan, owned: &BTreeSet<Ds>) -> Option<Reach> {
+    let (first, last) = (owned.first()?, owned.last()?);
+    let span = (first.start_millis(), last.shift(1).start_millis() - 1);
+    Some(vec![Some(span); plan.parts.len()])
+}
 
 /// Completes an epoch and applies its output; returns the left partitions whose output
 /// changed. With bootstrap, rows whose coverage changed (and the new rows `fresh`) may need
