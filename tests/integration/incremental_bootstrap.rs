@@ -164,6 +164,25 @@ impl World {
         }
     }
 
+    /// Replaces event partition `d` (creating it if it was removed).
+    fn set_events(&mut self, d: i64, events: &[(Option<u8>, i64, i64)]) {
+        let start = ds_start(BASE) + d * DAY;
+        let t = self.db.table_mut("data.events");
+        t.parts.remove(&day(d));
+        for (k, v, ms) in events {
+            t.push(
+                &day(d),
+                vec![
+                    k.map_or(V::Null, |k| V::Str(format!("u{k}"))),
+                    V::Int(*v),
+                    V::Int(start + ms),
+                ],
+            );
+        }
+        t.touch(&day(d));
+        self.dirty.push(("data.events", day(d)));
+    }
+
     fn add_day(&mut self, d: i64, left: &[(Option<u8>, i64)], events: &[(Option<u8>, i64, i64)]) {
         let start = ds_start(BASE) + d * DAY;
         for (k, ms) in left {
@@ -398,6 +417,11 @@ enum Delta {
     /// Add or remove bootstrap table `t` from the running join.
     Toggle(usize),
     NewDay(Vec<(Option<u8>, i64)>, Vec<(Option<u8>, i64, i64)>),
+    /// The oldest event partition removed (while another remains).
+    DropOldestEvents,
+    /// Event partition `d` (of the existing days) landed again with these events: a removed
+    /// partition comes back inside the reach of days already computed.
+    ReLandEvents(i64, Vec<(Option<u8>, i64, i64)>),
 }
 
 fn key() -> impl Strategy<Value = Option<u8>> {
@@ -421,6 +445,8 @@ fn delta() -> impl Strategy<Value = Delta> {
         1 => (0usize..3, 1i64..4).prop_map(|(t, d)| Delta::DropBoot(t, d)),
         2 => (0usize..3).prop_map(Delta::Toggle),
         1 => (lefts(), events()).prop_map(|(l, e)| Delta::NewDay(l, e)),
+        1 => Just(Delta::DropOldestEvents),
+        1 => (0i64..4, events()).prop_map(|(d, e)| Delta::ReLandEvents(d, e)),
     ]
 }
 
@@ -461,6 +487,17 @@ fn run_case(
             Delta::NewDay(l, e) => {
                 let d = w.last_day + 1;
                 w.add_day(d, l, e)
+            }
+            Delta::DropOldestEvents => {
+                let parts: Vec<String> = w.db.table("data.events").parts.keys().cloned().collect();
+                if parts.len() > 1 {
+                    w.db.table_mut("data.events").parts.remove(&parts[0]);
+                    w.dirty.push(("data.events", parts[0].clone()));
+                }
+            }
+            Delta::ReLandEvents(d, e) => {
+                let d = d % (w.last_day + 1);
+                w.set_events(d, e);
             }
         }
         write_all(&wh, &mut w);
@@ -535,6 +572,11 @@ fn each_kind_of_delta_in_turn() {
         Delta::SetBoot(1, 3, vec![(2, [None, None, None], false)]),
         Delta::DropBoot(0, 2),
         Delta::NewDay(vec![(Some(1), 10)], vec![(Some(1), 3, 5)]),
+        Delta::DropOldestEvents,
+        Delta::ReLandEvents(
+            0,
+            vec![(Some(0), 40, 7), (Some(1), 41, 8), (Some(2), 42, 9)],
+        ),
         Delta::Toggle(0),
         Delta::Toggle(1),
         Delta::Toggle(2),

@@ -137,6 +137,8 @@ struct Live {
     reconfigured: bool,
     /// The semantic hash is known to be on the output table (checked before the first write).
     hash_stored: bool,
+    /// The source partitions listed by the last run (a later one not among them is late).
+    seen_sources: HashMap<InputId, BTreeSet<Ds>>,
     /// The label side (label parts follow the feature parts in the dataflow), or why it
     /// could not start.
     labels: Option<label_feed::LabelLive>,
@@ -411,12 +413,26 @@ fn run(
         let mut any = sync_left(engine, plan, live, &left_fps, &|_| false, &mut report)?.is_some();
         // Source partitions that landed since inside the reach of the maintained days (a
         // partition re-landed after it was removed, a late day) are fed too, so the
-        // maintained output equals a fresh run over the same inputs. With bootstrap, sources
-        // are fed for the uncovered rows only (`seal`).
-        let reach = if live.boot_active() {
-            None
-        } else {
+        // maintained output equals a fresh run over the same inputs. With bootstrap, only
+        // what the uncovered rows reach, and only when such a partition appeared.
+        let reach = if !live.boot_active() {
             owned_reach(plan, &live.owned)
+        } else if late_source_partition(live, &source_fps) {
+            let rows: BTreeSet<crate::dataflow::records::RowId> = live
+                .owned
+                .iter()
+                .flat_map(|&d| {
+                    let n = live
+                        .feeds
+                        .batches(InputId::Left, d)
+                        .first()
+                        .map_or(0, |b| b.num_rows());
+                    (0..n as u32).map(move |i| crate::dataflow::records::row_id(d, i))
+                })
+                .collect();
+            boot_feed::uncovered_reach(plan, live, &rows)?
+        } else {
+            None
         };
         any |= sync_sources(engine, plan, live, &source_fps, reach.as_ref(), &mut report)?;
         let owned = live.owned.clone();
@@ -484,6 +500,10 @@ fn run(
         }
         Ok(())
     })?;
+    live.seen_sources = source_fps
+        .iter()
+        .map(|(id, fps)| (*id, fps.iter().map(|(d, _)| *d).collect()))
+        .collect();
     // what each maintained partition was computed from, for the next process: the listing
     // this run synced against, for the days whose fed inputs all agree with it
     let fed = digest::Fingerprints::fed(plan, &live.feeds);
@@ -543,6 +563,18 @@ fn run_range(
 
 /// The query times each part's queries span, per part: `(min q, max q)`.
 type Reach = Vec<Option<(i64, i64)>>;
+
+/// Whether a source partition no earlier run listed appeared at or before the last maintained
+/// day (late data, or a partition re-landed after it was removed).
+fn late_source_partition(live: &Live, source_fps: &HashMap<InputId, Vec<(Ds, u64)>>) -> bool {
+    let Some(&last) = live.owned.last() else {
+        return false;
+    };
+    source_fps.iter().any(|(id, fps)| {
+        fps.iter()
+            .any(|(d, _)| *d <= last && !live.seen_sources.get(id).is_some_and(|s| s.contains(d)))
+    })
+}
 
 /// The query-time span of the maintained days, for every part (`None` when none).
 fn owned_reach(plan: &JoinPlan, owned: &BTreeSet<Ds>) -> Option<Reach> {
@@ -769,6 +801,7 @@ fn start_live(
         provenance: None,
         stale: BTreeSet::new(),
         hash_stored: false,
+        seen_sources: HashMap::new(),
         reconfigured: false,
         state: OutputState::default(),
         feeds: Feeds::default(),
