@@ -819,19 +819,22 @@ fn duckdb_agrees_on_sql_expressible_operations() {
                       "left_ts": "ts", "parts": spec_parts});
     let spec_path = dir.path().join("ops_spec.json");
     std::fs::write(&spec_path, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
-    let out = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/oracle/ops_sql.py"
-        ))
-        .args([
-            "--warehouse",
-            dir.path().to_str().unwrap(),
-            "--spec",
-            spec_path.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let oracle = || {
+        Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/oracle/ops_sql.py"
+            ))
+            .args([
+                "--warehouse",
+                dir.path().to_str().unwrap(),
+                "--spec",
+                spec_path.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = oracle();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -878,19 +881,7 @@ fn duckdb_agrees_on_sql_expressible_operations() {
         &[bad],
     )
     .unwrap();
-    let out = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/oracle/ops_sql.py"
-        ))
-        .args([
-            "--warehouse",
-            dir.path().to_str().unwrap(),
-            "--spec",
-            spec_path.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = oracle();
     assert_eq!(
         out.status.code(),
         Some(1),
