@@ -400,7 +400,7 @@ pub fn query(warehouse: &Path, a: QueryArgs) -> Result<()> {
                 .ok()
                 .flatten()
                 .map(|m| m.epoch);
-            let (schema, batches) = session.query_read_only(&a.sql, "query")?;
+            let (schema, batches) = session.query_with_schema(&a.sql, "query")?;
             if let Format::Parquet = a.format {
                 let mut w = parquet::arrow::ArrowWriter::try_new(Vec::new(), schema, None)
                     .map_err(|e| Error::parquet("writing the result", e))?;

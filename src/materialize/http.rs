@@ -124,7 +124,7 @@ pub fn run_query(shared: &Shared, session: &Session, sql: &str) -> Result<Value>
     let started = std::time::Instant::now();
     let _read = shared.commit.read().expect("commit lock");
     let epoch = snapshot(shared).epoch;
-    let (schema, batches) = session.query_read_only(sql, "query")?;
+    let (schema, batches) = session.query_with_schema(sql, "query")?;
     {
         let mut st = shared.status.lock().expect("status lock");
         st.queries += 1;

@@ -189,16 +189,6 @@ impl Session {
         self.query_with_schema(sql, context).map(|(_, b)| b)
     }
 
-    /// The same as [`Session::query_with_schema`]: every query weft runs from a config or a
-    /// user is read-only.
-    pub fn query_read_only(
-        &self,
-        sql: &str,
-        context: &str,
-    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        self.query_with_schema(sql, context)
-    }
-
     /// Runs a read-only query (a SELECT, WITH … SELECT, or EXPLAIN) and returns its result
     /// with its schema (also for empty results). DDL (`CREATE [EXTERNAL] TABLE`, views), DML
     /// (`INSERT`, `DELETE`), `COPY … TO` and other statements are refused before anything

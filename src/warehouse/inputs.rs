@@ -41,21 +41,21 @@ impl Warehouse {
             .collect())
     }
 
-    /// Replaces the records of the partitions in `set` and drops those in `remove`.
+    /// Replaces the records of the partitions in `set` and drops those `drop` names; the file
+    /// is rewritten only when that changes it.
     pub fn update_input_records(
         &self,
         t: &TableName,
         set: &BTreeMap<Ds, String>,
-        remove: &[Ds],
+        drop: &dyn Fn(Ds) -> bool,
     ) -> Result<()> {
-        if set.is_empty() && remove.is_empty() {
+        let before = self.input_records(t)?;
+        let mut all = before.clone();
+        all.retain(|d, _| !drop(*d));
+        all.extend(set.iter().map(|(d, v)| (*d, v.clone())));
+        if all == before {
             return Ok(());
         }
-        let mut all = self.input_records(t)?;
-        for d in remove {
-            all.remove(d);
-        }
-        all.extend(set.iter().map(|(d, v)| (*d, v.clone())));
         let dir = self.table_dir(t);
         if !dir.is_dir() {
             return Ok(()); // nothing written: nothing to describe

@@ -666,8 +666,8 @@ fn tables_lists_a_broken_table_with_its_error_and_carries_on() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("part-0.parquet"));
 }
 
-#[test]
-fn a_join_part_listed_twice_is_refused_at_plan_time_naming_the_parts_and_the_column() {
+/// A join listing the same part twice (so its output columns repeat).
+fn join_part_listed_twice() -> serde_json::Value {
     use crate::reference::conf::{self, W};
     use crate::reference::Op;
     let gb = conf::group_by(
@@ -681,11 +681,16 @@ fn a_join_part_listed_twice_is_refused_at_plan_time_naming_the_parts_and_the_col
         Some(vec![conf::agg("amount", Op::Sum, &[W::Days(1)], &[], &[])]),
         Some(0),
     );
-    let j = conf::join(
+    conf::join(
         "test.twice_join.v1",
         conf::events_left("data.purchases", &["user"]),
         vec![conf::part(gb.clone(), &[], None), conf::part(gb, &[], None)],
-    );
+    )
+}
+
+#[test]
+fn a_join_part_listed_twice_is_refused_at_plan_time_naming_the_parts_and_the_column() {
+    let j = join_part_listed_twice();
     let (_dir, wh) = warehouse();
     let e = crate::reference::harness::backfill(
         &wh,
@@ -707,24 +712,7 @@ fn a_join_part_listed_twice_is_refused_at_plan_time_naming_the_parts_and_the_col
 
 #[test]
 fn validate_makes_the_planning_checks_a_backfill_makes() {
-    use crate::reference::conf::{self, W};
-    use crate::reference::Op;
-    let gb = conf::group_by(
-        "test.twice.v1",
-        vec![conf::events_source(
-            "data.purchases",
-            &["user", "amount"],
-            Some("ts"),
-        )],
-        &["user"],
-        Some(vec![conf::agg("amount", Op::Sum, &[W::Days(1)], &[], &[])]),
-        Some(0),
-    );
-    let j = conf::join(
-        "test.twice_join.v1",
-        conf::events_left("data.purchases", &["user"]),
-        vec![conf::part(gb.clone(), &[], None), conf::part(gb, &[], None)],
-    );
+    let j = join_part_listed_twice();
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("joins/test/twice_join.v1");
     std::fs::create_dir_all(f.parent().unwrap()).unwrap();

@@ -353,7 +353,7 @@ fn run(
                 .filter(|r| had.contains_key(&r.ds))
                 .map(|r| (r.ds, now.digest(plan, r.ds)))
                 .collect();
-            wh.update_input_records(&plan.output, &moved, &[])?;
+            wh.update_input_records(&plan.output, &moved, &|_| false)?;
             redo
         }
         Some(_) => BTreeSet::new(),
@@ -509,20 +509,17 @@ fn run(
     let fed = digest::Fingerprints::fed(plan, &live.feeds);
     let on_disk: BTreeSet<Ds> = wh.partitions(&plan.output)?.into_iter().collect();
     let mut records = std::collections::BTreeMap::new();
-    let mut unknown: Vec<Ds> = Vec::new();
+    let mut unknown = BTreeSet::new();
     for &d in &live.owned {
         if fed.agrees(&now, plan, d) {
             records.insert(d, now.digest(plan, d));
         } else {
-            unknown.push(d);
+            unknown.insert(d);
         }
     }
-    unknown.extend(
-        wh.input_records(&plan.output)?
-            .into_keys()
-            .filter(|d| !on_disk.contains(d)),
-    );
-    wh.update_input_records(&plan.output, &records, &unknown)?;
+    wh.update_input_records(&plan.output, &records, &|d| {
+        unknown.contains(&d) || !on_disk.contains(&d)
+    })?;
     boot_feed::report(live, &mut report);
     report.provenance = live.provenance.take();
     for (part, st) in &report.events {
@@ -564,6 +561,18 @@ fn run_range(
 /// The query times each part's queries span, per part: `(min q, max q)`.
 type Reach = Vec<Option<(i64, i64)>>;
 
+/// How many distinct rows an epoch changed: those with new part values and those whose
+/// bootstrap values changed.
+fn distinct_rows(
+    mut rows: Vec<crate::dataflow::records::RowId>,
+    boot: &BTreeSet<crate::dataflow::records::RowId>,
+) -> u64 {
+    rows.extend(boot.iter().copied());
+    rows.sort_unstable();
+    rows.dedup();
+    rows.len() as u64
+}
+
 /// Whether a source partition no earlier run listed appeared at or before the last maintained
 /// day (late data, or a partition re-landed after it was removed).
 fn late_source_partition(live: &Live, source_fps: &HashMap<InputId, Vec<(Ds, u64)>>) -> bool {
@@ -598,12 +607,10 @@ fn seal(
     let mut out = live.dataflow.seal_all()?;
     let first_label = plan.parts.len() as u16;
     label_feed::keep_pending(live, first_label, &mut out.parts);
-    let mut changed: BTreeSet<crate::dataflow::records::RowId> =
-        out.parts.iter().map(|(r, _, _)| *r).collect();
+    let changed_rows: Vec<_> = out.parts.iter().map(|(r, _, _)| *r).collect();
     let mut touched = live.state.apply(out.parts);
     let mut rows = boot_feed::apply(live, out.boot);
-    changed.extend(rows.iter().copied());
-    report.rows_changed += changed.len() as u64;
+    report.rows_changed += distinct_rows(changed_rows, &rows);
     touched.extend(rows.iter().map(|&r| crate::dataflow::records::row_ds(r)));
     if !live.boot_active() {
         return Ok(touched);
@@ -613,12 +620,10 @@ fn seal(
         if sync_sources(engine, plan, live, source_fps, Some(&reach), report)? {
             let mut out = live.dataflow.seal_all()?;
             label_feed::keep_pending(live, first_label, &mut out.parts);
-            let mut changed: BTreeSet<crate::dataflow::records::RowId> =
-                out.parts.iter().map(|(r, _, _)| *r).collect();
+            let changed_rows: Vec<_> = out.parts.iter().map(|(r, _, _)| *r).collect();
             touched.extend(live.state.apply(out.parts));
             let rows = boot_feed::apply(live, out.boot);
-            changed.extend(rows.iter().copied());
-            report.rows_changed += changed.len() as u64;
+            report.rows_changed += distinct_rows(changed_rows, &rows);
             touched.extend(rows.iter().map(|&r| crate::dataflow::records::row_ds(r)));
         }
     }
