@@ -36,7 +36,7 @@ pub(super) enum Node {
 
 /// Aggregates one input column with one operation; `bucketed` wraps IRs in a bucket-value → IR
 /// map.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Aggregator {
     pub(super) spec: AggSpec,
     pub(super) shape: InputShape,

@@ -37,6 +37,9 @@ impl InputShape {
 /// One aggregation operation with its parsed argMap.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AggSpec {
+    /// Crosses processes as its thrift code (the config's lenient reader needs a
+    /// self-describing format, which bincode is not).
+    #[serde(with = "op_code")]
     pub op: Operation,
     /// The resolved `k` (defaults applied): the limit of LAST_K/FIRST_K/TOP_K/BOTTOM_K, the
     /// truncation of HISTOGRAM (0 = none), the map size of APPROX_HISTOGRAM_K, the bound of
@@ -45,6 +48,24 @@ pub struct AggSpec {
     pub k: Option<usize>,
     /// APPROX_PERCENTILE's ranks in [0, 1], in output order; empty for other operations.
     pub percentiles: Vec<f64>,
+}
+
+/// An [`Operation`] on the wire: its thrift code.
+mod op_code {
+    use super::Operation;
+
+    pub fn serialize<S: serde::Serializer>(op: &Operation, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(op.code())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Operation, D::Error> {
+        let code = <i64 as serde::Deserialize>::deserialize(d)?;
+        Operation::ALL
+            .iter()
+            .find(|(_, c)| *c == code)
+            .map(|(op, _)| *op)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown operation code {code}")))
+    }
 }
 
 /// Chronon's upper-case name of an operation (as in the Python API).

@@ -11,15 +11,19 @@
 //! `timely::execute`), installed and removed by id while it runs.
 
 pub mod bootstrap;
+mod control;
 pub mod group;
 mod operator;
 pub mod records;
 mod runtime;
 pub mod spec;
 pub mod tiles;
+mod topology;
+mod worker;
 
 use records::{BootInput, BootValues, GroupKey, Item, PartValues, RowId};
 pub use runtime::{Dataflow, DataflowId, Runtime};
+pub use topology::{Cluster, Identity, Topology};
 
 /// One input update: a record and its multiplicity change (+1 insert, −1 retract).
 pub type Update = ((GroupKey, Item), isize);

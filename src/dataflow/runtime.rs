@@ -1,101 +1,82 @@
 //! The one timely runtime of a process, and the dataflows installed into it.
 //!
-//! [`Runtime::start`] calls `timely::execute` once; every pipeline's dataflow is then
-//! *installed* into the running workers ([`Runtime::install`]) and removed when its
-//! [`Dataflow`] handle is dropped, so N joins share the same W worker threads instead of
-//! starting N×W. Workers take commands from one ordered stream: install, remove and seal
-//! are broadcast to every worker in the order the driver issued them (taken under one lock),
-//! so every worker builds the same dataflows in the same order — the property timely's
-//! cluster mode needs, where channels are identified by their order of creation. Data
-//! commands go to one worker each (round robin); the dataflow exchanges them by key.
+//! [`Runtime::start`] calls `timely::execute` once — for W threads in this process, or as one
+//! process of a timely cluster ([`Topology`]); every pipeline's dataflow is then *installed*
+//! into the running workers ([`Runtime::install`]) and removed when its [`Dataflow`] handle
+//! is dropped, so N joins share the same workers instead of starting N×W threads.
+//!
+//! The driver (the thread that plans, reads and writes: on process 0 only) hands commands
+//! to the leader worker, which broadcasts them through the command stream
+//! ([`super::control`]), so every worker of every process builds the same dataflows in the
+//! same order. Input data goes straight to this process's workers (round robin) and the
+//! dataflow exchanges it by key across every process; outputs come back to worker 0. The
+//! other processes of a cluster have no driver: their runtime only computes, until the
+//! leader's runtime shuts down ([`Runtime::wait`]).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
-use differential_dataflow::input::{Input, InputSession};
-use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::operator::Operator;
-use timely::dataflow::operators::Probe;
-use timely::dataflow::ProbeHandle;
 
-use super::records::{BootInput, BootValues, GroupKey, Item, PartValues, RowId};
+use super::control::Ctl;
+pub use super::control::DataflowId;
+use super::records::{BootValues, PartValues, RowId};
 use super::spec::{BootstrapSpec, PartSpec};
-use super::{bootstrap, operator, BootUpdate, EpochOutput, Update};
+use super::topology::Topology;
+use super::worker::{self, Env, Event, Local, Out, SinkRegistry, Sinks};
+use super::{BootUpdate, EpochOutput, Update};
 use crate::error::{Error, Result};
 
-/// A dataflow's id within its runtime: ids increase in install order.
-pub type DataflowId = u64;
-
-/// What the driver tells the workers.
-enum Cmd {
-    Install(Box<Install>),
-    Data(DataflowId, Vec<Update>),
-    Boot(DataflowId, Vec<BootUpdate>),
-    Seal(DataflowId, u64),
-    Remove(DataflowId),
-}
-
-/// Everything a worker needs to build one dataflow.
-struct Install {
-    id: DataflowId,
-    parts: Arc<Vec<PartSpec>>,
-    bootstrap: Option<Arc<BootstrapSpec>>,
-    outputs: Sender<Out>,
-    acks: Sender<u64>,
-}
-
-/// What one worker sends out for a dataflow.
-enum Out {
-    Part(PartValues),
-    Boot(RowId, BootValues, isize),
-}
-
-type ItemInput = InputSession<u64, (GroupKey, Item), isize>;
-type BootInputSession = InputSession<u64, BootInput, isize>;
-
-/// One worker's handles on an installed dataflow.
-struct Installed {
-    index: usize,
-    input: ItemInput,
-    boot_input: BootInputSession,
-    probe: ProbeHandle<u64>,
-    acks: Sender<u64>,
-}
-
 struct Shared {
-    /// One command channel per worker; the lock orders commands across handles.
-    senders: Mutex<Vec<Sender<Cmd>>>,
+    /// One channel per local worker; the lock orders what the driver sends.
+    senders: Mutex<Vec<Sender<Local>>>,
+    /// The local workers' threads, woken after each send.
+    threads: Vec<std::thread::Thread>,
     guards: Mutex<Option<timely::communication::WorkerGuards<()>>>,
+    sinks: SinkRegistry,
+    events: Receiver<Event>,
     next_id: AtomicU64,
     /// Dataflows installed and not yet removed.
     live: AtomicU64,
-    workers: usize,
+    /// Set once a worker is known to have stopped abnormally.
+    failed: AtomicBool,
+    topology: Topology,
 }
 
 impl Shared {
-    /// Whether a worker thread has ended (it panicked: workers only end at shutdown).
+    /// Whether a worker thread has ended (it panicked, or a peer process was lost: workers
+    /// only end at shutdown).
     fn dead(&self) -> bool {
-        self.guards
+        if self.failed.load(Ordering::SeqCst) {
+            return true;
+        }
+        let dead = self
+            .guards
             .lock()
             .map(|g| {
                 g.as_ref()
                     .is_some_and(|g| g.guards().iter().any(|h| h.is_finished()))
             })
-            .unwrap_or(true)
+            .unwrap_or(true);
+        if dead {
+            self.failed.store(true, Ordering::SeqCst);
+        }
+        dead
     }
 
-    fn broadcast(&self, make: impl Fn() -> Cmd) -> bool {
+    /// Sends to one local worker and wakes it.
+    fn send_to(&self, worker: usize, m: Local) -> bool {
         let senders = self.senders.lock().expect("runtime lock");
-        senders.iter().all(|s| s.send(make()).is_ok())
+        let ok = senders[worker].send(m).is_ok();
+        self.threads[worker].unpark();
+        ok
     }
 
-    fn send_to(&self, worker: usize, cmd: Cmd) -> bool {
-        let senders = self.senders.lock().expect("runtime lock");
-        senders[worker].send(cmd).is_ok()
+    /// Sends a command to every worker of every process (through the leader worker).
+    fn command(&self, c: Ctl) -> bool {
+        self.send_to(0, Local::Ctl(c))
     }
 }
 
@@ -104,9 +85,12 @@ impl Drop for Shared {
         if let Ok(s) = self.senders.get_mut() {
             s.clear();
         }
+        for t in &self.threads {
+            t.unpark();
+        }
         let guards = self.guards.get_mut().ok().and_then(|g| g.take());
         if let Some(g) = guards {
-            if g.guards().iter().any(|h| h.is_finished()) {
+            if self.failed.load(Ordering::SeqCst) || g.guards().iter().any(|h| h.is_finished()) {
                 // a worker died: the others may wait for it forever, so do not join them
                 std::mem::forget(g);
             } else {
@@ -116,8 +100,8 @@ impl Drop for Shared {
     }
 }
 
-/// The process's timely runtime: `workers` threads that host every installed dataflow.
-/// Cheap to clone (a handle); the threads stop when the last handle and dataflow are gone.
+/// The process's timely runtime: the workers that host every installed dataflow.
+/// Cheap to clone (a handle); the workers stop when the last handle and dataflow are gone.
 #[derive(Clone)]
 pub struct Runtime {
     shared: Arc<Shared>,
@@ -125,135 +109,181 @@ pub struct Runtime {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Runtime({} workers)", self.shared.workers)
+        write!(f, "Runtime({})", self.shared.topology.describe())
     }
 }
 
 const CHUNK: usize = 16_384;
 
 impl Runtime {
-    /// Starts the runtime's worker threads (one timely instance for the whole process).
+    /// Starts `workers` worker threads in this process.
     pub fn start(workers: usize) -> Result<Runtime> {
-        let workers = workers.max(1);
+        Self::start_with(Topology::local(workers))
+    }
+
+    /// Starts this process's workers of `topology`. In a cluster this waits (at most the
+    /// connect timeout) until every process has connected and announced the same identity.
+    pub fn start_with(topology: Topology) -> Result<Runtime> {
+        let workers = topology.workers.max(1);
         let (senders, receivers): (Vec<_>, Vec<_>) =
-            (0..workers).map(|_| unbounded::<Cmd>()).unzip();
-        let receivers = Arc::new(receivers);
-        let guards = timely::execute(timely::Config::process(workers), move |worker| {
-            let rx = receivers[worker.index()].clone();
-            // BTreeMap: deterministic order whatever the ids
-            let mut installed: BTreeMap<DataflowId, Installed> = BTreeMap::new();
-            while let Ok(cmd) = rx.recv() {
-                match cmd {
-                    Cmd::Install(i) => {
-                        let index = worker.next_dataflow_index();
-                        let (input, boot_input, probe) =
-                            worker.dataflow::<u64, _, _>(|scope| build(scope, &i));
-                        installed.insert(
-                            i.id,
-                            Installed {
-                                index,
-                                input,
-                                boot_input,
-                                probe,
-                                acks: i.acks,
-                            },
-                        );
+            (0..workers).map(|_| unbounded::<Local>()).unzip();
+        let (events_tx, events) = unbounded::<Event>();
+        let sinks: SinkRegistry = Arc::new(Mutex::new(BTreeMap::new()));
+        let identity = topology
+            .cluster
+            .as_ref()
+            .map(|c| c.identity.clone())
+            .unwrap_or_default();
+        let env = Env {
+            receivers: Arc::new(receivers),
+            sinks: sinks.clone(),
+            events: events_tx,
+            identity,
+            process: topology.process(),
+            processes: topology.processes(),
+            workers,
+        };
+        let config = topology.timely_config();
+        let timeout = topology
+            .cluster
+            .as_ref()
+            .map_or(Duration::from_secs(60), |c| c.connect_timeout);
+        // a cluster's execute blocks until every peer connects (timely retries forever),
+        // so it runs on its own thread and is given up on after the timeout
+        let (guards_tx, guards_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("weft-timely-start".into())
+            .spawn(move || {
+                let env = env;
+                let r = timely::execute(config, move |w| worker::run(w, &env));
+                let _ = guards_tx.send(r);
+            })
+            .map_err(|e| Error::io("starting the dataflow runtime", e))?;
+        let deadline = Instant::now() + timeout;
+        let mut threads: Vec<Option<std::thread::Thread>> = vec![None; workers];
+        let mut agreed = None;
+        while agreed.is_none() || threads.iter().any(Option::is_none) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match events.recv_timeout(left) {
+                Ok(Event::Started(i, t)) => threads[i] = Some(t),
+                Ok(Event::Agreed(v)) => agreed = Some(v),
+                Ok(Event::Finished) => {}
+                Err(_) => {
+                    if let Ok(Err(e)) = guards_rx.try_recv() {
+                        return Err(Error::internal(format!(
+                            "starting the dataflow runtime ({}): {e}",
+                            topology.describe()
+                        )));
                     }
-                    Cmd::Data(id, batch) => {
-                        if let Some(d) = installed.get_mut(&id) {
-                            for (u, r) in batch {
-                                d.input.update(u, r);
-                            }
-                        }
-                    }
-                    Cmd::Boot(id, batch) => {
-                        if let Some(d) = installed.get_mut(&id) {
-                            for (u, r) in batch {
-                                d.boot_input.update(u, r);
-                            }
-                        }
-                    }
-                    Cmd::Seal(id, e) => {
-                        if let Some(d) = installed.get_mut(&id) {
-                            d.input.advance_to(e + 1);
-                            d.input.flush();
-                            d.boot_input.advance_to(e + 1);
-                            d.boot_input.flush();
-                            let (probe, time) = (d.probe.clone(), *d.input.time());
-                            worker.step_while(|| probe.less_than(&time));
-                            let _ = d.acks.send(e);
-                        }
-                    }
-                    Cmd::Remove(id) => {
-                        if let Some(d) = installed.remove(&id) {
-                            // close the inputs (every worker does, in this same command
-                            // order), let the dataflow drain, then drop it
-                            let Installed {
-                                index,
-                                input,
-                                boot_input,
-                                probe,
-                                ..
-                            } = d;
-                            drop(input);
-                            drop(boot_input);
-                            worker.step_while(|| !probe.done());
-                            worker.drop_dataflow(index);
-                        }
-                    }
+                    return Err(Error::Usage(not_connected(&topology, timeout)));
                 }
             }
-        })
-        .map_err(|e| Error::internal(format!("starting {workers} dataflow workers: {e}")))?;
+        }
+        if let Some(Err(e)) = agreed {
+            return Err(Error::Usage(e));
+        }
+        let guards = guards_rx
+            .recv()
+            .map_err(|_| Error::internal("the dataflow runtime did not start"))?
+            .map_err(|e| Error::internal(format!("starting the dataflow runtime: {e}")))?;
+        if topology.cluster.is_some() {
+            tracing::info!(topology = %topology.describe(), "joined the cluster");
+        }
         Ok(Runtime {
             shared: Arc::new(Shared {
                 senders: Mutex::new(senders),
+                threads: threads
+                    .into_iter()
+                    .map(|t| t.expect("all started"))
+                    .collect(),
                 guards: Mutex::new(Some(guards)),
+                sinks,
+                events,
                 next_id: AtomicU64::new(0),
                 live: AtomicU64::new(0),
-                workers,
+                failed: AtomicBool::new(false),
+                topology,
             }),
         })
     }
 
-    /// The number of worker threads.
+    /// The number of worker threads in this process.
     pub fn workers(&self) -> usize {
-        self.shared.workers
+        self.shared.topology.workers
+    }
+
+    /// The runtime's layout.
+    pub fn topology(&self) -> &Topology {
+        &self.shared.topology
+    }
+
+    /// Whether a worker has stopped abnormally (a panic, or a lost peer process). Once true,
+    /// nothing more can be computed: the process must exit and be restarted.
+    pub fn failed(&self) -> bool {
+        self.shared.dead()
+    }
+
+    /// For a process that does not lead a cluster: computes until the leader shuts the
+    /// cluster down (`Ok`), or until a worker stops because a peer was lost (`Err`).
+    pub fn wait(self) -> Result<()> {
+        let workers = self.shared.topology.workers;
+        let mut finished = 0;
+        while finished < workers {
+            match self.shared.events.recv_timeout(Duration::from_millis(200)) {
+                Ok(Event::Finished) => finished += 1,
+                Ok(_) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if self.shared.dead() {
+                        return Err(lost_peer(&self.shared.topology));
+                    }
+                }
+                Err(_) => return Err(lost_peer(&self.shared.topology)),
+            }
+        }
+        Ok(())
     }
 
     /// Installs a dataflow computing `parts` (with the bootstrap stage when `bootstrap` is
-    /// given) into the running workers.
+    /// given) into every worker.
     pub fn install(
         &self,
         parts: Vec<PartSpec>,
         bootstrap: Option<BootstrapSpec>,
     ) -> Result<Dataflow> {
+        if !self.shared.topology.leads() {
+            return Err(Error::internal(
+                "only process 0 of a cluster installs dataflows",
+            ));
+        }
         let id = self.shared.next_id.fetch_add(1, Ordering::SeqCst);
-        let parts = Arc::new(parts);
-        let bootstrap = bootstrap.map(Arc::new);
         let (out_tx, outputs) = unbounded::<Out>();
         let (ack_tx, acks) = unbounded::<u64>();
-        let sent = self.shared.broadcast(|| {
-            Cmd::Install(Box::new(Install {
-                id,
-                parts: parts.clone(),
-                bootstrap: bootstrap.clone(),
-                outputs: out_tx.clone(),
-                acks: ack_tx.clone(),
-            }))
+        self.shared.sinks.lock().expect("sinks lock").insert(
+            id,
+            Sinks {
+                outputs: out_tx,
+                acks: ack_tx,
+            },
+        );
+        let n = parts.len();
+        let sent = self.shared.command(Ctl::Install {
+            id,
+            parts,
+            bootstrap,
         });
         if !sent || self.shared.dead() {
-            return Err(dead_runtime());
+            self.shared.sinks.lock().expect("sinks lock").remove(&id);
+            return Err(dead_runtime(&self.shared.topology));
         }
         self.shared.live.fetch_add(1, Ordering::SeqCst);
-        tracing::debug!(dataflow = id, parts = parts.len(), "dataflow installed");
+        tracing::debug!(dataflow = id, parts = n, "dataflow installed");
         Ok(Dataflow {
             id,
             shared: self.shared.clone(),
             acks,
             outputs,
             epoch: 0,
-            next_worker: (id as usize) % self.shared.workers,
+            next_worker: (id as usize) % self.shared.topology.workers,
         })
     }
 
@@ -268,60 +298,28 @@ impl Runtime {
     }
 }
 
-fn dead_runtime() -> Error {
-    Error::internal(
-        "a dataflow worker failed earlier (see the panic message above); restart the process",
+fn not_connected(t: &Topology, timeout: Duration) -> String {
+    format!(
+        "the cluster did not form within {} s ({}): start the same command on every process with its own --process, check that each address is reachable and its port free, or raise --connect-timeout",
+        timeout.as_secs(),
+        t.describe()
     )
 }
 
-/// Builds one dataflow in a worker: the windows operator over the items (after the
-/// bootstrap stage when there is one), its outputs drained into the handle's channel.
-fn build(
-    scope: timely::dataflow::Scope<'_, u64>,
-    i: &Install,
-) -> (ItemInput, BootInputSession, ProbeHandle<u64>) {
-    let (input, items) = scope.new_collection::<(GroupKey, Item), isize>();
-    let (boot_input, boot) = scope.new_collection::<BootInput, isize>();
-    let probe = ProbeHandle::new();
-    let out_tx = i.outputs.clone();
-    let items = match &i.bootstrap {
-        Some(spec) => {
-            let (queries, values) = bootstrap::stage(boot, spec.clone());
-            let boot_tx = out_tx.clone();
-            values
-                .inner
-                .unary::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
-                    Pipeline,
-                    "BootstrapOutput",
-                    move |_, _| {
-                        move |input, _output| {
-                            input.for_each(|_cap, data| {
-                                for ((row, v), _t, r) in data.drain(..) {
-                                    let _ = boot_tx.send(Out::Boot(row, v, r));
-                                }
-                            });
-                        }
-                    },
-                )
-                .probe_with(&probe);
-            items.concat(queries)
-        }
-        None => items,
-    };
-    // drain the output changes into the channel (moved, not cloned)
-    operator::windows(items, i.parts.clone())
-        .inner
-        .unary::<CapacityContainerBuilder<Vec<()>>, _, _, _>(Pipeline, "Output", move |_, _| {
-            move |input, _output| {
-                input.for_each(|_cap, data| {
-                    for (d, _t, _r) in data.drain(..) {
-                        let _ = out_tx.send(Out::Part(d));
-                    }
-                });
-            }
-        })
-        .probe_with(&probe);
-    (input, boot_input, probe)
+fn lost_peer(t: &Topology) -> Error {
+    Error::internal(format!(
+        "a dataflow worker stopped ({}): a process of the cluster was lost or failed (see the message above); restart every process — a materializer resumes from its last committed epoch",
+        t.describe()
+    ))
+}
+
+fn dead_runtime(t: &Topology) -> Error {
+    if t.cluster.is_some() {
+        return lost_peer(t);
+    }
+    Error::internal(
+        "a dataflow worker failed earlier (see the panic message above); restart the process",
+    )
 }
 
 /// A dataflow installed in a [`Runtime`]: feed updates, seal epochs, read what changed.
@@ -343,22 +341,22 @@ impl Dataflow {
 
     /// Sends updates for the current epoch (spread over the workers).
     pub fn update(&mut self, updates: Vec<Update>) {
-        self.send_chunks(updates, Cmd::Data);
+        self.send_chunks(updates, Local::Data);
     }
 
     /// Sends bootstrap-stage updates for the current epoch (the dataflow must have been
     /// installed with a bootstrap stage).
     pub fn update_boot(&mut self, updates: Vec<BootUpdate>) {
-        self.send_chunks(updates, Cmd::Boot);
+        self.send_chunks(updates, Local::Boot);
     }
 
     /// Sends `updates` in chunks, each to the next worker in turn.
-    fn send_chunks<T>(&mut self, mut updates: Vec<T>, cmd: fn(DataflowId, Vec<T>) -> Cmd) {
+    fn send_chunks<T>(&mut self, mut updates: Vec<T>, cmd: fn(DataflowId, Vec<T>) -> Local) {
         while !updates.is_empty() {
             let rest = updates.split_off(updates.len().min(CHUNK));
             let chunk = std::mem::replace(&mut updates, rest);
             self.shared.send_to(self.next_worker, cmd(self.id, chunk));
-            self.next_worker = (self.next_worker + 1) % self.shared.workers;
+            self.next_worker = (self.next_worker + 1) % self.shared.topology.workers;
         }
     }
 
@@ -373,19 +371,25 @@ impl Dataflow {
     /// error rather than a partial result.
     pub fn seal_all(&mut self) -> Result<EpochOutput> {
         let e = self.epoch;
+        let topology = &self.shared.topology;
         let failed = || {
+            if topology.cluster.is_some() {
+                return lost_peer(topology);
+            }
             Error::internal(format!(
                 "a dataflow worker failed while computing epoch {e} (see the panic message above); no output was written for it"
             ))
         };
-        let id = self.id;
-        if !self.shared.broadcast(|| Cmd::Seal(id, e)) {
+        if !self.shared.command(Ctl::Seal {
+            id: self.id,
+            epoch: e,
+        }) {
             return Err(failed());
         }
-        let mut acked = 0;
-        while acked < self.shared.workers {
+        // the leader worker acknowledges once the epoch's outputs of every worker are in
+        loop {
             match self.acks.recv_timeout(Duration::from_millis(200)) {
-                Ok(_) => acked += 1,
+                Ok(_) => break,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                     if self.shared.dead() {
                         return Err(failed());
@@ -426,8 +430,10 @@ impl Drop for Dataflow {
     fn drop(&mut self) {
         self.shared.live.fetch_sub(1, Ordering::SeqCst);
         if !self.shared.dead() {
-            let id = self.id;
-            self.shared.broadcast(|| Cmd::Remove(id));
+            self.shared.command(Ctl::Remove { id: self.id });
+        }
+        if let Ok(mut s) = self.shared.sinks.lock() {
+            s.remove(&self.id);
         }
     }
 }

@@ -23,7 +23,7 @@ pub enum PartKind {
 }
 
 /// One output column.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ColumnSpec {
     pub agg: Aggregator,
     /// Index of the aggregation input in the row's inputs.
@@ -37,7 +37,7 @@ pub struct ColumnSpec {
 }
 
 /// How one join part is computed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PartSpec {
     pub kind: PartKind,
     pub columns: Vec<ColumnSpec>,
@@ -94,7 +94,7 @@ mod tests {
 /// row and, for every dependency, the field itself or all of its base fields were provided.
 /// Without join derivations each value field depends on itself; an empty list is covered by
 /// any match.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BootstrapSpec {
     pub deps: Vec<Vec<(u16, Vec<u16>)>>,
 }

@@ -1,0 +1,373 @@
+//! What one timely worker does for the whole life of a runtime: build the command stream,
+//! say hello, then loop — take data from this process's driver, execute released commands
+//! (build, seal, remove dataflows), step, and acknowledge sealed epochs whose outputs are all
+//! in. Outputs of every worker in every process are exchanged to worker 0 (on the leader),
+//! which alone hands them to the driver.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use differential_dataflow::input::{Input as _, InputSession};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::operator::Operator;
+use timely::dataflow::operators::Probe;
+use timely::dataflow::ProbeHandle;
+
+use super::control::{self, Ctl, DataflowId};
+use super::records::{BootInput, BootValues, GroupKey, Item, PartValues, RowId};
+use super::spec::{BootstrapSpec, PartSpec};
+use super::topology::Identity;
+use super::{bootstrap, operator, BootUpdate, Update};
+
+/// What a process's driver sends to one of its workers.
+pub enum Local {
+    /// A command for every worker (sent to the leader worker only, which broadcasts it).
+    Ctl(Ctl),
+    /// Input updates for a dataflow's current epoch.
+    Data(DataflowId, Vec<Update>),
+    /// Bootstrap-stage updates for a dataflow's current epoch.
+    Boot(DataflowId, Vec<BootUpdate>),
+}
+
+/// What the leader worker sends out for a dataflow.
+pub enum Out {
+    Part(PartValues),
+    Boot(RowId, BootValues, isize),
+}
+
+/// Where the leader worker delivers a dataflow's outputs and epoch acknowledgements.
+#[derive(Clone)]
+pub struct Sinks {
+    pub outputs: Sender<Out>,
+    pub acks: Sender<u64>,
+}
+
+/// Sinks by dataflow id, registered by the driver before it sends the install.
+pub type SinkRegistry = Arc<Mutex<BTreeMap<DataflowId, Sinks>>>;
+
+/// What a worker reports to its process's runtime handle.
+pub enum Event {
+    /// The worker's thread, for waking it when the driver sends it something.
+    Started(usize, std::thread::Thread),
+    /// Every process said hello: `Err` names the first difference (from the process's first
+    /// worker only).
+    Agreed(Result<(), String>),
+    /// The worker left its loop normally.
+    Finished,
+}
+
+/// Everything one worker needs from the runtime that starts it.
+#[derive(Clone)]
+pub struct Env {
+    pub receivers: Arc<Vec<Receiver<Local>>>,
+    pub sinks: SinkRegistry,
+    pub events: Sender<Event>,
+    pub identity: Identity,
+    pub process: usize,
+    pub processes: usize,
+    pub workers: usize,
+}
+
+type ItemInput = InputSession<u64, (GroupKey, Item), isize>;
+type BootInputSession = InputSession<u64, BootInput, isize>;
+
+/// One worker's handles on an installed dataflow.
+struct Installed {
+    index: usize,
+    input: ItemInput,
+    boot_input: BootInputSession,
+    probe: ProbeHandle<u64>,
+}
+
+/// A worker's dataflows and the work it is waiting on.
+#[derive(Default)]
+struct State {
+    installed: BTreeMap<DataflowId, Installed>,
+    /// Data that arrived before this worker built its dataflow.
+    early: BTreeMap<DataflowId, Vec<Local>>,
+    /// Sealed epochs to acknowledge (leader worker): `(id, epoch)`.
+    sealing: Vec<(DataflowId, u64)>,
+    /// Removed dataflows draining: `(timely index, probe)`.
+    draining: Vec<(usize, ProbeHandle<u64>)>,
+}
+
+impl State {
+    fn data(&mut self, m: Local) {
+        let id = match &m {
+            Local::Data(id, _) | Local::Boot(id, _) => *id,
+            Local::Ctl(_) => return,
+        };
+        match self.installed.get_mut(&id) {
+            Some(d) => apply(d, m),
+            None => self.early.entry(id).or_default().push(m),
+        }
+    }
+}
+
+fn apply(d: &mut Installed, m: Local) {
+    match m {
+        Local::Data(_, batch) => {
+            for (u, r) in batch {
+                d.input.update(u, r);
+            }
+        }
+        Local::Boot(_, batch) => {
+            for (u, r) in batch {
+                d.boot_input.update(u, r);
+            }
+        }
+        Local::Ctl(_) => {}
+    }
+}
+
+/// The worker's whole life.
+pub fn run(worker: &mut timely::worker::Worker, env: &Env) {
+    let local = worker.index() - env.process * env.workers;
+    let leader = worker.index() == 0;
+    let rx = env.receivers[local].clone();
+    let _ = env
+        .events
+        .send(Event::Started(local, std::thread::current()));
+    let (mut ctl_in, released) = control::build(worker);
+    if local == 0 {
+        ctl_in.send(Ctl::Hello {
+            process: env.process,
+            identity: env.identity.clone(),
+        });
+    }
+    // only the leader sends commands; the others close their handles so time can pass
+    let mut ctl_in = if leader {
+        ctl_in.advance_to(1);
+        Some(ctl_in)
+    } else {
+        drop(ctl_in);
+        None
+    };
+    let sinks = if leader {
+        Some(env.sinks.clone())
+    } else {
+        None
+    };
+    let mut state = State::default();
+    let mut agreed = false;
+    let mut shutdown = false;
+    let mut driver_gone = false;
+    while !shutdown {
+        // 1. what this process's driver sent (before any command released after it)
+        loop {
+            match rx.try_recv() {
+                Ok(Local::Ctl(c)) => {
+                    if let Some(h) = ctl_in.as_mut() {
+                        let next = *h.time() + 1;
+                        h.send(c);
+                        h.advance_to(next);
+                    }
+                }
+                Ok(m) => state.data(m),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    if leader && !driver_gone {
+                        driver_gone = true;
+                        if let Some(h) = ctl_in.as_mut() {
+                            h.send(Ctl::Shutdown);
+                            let next = *h.time() + 1;
+                            h.advance_to(next);
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+        // 2. released commands, in the leader's order
+        let cmds: Vec<Ctl> = std::mem::take(&mut *released.borrow_mut());
+        if !agreed && !cmds.is_empty() {
+            agreed = true;
+            let verdict = agreement(&cmds, env.processes);
+            if local == 0 {
+                let _ = env.events.send(Event::Agreed(verdict.clone()));
+            }
+            if verdict.is_err() {
+                break;
+            }
+        }
+        for c in cmds {
+            match c {
+                Ctl::Hello { .. } => {}
+                Ctl::Install {
+                    id,
+                    parts,
+                    bootstrap,
+                } => {
+                    let out = sinks
+                        .as_ref()
+                        .and_then(|s| s.lock().ok().and_then(|s| s.get(&id).cloned()));
+                    let index = worker.next_dataflow_index();
+                    let (input, boot_input, probe) = worker.dataflow::<u64, _, _>(|scope| {
+                        build(scope, parts, bootstrap, out.map(|s| s.outputs))
+                    });
+                    let mut d = Installed {
+                        index,
+                        input,
+                        boot_input,
+                        probe,
+                    };
+                    for m in state.early.remove(&id).unwrap_or_default() {
+                        apply(&mut d, m);
+                    }
+                    state.installed.insert(id, d);
+                }
+                Ctl::Seal { id, epoch } => {
+                    if let Some(d) = state.installed.get_mut(&id) {
+                        d.input.advance_to(epoch + 1);
+                        d.input.flush();
+                        d.boot_input.advance_to(epoch + 1);
+                        d.boot_input.flush();
+                        if leader {
+                            state.sealing.push((id, epoch));
+                        }
+                    }
+                }
+                Ctl::Remove { id } => {
+                    state.early.remove(&id);
+                    if let Some(d) = state.installed.remove(&id) {
+                        // closing the inputs (every worker does, in this same order) lets
+                        // the dataflow drain; it is dropped once done
+                        let Installed {
+                            index,
+                            input,
+                            boot_input,
+                            probe,
+                        } = d;
+                        drop(input);
+                        drop(boot_input);
+                        state.draining.push((index, probe));
+                    }
+                }
+                Ctl::Shutdown => shutdown = true,
+            }
+        }
+        if shutdown {
+            break;
+        }
+        // 3. compute; a driver message or a remote record wakes the thread
+        worker.step_or_park(Some(Duration::from_millis(100)));
+        // 4. acknowledge epochs whose outputs are all in, drop drained dataflows
+        state.sealing.retain(|(id, epoch)| {
+            let Some(d) = state.installed.get(id) else {
+                return false;
+            };
+            if d.probe.less_than(&(epoch + 1)) {
+                return true;
+            }
+            let ack = sinks
+                .as_ref()
+                .and_then(|s| s.lock().ok().and_then(|s| s.get(id).cloned()));
+            if let Some(s) = ack {
+                let _ = s.acks.send(*epoch);
+            }
+            false
+        });
+        let mut i = 0;
+        while i < state.draining.len() {
+            if state.draining[i].1.done() {
+                let (index, _) = state.draining.swap_remove(i);
+                worker.drop_dataflow(index);
+            } else {
+                i += 1;
+            }
+        }
+    }
+    // close everything; timely runs the dataflows to completion after this returns
+    drop(ctl_in);
+    state.installed.clear();
+    let _ = env.events.send(Event::Finished);
+}
+
+/// Whether every process announced the leader's identity.
+fn agreement(cmds: &[Ctl], processes: usize) -> Result<(), String> {
+    let hellos: BTreeMap<usize, &Identity> = cmds
+        .iter()
+        .filter_map(|c| match c {
+            Ctl::Hello { process, identity } => Some((*process, identity)),
+            _ => None,
+        })
+        .collect();
+    let Some(lead) = hellos.get(&0) else {
+        return Err("process 0 did not announce itself".into());
+    };
+    if hellos.len() != processes {
+        return Err(format!(
+            "{} of {processes} processes announced themselves",
+            hellos.len()
+        ));
+    }
+    for (p, id) in &hellos {
+        if let Some(d) = id.difference(lead) {
+            return Err(format!(
+                "process {p} does not run what process 0 runs — {d}; run the same weft build, command and configs on every process"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Builds one pipeline's dataflow in a worker: the windows operator over the items (after
+/// the bootstrap stage when there is one); outputs go to worker 0, which sends them out.
+fn build(
+    scope: timely::dataflow::Scope<'_, u64>,
+    parts: Vec<PartSpec>,
+    bootstrap: Option<BootstrapSpec>,
+    outputs: Option<Sender<Out>>,
+) -> (ItemInput, BootInputSession, ProbeHandle<u64>) {
+    let (input, items) = scope.new_collection::<(GroupKey, Item), isize>();
+    let (boot_input, boot) = scope.new_collection::<BootInput, isize>();
+    let probe = ProbeHandle::new();
+    let items = match bootstrap {
+        Some(spec) => {
+            let (queries, values) = bootstrap::stage(boot, std::sync::Arc::new(spec));
+            let boot_tx = outputs.clone();
+            values
+                .inner
+                .unary::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+                    Exchange::new(|_: &((RowId, BootValues), u64, isize)| 0u64),
+                    "BootstrapOutput",
+                    move |_, _| {
+                        move |input, _output| {
+                            input.for_each(|_cap, data| {
+                                for ((row, v), _t, r) in data.drain(..) {
+                                    if let Some(tx) = &boot_tx {
+                                        let _ = tx.send(Out::Boot(row, v, r));
+                                    }
+                                }
+                            });
+                        }
+                    },
+                )
+                .probe_with(&probe);
+            items.concat(queries)
+        }
+        None => items,
+    };
+    operator::windows(items, std::sync::Arc::new(parts))
+        .inner
+        .unary::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+            Exchange::new(|_: &(PartValues, u64, isize)| 0u64),
+            "Output",
+            move |_, _| {
+                move |input, _output| {
+                    input.for_each(|_cap, data| {
+                        for (d, _t, _r) in data.drain(..) {
+                            if let Some(tx) = &outputs {
+                                let _ = tx.send(Out::Part(d));
+                            }
+                        }
+                    });
+                }
+            },
+        )
+        .probe_with(&probe);
+    (input, boot_input, probe)
+}
