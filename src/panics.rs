@@ -1,6 +1,7 @@
 //! Panics are never lost silently: [`install`] sets a process-wide hook that counts every
 //! panic — on any thread: a background flush, a blocking task, a dataflow worker — and logs
-//! it through `tracing` (thread, message, location) before the default report. Both HTTP
+//! it through `tracing` (thread, message, location) before the default report (a lost
+//! cluster peer is logged as one line: the runtime reports it as an error). Both HTTP
 //! servers export the count as `weft_panics_total`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,10 +30,21 @@ pub fn install() {
                 .name()
                 .unwrap_or("unnamed")
                 .to_string();
+            if lost_peer(&message) {
+                // an expected way for a cluster to stop, reported by the runtime: one line
+                tracing::error!(%thread, %message, "cluster connection lost");
+                return;
+            }
             tracing::error!(%thread, %message, %location, "panic");
             previous(info);
         }));
     });
+}
+
+/// Whether a panic is timely's report of a lost peer process (its network thread's, or a
+/// worker's that read from the poisoned queue after it).
+fn lost_peer(message: &str) -> bool {
+    message.starts_with("timely communication error") || message.starts_with("MergeQueue poisoned")
 }
 
 /// Panics counted since [`install`].

@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::progress;
 use crate::config::{conf_files, load_conf, Conf};
+use crate::dataflow::Topology;
 use crate::engine::{Context, Engine, Report, RunOptions};
 use crate::error::{Error, Result};
 use crate::partition::Ds;
@@ -42,9 +43,27 @@ pub struct BackfillArgs {
     /// Timely worker threads for the dataflow (output is identical for any number).
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
+    #[command(flatten)]
+    pub cluster: super::cluster::ClusterArgs,
 }
 
 pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
+    let topology = a.cluster.topology(a.workers, || {
+        super::cluster::identity(
+            "backfill",
+            &[
+                ("--end-ds", super::cluster::flag(&a.end_ds)),
+                ("--start-ds", super::cluster::flag(&a.start_ds)),
+                ("--step-days", a.step_days.to_string()),
+                ("--run-first-hole", a.run_first_hole.to_string()),
+                ("--force", a.force.to_string()),
+            ],
+            std::slice::from_ref(&a.conf),
+        )
+    })?;
+    if !topology.leads() {
+        return super::cluster::follow(topology);
+    }
     let conf = if a.conf.is_dir() {
         None
     } else {
@@ -75,7 +94,7 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
         verify_existing: a.force,
     };
     if a.conf.is_dir() {
-        return run_folder(warehouse, &a, &opts);
+        return run_folder(warehouse, &a, topology, &opts);
     }
     let conf = conf.expect("a file, loaded above");
     if a.run_first_hole && matches!(conf, Conf::GroupBy(_)) {
@@ -84,7 +103,8 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
         ));
     }
     let wh = Warehouse::open_existing(warehouse)?;
-    let mut engine = Engine::new(Context::with_workers(&wh, a.workers)?);
+    let mut engine = Engine::new(Context::with_topology(&wh, topology)?);
+    super::cluster::share_fate(engine.context())?;
     let kind = match &conf {
         Conf::Join(_) => "join",
         Conf::GroupBy(_) => "group_by",
@@ -206,9 +226,15 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
 
 /// `weft backfill --conf <folder>`: every config of the folder in one engine, producers first;
 /// a config that fails does not stop the others (the run fails at the end, naming them).
-fn run_folder(warehouse: &Path, a: &BackfillArgs, opts: &RunOptions) -> Result<()> {
+fn run_folder(
+    warehouse: &Path,
+    a: &BackfillArgs,
+    topology: Topology,
+    opts: &RunOptions,
+) -> Result<()> {
     let wh = Warehouse::open_existing(warehouse)?;
-    let mut engine = Engine::new(Context::with_workers(&wh, a.workers)?);
+    let mut engine = Engine::new(Context::with_topology(&wh, topology)?);
+    super::cluster::share_fate(engine.context())?;
     let mut errors = Vec::new();
     for f in conf_files(&a.conf)? {
         let conf = match load_conf(&f) {

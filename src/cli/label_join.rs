@@ -29,9 +29,24 @@ pub struct LabelJoinArgs {
     /// Timely worker threads.
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
+    #[command(flatten)]
+    pub cluster: super::cluster::ClusterArgs,
 }
 
 pub fn run(warehouse: &Path, a: LabelJoinArgs) -> Result<()> {
+    let topology = a.cluster.topology(a.workers, || {
+        super::cluster::identity(
+            "label-join",
+            &[
+                ("--label-ds", super::cluster::flag(&a.label_ds)),
+                ("--from-label-ds", super::cluster::flag(&a.from_label_ds)),
+            ],
+            std::slice::from_ref(&a.conf),
+        )
+    })?;
+    if !topology.leads() {
+        return super::cluster::follow(topology);
+    }
     let join = match load_conf(&a.conf)? {
         Conf::Join(j) => j,
         _ => {
@@ -58,7 +73,8 @@ pub fn run(warehouse: &Path, a: LabelJoinArgs) -> Result<()> {
     }
     let wh = Warehouse::open_existing(warehouse)?;
     let name = join.meta_data.name.clone();
-    let mut engine = Engine::new(Context::with_workers(&wh, a.workers)?);
+    let mut engine = Engine::new(Context::with_topology(&wh, topology)?);
+    super::cluster::share_fate(engine.context())?;
     let id = engine.install(PipelineConf::Join(join))?;
     let days: Vec<Ds> = PartitionRange::new(first, last).days().collect();
     let bar = progress::bar(days.len() as u64, "label runs");

@@ -64,6 +64,8 @@ pub struct RunArgs {
     /// Timely worker threads shared by every pipeline (the output is the same for any number).
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
+    #[command(flatten)]
+    pub cluster: super::cluster::ClusterArgs,
     /// Run epochs until nothing is pending, commit, and exit: 0 when every pipeline is caught
     /// up or waiting for inputs, 2 when one is in error.
     #[arg(long)]
@@ -149,17 +151,31 @@ fn existing_warehouse(warehouse: &Path) -> Result<Warehouse> {
 }
 
 fn materialize(warehouse: &Path, a: RunArgs) -> Result<()> {
+    let confs = if a.conf.is_empty() {
+        vec![a.conf_root.clone()]
+    } else {
+        a.conf.clone()
+    };
+    let topology = a.cluster.topology(a.workers, || {
+        super::cluster::identity(
+            "materialize",
+            &[
+                ("--end-ds", super::cluster::flag(&a.end_ds)),
+                ("--once", a.once.to_string()),
+                ("--log-table", a.log_table.clone()),
+            ],
+            &confs,
+        )
+    })?;
+    if !topology.leads() {
+        return super::cluster::follow(topology);
+    }
     if !a.once {
         super::access::check(&a.listen, &a.access)?;
     }
     let access = a.access.clone();
     let wh = existing_warehouse(warehouse)?;
     let end_ds = a.end_ds.as_deref().map(Ds::parse).transpose()?;
-    let confs = if a.conf.is_empty() {
-        vec![a.conf_root.clone()]
-    } else {
-        a.conf.clone()
-    };
     let state_dir = a
         .state_dir
         .clone()
@@ -170,10 +186,11 @@ fn materialize(warehouse: &Path, a: RunArgs) -> Result<()> {
             confs,
             state_dir: state_dir.clone(),
             end_ds,
-            workers: a.workers,
+            topology,
             log_table: a.log_table.clone(),
         },
     )?;
+    super::cluster::share_fate(m.engine().context())?;
     if let Some(brokers) = &a.kafka {
         start_ingest(&wh, brokers, &a.topic, &a.log_table, a.once)?;
     }

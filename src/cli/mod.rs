@@ -3,6 +3,7 @@
 
 mod access;
 mod backfill;
+mod cluster;
 mod demo;
 mod explain;
 mod inspect;

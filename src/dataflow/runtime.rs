@@ -14,7 +14,7 @@
 //! leader's runtime shuts down ([`Runtime::wait`]).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,22 +42,27 @@ struct Shared {
     live: AtomicU64,
     /// Set once a worker is known to have stopped abnormally.
     failed: AtomicBool,
+    /// Workers that finished normally (after a shutdown).
+    finished: AtomicUsize,
     topology: Topology,
 }
 
 impl Shared {
-    /// Whether a worker thread has ended (it panicked, or a peer process was lost: workers
-    /// only end at shutdown).
+    /// Whether a worker thread has ended abnormally (it panicked, or a peer process was
+    /// lost).
     fn dead(&self) -> bool {
         if self.failed.load(Ordering::SeqCst) {
             return true;
         }
+        // a thread that ended without saying it finished (after a shutdown) panicked
+        let finished = self.finished.load(Ordering::SeqCst);
         let dead = self
             .guards
             .lock()
             .map(|g| {
-                g.as_ref()
-                    .is_some_and(|g| g.guards().iter().any(|h| h.is_finished()))
+                g.as_ref().is_some_and(|g| {
+                    g.guards().iter().filter(|h| h.is_finished()).count() > finished
+                })
             })
             .unwrap_or(true);
         if dead {
@@ -90,13 +95,44 @@ impl Drop for Shared {
         }
         let guards = self.guards.get_mut().ok().and_then(|g| g.take());
         if let Some(g) = guards {
-            if self.failed.load(Ordering::SeqCst) || g.guards().iter().any(|h| h.is_finished()) {
+            if self.clean_shutdown(&g) {
+                // joins the workers, then timely's network threads (in a cluster they end
+                // when every peer has shut down too); a peer lost meanwhile makes them panic
+                let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g.join()));
+                if joined.is_err() {
+                    tracing::warn!("a cluster peer was lost while the runtime shut down");
+                }
+            } else {
                 // a worker died: the others may wait for it forever, so do not join them
                 std::mem::forget(g);
-            } else {
-                drop(g.join());
             }
         }
+    }
+}
+
+impl Shared {
+    /// Waits (at most a minute) until every local worker has said it finished; false when
+    /// one stopped without finishing, or when a failure was seen earlier.
+    fn clean_shutdown(&self, g: &timely::communication::WorkerGuards<()>) -> bool {
+        let workers = self.topology.workers;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.failed.load(Ordering::SeqCst) && Instant::now() < deadline {
+            while let Ok(e) = self.events.try_recv() {
+                if matches!(e, Event::Finished) {
+                    self.finished.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            let finished = self.finished.load(Ordering::SeqCst);
+            if finished >= workers {
+                return true;
+            }
+            if g.guards().iter().filter(|h| h.is_finished()).count() > finished {
+                // a thread ended without finishing: it panicked
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
     }
 }
 
@@ -168,12 +204,22 @@ impl Runtime {
                 Ok(Event::Started(i, t)) => threads[i] = Some(t),
                 Ok(Event::Agreed(v)) => agreed = Some(v),
                 Ok(Event::Finished) => {}
-                Err(_) => {
-                    if let Ok(Err(e)) = guards_rx.try_recv() {
-                        return Err(Error::internal(format!(
-                            "starting the dataflow runtime ({}): {e}",
-                            topology.describe()
-                        )));
+                Err(e) => {
+                    match guards_rx.try_recv() {
+                        Ok(Err(e)) => {
+                            return Err(Error::internal(format!(
+                                "starting the dataflow runtime ({}): {e}",
+                                topology.describe()
+                            )))
+                        }
+                        // the workers stopped before agreeing (a peer was lost): joining
+                        // them would only repeat their panics
+                        Ok(Ok(guards)) => {
+                            std::mem::forget(guards);
+                            return Err(lost_peer(&topology));
+                        }
+                        Err(_) if e.is_disconnected() => return Err(lost_peer(&topology)),
+                        Err(_) => {}
                     }
                     return Err(Error::Usage(not_connected(&topology, timeout)));
                 }
@@ -202,6 +248,7 @@ impl Runtime {
                 next_id: AtomicU64::new(0),
                 live: AtomicU64::new(0),
                 failed: AtomicBool::new(false),
+                finished: AtomicUsize::new(0),
                 topology,
             }),
         })
@@ -223,21 +270,50 @@ impl Runtime {
         self.shared.dead()
     }
 
+    /// Calls `f` once, from a watchdog thread, if a worker stops abnormally while a handle on
+    /// this runtime is alive — in a cluster, the way every process learns at once that one
+    /// was lost, even while its driver is busy reading or writing.
+    pub fn on_failure(&self, f: impl FnOnce(Error) + Send + 'static) {
+        let weak = Arc::downgrade(&self.shared);
+        let spawned = std::thread::Builder::new()
+            .name("weft-runtime-watch".into())
+            .spawn(move || loop {
+                std::thread::sleep(Duration::from_millis(250));
+                let Some(shared) = weak.upgrade() else {
+                    return;
+                };
+                if shared.dead() {
+                    let e = dead_runtime(&shared.topology);
+                    drop(shared);
+                    f(e);
+                    return;
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "could not start the runtime watchdog");
+        }
+    }
+
     /// For a process that does not lead a cluster: computes until the leader shuts the
     /// cluster down (`Ok`), or until a worker stops because a peer was lost (`Err`).
     pub fn wait(self) -> Result<()> {
         let workers = self.shared.topology.workers;
-        let mut finished = 0;
-        while finished < workers {
+        while self.shared.finished.load(Ordering::SeqCst) < workers {
             match self.shared.events.recv_timeout(Duration::from_millis(200)) {
-                Ok(Event::Finished) => finished += 1,
+                Ok(Event::Finished) => {
+                    self.shared.finished.fetch_add(1, Ordering::SeqCst);
+                }
                 Ok(_) => {}
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                     if self.shared.dead() {
                         return Err(lost_peer(&self.shared.topology));
                     }
                 }
-                Err(_) => return Err(lost_peer(&self.shared.topology)),
+                Err(_) => {
+                    // every worker is gone without finishing: never join them
+                    self.shared.failed.store(true, Ordering::SeqCst);
+                    return Err(lost_peer(&self.shared.topology));
+                }
             }
         }
         Ok(())
@@ -307,10 +383,13 @@ fn not_connected(t: &Topology, timeout: Duration) -> String {
 }
 
 fn lost_peer(t: &Topology) -> Error {
-    Error::internal(format!(
-        "a dataflow worker stopped ({}): a process of the cluster was lost or failed (see the message above); restart every process — a materializer resumes from its last committed epoch",
-        t.describe()
-    ))
+    Error::External {
+        service: "cluster".into(),
+        message: format!(
+            "a dataflow worker stopped ({}): a process of the cluster was lost or failed (see the message above); restart every process — a materializer resumes from its last committed epoch",
+            t.describe()
+        ),
+    }
 }
 
 fn dead_runtime(t: &Topology) -> Error {

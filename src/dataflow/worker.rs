@@ -55,7 +55,7 @@ pub enum Event {
     /// Every process said hello: `Err` names the first difference (from the process's first
     /// worker only).
     Agreed(Result<(), String>),
-    /// The worker left its loop normally.
+    /// The worker left its loop normally and its dataflows completed.
     Finished,
 }
 
@@ -280,9 +280,12 @@ pub fn run(worker: &mut timely::worker::Worker, env: &Env) {
             }
         }
     }
-    // close everything; timely runs the dataflows to completion after this returns
+    // close everything and let the dataflows complete (in every process) before saying so
     drop(ctl_in);
     state.installed.clear();
+    while worker.has_dataflows() {
+        worker.step_or_park(Some(Duration::from_millis(100)));
+    }
     let _ = env.events.send(Event::Finished);
 }
 

@@ -1,9 +1,10 @@
 //! What every pipeline runs on: the SQL session over the warehouse and the process's one
-//! timely [`Runtime`], started on first use with the context's worker count.
+//! timely [`Runtime`], started on first use with the context's [`Topology`] (at once when it
+//! is a cluster, so the other processes never wait for a leader with nothing to do).
 
 use std::sync::OnceLock;
 
-use crate::dataflow::Runtime;
+use crate::dataflow::{Runtime, Topology};
 use crate::error::Result;
 use crate::sql::Session;
 use crate::warehouse::Warehouse;
@@ -11,7 +12,7 @@ use crate::warehouse::Warehouse;
 /// The SQL session and the dataflow runtime shared by every pipeline of an engine.
 pub struct Context {
     session: Session,
-    workers: usize,
+    topology: Topology,
     runtime: OnceLock<Runtime>,
 }
 
@@ -31,9 +32,24 @@ impl Context {
     pub fn from_session(session: Session, workers: usize) -> Context {
         Context {
             session,
-            workers: workers.max(1),
+            topology: Topology::local(workers),
             runtime: OnceLock::new(),
         }
+    }
+
+    /// A context whose dataflows run on `topology`: this process's workers, or, as process 0
+    /// of a cluster, every process's (the runtime starts now and waits for the others).
+    pub fn with_topology(wh: &Warehouse, topology: Topology) -> Result<Context> {
+        let cluster = topology.cluster.is_some();
+        let cx = Context {
+            session: Session::new(wh)?,
+            topology,
+            runtime: OnceLock::new(),
+        };
+        if cluster {
+            cx.runtime()?;
+        }
+        Ok(cx)
     }
 
     /// The SQL session.
@@ -51,9 +67,14 @@ impl Context {
         self.session.refresh()
     }
 
-    /// The number of dataflow worker threads.
+    /// The number of dataflow worker threads (in this process).
     pub fn workers(&self) -> usize {
-        self.workers
+        self.topology.workers
+    }
+
+    /// Where the dataflow workers run.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
     }
 
     /// The dataflow runtime, started on first use: one per context, hosting every pipeline's
@@ -62,7 +83,7 @@ impl Context {
         if let Some(rt) = self.runtime.get() {
             return Ok(rt);
         }
-        let rt = Runtime::start(self.workers)?;
+        let rt = Runtime::start_with(self.topology.clone())?;
         Ok(self.runtime.get_or_init(|| rt))
     }
 }

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde::Serialize;
 
 use crate::config::{conf_files, load_conf, Conf, Join};
+use crate::dataflow::Topology;
 use crate::engine::{Context, Engine, PipelineConf, PipelineId, Report, RunOptions};
 use crate::error::{Error, Result};
 use crate::partition::Ds;
@@ -34,7 +35,8 @@ pub struct Options {
     pub state_dir: PathBuf,
     /// Never compute past this day.
     pub end_ds: Option<Ds>,
-    pub workers: usize,
+    /// Where the dataflow workers run (this process, or process 0 of a cluster).
+    pub topology: Topology,
     /// The raw log table that served responses are logged to.
     pub log_table: String,
 }
@@ -127,7 +129,7 @@ impl Materializer {
         let state = StateDir::open(&opts.state_dir)?;
         let last = state.last()?;
         let mut m = Materializer {
-            engine: Engine::new(Context::with_workers(wh, opts.workers)?),
+            engine: Engine::new(Context::with_topology(wh, opts.topology.clone())?),
             watched: BTreeMap::new(),
             broken: Vec::new(),
             next_epoch: last.as_ref().map_or(0, |l| l.epoch + 1),

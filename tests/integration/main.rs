@@ -44,6 +44,8 @@ mod aggregate_ir_codec;
 mod bad_input;
 // Generated bad input (mutated configs, damaged partitions, arbitrary HTTP bodies): no panic, clear errors, nothing lost.
 mod bad_input_fuzz;
+// Cluster mode: 2-process loopback clusters, serializing workers, backfill/label-join/materialize under (1,1), (1,2), (2,1), lost peers.
+mod cluster;
 // Bootstrap with derivations, external and contextual fields, and bootstrap validation.
 mod bootstrap_derivations;
 // Log bootstrap: per-schema coverage of logged rows, priorities, failures and fallbacks.

@@ -229,10 +229,16 @@ pub(crate) struct Harness {
     pub(crate) state: PathBuf,
     pub(crate) m: Option<Materializer>,
     boot: Option<Vec<(i64, i64)>>,
+    topology: weft::dataflow::Topology,
 }
 
 impl Harness {
     pub(crate) fn new(w: &World) -> Harness {
+        Self::with_topology(w, weft::dataflow::Topology::local(2))
+    }
+
+    /// A harness whose materializer runs on `topology` (e.g. as process 0 of a cluster).
+    pub(crate) fn with_topology(w: &World, topology: weft::dataflow::Topology) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let wh = Warehouse::open(dir.path().join("warehouse")).unwrap();
         data::write_db(&wh, &w.db);
@@ -246,6 +252,7 @@ impl Harness {
             state,
             m: None,
             boot: None,
+            topology,
         };
         h.open();
         h
@@ -259,13 +266,18 @@ impl Harness {
                     confs: vec![self.confs.clone()],
                     state_dir: self.state.clone(),
                     end_ds: None,
-                    workers: 2,
+                    topology: self.topology.clone(),
                     log_table: "default.chronon_log_table".into(),
                 },
             )
             .unwrap(),
         );
     }
+    /// The bootstrap table lands: every `every`-th left row gets a bootstrapped value.
+    pub(crate) fn land_boot(&mut self, w: &World, every: u8) {
+        self.boot = Some(write_boot(&self.wh, w, every));
+    }
+
     pub(crate) fn materialize(&mut self, when: &str) -> Vec<weft::materialize::state::Manifest> {
         let ms = self.m.as_mut().unwrap().run_until_idle().unwrap();
         for p in &ms.last().unwrap().pipelines {
@@ -543,7 +555,7 @@ fn a_second_materializer_on_the_same_state_folder_is_refused() {
             confs: vec![h.confs.clone()],
             state_dir: h.state.clone(),
             end_ds: None,
-            workers: 1,
+            topology: weft::dataflow::Topology::local(1),
             log_table: "default.chronon_log_table".into(),
         },
     )
@@ -1214,7 +1226,7 @@ fn labels_mature_by_themselves_as_their_sources_land() {
             confs: vec![confs],
             state_dir: dir.path().join("state"),
             end_ds: None,
-            workers: 1,
+            topology: weft::dataflow::Topology::local(1),
             log_table: "default.chronon_log_table".into(),
         },
     )

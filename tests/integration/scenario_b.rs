@@ -224,7 +224,7 @@ fn the_materializer_shows_logged_values_without_a_batch_step() {
             confs: vec![root.clone()],
             state_dir: dir.path().join("state"),
             end_ds: None,
-            workers: 1,
+            topology: weft::dataflow::Topology::local(1),
             log_table: "default.chronon_log_table".into(),
         },
     )
