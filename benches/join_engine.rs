@@ -59,6 +59,10 @@
 //!   row (`NOT EXISTS` on `(event_id, ds)`) and appends the bootstrapped rows (`UNION ALL`): the
 //!   faster of the two obvious queries, as computing every row then taking
 //!   `coalesce(bootstrap, computed)` pays the full range join (and would fill bootstrapped NULLs).
+//! - Topologies (`WEFT_BENCH_TOPOLOGIES=1`, instead of the comparison with DuckDB): the full
+//!   run as 1 process × 2 workers, then as 2 processes × 1 worker joined over loopback
+//!   (timely's cluster mode): wall times, peak RSS of each process, and the bytes received on
+//!   the loopback interface during the 2-process run (the exchange, TCP included) per left row.
 //! - Sanity: 1,000 sampled left rows (10% of them from day 91, `WEFT_BENCH_SAMPLE`) are compared:
 //!   SUM/COUNT/AVERAGE/LAST_K exactly (doubles to 1e-9 relative), APPROX_UNIQUE_COUNT within 10%
 //!   (at least ±1) of the exact distinct count computed for the sampled rows: NULL must match
@@ -883,6 +887,142 @@ fn child_weft_restart(s: &Settings, dir: &Path, mode: &str) -> Result<()> {
 }
 
 // ------------------------------------------------------------------------------------------
+// Topologies (WEFT_BENCH_TOPOLOGIES=1)
+// ------------------------------------------------------------------------------------------
+
+/// Bytes received on the loopback interface so far (`/proc/net/dev`): during a 2-process
+/// run on one machine, the exchange between the processes (plus TCP/IP headers).
+fn loopback_bytes() -> u64 {
+    std::fs::read_to_string("/proc/net/dev")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.trim_start().starts_with("lo:"))
+                .and_then(|l| l.split_once(':')?.1.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// One process of a topology run: `topology-<processes>x<workers>-p<index>`, the cluster's
+/// addresses in `WEFT_BENCH_ADDRESSES`. Process 0 removes the join's output and runs the full
+/// backfill; the others lend their workers. Each reports its peak RSS.
+fn child_topology(s: &Settings, dir: &Path, mode: &str) -> Result<()> {
+    use weft::dataflow::{Cluster, Identity, Runtime, Topology};
+    init_tracing();
+    let spec = mode.trim_start_matches("topology-");
+    let (shape, index) = spec.split_once("-p").context("topology mode")?;
+    let (processes, workers) = shape.split_once('x').context("topology shape")?;
+    let (processes, workers, index): (usize, usize, usize) =
+        (processes.parse()?, workers.parse()?, index.parse()?);
+    let mut topology = Topology::local(workers);
+    if processes > 1 {
+        let addresses: Vec<String> = std::env::var("WEFT_BENCH_ADDRESSES")
+            .context("WEFT_BENCH_ADDRESSES")?
+            .split(',')
+            .map(String::from)
+            .collect();
+        topology.cluster = Some(Cluster {
+            addresses,
+            process: index,
+            connect_timeout: std::time::Duration::from_secs(60),
+            identity: Identity::new().with("bench", "join_engine"),
+        });
+    }
+    if index > 0 {
+        let rt = Runtime::start_with(topology)?;
+        let t = Instant::now();
+        rt.wait()?;
+        return write_result(
+            dir,
+            mode,
+            json!({"seconds": t.elapsed().as_secs_f64(), "peak_mib": own_peak_mib()}),
+        );
+    }
+    let wh = Warehouse::open(dir.join("warehouse"))?;
+    let out = TableName::parse(&output_table(JOIN_NAME))?;
+    let _ = std::fs::remove_dir_all(wh.table_dir(&out));
+    let engine = WeftContext::with_topology(&wh, topology)?;
+    let mut runner = JoinRunner::new(&load_join(s, main_join(s))?)?;
+    let full = weft_full(s, &engine, &mut runner)?;
+    write_result(dir, mode, json!({"full": full, "peak_mib": own_peak_mib()}))
+}
+
+/// Loopback addresses on ports free a moment ago.
+fn free_addresses(n: usize) -> Result<String> {
+    let ls: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<_>>()?;
+    Ok(ls
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.to_string()))
+        .collect::<std::io::Result<Vec<_>>>()?
+        .join(","))
+}
+
+/// The same full backfill as one process with two workers and as two processes with one
+/// worker each on loopback: the multi-process overhead and the bytes exchanged per left row.
+fn topologies(dir: &Path) -> Result<()> {
+    println!("running weft as 1 process x 2 workers ...");
+    let one = run_side(
+        "weft 1x2",
+        dir,
+        "topology-1x2-p0",
+        &mut self_child("topology-1x2-p0", dir),
+    )?;
+    let rows1 = u64_at(&one.result, &["full", "rows"]);
+    println!("running weft as 2 processes x 1 worker (loopback) ...");
+    let addrs = free_addresses(2)?;
+    let lo_before = loopback_bytes();
+    let mut follower = self_child("topology-2x1-p1", dir);
+    follower.env("WEFT_BENCH_ADDRESSES", &addrs);
+    let mut follower = follower.spawn().context("starting process 1")?;
+    let mut lead = self_child("topology-2x1-p0", dir);
+    lead.env("WEFT_BENCH_ADDRESSES", &addrs);
+    let two = run_side("weft 2x1 process 0", dir, "topology-2x1-p0", &mut lead)?;
+    if !follower.wait()?.success() {
+        bail!("process 1 of the 2x1 run failed (its error is printed above)");
+    }
+    let exchanged = loopback_bytes().saturating_sub(lo_before);
+    let p1 = read_result(dir, "topology-2x1-p1")?;
+    let rows2 = u64_at(&two.result, &["full", "rows"]);
+    if rows1 != rows2 {
+        bail!("the 1x2 run computed {rows1} left rows, the 2x1 run {rows2}");
+    }
+    let (t1, t2) = (
+        f64_at(&one.result, &["full", "seconds"]),
+        f64_at(&two.result, &["full", "seconds"]),
+    );
+    println!();
+    println!("topologies (same join, same data, full {LEFT_DAYS}-day run)");
+    println!(
+        "{:<26} {:>10} {:>13} {:>16}",
+        "topology", "wall s", "left rows/s", "peak RSS MiB"
+    );
+    println!(
+        "{:<26} {:>10.3} {:>13.0} {:>16.0}",
+        "1 process x 2 workers",
+        t1,
+        rows1 as f64 / t1,
+        one.peak_mib
+    );
+    println!(
+        "{:<26} {:>10.3} {:>13.0} {:>9.0} + {:.0}",
+        "2 processes x 1 worker",
+        t2,
+        rows2 as f64 / t2,
+        two.peak_mib,
+        f64_at(&p1, &["peak_mib"])
+    );
+    println!(
+        "2x1 / 1x2 wall time: {:.2}; {:.1} MiB crossed loopback between the processes (TCP included): {:.0} bytes per left row",
+        t2 / t1,
+        exchanged as f64 / (1024.0 * 1024.0),
+        exchanged as f64 / rows2.max(1) as f64
+    );
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------
 // Main
 // ------------------------------------------------------------------------------------------
 
@@ -897,6 +1037,7 @@ fn main() -> Result<()> {
             "weft" => child_weft(&settings, &dir, mode, main_join(&settings)),
             "weft-baseline" => child_weft(&settings, &dir, mode, BASELINE_JOIN),
             "weft-restart" => child_weft_restart(&settings, &dir, mode),
+            m if m.starts_with("topology-") => child_topology(&settings, &dir, m),
             other => bail!("unknown child mode {other}"),
         };
     }
@@ -1164,6 +1305,9 @@ fn parent(s: &Settings) -> Result<()> {
         gen.seconds
     );
 
+    if std::env::var("WEFT_BENCH_TOPOLOGIES").is_ok_and(|v| v == "1") {
+        return topologies(&dir);
+    }
     let runs = run_sides(s, &dir)?;
     println!("checking a sample of rows ...");
     let check = run_child(

@@ -518,7 +518,7 @@ fn run_case(
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: crate::cases(Some("DELTA_CASES"), 6),
+        cases: crate::cases(Some("DELTA_CASES"), 16),
         max_shrink_iters: 30,
         failure_persistence: crate::regressions_beside_suite(),
         ..ProptestConfig::default()

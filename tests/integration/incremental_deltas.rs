@@ -1,7 +1,8 @@
 //! Incremental == recompute, through the engine's `JoinRunner`: one runner backfills a join,
 //! then partition-sized deltas land — a new day (left and sources), a source partition
 //! re-landed with different rows, a source partition re-landed with fewer rows or none, late
-//! events appended to an old day, a left partition re-landed, an entity snapshot re-landed —
+//! events appended to an old day, a left partition re-landed, an entity snapshot re-landed
+//! with the mutation partitions derived from it (a TEMPORAL entity part reads them) —
 //! and after every delta `engine.refresh()` and `runner.run(…)` must leave the output table
 //! (a) equal to a fresh `backfill_join` over a copy of the warehouse without the output table,
 //! (b) equal to the reference of tests/reference, and (c) untouched in every partition whose
@@ -70,6 +71,8 @@ struct World {
     db: Db,
     next_row_id: i64,
     last_day: i64,
+    /// The rows each entity snapshot was made from: the updates of that day (its mutations).
+    entity_updates: BTreeMap<i64, Vec<Ev>>,
 }
 
 impl World {
@@ -92,10 +95,21 @@ impl World {
             "data.entity",
             Table::new(&[("user", Ty::Str), ("score", Ty::I64), ("ts", Ty::I64)]),
         );
+        db.add(
+            "data.entity_mutations",
+            Table::new(&[
+                ("user", Ty::Str),
+                ("score", Ty::I64),
+                ("ts", Ty::I64),
+                ("mutation_ts", Ty::I64),
+                ("is_before", Ty::Bool),
+            ]),
+        );
         World {
             db,
             next_row_id: 0,
             last_day: 0,
+            entity_updates: BTreeMap::new(),
         }
     }
 
@@ -127,13 +141,76 @@ impl World {
         );
     }
 
-    /// Replaces entity snapshot `d`: rows updated during the three days up to `d`.
-    fn set_entity(&mut self, d: i64, rows: &[Ev]) {
+    /// Replaces entity snapshot `d`: rows updated during the three days up to `d`. The
+    /// mutations of days `d` and `d + 1` are derived again (they depend on it); returns the
+    /// days whose mutation partition changed.
+    fn set_entity(&mut self, d: i64, rows: &[Ev]) -> Vec<i64> {
+        self.entity_updates.insert(d, rows.to_vec());
         let rows = rows
             .iter()
             .map(|(k, v, ms)| vec![kv(*k), iv(*v), V::Int(t0(d + 1) - 1 - (ms * 3) % (3 * DAY))])
             .collect();
         self.db.table_mut("data.entity").parts.insert(day(d), rows);
+        let days: Vec<i64> = [d, d + 1]
+            .into_iter()
+            .filter(|x| *x <= self.last_day)
+            .collect();
+        for x in &days {
+            self.derive_mutations(*x);
+        }
+        days
+    }
+
+    /// The mutations of day `d`: each of the day's updates inserts its row at its time; every
+    /// other one first retracts (an `is_before` row) a row of snapshot `d − 1` with the same
+    /// key, each snapshot row at most once — a consistent history for SUM/COUNT/AVERAGE.
+    fn derive_mutations(&mut self, d: i64) {
+        let before: Vec<Vec<V>> = self
+            .db
+            .table("data.entity")
+            .parts
+            .get(&day(d - 1))
+            .cloned()
+            .unwrap_or_default();
+        let mut used = vec![false; before.len()];
+        let mut rows = Vec::new();
+        for (i, (k, v, ms)) in self
+            .entity_updates
+            .get(&d)
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let mts = t0(d) + ms % DAY;
+            if i % 2 == 1 {
+                let hit = before
+                    .iter()
+                    .enumerate()
+                    .find(|(j, r)| !used[*j] && r[0] == kv(*k) && r[0] != V::Null);
+                if let Some((j, r)) = hit {
+                    used[j] = true;
+                    rows.push(vec![
+                        r[0].clone(),
+                        r[1].clone(),
+                        r[2].clone(),
+                        V::Int(mts),
+                        V::Bool(true),
+                    ]);
+                }
+            }
+            rows.push(vec![
+                kv(*k),
+                iv(*v),
+                V::Int(mts),
+                V::Int(mts),
+                V::Bool(false),
+            ]);
+        }
+        self.db
+            .table_mut("data.entity_mutations")
+            .parts
+            .insert(day(d), rows);
     }
 
     fn write(&self, wh: &Warehouse, table: &str, d: i64) {
@@ -187,7 +264,8 @@ fn join() -> J {
     )
 }
 
-/// The same join plus parts with other operations and an entity GroupBy.
+/// The same join plus parts with other operations, an entity GroupBy, and a TEMPORAL entity
+/// GroupBy with a mutation table.
 fn join_all_kinds() -> J {
     let mut j = join();
     let ops = conf::group_by(
@@ -225,9 +303,27 @@ fn join_all_kinds() -> J {
         ]),
         Some(1),
     );
+    // TEMPORAL entities: snapshot `ds − 1` plus the mutations of `ds` before the query
+    let mutated = conf::group_by(
+        "test.entity_mut.v1",
+        vec![conf::entities_source(
+            "data.entity",
+            Some("data.entity_mutations"),
+            &["user", "score"],
+            Some("ts"),
+        )],
+        &["user"],
+        Some(vec![
+            conf::agg("score", Op::Sum, &[W::Unbounded], &[], &[]),
+            conf::agg("score", Op::Count, &[W::Unbounded], &[], &[]),
+            conf::agg("score", Op::Average, &[W::Unbounded], &[], &[]),
+        ]),
+        Some(0),
+    );
     let parts = j["joinParts"].as_array_mut().unwrap();
     parts.push(conf::part(ops, &[], Some("ops")));
     parts.push(conf::part(entity, &[], None));
+    parts.push(conf::part(mutated, &[], None));
     j["metaData"]["name"] = J::String("test.incremental_all.v1".into());
     j
 }
@@ -255,7 +351,8 @@ enum Delta {
         day: usize,
         left: Vec<(Option<u8>, i64)>,
     },
-    /// Entity snapshot `day` re-landed.
+    /// Entity snapshot `day` re-landed (and with it the mutations of `day` and `day + 1`,
+    /// derived from it).
     ReLandEntity { day: usize, entity: Vec<Ev> },
     /// A left partition removed (its output partition goes too); the last one stays.
     DropLeft { day: usize },
@@ -312,7 +409,9 @@ fn apply(w: &mut World, wh: &Warehouse, d: &Delta) {
             // sources first, as upstream jobs land them before the left
             w.set_events(n, events);
             w.write(wh, "data.events", n);
-            w.set_entity(n, entity);
+            for m in w.set_entity(n, entity) {
+                w.write(wh, "data.entity_mutations", m);
+            }
             w.write(wh, "data.entity", n);
             w.set_left(n, left);
             w.write(wh, "data.left", n);
@@ -348,7 +447,9 @@ fn apply(w: &mut World, wh: &Warehouse, d: &Delta) {
         }
         Delta::ReLandEntity { day, entity } => {
             let d = (*day as i64) % source_days;
-            w.set_entity(d, entity);
+            for m in w.set_entity(d, entity) {
+                w.write(wh, "data.entity_mutations", m);
+            }
             w.write(wh, "data.entity", d);
         }
         Delta::DropOldestEvents => {
@@ -550,7 +651,7 @@ fn run_deltas_with(join: &J, mut w: World, deltas: &[Delta], setup: Setup) -> Re
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: crate::cases(Some("DELTA_CASES"), 6),
+        cases: crate::cases(Some("DELTA_CASES"), 16),
         max_shrink_iters: 30,
         failure_persistence: crate::regressions_beside_suite(),
         ..ProptestConfig::default()
@@ -604,11 +705,13 @@ fn each_kind_of_delta_in_turn() {
         vec![(Some(0), 0), (None, 3_600_000)],
         vec![(Some(0), 12 * 3_600_000), (Some(2), 23 * 3_600_000)],
     ];
+    // the second update of days 2 and 3 retracts a row of the day before's snapshot (an
+    // `is_before` mutation) before inserting its own
     let seed_entity = vec![
         vec![e(0, 1, 1)],
         vec![e(0, 2, 1), e(1, 3, 2)],
-        vec![e(1, 4, 3)],
-        vec![e(0, 5, 4)],
+        vec![e(1, 4, 3), e(0, 9, 5)],
+        vec![e(0, 5, 4), e(1, 8, 6)],
         vec![e(2, 6, 5)],
     ];
     let deltas = vec![
@@ -654,6 +757,15 @@ fn each_kind_of_delta_in_turn() {
             entity: vec![],
         },
     ];
+    let retractions = initial_world(&seed_events, &seed_left, &seed_entity)
+        .db
+        .table("data.entity_mutations")
+        .parts
+        .values()
+        .flatten()
+        .filter(|r| r[4] == V::Bool(true))
+        .count();
+    assert!(retractions >= 2, "{retractions} is_before mutations");
     for j in [join(), join_all_kinds()] {
         let w = initial_world(&seed_events, &seed_left, &seed_entity);
         if let Err(e) = run_deltas(&j, w, &deltas) {

@@ -472,7 +472,7 @@ fn check(kind: Kind, deltas: Vec<Delta>) -> Result<(), TestCaseError> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: crate::cases(None, 8),
+        cases: crate::cases(None, 16),
         failure_persistence: crate::regressions_beside_suite(),
         ..ProptestConfig::default()
     })]

@@ -433,7 +433,7 @@ fn script(seed: u64, actions: &[Action]) {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: crate::cases(None, 6),
+        cases: crate::cases(None, 12),
         failure_persistence: crate::regressions_beside_suite(),
         ..ProptestConfig::default()
     })]

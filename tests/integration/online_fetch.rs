@@ -191,8 +191,12 @@ fn before_an_upload_each_part_is_an_exception_then_values_come() {
             !r.contains_key("unit_test_user_transactions_exception"),
             "{r:?}"
         );
-        let want = gb_rows.get(&u).cloned().unwrap_or(J::Null);
+        let (want, want15) = gb_rows.get(&u).cloned().unwrap_or((J::Null, J::Null));
         assert_eq!(r[SUM_30], want, "user {u}");
+        assert_eq!(
+            r["unit_test_user_transactions_amount_dollars_sum_15d"], want15,
+            "user {u}"
+        );
         if !want.is_null() {
             seen += 1;
         }
@@ -248,19 +252,22 @@ fn before_an_upload_each_part_is_an_exception_then_values_come() {
     );
 }
 
-/// The GroupBy backfill table's 30-day sums of day `d`, by user.
-fn rows_by_key(wh: &weft::warehouse::Warehouse, d: Ds) -> std::collections::BTreeMap<i64, J> {
+/// The GroupBy backfill table's 30-day and 15-day sums of day `d`, by user.
+fn rows_by_key(wh: &weft::warehouse::Warehouse, d: Ds) -> std::collections::BTreeMap<i64, (J, J)> {
     let t = weft::warehouse::TableName::parse("test.unit_test_user_transactions").unwrap();
     let mut out = std::collections::BTreeMap::new();
+    let int = |a: &dyn arrow::array::Array, i: usize| {
+        reference::data::cell(a, i)
+            .as_i64()
+            .map_or(J::Null, |x| json!(x))
+    };
     for b in wh.read_partition(&t, d).unwrap() {
         let users = b.column_by_name("user").unwrap();
-        let sums = b.column_by_name("amount_dollars_sum_30d").unwrap();
+        let s30 = b.column_by_name("amount_dollars_sum_30d").unwrap();
+        let s15 = b.column_by_name("amount_dollars_sum_15d").unwrap();
         for i in 0..b.num_rows() {
             let u = reference::data::cell(users.as_ref(), i).as_i64().unwrap();
-            let v = reference::data::cell(sums.as_ref(), i)
-                .as_i64()
-                .map_or(J::Null, |x| json!(x));
-            out.insert(u, v);
+            out.insert(u, (int(s30.as_ref(), i), int(s15.as_ref(), i)));
         }
     }
     out

@@ -26,7 +26,7 @@ fn t0(i: i64) -> i64 {
 /// 16 cases per cell (`PIT_CASES=n` for a deeper run).
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: crate::cases(Some("PIT_CASES"), 16),
+        cases: crate::cases(Some("PIT_CASES"), 48),
         max_shrink_iters: 40,
         failure_persistence: crate::regressions_beside_suite(),
         ..ProptestConfig::default()

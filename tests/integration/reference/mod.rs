@@ -268,8 +268,9 @@ pub enum E {
         k: usize,
         zeros: BTreeSet<String>,
     },
-    /// APPROX_HISTOGRAM_K beyond `k` distinct values: at most `k` entries (possibly none), keys
-    /// from the data, counts ≥ 1.
+    /// APPROX_HISTOGRAM_K beyond `k` distinct values: at most `k` entries, keys from the data,
+    /// each count within the sketch's error bound above the true count, and every value
+    /// frequent enough that the sketch must report it present.
     ApproxHist {
         full: BTreeMap<String, i64>,
         k: usize,
@@ -393,12 +394,29 @@ impl E {
                         .all(|(key, _)| m.contains_key(key))
             }
             E::ApproxHist { full, k } => {
-                // A frequent-items sketch with NO_FALSE_POSITIVES may return nothing at all on
-                // flat data, so an empty map is allowed.
+                // A frequent-items sketch (weft: map size M = max(8, next power of two ≥ 4k))
+                // over n values estimates each tracked value within [true, true + ε·n],
+                // ε = 3.5 / M, and with NO_FALSE_POSITIVES returns every value whose count
+                // exceeds 2·ε·n (flat data may return nothing at all).
                 let V::Map(m) = a else { return false };
-                m.len() <= *k
-                    && m.iter()
-                        .all(|(key, c)| full.contains_key(key) && matches!(c, V::Int(x) if *x >= 1))
+                let n: i64 = full.values().sum();
+                let size = (k.max(&1) * 4).next_power_of_two().clamp(8, 1 << 30);
+                let err = 3.5 * n as f64 / size as f64;
+                let counts = m.iter().all(|(key, c)| match (full.get(key), c) {
+                    (Some(f), V::Int(x)) => *x >= (*f).max(1) && (*x as f64) <= *f as f64 + err,
+                    _ => false,
+                });
+                let heavy: Vec<&String> = full
+                    .iter()
+                    .filter(|(_, f)| **f as f64 > 2.0 * err)
+                    .map(|(key, _)| key)
+                    .collect();
+                let heavy_kept = if heavy.len() <= *k {
+                    heavy.iter().all(|h| m.contains_key(*h))
+                } else {
+                    m.len() == *k
+                };
+                m.len() <= *k && counts && heavy_kept
             }
             E::MapOf(want) => {
                 // an entry whose expectation allows NULL may also be absent
