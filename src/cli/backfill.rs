@@ -40,7 +40,8 @@ pub struct BackfillArgs {
     /// rows differ (e.g. after a source partition was re-landed). Joins and GroupBy tables.
     #[arg(long)]
     pub force: bool,
-    /// Timely worker threads for the dataflow (output is identical for any number).
+    /// Timely worker threads for the dataflow, per process in a cluster (output is identical for
+    /// any number).
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
     #[command(flatten)]

@@ -26,7 +26,7 @@ pub struct LabelJoinArgs {
     /// one dataflow: each run after the first is a delta).
     #[arg(long = "from-label-ds")]
     pub from_label_ds: Option<String>,
-    /// Timely worker threads.
+    /// Timely worker threads, per process in a cluster.
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
     #[command(flatten)]

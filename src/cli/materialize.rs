@@ -61,7 +61,8 @@ pub struct RunArgs {
     /// Never compute past this day (default: as far as the inputs allow).
     #[arg(long = "end-ds")]
     pub end_ds: Option<String>,
-    /// Timely worker threads shared by every pipeline (the output is the same for any number).
+    /// Timely worker threads shared by every pipeline, per process in a cluster (the output is
+    /// the same for any number).
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
     #[command(flatten)]

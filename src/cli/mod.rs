@@ -60,6 +60,10 @@ pub enum Command {
     ///   weft backfill --conf dataflows/production/joins/risk/checkout.v1 --end-ds 2026-02-28
     ///
     ///   weft backfill --conf dataflows/production/group_bys/risk/purchases.v1 --start-ds 2026-02-01
+    ///
+    /// Across two machines (the same command on each, its own --process; process 0 writes):
+    ///
+    ///   weft backfill --conf dataflows/production/joins --processes 2 --process 0 --addresses 10.0.0.5:2101,10.0.0.6:2101
     Backfill(backfill::BackfillArgs),
     /// Show what bootstrap covers in a join and where its output values came from.
     ///
