@@ -34,7 +34,7 @@ struct Shared {
     senders: Mutex<Vec<Sender<Local>>>,
     /// The local workers' threads, woken after each send.
     threads: Vec<std::thread::Thread>,
-    guards: Mutex<Option<timely::communication::WorkerGuards<()>>>,
+    guards: Mutex<Option<Guards>>,
     sinks: SinkRegistry,
     events: Receiver<Event>,
     next_id: AtomicU64,
@@ -113,7 +113,7 @@ impl Drop for Shared {
 impl Shared {
     /// Waits (at most a minute) until every local worker has said it finished; false when
     /// one stopped without finishing, or when a failure was seen earlier.
-    fn clean_shutdown(&self, g: &timely::communication::WorkerGuards<()>) -> bool {
+    fn clean_shutdown(&self, g: &Guards) -> bool {
         let workers = self.topology.workers;
         let deadline = Instant::now() + Duration::from_secs(60);
         while !self.failed.load(Ordering::SeqCst) && Instant::now() < deadline {
@@ -195,53 +195,14 @@ impl Runtime {
                 let _ = guards_tx.send(r);
             })
             .map_err(|e| Error::io("starting the dataflow runtime", e))?;
-        let deadline = Instant::now() + timeout;
-        let mut threads: Vec<Option<std::thread::Thread>> = vec![None; workers];
-        let mut agreed = None;
-        while agreed.is_none() || threads.iter().any(Option::is_none) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match events.recv_timeout(left) {
-                Ok(Event::Started(i, t)) => threads[i] = Some(t),
-                Ok(Event::Agreed(v)) => agreed = Some(v),
-                Ok(Event::Finished) => {}
-                Err(e) => {
-                    match guards_rx.try_recv() {
-                        Ok(Err(e)) => {
-                            return Err(Error::internal(format!(
-                                "starting the dataflow runtime ({}): {e}",
-                                topology.describe()
-                            )))
-                        }
-                        // the workers stopped before agreeing (a peer was lost): joining
-                        // them would only repeat their panics
-                        Ok(Ok(guards)) => {
-                            std::mem::forget(guards);
-                            return Err(lost_peer(&topology));
-                        }
-                        Err(_) if e.is_disconnected() => return Err(lost_peer(&topology)),
-                        Err(_) => {}
-                    }
-                    return Err(Error::Usage(not_connected(&topology, timeout)));
-                }
-            }
-        }
-        if let Some(Err(e)) = agreed {
-            return Err(Error::Usage(e));
-        }
-        let guards = guards_rx
-            .recv()
-            .map_err(|_| Error::internal("the dataflow runtime did not start"))?
-            .map_err(|e| Error::internal(format!("starting the dataflow runtime: {e}")))?;
+        let (threads, guards) = await_workers(&events, &guards_rx, &topology, timeout)?;
         if topology.cluster.is_some() {
             tracing::info!(topology = %topology.describe(), "joined the cluster");
         }
         Ok(Runtime {
             shared: Arc::new(Shared {
                 senders: Mutex::new(senders),
-                threads: threads
-                    .into_iter()
-                    .map(|t| t.expect("all started"))
-                    .collect(),
+                threads,
                 guards: Mutex::new(Some(guards)),
                 sinks,
                 events,
@@ -372,6 +333,56 @@ impl Runtime {
     pub fn same(&self, other: &Runtime) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
     }
+}
+
+type Guards = timely::communication::WorkerGuards<()>;
+
+/// Waits (at most `timeout`) until every local worker has started and the processes agreed;
+/// returns the workers' threads and their guards.
+fn await_workers(
+    events: &Receiver<Event>,
+    guards_rx: &std::sync::mpsc::Receiver<std::result::Result<Guards, String>>,
+    topology: &Topology,
+    timeout: Duration,
+) -> Result<(Vec<std::thread::Thread>, Guards)> {
+    let deadline = Instant::now() + timeout;
+    let mut threads: Vec<Option<std::thread::Thread>> = vec![None; topology.workers.max(1)];
+    let mut agreed = None;
+    while agreed.is_none() || threads.iter().any(Option::is_none) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left) {
+            Ok(Event::Started(i, t)) => threads[i] = Some(t),
+            Ok(Event::Agreed(v)) => agreed = Some(v),
+            Ok(Event::Finished) => {}
+            Err(e) => {
+                match guards_rx.try_recv() {
+                    Ok(Err(e)) => {
+                        return Err(Error::internal(format!(
+                            "starting the dataflow runtime ({}): {e}",
+                            topology.describe()
+                        )))
+                    }
+                    // the workers stopped before agreeing (a peer was lost): joining them
+                    // would only repeat their panics
+                    Ok(Ok(guards)) => {
+                        std::mem::forget(guards);
+                        return Err(lost_peer(topology));
+                    }
+                    Err(_) if e.is_disconnected() => return Err(lost_peer(topology)),
+                    Err(_) => {}
+                }
+                return Err(Error::Usage(not_connected(topology, timeout)));
+            }
+        }
+    }
+    if let Some(Err(e)) = agreed {
+        return Err(Error::Usage(e));
+    }
+    let guards = guards_rx
+        .recv()
+        .map_err(|_| Error::internal("the dataflow runtime did not start"))?
+        .map_err(|e| Error::internal(format!("starting the dataflow runtime: {e}")))?;
+    Ok((threads.into_iter().flatten().collect(), guards))
 }
 
 fn not_connected(t: &Topology, timeout: Duration) -> String {

@@ -82,9 +82,16 @@ struct Installed {
     probe: ProbeHandle<u64>,
 }
 
-/// A worker's dataflows and the work it is waiting on.
-#[derive(Default)]
-struct State {
+/// One worker's state for the life of the runtime.
+struct Runner {
+    local: usize,
+    leader: bool,
+    rx: Receiver<Local>,
+    /// The leader's end of the command stream (`None` elsewhere, and once closed).
+    ctl_in: Option<control::CtlInput>,
+    released: control::Released,
+    /// The leader's view of the driver's sinks (`None` on other workers).
+    sinks: Option<SinkRegistry>,
     installed: BTreeMap<DataflowId, Installed>,
     /// Data that arrived before this worker built its dataflow.
     early: BTreeMap<DataflowId, Vec<Local>>,
@@ -92,9 +99,112 @@ struct State {
     sealing: Vec<(DataflowId, u64)>,
     /// Removed dataflows draining: `(timely index, probe)`.
     draining: Vec<(usize, ProbeHandle<u64>)>,
+    agreed: bool,
+    driver_gone: bool,
 }
 
-impl State {
+/// The worker's whole life: hello, then the loop, then a clean finish.
+pub fn run(worker: &mut timely::worker::Worker, env: &Env) {
+    let local = worker.index() - env.process * env.workers;
+    let leader = worker.index() == 0;
+    let _ = env
+        .events
+        .send(Event::Started(local, std::thread::current()));
+    let (mut ctl_in, released) = control::build(worker);
+    if local == 0 {
+        ctl_in.send(Ctl::Hello {
+            process: env.process,
+            identity: env.identity.clone(),
+        });
+    }
+    // only the leader sends commands; the others close their handles so time can pass
+    let ctl_in = if leader {
+        ctl_in.advance_to(1);
+        Some(ctl_in)
+    } else {
+        drop(ctl_in);
+        None
+    };
+    let mut r = Runner {
+        local,
+        leader,
+        rx: env.receivers[local].clone(),
+        ctl_in,
+        released,
+        sinks: leader.then(|| env.sinks.clone()),
+        installed: BTreeMap::new(),
+        early: BTreeMap::new(),
+        sealing: Vec::new(),
+        draining: Vec::new(),
+        agreed: false,
+        driver_gone: false,
+    };
+    r.serve(worker, env);
+    // close everything and let the dataflows complete (in every process) before saying so
+    drop(r);
+    while worker.has_dataflows() {
+        worker.step_or_park(Some(Duration::from_millis(100)));
+    }
+    let _ = env.events.send(Event::Finished);
+}
+
+impl Runner {
+    /// Until a shutdown (or a failed agreement): driver messages, released commands, a step,
+    /// then acknowledgements and drained dataflows.
+    fn serve(&mut self, worker: &mut timely::worker::Worker, env: &Env) {
+        loop {
+            self.take_driver_messages();
+            let cmds: Vec<Ctl> = std::mem::take(&mut *self.released.borrow_mut());
+            if !self.agreed && !cmds.is_empty() {
+                self.agreed = true;
+                let verdict = agreement(&cmds, env.processes);
+                if self.local == 0 {
+                    let _ = env.events.send(Event::Agreed(verdict.clone()));
+                }
+                if verdict.is_err() {
+                    return;
+                }
+            }
+            for c in cmds {
+                if !self.execute(worker, c) {
+                    return;
+                }
+            }
+            // a driver message or a remote record wakes the thread
+            worker.step_or_park(Some(Duration::from_millis(100)));
+            self.acknowledge();
+            self.drop_drained(worker);
+        }
+    }
+
+    /// What this process's driver sent: commands (leader: into the command stream, each at
+    /// its own time) and data (applied, or kept until its dataflow is built). A driver gone
+    /// becomes a shutdown command.
+    fn take_driver_messages(&mut self) {
+        loop {
+            match self.rx.try_recv() {
+                Ok(Local::Ctl(c)) => self.broadcast(c),
+                Ok(m) => self.data(m),
+                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Disconnected) => {
+                    if self.leader && !self.driver_gone {
+                        self.driver_gone = true;
+                        self.broadcast(Ctl::Shutdown);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn broadcast(&mut self, c: Ctl) {
+        if let Some(h) = self.ctl_in.as_mut() {
+            let next = *h.time() + 1;
+            h.send(c);
+            h.advance_to(next);
+        }
+    }
+
     fn data(&mut self, m: Local) {
         let id = match &m {
             Local::Data(id, _) | Local::Boot(id, _) => *id,
@@ -103,6 +213,96 @@ impl State {
         match self.installed.get_mut(&id) {
             Some(d) => apply(d, m),
             None => self.early.entry(id).or_default().push(m),
+        }
+    }
+
+    /// The leader's sinks of a dataflow.
+    fn sinks_of(&self, id: DataflowId) -> Option<Sinks> {
+        self.sinks
+            .as_ref()
+            .and_then(|s| s.lock().ok().and_then(|s| s.get(&id).cloned()))
+    }
+
+    /// Executes one released command; false on shutdown.
+    fn execute(&mut self, worker: &mut timely::worker::Worker, c: Ctl) -> bool {
+        match c {
+            Ctl::Hello { .. } => {}
+            Ctl::Install {
+                id,
+                parts,
+                bootstrap,
+            } => {
+                let out = self.sinks_of(id).map(|s| s.outputs);
+                let index = worker.next_dataflow_index();
+                let (input, boot_input, probe) =
+                    worker.dataflow::<u64, _, _>(|scope| build(scope, parts, bootstrap, out));
+                let mut d = Installed {
+                    index,
+                    input,
+                    boot_input,
+                    probe,
+                };
+                for m in self.early.remove(&id).unwrap_or_default() {
+                    apply(&mut d, m);
+                }
+                self.installed.insert(id, d);
+            }
+            Ctl::Seal { id, epoch } => {
+                if let Some(d) = self.installed.get_mut(&id) {
+                    d.input.advance_to(epoch + 1);
+                    d.input.flush();
+                    d.boot_input.advance_to(epoch + 1);
+                    d.boot_input.flush();
+                    if self.leader {
+                        self.sealing.push((id, epoch));
+                    }
+                }
+            }
+            Ctl::Remove { id } => {
+                self.early.remove(&id);
+                if let Some(d) = self.installed.remove(&id) {
+                    // closing the inputs (every worker does, in this same order) lets the
+                    // dataflow drain; it is dropped once done
+                    let Installed {
+                        index,
+                        input,
+                        boot_input,
+                        probe,
+                    } = d;
+                    drop(input);
+                    drop(boot_input);
+                    self.draining.push((index, probe));
+                }
+            }
+            Ctl::Shutdown => return false,
+        }
+        true
+    }
+
+    /// Acknowledges the sealed epochs whose outputs (from every worker) are all in.
+    fn acknowledge(&mut self) {
+        let sealing = std::mem::take(&mut self.sealing);
+        for (id, epoch) in sealing {
+            let Some(d) = self.installed.get(&id) else {
+                continue;
+            };
+            if d.probe.less_than(&(epoch + 1)) {
+                self.sealing.push((id, epoch));
+            } else if let Some(s) = self.sinks_of(id) {
+                let _ = s.acks.send(epoch);
+            }
+        }
+    }
+
+    fn drop_drained(&mut self, worker: &mut timely::worker::Worker) {
+        let mut i = 0;
+        while i < self.draining.len() {
+            if self.draining[i].1.done() {
+                let (index, _) = self.draining.swap_remove(i);
+                worker.drop_dataflow(index);
+            } else {
+                i += 1;
+            }
         }
     }
 }
@@ -121,172 +321,6 @@ fn apply(d: &mut Installed, m: Local) {
         }
         Local::Ctl(_) => {}
     }
-}
-
-/// The worker's whole life.
-pub fn run(worker: &mut timely::worker::Worker, env: &Env) {
-    let local = worker.index() - env.process * env.workers;
-    let leader = worker.index() == 0;
-    let rx = env.receivers[local].clone();
-    let _ = env
-        .events
-        .send(Event::Started(local, std::thread::current()));
-    let (mut ctl_in, released) = control::build(worker);
-    if local == 0 {
-        ctl_in.send(Ctl::Hello {
-            process: env.process,
-            identity: env.identity.clone(),
-        });
-    }
-    // only the leader sends commands; the others close their handles so time can pass
-    let mut ctl_in = if leader {
-        ctl_in.advance_to(1);
-        Some(ctl_in)
-    } else {
-        drop(ctl_in);
-        None
-    };
-    let sinks = if leader {
-        Some(env.sinks.clone())
-    } else {
-        None
-    };
-    let mut state = State::default();
-    let mut agreed = false;
-    let mut shutdown = false;
-    let mut driver_gone = false;
-    while !shutdown {
-        // 1. what this process's driver sent (before any command released after it)
-        loop {
-            match rx.try_recv() {
-                Ok(Local::Ctl(c)) => {
-                    if let Some(h) = ctl_in.as_mut() {
-                        let next = *h.time() + 1;
-                        h.send(c);
-                        h.advance_to(next);
-                    }
-                }
-                Ok(m) => state.data(m),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    if leader && !driver_gone {
-                        driver_gone = true;
-                        if let Some(h) = ctl_in.as_mut() {
-                            h.send(Ctl::Shutdown);
-                            let next = *h.time() + 1;
-                            h.advance_to(next);
-                        }
-                    }
-                    break;
-                }
-            }
-        }
-        // 2. released commands, in the leader's order
-        let cmds: Vec<Ctl> = std::mem::take(&mut *released.borrow_mut());
-        if !agreed && !cmds.is_empty() {
-            agreed = true;
-            let verdict = agreement(&cmds, env.processes);
-            if local == 0 {
-                let _ = env.events.send(Event::Agreed(verdict.clone()));
-            }
-            if verdict.is_err() {
-                break;
-            }
-        }
-        for c in cmds {
-            match c {
-                Ctl::Hello { .. } => {}
-                Ctl::Install {
-                    id,
-                    parts,
-                    bootstrap,
-                } => {
-                    let out = sinks
-                        .as_ref()
-                        .and_then(|s| s.lock().ok().and_then(|s| s.get(&id).cloned()));
-                    let index = worker.next_dataflow_index();
-                    let (input, boot_input, probe) = worker.dataflow::<u64, _, _>(|scope| {
-                        build(scope, parts, bootstrap, out.map(|s| s.outputs))
-                    });
-                    let mut d = Installed {
-                        index,
-                        input,
-                        boot_input,
-                        probe,
-                    };
-                    for m in state.early.remove(&id).unwrap_or_default() {
-                        apply(&mut d, m);
-                    }
-                    state.installed.insert(id, d);
-                }
-                Ctl::Seal { id, epoch } => {
-                    if let Some(d) = state.installed.get_mut(&id) {
-                        d.input.advance_to(epoch + 1);
-                        d.input.flush();
-                        d.boot_input.advance_to(epoch + 1);
-                        d.boot_input.flush();
-                        if leader {
-                            state.sealing.push((id, epoch));
-                        }
-                    }
-                }
-                Ctl::Remove { id } => {
-                    state.early.remove(&id);
-                    if let Some(d) = state.installed.remove(&id) {
-                        // closing the inputs (every worker does, in this same order) lets
-                        // the dataflow drain; it is dropped once done
-                        let Installed {
-                            index,
-                            input,
-                            boot_input,
-                            probe,
-                        } = d;
-                        drop(input);
-                        drop(boot_input);
-                        state.draining.push((index, probe));
-                    }
-                }
-                Ctl::Shutdown => shutdown = true,
-            }
-        }
-        if shutdown {
-            break;
-        }
-        // 3. compute; a driver message or a remote record wakes the thread
-        worker.step_or_park(Some(Duration::from_millis(100)));
-        // 4. acknowledge epochs whose outputs are all in, drop drained dataflows
-        state.sealing.retain(|(id, epoch)| {
-            let Some(d) = state.installed.get(id) else {
-                return false;
-            };
-            if d.probe.less_than(&(epoch + 1)) {
-                return true;
-            }
-            let ack = sinks
-                .as_ref()
-                .and_then(|s| s.lock().ok().and_then(|s| s.get(id).cloned()));
-            if let Some(s) = ack {
-                let _ = s.acks.send(*epoch);
-            }
-            false
-        });
-        let mut i = 0;
-        while i < state.draining.len() {
-            if state.draining[i].1.done() {
-                let (index, _) = state.draining.swap_remove(i);
-                worker.drop_dataflow(index);
-            } else {
-                i += 1;
-            }
-        }
-    }
-    // close everything and let the dataflows complete (in every process) before saying so
-    drop(ctl_in);
-    state.installed.clear();
-    while worker.has_dataflows() {
-        worker.step_or_park(Some(Duration::from_millis(100)));
-    }
-    let _ = env.events.send(Event::Finished);
 }
 
 /// Whether every process announced the leader's identity.
