@@ -336,7 +336,10 @@ fn status(warehouse: &Path, a: StatusArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&json).expect("json"));
         return Ok(());
     }
-    println!("epoch {}", json["epoch"]);
+    match json["topology"].as_str() {
+        Some(t) => println!("epoch {} ({t})", json["epoch"]),
+        None => println!("epoch {}", json["epoch"]),
+    }
     for p in json["pipelines"].as_array().into_iter().flatten() {
         let state = if !p["error"].is_null() {
             format!("ERROR {}", p["error"])

@@ -60,6 +60,8 @@ struct Watched {
 /// What `/v1/status` and `weft materialize status` show.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Status {
+    /// Where the dataflows run: "1 worker(s) in one process", or the cluster's processes.
+    pub topology: String,
     /// The last committed epoch (`None` before the first commit).
     pub epoch: Option<u64>,
     pub committed_ms: Option<i64>,
@@ -154,6 +156,7 @@ impl Materializer {
             st.epoch = Some(last.epoch);
             st.committed_ms = Some(last.committed_ms);
         }
+        m.shared.status.lock().expect("status lock").topology = m.opts.topology.describe();
         Ok(m)
     }
 

@@ -78,6 +78,16 @@ fn a_two_process_cluster_materializes_what_one_process_does() {
     data::write_partition(&h.wh, &w.db, "data.events", &late);
     h.materialize("deltas");
     check(&h, &w, "cluster: after deltas");
+    let topology =
+        h.m.as_ref()
+            .unwrap()
+            .shared
+            .status
+            .lock()
+            .unwrap()
+            .topology
+            .clone();
+    assert!(topology.starts_with("process 0 of 2"), "{topology}");
     h.m = None;
     drop(h);
     p1.join()
