@@ -14,8 +14,9 @@
 //! - [`aggregate`] implements Chronon's aggregation operations as mergeable partial aggregates
 //!   (pure Rust, no dataflow).
 //! - [`dataflow`] is the only module that touches timely and differential-dataflow: the one
-//!   [`dataflow::Runtime`] of a process, into which every pipeline's dataflow is installed, and
-//!   the operators (windows, tiles, bootstrap stage).
+//!   [`dataflow::Runtime`] of a process (or of each process of a timely cluster, see
+//!   [`dataflow::Topology`]), into which every pipeline's dataflow is installed, and the
+//!   operators (windows, tiles, bootstrap stage).
 //! - [`join`] is a join as data: its plan (parts, windows, output columns, bootstrap,
 //!   derivations, semantic hash), its inputs as dataflow updates and its output rows;
 //!   [`label`] plans label parts and maintains the labeled tables; [`groupby`] plans GroupBy

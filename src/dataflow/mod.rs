@@ -8,7 +8,8 @@
 //! data. A backfill feeds everything at epoch 0 and seals; the continuous materializer feeds
 //! each new or re-landed partition as a later epoch of the same dataflow, and gets back only
 //! the outputs that changed. Every dataflow of a process lives in one [`Runtime`] (one
-//! `timely::execute`), installed and removed by id while it runs.
+//! `timely::execute`), installed and removed by id while it runs; a [`Topology`] makes that
+//! runtime one process of a timely cluster, the same code path with more workers.
 
 pub mod bootstrap;
 mod control;
