@@ -348,40 +348,50 @@ fn await_workers(
     let deadline = Instant::now() + timeout;
     let mut threads: Vec<Option<std::thread::Thread>> = vec![None; topology.workers.max(1)];
     let mut agreed = None;
+    let mut guards = None;
     while agreed.is_none() || threads.iter().any(Option::is_none) {
         let left = deadline.saturating_duration_since(Instant::now());
-        match events.recv_timeout(left) {
+        match events.recv_timeout(left.min(Duration::from_millis(200))) {
             Ok(Event::Started(i, t)) => threads[i] = Some(t),
             Ok(Event::Agreed(v)) => agreed = Some(v),
             Ok(Event::Finished) => {}
             Err(e) => {
                 match guards_rx.try_recv() {
+                    // timely could not listen or connect (a port in use, say)
                     Ok(Err(e)) => {
-                        return Err(Error::internal(format!(
-                            "starting the dataflow runtime ({}): {e}",
+                        return Err(Error::Usage(format!(
+                            "the dataflow runtime could not start ({}): {e}; check that this process's address is free and the others reachable",
                             topology.describe()
                         )))
                     }
-                    // the workers stopped before agreeing (a peer was lost): joining them
-                    // would only repeat their panics
-                    Ok(Ok(guards)) => {
-                        std::mem::forget(guards);
-                        return Err(lost_peer(topology));
-                    }
-                    Err(_) if e.is_disconnected() => return Err(lost_peer(topology)),
+                    Ok(Ok(g)) => guards = Some(g),
                     Err(_) => {}
                 }
-                return Err(Error::Usage(not_connected(topology, timeout)));
+                if e.is_disconnected() {
+                    // the workers stopped before agreeing (a peer was lost): joining them
+                    // would only repeat their panics
+                    std::mem::forget(guards);
+                    return Err(lost_peer(topology));
+                }
+                if Instant::now() >= deadline {
+                    std::mem::forget(guards);
+                    return Err(Error::Usage(not_connected(topology, timeout)));
+                }
             }
         }
     }
     if let Some(Err(e)) = agreed {
+        // the process exits with this error; its workers stop by themselves
+        std::mem::forget(guards);
         return Err(Error::Usage(e));
     }
-    let guards = guards_rx
-        .recv()
-        .map_err(|_| Error::internal("the dataflow runtime did not start"))?
-        .map_err(|e| Error::internal(format!("starting the dataflow runtime: {e}")))?;
+    let guards = match guards {
+        Some(g) => g,
+        None => guards_rx
+            .recv()
+            .map_err(|_| Error::internal("the dataflow runtime did not start"))?
+            .map_err(|e| Error::internal(format!("starting the dataflow runtime: {e}")))?,
+    };
     Ok((threads.into_iter().flatten().collect(), guards))
 }
 

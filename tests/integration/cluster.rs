@@ -206,40 +206,57 @@ fn run_as(wh: &Path, args: &[String], processes: usize, workers: usize) -> Outpu
         ok(&out, "one process");
         return out;
     }
-    let addrs = addresses(processes).join(",");
-    let with = |p: usize| {
-        let mut a = args.clone();
-        a.extend([
-            "--processes".into(),
-            processes.to_string(),
-            "--process".into(),
-            p.to_string(),
-            "--addresses".into(),
-            addrs.clone(),
-            "--connect-timeout".into(),
-            "60".into(),
-        ]);
-        a
-    };
-    let others: Vec<Child> = (1..processes)
-        .map(|p| weft(wh, &with(p)).spawn().unwrap())
-        .collect();
-    let lead = wait(
-        weft(wh, &with(0)).spawn().unwrap(),
-        Duration::from_secs(300),
-        "process 0",
-    );
-    ok(&lead, "process 0");
-    for (i, c) in others.into_iter().enumerate() {
-        let out = wait(c, Duration::from_secs(30), "a follower");
-        ok(&out, &format!("process {}", i + 1));
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("process 0 finished"),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+    // a port taken between `addresses` and the process binding it fails that process at start
+    // (it exits with timely's "failed to initialize networking"); run again on other ports
+    for attempt in 0..3 {
+        let addrs = addresses(processes).join(",");
+        let with = |p: usize| {
+            let mut a = args.clone();
+            a.extend([
+                "--processes".into(),
+                processes.to_string(),
+                "--process".into(),
+                p.to_string(),
+                "--addresses".into(),
+                addrs.clone(),
+                "--connect-timeout".into(),
+                "30".into(),
+            ]);
+            a
+        };
+        let others: Vec<Child> = (1..processes)
+            .map(|p| weft(wh, &with(p)).spawn().unwrap())
+            .collect();
+        let lead = wait(
+            weft(wh, &with(0)).spawn().unwrap(),
+            Duration::from_secs(300),
+            "process 0",
         );
+        let outs: Vec<Output> = others
+            .into_iter()
+            .map(|c| wait(c, Duration::from_secs(40), "a follower"))
+            .collect();
+        let port_taken = |o: &Output| {
+            String::from_utf8_lossy(&o.stderr).contains("failed to initialize networking")
+        };
+        if attempt < 2
+            && !lead.status.success()
+            && (port_taken(&lead) || outs.iter().any(port_taken))
+        {
+            continue;
+        }
+        ok(&lead, "process 0");
+        for (i, out) in outs.iter().enumerate() {
+            ok(out, &format!("process {}", i + 1));
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("process 0 finished"),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        return lead;
     }
-    lead
+    unreachable!("the last attempt returns or fails")
 }
 
 const TOPOLOGIES: [(usize, usize); 3] = [(1, 1), (1, 2), (2, 1)];
