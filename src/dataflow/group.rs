@@ -3,7 +3,9 @@
 //! recomputed: for events, those whose windows may contain a changed event time; for entity
 //! parts, those reading a changed partition. A query's value is emitted only if it changed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::FastMap;
 
 use super::records::{Item, Mutation, RowId, Value};
 use super::spec::{window_start, PartKind, PartSpec};
@@ -51,7 +53,7 @@ pub struct KeyState {
     /// Live queries: `(q, row) → partition read`.
     queries: BTreeMap<(i64, RowId), i32>,
     /// Fingerprint of what was emitted per row.
-    out: HashMap<RowId, u64>,
+    out: FastMap<RowId, u64>,
     cache: TileCache,
 }
 
@@ -231,7 +233,7 @@ impl KeyState {
                 }
             }
             PartKind::Snapshot | PartKind::Mutations | PartKind::Raw => {
-                let mut memo: HashMap<i32, Vec<Vec<Value>>> = HashMap::new();
+                let mut memo: FastMap<i32, Vec<Vec<Value>>> = FastMap::default();
                 for &(q, row) in &affected {
                     let ds = self.queries[&(q, row)];
                     let values = match spec.kind {

@@ -8,7 +8,9 @@
 //! group lives on one worker and its values do not depend on the number of workers.
 //! An epoch is processed once the input frontier has passed it, in epoch order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use super::FastMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -51,7 +53,7 @@ pub fn windows<'scope>(
             move |_cap, _info| {
                 let mut pending: Pending = BTreeMap::new();
                 let mut caps: CapabilitySet<u64> = CapabilitySet::new();
-                let mut groups: HashMap<GroupKey, KeyState> = HashMap::new();
+                let mut groups: FastMap<GroupKey, KeyState> = FastMap::default();
                 move |(input, frontier), output| {
                     input.for_each(|cap, data| {
                         if let Some(c) = cap.retain_least(0) {
@@ -66,7 +68,7 @@ pub fn windows<'scope>(
                             break;
                         }
                         let updates = pending.remove(&t).unwrap_or_default();
-                        let mut by_key: HashMap<GroupKey, Vec<(Item, isize)>> = HashMap::new();
+                        let mut by_key: FastMap<GroupKey, Vec<(Item, isize)>> = FastMap::default();
                         for ((k, item), r) in updates {
                             by_key.entry(k).or_default().push((item, r));
                         }

@@ -11,7 +11,9 @@
 //! query merges its blocks left to right and then its head. So an incrementally maintained
 //! value is bit-identical to one computed from scratch (floating-point sums included).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use super::FastMap;
 use std::rc::Rc;
 
 use super::spec::PartSpec;
@@ -100,9 +102,9 @@ pub fn decompose(mut a: i64, b: i64, max_level: u32) -> Vec<(u32, i64)> {
 /// events; dropping it never changes a value, only the work to recompute it.
 #[derive(Debug, Default)]
 pub struct TileCache {
-    blocks: HashMap<(usize, u32, i64), Option<Rc<Irs>>>,
+    blocks: FastMap<(usize, u32, i64), Option<Rc<Irs>>>,
     /// Per prefix group: running IR through each non-empty day.
-    prefixes: HashMap<usize, BTreeMap<i64, Rc<Irs>>>,
+    prefixes: FastMap<usize, BTreeMap<i64, Rc<Irs>>>,
 }
 
 impl TileCache {

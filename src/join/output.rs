@@ -3,7 +3,9 @@
 //! original order) followed by every part's feature columns. A left row matching several
 //! raw entity rows (no-aggregation parts) appears once per match, as in Chronon.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use crate::dataflow::FastMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, UInt32Array};
@@ -18,14 +20,14 @@ use crate::error::{Error, Result};
 use crate::partition::Ds;
 
 /// One partition's pending values: encoded value rows per `(row, part)`.
-type PartitionValues = HashMap<(RowId, u16), Vec<Box<[u8]>>>;
+type PartitionValues = FastMap<(RowId, u16), Vec<Box<[u8]>>>;
 
 /// The output values not yet written, per `(row, part)`, compactly encoded
 /// ([`crate::aggregate::codec`]); an empty list is a pending removal.
 #[derive(Default)]
 pub struct OutputState {
     /// By left partition, so a written partition is forgotten in one step.
-    values: HashMap<Ds, PartitionValues>,
+    values: FastMap<Ds, PartitionValues>,
 }
 
 impl OutputState {
