@@ -33,7 +33,7 @@
 //!   `_logged` tables.
 //! - [`cli`] is the `weft` command line; [`demo`] generates a realistic sample warehouse;
 //!   [`failpoint`] holds the named crash points the crash-matrix tests arm; [`panics`] counts
-//!   and logs every panic of the process.
+//!   and logs every panic of the process; [`memory`] holds the process's memory settings.
 
 // The public API: what a program embedding weft drives.
 pub mod config;
@@ -42,6 +42,7 @@ pub mod engine;
 pub mod error;
 pub mod logging;
 pub mod materialize;
+pub mod memory;
 pub mod online;
 pub mod panics;
 pub mod partition;
