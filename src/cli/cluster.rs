@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
+use md5::{Digest, Md5};
 
 use crate::config::conf_files;
 use crate::dataflow::{Cluster, Identity, Runtime, Topology};
@@ -123,7 +124,7 @@ impl ClusterArgs {
 }
 
 /// What every process of a cluster must agree on for `command`: its options that change the
-/// result, and a digest of every config file under each of `confs` (named relative to it).
+/// result, and an md5 digest of every config file under each of `confs` (named relative to it).
 pub fn identity(command: &str, options: &[(&str, String)], confs: &[PathBuf]) -> Result<Identity> {
     let mut id = Identity::new().with("command", command);
     for (name, value) in options {
@@ -138,10 +139,11 @@ pub fn identity(command: &str, options: &[(&str, String)], confs: &[PathBuf]) ->
         for f in files {
             let bytes =
                 std::fs::read(&f).map_err(|e| Error::io(format!("reading {}", f.display()), e))?;
-            id = id.with(
-                format!("config `{}`", relative(root, &f)),
-                format!("{:016x}", digest(&bytes)),
-            );
+            let digest: String = Md5::digest(&bytes)[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            id = id.with(format!("config `{}`", relative(root, &f)), digest);
         }
     }
     Ok(id)
@@ -159,13 +161,6 @@ fn relative(root: &Path, f: &Path) -> String {
         Path::new(f.file_name().unwrap_or(f.as_os_str()))
     };
     r.to_string_lossy().into_owned()
-}
-
-/// FNV-1a: the same in every process and build.
-fn digest(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 /// Runs a process other than 0: lends its workers to the cluster until process 0 finishes.

@@ -54,21 +54,43 @@ impl Shared {
         if self.failed.load(Ordering::SeqCst) {
             return true;
         }
-        // a thread that ended without saying it finished (after a shutdown) panicked
-        let finished = self.finished.load(Ordering::SeqCst);
         let dead = self
             .guards
             .lock()
-            .map(|g| {
-                g.as_ref().is_some_and(|g| {
-                    g.guards().iter().filter(|h| h.is_finished()).count() > finished
-                })
-            })
+            .map(|g| g.as_ref().is_some_and(|g| self.ended_abnormally(g)))
             .unwrap_or(true);
         if dead {
             self.failed.store(true, Ordering::SeqCst);
         }
         dead
+    }
+
+    /// Whether more worker threads ended than said they finished (after a shutdown): the
+    /// others panicked.
+    fn ended_abnormally(&self, g: &Guards) -> bool {
+        let ended = g.guards().iter().filter(|h| h.is_finished()).count();
+        ended > self.finished.load(Ordering::SeqCst)
+    }
+
+    /// Waits (at most a minute) until every local worker has said it finished; false when
+    /// one stopped without finishing, or when a failure was seen earlier.
+    fn clean_shutdown(&self, g: &Guards) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.failed.load(Ordering::SeqCst) && Instant::now() < deadline {
+            while let Ok(e) = self.events.try_recv() {
+                if matches!(e, Event::Finished) {
+                    self.finished.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            if self.finished.load(Ordering::SeqCst) >= self.topology.workers {
+                return true;
+            }
+            if self.ended_abnormally(g) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
     }
 
     /// Sends to one local worker and wakes it.
@@ -107,32 +129,6 @@ impl Drop for Shared {
                 std::mem::forget(g);
             }
         }
-    }
-}
-
-impl Shared {
-    /// Waits (at most a minute) until every local worker has said it finished; false when
-    /// one stopped without finishing, or when a failure was seen earlier.
-    fn clean_shutdown(&self, g: &Guards) -> bool {
-        let workers = self.topology.workers;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !self.failed.load(Ordering::SeqCst) && Instant::now() < deadline {
-            while let Ok(e) = self.events.try_recv() {
-                if matches!(e, Event::Finished) {
-                    self.finished.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-            let finished = self.finished.load(Ordering::SeqCst);
-            if finished >= workers {
-                return true;
-            }
-            if g.guards().iter().filter(|h| h.is_finished()).count() > finished {
-                // a thread ended without finishing: it panicked
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        false
     }
 }
 

@@ -25,16 +25,7 @@ impl Context {
     /// A context whose dataflows run on `workers` timely worker threads (the output is the
     /// same for any number).
     pub fn with_workers(wh: &Warehouse, workers: usize) -> Result<Context> {
-        Ok(Self::from_session(Session::new(wh)?, workers))
-    }
-
-    /// A context over an existing session.
-    pub fn from_session(session: Session, workers: usize) -> Context {
-        Context {
-            session,
-            topology: Topology::local(workers),
-            runtime: OnceLock::new(),
-        }
+        Self::with_topology(wh, Topology::local(workers))
     }
 
     /// A context whose dataflows run on `topology`: this process's workers, or, as process 0

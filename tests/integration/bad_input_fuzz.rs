@@ -332,16 +332,7 @@ mod http {
                 session,
                 refresh: tx,
             };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            let listener = rt
-                .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-                .unwrap();
-            let addr = listener.local_addr().unwrap();
-            rt.spawn(async move { axum::serve(listener, router(state)).await });
+            let (rt, addr) = crate::serve_on_loopback(router(state));
             Server {
                 addr,
                 _rt: rt,

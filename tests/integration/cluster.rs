@@ -64,11 +64,7 @@ fn a_two_process_cluster_materializes_what_one_process_does() {
     h.materialize("bootstrap landed");
     check(&h, &w, "cluster: first epochs");
     // a new day, late events inside the maintained days, a re-landed left day
-    w.add_events_day();
-    w.add_left_day();
-    let d = w.last_day;
-    data::write_partition(&h.wh, &w.db, "data.events", &day(d));
-    data::write_partition(&h.wh, &w.db, "data.left", &day(d));
+    w.land_day(&h.wh);
     let late = day(1);
     let mut rows = w.db.table("data.events").parts[&late].clone();
     rows.push(rows[0].clone());
@@ -108,11 +104,7 @@ fn workers_that_serialize_every_record_compute_the_same_tables() {
     let mut h = Harness::with_topology(&w, topology);
     h.materialize("first epochs");
     check(&h, &w, "serialized: first epochs");
-    w.add_events_day();
-    w.add_left_day();
-    let d = w.last_day;
-    data::write_partition(&h.wh, &w.db, "data.events", &day(d));
-    data::write_partition(&h.wh, &w.db, "data.left", &day(d));
+    w.land_day(&h.wh);
     h.materialize("new day");
     check(&h, &w, "serialized: new day");
 }
@@ -298,11 +290,7 @@ fn materialize_resumes_under_another_topology() {
     };
     for (i, (p, wk)) in [(2, 1), (1, 2), (2, 1), (1, 1)].into_iter().enumerate() {
         if i > 0 {
-            w.add_events_day();
-            w.add_left_day();
-            let d = w.last_day;
-            data::write_partition(&h.wh, &w.db, "data.events", &day(d));
-            data::write_partition(&h.wh, &w.db, "data.left", &day(d));
+            w.land_day(&h.wh);
         }
         run_as(h.wh.root(), &args(&h), p, wk);
         check(
@@ -429,11 +417,7 @@ fn a_lost_process_stops_the_cluster_and_a_restart_under_another_topology_resumes
             std::thread::sleep(Duration::from_millis(200));
         }
         // a new day lands while the cluster runs
-        w.add_events_day();
-        w.add_left_day();
-        let d = w.last_day;
-        data::write_partition(&h.wh, &w.db, "data.events", &day(d));
-        data::write_partition(&h.wh, &w.db, "data.left", &day(d));
+        w.land_day(&h.wh);
         let mut killed = procs.remove(victim);
         killed.kill().unwrap();
         let _ = killed.wait();

@@ -26,6 +26,22 @@ fn cases(own: Option<&str>, default: u32) -> u32 {
         .unwrap_or(default)
 }
 
+/// Serves `router` on a free loopback port from a one-thread tokio runtime of its own; the
+/// server runs for as long as the returned runtime lives.
+fn serve_on_loopback(router: axum::Router) -> (tokio::runtime::Runtime, std::net::SocketAddr) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move { axum::serve(listener, router).await });
+    (rt, addr)
+}
+
 // Shared fixtures (suites bring them in with `use crate::<fixture>;`).
 
 // Bootstrap fixtures (after Chronon's BootstrapUtils): transactions, queries, user_transactions.

@@ -176,6 +176,16 @@ impl World {
             self.db.table_mut("data.left").parts.insert(day(d), l);
         }
     }
+    /// A new day lands in the warehouse: its events, then its left rows. Returns the day.
+    pub(crate) fn land_day(&mut self, wh: &Warehouse) -> i64 {
+        self.add_events_day();
+        self.add_left_day();
+        let d = self.last_day;
+        data::write_partition(wh, &self.db, "data.events", &day(d));
+        data::write_partition(wh, &self.db, "data.left", &day(d));
+        d
+    }
+
     /// The last day with both events and left rows.
     pub(crate) fn complete_through(&self) -> i64 {
         let left = &self.db.table("data.left").parts;
@@ -584,16 +594,7 @@ fn the_http_side_answers_status_queries_and_refreshes() {
         session: session.clone(),
         refresh: tx,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    rt.spawn(async move { axum::serve(listener, weft::materialize::http::router(state)).await });
+    let (_rt, addr) = crate::serve_on_loopback(weft::materialize::http::router(state));
     let call = move |method: &str, path: &str, body: &str| -> (u16, String) {
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
@@ -1077,10 +1078,7 @@ fn config_changes_apply_without_a_restart() {
     let saved = std::fs::read(&b_file).unwrap();
     std::fs::remove_file(&b_file).unwrap();
     let b_before = partition_dirs(&h.wh, &output_table(&b));
-    w.add_events_day();
-    w.add_left_day();
-    data::write_partition(&h.wh, &w.db, "data.events", &day(w.last_day));
-    data::write_partition(&h.wh, &w.db, "data.left", &day(w.last_day));
+    w.land_day(&h.wh);
     let ms = h.materialize("config removed");
     assert!(ms
         .iter()

@@ -8,7 +8,6 @@
 use std::process::Command;
 
 use crate::materialize::{check, day, joins, partition_dirs, Harness, World};
-use crate::reference::data;
 use crate::reference::output_table;
 
 const POINTS: &[&str] = &[
@@ -54,11 +53,7 @@ fn a_materializer_killed_at_any_failpoint_restarts_to_the_same_tables() {
         let outs: Vec<String> = joins().iter().map(output_table).collect();
         let before: Vec<_> = outs.iter().map(|o| partition_dirs(&h.wh, o)).collect();
         // a new day lands
-        w.add_events_day();
-        w.add_left_day();
-        let new_day = w.last_day;
-        data::write_partition(&h.wh, &w.db, "data.events", &day(new_day));
-        data::write_partition(&h.wh, &w.db, "data.left", &day(new_day));
+        let new_day = w.land_day(&h.wh);
 
         let crashed = materialize_once(&h, Some(point));
         assert!(
