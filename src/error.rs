@@ -95,6 +95,11 @@ pub enum Error {
     #[error("internal error: {0}")]
     Internal(String),
 
+    /// An error raised in a dataflow worker (perhaps of another process of a cluster) and
+    /// carried back as text, with its kind.
+    #[error("{message}")]
+    Worker { kind: ErrorKind, message: String },
+
     /// Several independent problems, reported together.
     #[error("{} problems:\n{}", .0.len(), .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
     Many(Vec<Error>),
@@ -131,6 +136,16 @@ impl ErrorKind {
             ErrorKind::Internal => "internal",
         }
     }
+
+    /// The kind [`ErrorKind::as_str`] names (anything else is internal).
+    pub fn parse(s: &str) -> ErrorKind {
+        match s {
+            "user" => ErrorKind::User,
+            "data" => ErrorKind::Data,
+            "external" => ErrorKind::External,
+            _ => ErrorKind::Internal,
+        }
+    }
 }
 
 impl fmt::Display for ErrorKind {
@@ -162,6 +177,7 @@ impl Error {
             | Error::Parquet { .. } => ErrorKind::Data,
             Error::Io { .. } | Error::External { .. } => ErrorKind::External,
             Error::Internal(_) => ErrorKind::Internal,
+            Error::Worker { kind, .. } => *kind,
             Error::Many(errors) => errors
                 .iter()
                 .map(Error::kind)

@@ -78,7 +78,7 @@ impl fmt::Display for Ds {
 }
 
 /// An inclusive range of partitions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartitionRange {
     pub start: Ds,
     pub end: Ds,

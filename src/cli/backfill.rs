@@ -63,7 +63,7 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
         )
     })?;
     if !topology.leads() {
-        return super::cluster::follow(topology);
+        return super::cluster::follow(topology, warehouse);
     }
     let conf = if a.conf.is_dir() {
         None

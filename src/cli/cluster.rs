@@ -9,9 +9,10 @@ use clap::Args;
 use md5::{Digest, Md5};
 
 use crate::config::conf_files;
-use crate::dataflow::{Cluster, Identity, Runtime, Topology};
+use crate::dataflow::{Cluster, Identity, Topology};
 use crate::engine::Context;
 use crate::error::{Error, Result};
+use crate::warehouse::Warehouse;
 
 /// Timely's default port for process 0 (process i listens on 2101 + i).
 const FIRST_PORT: usize = 2101;
@@ -164,10 +165,18 @@ fn relative(root: &Path, f: &Path) -> String {
 }
 
 /// Runs a process other than 0: lends its workers to the cluster until process 0 finishes.
-pub fn follow(topology: Topology) -> Result<()> {
+/// Its workers read their share of the sources from `warehouse`, which must be the storage
+/// process 0 uses.
+pub fn follow(topology: Topology, warehouse: &Path) -> Result<()> {
     let what = topology.describe();
+    let wh = Warehouse::open_existing(warehouse).map_err(|e| {
+        Error::Usage(format!(
+            "{e}; every process of a cluster reads the warehouse: mount the same storage at {} here",
+            warehouse.display()
+        ))
+    })?;
     eprintln!("{what}: waiting for the other processes…");
-    let rt = Runtime::start_with(topology)?;
+    let rt = Context::follower(&wh, topology)?;
     eprintln!("joined the cluster; computing for process 0 until it finishes");
     rt.wait()?;
     eprintln!("process 0 finished; exiting");

@@ -45,7 +45,7 @@ pub fn run(warehouse: &Path, a: LabelJoinArgs) -> Result<()> {
         )
     })?;
     if !topology.leads() {
-        return super::cluster::follow(topology);
+        return super::cluster::follow(topology, warehouse);
     }
     let join = match load_conf(&a.conf)? {
         Conf::Join(j) => j,

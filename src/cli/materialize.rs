@@ -169,7 +169,7 @@ fn materialize(warehouse: &Path, a: RunArgs) -> Result<()> {
         )
     })?;
     if !topology.leads() {
-        return super::cluster::follow(topology);
+        return super::cluster::follow(topology, warehouse);
     }
     if !a.once {
         super::access::check(&a.listen, &a.access)?;

@@ -13,6 +13,7 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::operator::Operator;
 use timely::dataflow::operators::vec::{Broadcast, Input};
 
+use super::shard::ReadTask;
 use super::spec::{BootstrapSpec, PartSpec};
 use super::topology::Identity;
 
@@ -29,6 +30,11 @@ pub enum Ctl {
         id: DataflowId,
         parts: Vec<PartSpec>,
         bootstrap: Option<BootstrapSpec>,
+    },
+    /// Read into a dataflow's current epoch: each worker does the tasks addressed to it.
+    Read {
+        id: DataflowId,
+        tasks: Vec<ReadTask>,
     },
     /// Close epoch `epoch` of a dataflow's inputs.
     Seal { id: DataflowId, epoch: u64 },

@@ -17,6 +17,7 @@ pub mod group;
 mod operator;
 pub mod records;
 mod runtime;
+pub mod shard;
 pub mod spec;
 pub mod tiles;
 mod topology;
@@ -44,4 +45,7 @@ pub struct EpochOutput {
     /// Bootstrap outcome per left row that changed: `None` = the row no longer matches any
     /// bootstrap row (or is gone).
     pub boot: Vec<(RowId, Option<BootValues>)>,
+    /// What the epoch's [`shard::ReadTask`]s read (their counts; failed reads make the
+    /// seal an error instead).
+    pub reads: Vec<shard::ReadReport>,
 }

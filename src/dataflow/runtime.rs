@@ -23,6 +23,7 @@ use crossbeam_channel::{unbounded, Receiver, Sender};
 use super::control::Ctl;
 pub use super::control::DataflowId;
 use super::records::{BootValues, PartValues, RowId};
+use super::shard::{ReadError, ReadTask, ShardReader};
 use super::spec::{BootstrapSpec, PartSpec};
 use super::topology::Topology;
 use super::worker::{self, Env, Event, Local, Out, SinkRegistry, Sinks};
@@ -156,6 +157,15 @@ impl Runtime {
     /// Starts this process's workers of `topology`. In a cluster this waits (at most the
     /// connect timeout) until every process has connected and announced the same identity.
     pub fn start_with(topology: Topology) -> Result<Runtime> {
+        Self::start_reading(topology, None)
+    }
+
+    /// Like [`Runtime::start_with`], with the reader that decodes the [`ReadTask`]s
+    /// addressed to this process's workers (every process of a cluster needs one).
+    pub fn start_reading(
+        topology: Topology,
+        reader: Option<Arc<dyn ShardReader>>,
+    ) -> Result<Runtime> {
         let workers = topology.workers.max(1);
         let (senders, receivers): (Vec<_>, Vec<_>) =
             (0..workers).map(|_| unbounded::<Local>()).unzip();
@@ -174,6 +184,7 @@ impl Runtime {
             process: topology.process(),
             processes: topology.processes(),
             workers,
+            reader,
         };
         let config = topology.timely_config();
         let timeout = topology
@@ -418,6 +429,15 @@ fn dead_runtime(t: &Topology) -> Error {
     )
 }
 
+/// A worker's read error as the driver reports it, with its kind kept (whether retrying can
+/// help depends on it).
+fn read_error(e: ReadError) -> Error {
+    Error::Worker {
+        kind: crate::error::ErrorKind::parse(&e.kind),
+        message: e.message,
+    }
+}
+
 /// A dataflow installed in a [`Runtime`]: feed updates, seal epochs, read what changed.
 /// Dropping it removes the dataflow from every worker.
 pub struct Dataflow {
@@ -497,11 +517,23 @@ impl Dataflow {
         self.epoch += 1;
         let mut out = EpochOutput::default();
         let mut boot: Vec<((RowId, BootValues), isize)> = Vec::new();
+        let mut errors = Vec::new();
         for o in self.outputs.try_iter() {
             match o {
                 Out::Part(p) => out.parts.push(p),
                 Out::Boot(row, v, r) => boot.push(((row, v), r)),
+                Out::Read(r) => match r.error {
+                    Some(e) => errors.push(read_error(e)),
+                    None => out.reads.push(r),
+                },
             }
+        }
+        if !errors.is_empty() {
+            return Err(if errors.len() == 1 {
+                errors.remove(0)
+            } else {
+                Error::Many(errors)
+            });
         }
         // retractions and insertions of a row's outcome become one upsert
         differential_dataflow::consolidation::consolidate(&mut boot);
@@ -514,6 +546,24 @@ impl Dataflow {
         }
         out.boot = rows.into_iter().collect();
         Ok(out)
+    }
+
+    /// Every worker of every process: [`ReadTask`]s address workers `0..peers`.
+    pub fn peers(&self) -> usize {
+        self.shared.topology.workers * self.shared.topology.processes()
+    }
+
+    /// Has workers read into the current epoch (each task by the worker it names). What
+    /// they read comes back with the epoch's output ([`EpochOutput::reads`]); a failed read
+    /// makes the seal an error.
+    pub fn read(&mut self, tasks: Vec<ReadTask>) -> Result<()> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        if !self.shared.command(Ctl::Read { id: self.id, tasks }) || self.shared.dead() {
+            return Err(dead_runtime(&self.shared.topology));
+        }
+        Ok(())
     }
 
     /// The next epoch to be sealed.

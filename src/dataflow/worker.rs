@@ -13,11 +13,13 @@ use differential_dataflow::input::{Input as _, InputSession};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::operator::Operator;
+use timely::dataflow::operators::vec::Input as _;
 use timely::dataflow::operators::Probe;
 use timely::dataflow::ProbeHandle;
 
 use super::control::{self, Ctl, DataflowId};
 use super::records::{BootInput, BootValues, GroupKey, Item, PartValues, RowId};
+use super::shard::{Kept, ReadReport, ShardReader};
 use super::spec::{BootstrapSpec, PartSpec};
 use super::topology::Identity;
 use super::{bootstrap, operator, BootUpdate, Update};
@@ -36,6 +38,7 @@ pub enum Local {
 pub enum Out {
     Part(PartValues),
     Boot(RowId, BootValues, isize),
+    Read(ReadReport),
 }
 
 /// Where the leader worker delivers a dataflow's outputs and epoch acknowledgements.
@@ -69,17 +72,23 @@ pub struct Env {
     pub process: usize,
     pub processes: usize,
     pub workers: usize,
+    /// Decodes the read tasks addressed to this process's workers.
+    pub reader: Option<Arc<dyn ShardReader>>,
 }
 
 type ItemInput = InputSession<u64, (GroupKey, Item), isize>;
 type BootInputSession = InputSession<u64, BootInput, isize>;
+type ReportInput = timely::dataflow::operators::vec::input::Handle<u64, ReadReport>;
 
 /// One worker's handles on an installed dataflow.
 struct Installed {
     index: usize,
     input: ItemInput,
     boot_input: BootInputSession,
+    reports: ReportInput,
     probe: ProbeHandle<u64>,
+    /// Rows this worker read, to retract them exactly.
+    kept: Kept,
 }
 
 /// One worker's state for the life of the runtime.
@@ -101,6 +110,9 @@ struct Runner {
     draining: Vec<(usize, ProbeHandle<u64>)>,
     agreed: bool,
     driver_gone: bool,
+    /// This worker's index among every worker of every process.
+    global: usize,
+    reader: Option<Arc<dyn ShardReader>>,
 }
 
 /// The worker's whole life: hello, then the loop, then a clean finish.
@@ -138,6 +150,8 @@ pub fn run(worker: &mut timely::worker::Worker, env: &Env) {
         draining: Vec::new(),
         agreed: false,
         driver_gone: false,
+        global: worker.index(),
+        reader: env.reader.clone(),
     };
     r.serve(worker, env);
     // close everything and let the dataflows complete (in every process) before saying so
@@ -234,13 +248,15 @@ impl Runner {
             } => {
                 let out = self.sinks_of(id).map(|s| s.outputs);
                 let index = worker.next_dataflow_index();
-                let (input, boot_input, probe) =
+                let (input, boot_input, reports, probe) =
                     worker.dataflow::<u64, _, _>(|scope| build(scope, parts, bootstrap, out));
                 let mut d = Installed {
                     index,
                     input,
                     boot_input,
+                    reports,
                     probe,
+                    kept: Kept::default(),
                 };
                 for m in self.early.remove(&id).unwrap_or_default() {
                     apply(&mut d, m);
@@ -253,8 +269,24 @@ impl Runner {
                     d.input.flush();
                     d.boot_input.advance_to(epoch + 1);
                     d.boot_input.flush();
+                    d.reports.advance_to(epoch + 1);
                     if self.leader {
                         self.sealing.push((id, epoch));
+                    }
+                }
+            }
+            Ctl::Read { id, tasks } => {
+                let Some(d) = self.installed.get_mut(&id) else {
+                    return true;
+                };
+                for task in tasks.into_iter().filter(|t| t.worker() == self.global) {
+                    let _span = tracing::debug_span!("read_task", dataflow = id).entered();
+                    let (updates, report) = d.kept.run(self.reader.as_deref(), task);
+                    for (u, r) in updates {
+                        d.input.update(u, r);
+                    }
+                    if let Some(report) = report {
+                        d.reports.send(report);
                     }
                 }
             }
@@ -267,10 +299,14 @@ impl Runner {
                         index,
                         input,
                         boot_input,
+                        reports,
                         probe,
+                        kept,
                     } = d;
                     drop(input);
                     drop(boot_input);
+                    drop(reports);
+                    drop(kept);
                     self.draining.push((index, probe));
                 }
             }
@@ -358,10 +394,29 @@ fn build(
     parts: Vec<PartSpec>,
     bootstrap: Option<BootstrapSpec>,
     outputs: Option<Sender<Out>>,
-) -> (ItemInput, BootInputSession, ProbeHandle<u64>) {
+) -> (ItemInput, BootInputSession, ReportInput, ProbeHandle<u64>) {
     let (input, items) = scope.new_collection::<(GroupKey, Item), isize>();
     let (boot_input, boot) = scope.new_collection::<BootInput, isize>();
+    let (reports, report_stream) = scope.new_input::<ReadReport>();
     let probe = ProbeHandle::new();
+    let report_tx = outputs.clone();
+    report_stream
+        .unary::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+            Exchange::new(|_: &ReadReport| 0u64),
+            "ReadReports",
+            move |_, _| {
+                move |input, _output| {
+                    input.for_each(|_cap, data| {
+                        for r in data.drain(..) {
+                            if let Some(tx) = &report_tx {
+                                let _ = tx.send(Out::Read(r));
+                            }
+                        }
+                    });
+                }
+            },
+        )
+        .probe_with(&probe);
     let items = match bootstrap {
         Some(spec) => {
             let (queries, values) = bootstrap::stage(boot, std::sync::Arc::new(spec));
@@ -406,5 +461,5 @@ fn build(
             },
         )
         .probe_with(&probe);
-    (input, boot_input, probe)
+    (input, boot_input, reports, probe)
 }

@@ -2,10 +2,11 @@
 //! timely [`Runtime`], started on first use with the context's [`Topology`] (at once when it
 //! is a cluster, so the other processes never wait for a leader with nothing to do).
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::dataflow::{Runtime, Topology};
 use crate::error::Result;
+use crate::join::shard::SourceReader;
 use crate::sql::Session;
 use crate::warehouse::Warehouse;
 
@@ -43,6 +44,13 @@ impl Context {
         Ok(cx)
     }
 
+    /// The runtime of a cluster process that does not lead (its workers compute and read
+    /// their share of the sources from `wh`, the storage process 0 uses); it runs until
+    /// process 0 shuts the cluster down ([`Runtime::wait`]).
+    pub fn follower(wh: &Warehouse, topology: Topology) -> Result<Runtime> {
+        Runtime::start_reading(topology, Some(Arc::new(SourceReader::new(wh))))
+    }
+
     /// The SQL session.
     pub fn session(&self) -> &Session {
         &self.session
@@ -74,7 +82,9 @@ impl Context {
         if let Some(rt) = self.runtime.get() {
             return Ok(rt);
         }
-        let rt = Runtime::start_with(self.topology.clone())?;
+        // the workers read their share of GroupBy sources themselves
+        let reader = Arc::new(SourceReader::new(self.warehouse()));
+        let rt = Runtime::start_reading(self.topology.clone(), Some(reader))?;
         Ok(self.runtime.get_or_init(|| rt))
     }
 }

@@ -127,13 +127,23 @@ impl Engine {
         opts: &RunOptions,
         progress: Progress,
     ) -> Result<Report> {
-        let (_, p) = self
+        let (conf, p) = self
             .pipelines
             .get_mut(id)
             .ok_or_else(|| Error::Usage(format!("pipeline {id} is not installed")))?;
         let span = tracing::info_span!("step", pipeline = %id);
         let _g = span.enter();
-        let r = p.step(&self.cx, opts, progress)?;
+        let r = match p.step(&self.cx, opts, progress) {
+            Ok(r) => r,
+            Err(e) => {
+                // the step may have fed part of its inputs: the next one starts the
+                // pipeline afresh from the warehouse rather than trust a half-fed dataflow
+                if let Ok(fresh) = Pipeline::new(conf.clone()) {
+                    *p = fresh;
+                }
+                return Err(e);
+            }
+        };
         // later pipelines (and queries) see what this one wrote
         self.cx.refresh()?;
         Ok(r)

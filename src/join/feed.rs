@@ -2,7 +2,8 @@
 //! fingerprint and the rows read (Arrow batches, after the query). Syncing an input against
 //! the warehouse finds new, re-landed and removed partitions; a re-landed or removed
 //! partition is retracted with exactly the rows that were fed, so the dataflow sees a true
-//! delta.
+//! delta. Partitions the dataflow's workers read themselves ([`crate::join::shard`]) are
+//! recorded with the worker that keeps their rows instead.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -33,9 +34,31 @@ pub enum InputId {
     LabelLeft,
 }
 
-struct Fed {
+/// One fed partition.
+pub struct Fed {
     fingerprint: u64,
     batches: Vec<RecordBatch>,
+    /// Read by a dataflow worker, which keeps the rows: `(global worker, key)`.
+    owner: Option<(usize, u64)>,
+}
+
+impl Fed {
+    /// The rows, when the driver read them.
+    pub fn batches(&self) -> &[RecordBatch] {
+        &self.batches
+    }
+
+    /// The worker that read them and the key it keeps them under, when one did.
+    pub fn owner(&self) -> Option<(usize, u64)> {
+        self.owner
+    }
+}
+
+/// What syncing an input must do: fed partitions to retract (removed from the fed set)
+/// and partitions to read, with their fingerprints.
+pub struct SyncPlan {
+    pub gone: Vec<(Ds, Fed)>,
+    pub read: Vec<(Ds, u64)>,
 }
 
 /// One partition whose fed rows change: the rows to retract and the rows to insert.
@@ -49,6 +72,10 @@ pub struct Change {
 #[derive(Default)]
 pub struct Feeds {
     fed: HashMap<InputId, BTreeMap<Ds, Fed>>,
+    /// The next key a worker keeps a partition's rows under.
+    next_key: u64,
+    /// The next worker to hand a share to (turns round, so shares spread evenly).
+    next_worker: usize,
 }
 
 impl Feeds {
@@ -93,6 +120,60 @@ impl Feeds {
             .map_or(&[], |f| &f.batches)
     }
 
+    /// Finds what syncing `input` with the warehouse takes, for the days `want` accepts:
+    /// fed partitions that changed or disappeared (forgotten now, returned to be retracted)
+    /// and the new and re-landed partitions to read. `current` lists the input's partitions
+    /// and fingerprints.
+    pub fn plan_sync(
+        &mut self,
+        input: InputId,
+        current: &[(Ds, u64)],
+        want: &dyn Fn(Ds) -> bool,
+    ) -> SyncPlan {
+        let fed = self.fed.entry(input).or_default();
+        let now: BTreeMap<Ds, u64> = current.iter().copied().collect();
+        let gone: Vec<Ds> = fed
+            .iter()
+            .filter(|(ds, f)| now.get(ds) != Some(&f.fingerprint))
+            .map(|(ds, _)| *ds)
+            .collect();
+        let gone: Vec<(Ds, Fed)> = gone
+            .into_iter()
+            .filter_map(|ds| fed.remove(&ds).map(|f| (ds, f)))
+            .collect();
+        let read = now
+            .iter()
+            .filter(|(ds, _)| {
+                !fed.contains_key(ds) && (want(**ds) || gone.iter().any(|(d, _)| d == *ds))
+            })
+            .map(|(d, f)| (*d, *f))
+            .collect();
+        SyncPlan { gone, read }
+    }
+
+    /// The worker (of `peers`) to hand the next share to.
+    pub fn next_worker(&mut self, peers: usize) -> usize {
+        let w = self.next_worker % peers.max(1);
+        self.next_worker = w + 1;
+        w
+    }
+
+    /// Records a partition that dataflow worker `worker` reads; returns the key the worker
+    /// keeps its rows under.
+    pub fn record_owned(&mut self, input: InputId, ds: Ds, fingerprint: u64, worker: usize) -> u64 {
+        let key = self.next_key;
+        self.next_key += 1;
+        self.fed.entry(input).or_default().insert(
+            ds,
+            Fed {
+                fingerprint,
+                batches: Vec::new(),
+                owner: Some((worker, key)),
+            },
+        );
+        key
+    }
+
     /// Brings the fed partitions of `input` in line with the warehouse for the days
     /// `want` accepts: reads new and re-landed partitions, and retracts fed partitions that
     /// changed or disappeared. `current` lists the input's partitions and fingerprints.
@@ -105,29 +186,18 @@ impl Feeds {
         want: &dyn Fn(Ds) -> bool,
         read: &dyn Fn(Vec<RecordBatch>) -> Result<Vec<RecordBatch>>,
     ) -> Result<Vec<Change>> {
+        let SyncPlan {
+            gone,
+            read: to_read,
+        } = self.plan_sync(input, current, want);
         let fed = self.fed.entry(input).or_default();
-        let mut changes = Vec::new();
-        let now: BTreeMap<Ds, u64> = current.iter().copied().collect();
-        // fed partitions that changed or vanished
-        let gone: Vec<Ds> = fed
-            .iter()
-            .filter(|(ds, f)| now.get(ds) != Some(&f.fingerprint))
-            .map(|(ds, _)| *ds)
-            .collect();
-        for ds in gone {
-            let old = fed.remove(&ds).map(|f| f.batches).unwrap_or_default();
-            changes.push(Change {
+        let mut changes: Vec<Change> = gone
+            .into_iter()
+            .map(|(ds, f)| Change {
                 ds,
-                old,
+                old: f.batches,
                 new: Vec::new(),
-            });
-        }
-        let to_read: Vec<(Ds, u64)> = now
-            .iter()
-            .filter(|(ds, _)| {
-                !fed.contains_key(ds) && (want(**ds) || changes.iter().any(|c| c.ds == **ds))
             })
-            .map(|(d, f)| (*d, *f))
             .collect();
         if !to_read.is_empty() {
             // the engine's file list may predate these partitions: a stale list would read
@@ -143,6 +213,7 @@ impl Feeds {
                 Fed {
                     fingerprint,
                     batches: batches.clone(),
+                    owner: None,
                 },
             );
             match changes.iter_mut().find(|c| c.ds == ds) {
@@ -162,7 +233,7 @@ impl Feeds {
 /// The rows of partitions `days` of a scan, by partition: one scan per run of consecutive days
 /// (a scan per day would plan a query and list the table's files each time), split by the
 /// scan's `ds` column; a scan without one is read a day at a time.
-fn read_partitions(
+pub(crate) fn read_partitions(
     engine: &Session,
     scan: &Scan,
     days: &[Ds],

@@ -246,6 +246,22 @@ pub struct EventStats {
 }
 
 impl EventStats {
+    /// The counts as a worker reports them: rows, NULL keys, NULL ts, bad ts.
+    pub fn to_counts(&self) -> Vec<u64> {
+        vec![self.rows, self.null_keys, self.null_ts, self.bad_ts]
+    }
+
+    /// The counts [`EventStats::to_counts`] gave (missing ones are zero).
+    pub fn from_counts(c: &[u64]) -> EventStats {
+        let at = |i: usize| c.get(i).copied().unwrap_or(0);
+        EventStats {
+            rows: at(0),
+            null_keys: at(1),
+            null_ts: at(2),
+            bad_ts: at(3),
+        }
+    }
+
     /// Adds another count in.
     pub fn add(&mut self, o: &EventStats) {
         self.rows += o.rows;
@@ -317,8 +333,37 @@ pub fn source_rows(
     table: &str,
     stats: &mut EventStats,
 ) -> Result<Vec<Update>> {
+    let shape = RowShape {
+        part: part.index,
+        keys: &part.right_keys,
+        inputs: &part.inputs,
+        mutations,
+    };
+    shaped_rows(batch, &shape, table, stats)
+}
+
+/// What turning a part's source rows into dataflow rows needs of the part.
+#[derive(Debug, Clone, Copy)]
+pub struct RowShape<'a> {
+    pub part: u16,
+    /// The source's key columns, in GroupBy key order.
+    pub keys: &'a [String],
+    /// The columns fed to the dataflow, in order.
+    pub inputs: &'a [String],
+    /// Whether the rows are mutations (`mutation_ts`, `is_before`).
+    pub mutations: bool,
+}
+
+/// [`source_rows`] for a part described by its [`RowShape`].
+pub fn shaped_rows(
+    batch: &RecordBatch,
+    part: &RowShape<'_>,
+    table: &str,
+    stats: &mut EventStats,
+) -> Result<Vec<Update>> {
+    let mutations = part.mutations;
     let what = format!("GroupBy source {table}");
-    let keys = key_arrays(batch, &part.right_keys, &what)?;
+    let keys = key_arrays(batch, part.keys, &what)?;
     let ts = batch.column_by_name("ts").ok_or_else(|| {
         Error::data(table, None, "no `ts` column").with_fix("set timeColumn on the source query")
     })?;
@@ -383,7 +428,7 @@ pub fn source_rows(
         };
         out.push((
             (
-                (part.index, k),
+                (part.part, k),
                 Item::Row {
                     ds: ds[i],
                     ts: ts.value(i),

@@ -14,7 +14,7 @@ use crate::partition::PartitionRange;
 use crate::warehouse::TableName;
 
 /// One source read: a table, its Chronon query, fill-ins and the partitions wanted.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Scan {
     /// The table as written in the config (may carry `/k=v` sub-partition filters).
     pub table: String,

@@ -15,6 +15,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use weft::dataflow::{Cluster, Identity, Runtime, Topology};
+use weft::engine::Context;
+use weft::warehouse::Warehouse;
 
 use crate::materialize::{check, day, Harness, World};
 use crate::reference::data;
@@ -43,9 +45,14 @@ fn cluster(addresses: &[String], process: usize, workers: usize) -> Topology {
     }
 }
 
-/// Process `process` of the cluster, on its own thread, until process 0 shuts down.
-fn follower(topology: Topology) -> std::thread::JoinHandle<weft::error::Result<()>> {
-    std::thread::spawn(move || Runtime::start_with(topology)?.wait())
+/// Process `process` of the cluster, on its own thread, until process 0 shuts down (its
+/// workers read their share of the sources from `wh`).
+fn follower(
+    topology: Topology,
+    wh: &Warehouse,
+) -> std::thread::JoinHandle<weft::error::Result<()>> {
+    let wh = wh.clone();
+    std::thread::spawn(move || Context::follower(&wh, topology)?.wait())
 }
 
 /// A materializer on a two-process loopback cluster keeps the tables a one-process run
@@ -55,9 +62,10 @@ fn follower(topology: Topology) -> std::thread::JoinHandle<weft::error::Result<(
 #[test]
 fn a_two_process_cluster_materializes_what_one_process_does() {
     let addrs = addresses(2);
-    let p1 = follower(cluster(&addrs, 1, 1));
     let mut w = World::new(91);
-    let mut h = Harness::with_topology(&w, cluster(&addrs, 0, 1));
+    let mut h = Harness::prepare(&w, cluster(&addrs, 0, 1));
+    let p1 = follower(cluster(&addrs, 1, 1), &h.wh);
+    h.open();
     h.materialize("first epochs");
     check(&h, &w, "cluster: first epochs");
     h.land_boot(&w, 3);
@@ -116,7 +124,8 @@ fn processes_that_disagree_refuse_to_start_naming_the_difference() {
     let addrs = addresses(2);
     let mut a = cluster(&addrs, 1, 1);
     a.cluster.as_mut().unwrap().identity = Identity::new().with("config `joins/a.v1`", "1111");
-    let p1 = follower(a);
+    let dir = tempfile::tempdir().unwrap();
+    let p1 = follower(a, &Warehouse::open(dir.path()).unwrap());
     let mut b = cluster(&addrs, 0, 1);
     b.cluster.as_mut().unwrap().identity = Identity::new().with("config `joins/a.v1`", "2222");
     let err = Runtime::start_with(b).unwrap_err().to_string();

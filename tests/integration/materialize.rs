@@ -249,13 +249,20 @@ impl Harness {
 
     /// A harness whose materializer runs on `topology` (e.g. as process 0 of a cluster).
     pub(crate) fn with_topology(w: &World, topology: weft::dataflow::Topology) -> Harness {
+        let mut h = Self::prepare(w, topology);
+        h.open();
+        h
+    }
+
+    /// The warehouse and configs, before the materializer opens.
+    pub(crate) fn prepare(w: &World, topology: weft::dataflow::Topology) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let wh = Warehouse::open(dir.path().join("warehouse")).unwrap();
         data::write_db(&wh, &w.db);
         let confs = dir.path().join("production");
         write_confs(&confs);
         let state = dir.path().join("state");
-        let mut h = Harness {
+        Harness {
             _dir: dir,
             wh,
             confs,
@@ -263,11 +270,10 @@ impl Harness {
             m: None,
             boot: None,
             topology,
-        };
-        h.open();
-        h
+        }
     }
-    fn open(&mut self) {
+
+    pub(crate) fn open(&mut self) {
         self.m = None;
         self.m = Some(
             Materializer::open(

@@ -31,7 +31,7 @@ mod label_feed;
 mod sync;
 mod versioning;
 
-use sync::{source_fingerprints, sync_left, sync_sources};
+use sync::{absorb_reads, source_fingerprints, sync_left, sync_sources};
 
 pub use explain::{explain, Explain, ExplainBootstrap, ExplainPart};
 pub use versioning::PartitionReuse;
@@ -434,19 +434,12 @@ fn run(
         } else {
             None
         };
-        any |= sync_sources(engine, plan, live, &source_fps, reach.as_ref(), &mut report)?;
+        any |= sync_sources(plan, live, &source_fps, reach.as_ref())?;
         let owned = live.owned.clone();
         any |= boot_feed::sync_boot(engine, plan, live, &|d| owned.contains(&d))?;
         any |= !live.stale.is_empty() || std::mem::take(&mut live.reconfigured);
         if any {
-            let mut touched = seal(
-                engine,
-                plan,
-                live,
-                &source_fps,
-                BTreeSet::new(),
-                &mut report,
-            )?;
+            let mut touched = seal(plan, live, &source_fps, BTreeSet::new(), &mut report)?;
             touched.extend(std::mem::take(&mut live.stale));
             let dirty: Vec<Ds> = touched.intersection(&live.owned).copied().collect();
             write_partitions(engine, join, plan, live, &dirty, &mut report.rewritten)?;
@@ -477,11 +470,11 @@ fn run(
                 fresh.extend((0..n as u32).map(|i| crate::dataflow::records::row_id(d, i)));
             }
         } else if let Some(reach) = reach {
-            sync_sources(engine, plan, live, &source_fps, Some(&reach), &mut report)?;
+            sync_sources(plan, live, &source_fps, Some(&reach))?;
         }
         let fed = clock.elapsed();
         crate::failpoint::hit("join-fed");
-        let touched = seal(engine, plan, live, &source_fps, fresh, &mut report)?;
+        let touched = seal(plan, live, &source_fps, fresh, &mut report)?;
         let computed = clock.elapsed();
         live.owned.extend(days.iter().copied());
         let mut dirty: BTreeSet<Ds> = touched.intersection(&live.owned).copied().collect();
@@ -597,7 +590,6 @@ fn owned_reach(plan: &JoinPlan, owned: &BTreeSet<Ds>) -> Option<Reach> {
 /// source partitions not fed yet: they are fed and a second epoch computes them, so a part
 /// that bootstrap covers entirely reads no source at all.
 fn seal(
-    engine: &Session,
     plan: &JoinPlan,
     live: &mut Live,
     source_fps: &HashMap<InputId, Vec<(Ds, u64)>>,
@@ -605,6 +597,7 @@ fn seal(
     report: &mut JoinReport,
 ) -> Result<BTreeSet<Ds>> {
     let mut out = live.dataflow.seal_all()?;
+    absorb_reads(&out.reads, report);
     let first_label = plan.parts.len() as u16;
     label_feed::keep_pending(live, first_label, &mut out.parts);
     let changed_rows: Vec<_> = out.parts.iter().map(|(r, _, _)| *r).collect();
@@ -617,8 +610,9 @@ fn seal(
     }
     rows.extend(fresh);
     if let Some(reach) = boot_feed::uncovered_reach(plan, live, &rows)? {
-        if sync_sources(engine, plan, live, source_fps, Some(&reach), report)? {
+        if sync_sources(plan, live, source_fps, Some(&reach))? {
             let mut out = live.dataflow.seal_all()?;
+            absorb_reads(&out.reads, report);
             label_feed::keep_pending(live, first_label, &mut out.parts);
             let changed_rows: Vec<_> = out.parts.iter().map(|(r, _, _)| *r).collect();
             touched.extend(live.state.apply(out.parts));

@@ -2,19 +2,22 @@
 //! GroupBy source partitions that are new, re-landed (the rows fed before retracted) or
 //! removed, turned into dataflow updates.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use arrow::compute::concat_batches;
 use arrow::record_batch::RecordBatch;
 
 use super::{boot_feed, data_columns, JoinReport, Live, Reach};
 use crate::dataflow::records::Item;
+use crate::dataflow::shard::{ReadReport, ReadTask};
 use crate::error::{Error, Result};
 use crate::join::feed::InputId;
 use crate::join::inputs::{self, EventStats};
 use crate::join::part::{needed_days, source_range};
-use crate::join::plan::JoinPlan;
+use crate::join::plan::{JoinPlan, PartPlan};
+use crate::join::shard::SourceRead;
 use crate::partition::{Ds, PartitionRange};
+use crate::sql::scan::Scan;
 use crate::sql::Session;
 
 /// Feeds left partitions: re-landed or removed ones already fed, and new ones `want`
@@ -115,16 +118,16 @@ pub(super) fn source_fingerprints(
 }
 
 /// Feeds source partitions: re-landed or removed ones already fed, and (with `reach`) the
-/// partitions the new queries need. Returns whether anything was fed.
+/// partitions the new queries need. The dataflow's workers read them (a share each, see
+/// [`crate::join::shard`]); what they read is counted into `report` when the epoch is
+/// sealed ([`absorb_reads`]). Returns whether anything was fed.
 pub(super) fn sync_sources(
-    engine: &Session,
     plan: &JoinPlan,
     live: &mut Live,
     fps: &HashMap<InputId, Vec<(Ds, u64)>>,
     reach: Option<&Reach>,
-    report: &mut JoinReport,
 ) -> Result<bool> {
-    let mut any = false;
+    let mut tasks = Vec::new();
     for p in &plan.parts {
         let needed = reach
             .and_then(|r| r[p.index as usize])
@@ -139,25 +142,91 @@ pub(super) fn sync_sources(
                 None => None,
             };
             let want = |d: Ds| range.is_some_and(|r: PartitionRange| r.contains(d));
-            let keep = |b: Vec<RecordBatch>| Ok(b);
-            let changes = live.feeds.sync(engine, scan, id, current, &want, &keep)?;
-            for c in changes {
-                any = true;
-                for (batches, sign) in [(&c.old, -1isize), (&c.new, 1)] {
-                    for b in batches {
-                        let mut stats = EventStats::default();
-                        let mut updates =
-                            inputs::source_rows(b, p, mutations, &scan.table, &mut stats)?;
-                        if sign > 0 {
-                            let st = &mut report.events[p.index as usize].1;
-                            st.add(&stats);
-                        }
-                        updates.iter_mut().for_each(|(_, r)| *r *= sign);
-                        live.dataflow.update(updates);
-                    }
-                }
-            }
+            let share = Share {
+                scan,
+                part: p,
+                id,
+                mutations,
+                current,
+            };
+            tasks.extend(share.tasks(live, &want)?);
         }
     }
+    let any = !tasks.is_empty();
+    live.dataflow.read(tasks)?;
     Ok(any)
+}
+
+/// One source input of a part, as its partitions are handed to the workers.
+struct Share<'a> {
+    scan: &'a Scan,
+    part: &'a PartPlan,
+    id: InputId,
+    mutations: bool,
+    current: &'a [(Ds, u64)],
+}
+
+impl Share<'_> {
+    /// The read tasks that bring what was fed of this input in line with the warehouse
+    /// for the days `want` accepts: retractions of re-landed and removed partitions (by
+    /// the worker that read them), and the partitions to read, split into contiguous runs,
+    /// one per worker.
+    fn tasks(&self, live: &mut Live, want: &dyn Fn(Ds) -> bool) -> Result<Vec<ReadTask>> {
+        let plan = live.feeds.plan_sync(self.id, self.current, want);
+        let mut retract: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+        let mut tasks = Vec::new();
+        for (ds, fed) in &plan.gone {
+            let Some((worker, key)) = fed.owner() else {
+                return Err(Error::internal(format!(
+                    "source partition {ds} of {} was fed without a worker keeping its rows",
+                    self.scan.table
+                )));
+            };
+            retract.entry(worker).or_default().push(key);
+        }
+        tasks.extend(
+            retract
+                .into_iter()
+                .map(|(worker, keys)| ReadTask::Retract { worker, keys }),
+        );
+        if plan.read.is_empty() {
+            return Ok(tasks);
+        }
+        let listing = listing_stamp(self.current);
+        let peers = live.dataflow.peers();
+        let n = plan.read.len();
+        let shares = peers.min(n);
+        for i in 0..shares {
+            let run = &plan.read[i * n / shares..(i + 1) * n / shares];
+            let worker = live.feeds.next_worker(peers);
+            let days = run
+                .iter()
+                .map(|&(ds, fp)| (ds, live.feeds.record_owned(self.id, ds, fp, worker)))
+                .collect();
+            let read = SourceRead::new(self.scan, self.part, self.mutations, listing, days);
+            tasks.push(ReadTask::Read {
+                worker,
+                tag: self.part.index as u64,
+                payload: read.encode(),
+            });
+        }
+        Ok(tasks)
+    }
+}
+
+/// Identifies a source's partition listing (its partitions and their fingerprints).
+fn listing_stamp(current: &[(Ds, u64)]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    current.hash(&mut h);
+    h.finish()
+}
+
+/// Counts what the workers read in a sealed epoch into the report of their parts.
+pub(super) fn absorb_reads(reads: &[ReadReport], report: &mut JoinReport) {
+    for r in reads {
+        if let Some((_, st)) = report.events.get_mut(r.tag as usize) {
+            st.add(&EventStats::from_counts(&r.counts));
+        }
+    }
 }

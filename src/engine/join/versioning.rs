@@ -532,7 +532,7 @@ impl Reuse {
                     &mut scratch,
                 )?;
                 if let Some(reach) = reach {
-                    sync_sources(engine, &self.rplan, live, sfps, Some(&reach), &mut scratch)?;
+                    sync_sources(&self.rplan, live, sfps, Some(&reach))?;
                 }
                 live.state.apply(live.dataflow.seal()?);
                 for &ds in &days {

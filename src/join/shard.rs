@@ -1,0 +1,165 @@
+//! GroupBy source partitions read by the dataflow's own workers, so Parquet decoding scales
+//! with the workers of every process: the driver splits the partitions an epoch needs into
+//! one [`SourceRead`] per worker, and each process's [`SourceReader`] (its own SQL session
+//! over the shared warehouse) reads its share and turns it into dataflow rows.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, RwLock};
+
+use arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
+
+use super::feed::read_partitions;
+use super::inputs::{shaped_rows, EventStats, RowShape};
+use super::plan::PartPlan;
+use crate::dataflow::shard::{ReadError, ShardReader};
+use crate::dataflow::Update;
+use crate::error::{Error, Result};
+use crate::partition::Ds;
+use crate::sql::scan::Scan;
+use crate::sql::Session;
+use crate::warehouse::Warehouse;
+
+/// One worker's share of a source's partitions, as it travels to the worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SourceRead {
+    pub scan: Scan,
+    /// The partitions to read, each with the key its rows are kept under.
+    pub days: Vec<(Ds, u64)>,
+    /// Identifies the source's partition listing: a reader whose SQL session listed the
+    /// table under another one lists it again first.
+    pub listing: u64,
+    pub part: u16,
+    pub keys: Vec<String>,
+    pub inputs: Vec<String>,
+    pub mutations: bool,
+}
+
+impl SourceRead {
+    /// A share of `scan`'s partitions `days`, for part `p`.
+    pub fn new(
+        scan: &Scan,
+        p: &PartPlan,
+        mutations: bool,
+        listing: u64,
+        days: Vec<(Ds, u64)>,
+    ) -> SourceRead {
+        SourceRead {
+            scan: scan.clone(),
+            days,
+            listing,
+            part: p.index,
+            keys: p.right_keys.clone(),
+            inputs: p.inputs.clone(),
+            mutations,
+        }
+    }
+
+    /// The payload of a read task.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a source read serializes")
+    }
+
+    fn decode(payload: &[u8]) -> Result<SourceRead, ReadError> {
+        serde_json::from_slice(payload).map_err(|e| ReadError {
+            kind: "internal".into(),
+            message: format!("a read task did not decode: {e}"),
+        })
+    }
+}
+
+/// The reader of one process: reads source shares through a SQL session of its own (the
+/// driver's session is busy with its own reads and writes).
+pub struct SourceReader {
+    wh: Warehouse,
+    session: OnceLock<Session>,
+    starting: Mutex<()>,
+    /// The listing each table was registered under; scans hold the read lock, a table
+    /// listed again the write lock.
+    listed: RwLock<HashMap<String, u64>>,
+}
+
+impl SourceReader {
+    /// A reader over `wh` (its session starts on the first read).
+    pub fn new(wh: &Warehouse) -> SourceReader {
+        SourceReader {
+            wh: wh.clone(),
+            session: OnceLock::new(),
+            starting: Mutex::new(()),
+            listed: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn session(&self) -> Result<&Session> {
+        if let Some(s) = self.session.get() {
+            return Ok(s);
+        }
+        let _g = self.starting.lock().expect("reader start lock");
+        if let Some(s) = self.session.get() {
+            return Ok(s);
+        }
+        let s = Session::new(&self.wh)?;
+        Ok(self.session.get_or_init(|| s))
+    }
+
+    fn read_share(&self, t: &SourceRead) -> Result<Vec<(u64, Vec<RecordBatch>)>> {
+        let session = self.session()?;
+        let table = t.scan.table_name()?;
+        let name = table.to_string();
+        loop {
+            {
+                let listed = self.listed.read().expect("reader listing lock");
+                if listed.get(&name) == Some(&t.listing) {
+                    let days: Vec<Ds> = t.days.iter().map(|(d, _)| *d).collect();
+                    let mut rows = read_partitions(session, &t.scan, &days)?;
+                    return Ok(t
+                        .days
+                        .iter()
+                        .map(|(d, k)| (*k, rows.remove(d).unwrap_or_default()))
+                        .collect());
+                }
+            }
+            let mut listed = self.listed.write().expect("reader listing lock");
+            if listed.get(&name) != Some(&t.listing) {
+                session.register_table(&table)?;
+                listed.insert(name.clone(), t.listing);
+            }
+        }
+    }
+}
+
+fn read_error(e: Error) -> ReadError {
+    ReadError {
+        kind: e.kind().as_str().into(),
+        message: e.to_string(),
+    }
+}
+
+impl ShardReader for SourceReader {
+    fn read(&self, payload: &[u8]) -> Result<Vec<(u64, Vec<RecordBatch>)>, ReadError> {
+        let t = SourceRead::decode(payload)?;
+        self.read_share(&t).map_err(read_error)
+    }
+
+    fn updates(
+        &self,
+        payload: &[u8],
+        rows: &[RecordBatch],
+        counts: &mut Vec<u64>,
+    ) -> Result<Vec<Update>, ReadError> {
+        let t = SourceRead::decode(payload)?;
+        let shape = RowShape {
+            part: t.part,
+            keys: &t.keys,
+            inputs: &t.inputs,
+            mutations: t.mutations,
+        };
+        let mut stats = EventStats::from_counts(counts);
+        let mut out = Vec::new();
+        for b in rows {
+            out.extend(shaped_rows(b, &shape, &t.scan.table, &mut stats).map_err(read_error)?);
+        }
+        *counts = stats.to_counts();
+        Ok(out)
+    }
+}
