@@ -907,7 +907,7 @@ fn loopback_bytes() -> u64 {
 /// addresses in `WEFT_BENCH_ADDRESSES`. Process 0 removes the join's output and runs the full
 /// backfill; the others lend their workers. Each reports its peak RSS.
 fn child_topology(s: &Settings, dir: &Path, mode: &str) -> Result<()> {
-    use weft::dataflow::{Cluster, Identity, Runtime, Topology};
+    use weft::dataflow::{Cluster, Identity, Topology};
     init_tracing();
     let spec = mode.trim_start_matches("topology-");
     let (shape, index) = spec.split_once("-p").context("topology mode")?;
@@ -929,7 +929,8 @@ fn child_topology(s: &Settings, dir: &Path, mode: &str) -> Result<()> {
         });
     }
     if index > 0 {
-        let rt = Runtime::start_with(topology)?;
+        let wh = Warehouse::open(dir.join("warehouse"))?;
+        let rt = WeftContext::follower(&wh, topology)?;
         let t = Instant::now();
         rt.wait()?;
         return write_result(

@@ -20,8 +20,9 @@ const FIRST_PORT: usize = 2101;
 #[derive(Debug, Clone, Args)]
 pub struct ClusterArgs {
     /// Run as one of N processes of a timely cluster (each with --workers threads). Start the
-    /// same command on every process, each with its own --process; process 0 reads, plans,
-    /// writes and serves, the others compute.
+    /// same command on every process, each with its own --process; process 0 plans, writes
+    /// and serves, every process reads its share of the sources and computes. Every process
+    /// needs the warehouse at the same path.
     #[arg(long, default_value_t = 1, help_heading = "Cluster")]
     pub processes: usize,
     /// This process's index in the cluster, from 0 (the leader) to --processes − 1.

@@ -5,13 +5,14 @@
 //! into the running workers ([`Runtime::install`]) and removed when its [`Dataflow`] handle
 //! is dropped, so N joins share the same workers instead of starting N×W threads.
 //!
-//! The driver (the thread that plans, reads and writes: on process 0 only) hands commands
-//! to the leader worker, which broadcasts them through the command stream
-//! ([`super::control`]), so every worker of every process builds the same dataflows in the
-//! same order. Input data goes straight to this process's workers (round robin) and the
-//! dataflow exchanges it by key across every process; outputs come back to worker 0. The
-//! other processes of a cluster have no driver: their runtime only computes, until the
-//! leader's runtime shuts down ([`Runtime::wait`]).
+//! The driver (the thread that plans and writes: on process 0 only) hands commands to the
+//! leader worker, which broadcasts them through the command stream ([`super::control`]), so
+//! every worker of every process builds the same dataflows in the same order. Input data
+//! either goes straight from the driver to this process's workers (round robin) or is read
+//! by the workers themselves, each its share ([`super::shard`], [`Dataflow::read`]); the
+//! dataflow exchanges it by key across every process, and outputs come back to worker 0.
+//! The other processes of a cluster have no driver: their runtime only reads and computes,
+//! until the leader's runtime shuts down ([`Runtime::wait`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

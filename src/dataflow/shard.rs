@@ -108,7 +108,7 @@ impl Kept {
     ) -> Result<Vec<Update>, ReadError> {
         let reader = reader.ok_or_else(|| ReadError {
             kind: "internal".into(),
-            message: "this process's dataflow runtime was started without a reader".into(),
+            message: "this process's dataflow runtime was started without a reader of read tasks; start every process of a cluster with `Context::follower` or `Runtime::start_reading`".into(),
         })?;
         let payload = Arc::new(payload);
         let mut out = Vec::new();

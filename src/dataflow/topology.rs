@@ -51,7 +51,8 @@ impl Topology {
         self.cluster.as_ref().map_or(0, |c| c.process)
     }
 
-    /// Whether this process leads: it plans, reads, writes and serves; the others compute.
+    /// Whether this process leads: it plans, writes and serves; every process reads its share
+    /// and computes.
     pub fn leads(&self) -> bool {
         self.process() == 0
     }

@@ -4,6 +4,7 @@
 //! over the shared warehouse) reads its share and turns it into dataflow rows.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, RwLock};
 
 use arrow::record_batch::RecordBatch;
@@ -77,6 +78,8 @@ pub struct SourceReader {
     /// The listing each table was registered under; scans hold the read lock, a table
     /// listed again the write lock.
     listed: RwLock<HashMap<String, u64>>,
+    /// Partitions read so far.
+    read: AtomicU64,
 }
 
 impl SourceReader {
@@ -87,7 +90,13 @@ impl SourceReader {
             session: OnceLock::new(),
             starting: Mutex::new(()),
             listed: RwLock::new(HashMap::new()),
+            read: AtomicU64::new(0),
         }
+    }
+
+    /// How many partitions this reader has read (its process's share).
+    pub fn partitions_read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
     }
 
     fn session(&self) -> Result<&Session> {
@@ -112,6 +121,7 @@ impl SourceReader {
                 if listed.get(&name) == Some(&t.listing) {
                     let days: Vec<Ds> = t.days.iter().map(|(d, _)| *d).collect();
                     let mut rows = read_partitions(session, &t.scan, &days)?;
+                    self.read.fetch_add(days.len() as u64, Ordering::Relaxed);
                     return Ok(t
                         .days
                         .iter()

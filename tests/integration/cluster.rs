@@ -14,8 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
 use weft::dataflow::{Cluster, Identity, Runtime, Topology};
+
 use weft::engine::Context;
+use weft::join::shard::SourceReader;
 use weft::warehouse::Warehouse;
 
 use crate::materialize::{check, day, Harness, World};
@@ -97,6 +100,92 @@ fn a_two_process_cluster_materializes_what_one_process_does() {
     p1.join()
         .expect("process 1's thread")
         .expect("process 1 ends cleanly when process 0 finishes");
+}
+
+/// Each process of a cluster decodes its own share of the source partitions: process 1's
+/// reader reads some, and the tables still equal the oracle's, after new and re-landed days
+/// too (whose earlier rows the worker that read them retracts).
+#[test]
+fn each_process_reads_its_share_of_the_sources() {
+    let addrs = addresses(2);
+    let mut w = World::new(93);
+    let mut h = Harness::prepare(&w, cluster(&addrs, 0, 1));
+    let reader = Arc::new(SourceReader::new(&h.wh));
+    let (r, t) = (reader.clone(), cluster(&addrs, 1, 1));
+    let p1 = std::thread::spawn(move || Runtime::start_reading(t, Some(r))?.wait());
+    h.open();
+    h.materialize("first epochs");
+    check(&h, &w, "sharded reads: first epochs");
+    let first = reader.partitions_read();
+    assert!(first > 0, "process 1 read no source partition");
+    w.land_day(&h.wh);
+    let late = day(2);
+    let mut rows = w.db.table("data.events").parts[&late].clone();
+    rows.truncate(rows.len() / 2);
+    w.db.table_mut("data.events")
+        .parts
+        .insert(late.clone(), rows);
+    data::write_partition(&h.wh, &w.db, "data.events", &late);
+    h.materialize("deltas");
+    check(
+        &h,
+        &w,
+        "sharded reads: after a new day and a shrunk late day",
+    );
+    assert!(
+        reader.partitions_read() > first,
+        "process 1 read nothing of the new and re-landed days"
+    );
+    h.m = None;
+    drop(h);
+    p1.join()
+        .expect("process 1's thread")
+        .expect("process 1 ends cleanly");
+}
+
+/// A source partition that cannot be read fails the epoch of the pipelines that read it,
+/// naming the partition, wherever the worker that read it runs; once the partition is landed
+/// again, the next epoch starts those pipelines afresh and the tables equal the oracle's.
+#[test]
+fn a_source_partition_that_cannot_be_read_fails_the_epoch_and_a_good_one_repairs_it() {
+    let addrs = addresses(2);
+    let mut w = World::new(94);
+    let mut h = Harness::prepare(&w, cluster(&addrs, 0, 1));
+    let p1 = follower(cluster(&addrs, 1, 1), &h.wh);
+    h.open();
+    h.materialize("first epochs");
+    let d = w.land_day(&h.wh);
+    let dir =
+        h.wh.root()
+            .join("data/events")
+            .join(format!("ds={}", day(d)));
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let f = f.unwrap().path();
+        let bytes = std::fs::read(&f).unwrap();
+        std::fs::write(&f, &bytes[..bytes.len() / 3]).unwrap();
+    }
+    let ms = h.m.as_mut().unwrap().run_until_idle().unwrap();
+    let errors: Vec<String> = ms
+        .last()
+        .unwrap()
+        .pipelines
+        .iter()
+        .filter_map(|p| p.error.as_ref().map(|(_, m)| format!("{}: {m}", p.name)))
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("joins/") && e.contains(&format!("data/events/ds={}", day(d)))),
+        "{errors:?}"
+    );
+    data::write_partition(&h.wh, &w.db, "data.events", &day(d));
+    h.materialize("repaired");
+    check(&h, &w, "after the damaged day was landed again");
+    h.m = None;
+    drop(h);
+    p1.join()
+        .expect("process 1's thread")
+        .expect("process 1 ends cleanly");
 }
 
 /// One process whose two workers serialize every exchanged record (timely's

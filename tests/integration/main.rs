@@ -124,6 +124,8 @@ mod pit_matrix;
 mod readme_examples;
 // Scenario B: serve, log, flatten, then a v2 join bootstrapping from the log.
 mod scenario_b;
+// Read tasks: done by the worker they name, retracted exactly, failures keep their kind.
+mod shard_reads;
 // Spark's `/` (DOUBLE division, NULL on zero) wherever a config holds SQL.
 mod spark_division;
 // Chronon's StagingQueryTest behaviours and the Spark SQL functions configs rely on.
