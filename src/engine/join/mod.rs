@@ -442,7 +442,16 @@ fn run(
             let mut touched = seal(plan, live, &source_fps, BTreeSet::new(), &mut report)?;
             touched.extend(std::mem::take(&mut live.stale));
             let dirty: Vec<Ds> = touched.intersection(&live.owned).copied().collect();
-            write_partitions(engine, join, plan, live, &dirty, &mut report.rewritten)?;
+            let writers = cx.workers();
+            write_partitions(
+                engine,
+                join,
+                plan,
+                live,
+                &dirty,
+                writers,
+                &mut report.rewritten,
+            )?;
         }
     }
 
@@ -482,7 +491,7 @@ fn run(
         let dirty: Vec<Ds> = dirty.into_iter().collect();
         let mut written = Vec::new();
         live.verify.extend(days.intersection(&verify).copied());
-        write_partitions(engine, join, plan, live, &dirty, &mut written)?;
+        write_partitions(engine, join, plan, live, &dirty, cx.workers(), &mut written)?;
         tracing::info!(join = %plan.name, %step, partitions = written.len(), read_ms = fed.as_millis() as u64, compute_ms = (computed - fed).as_millis() as u64, write_ms = (clock.elapsed() - computed).as_millis() as u64, "step done");
         for d in written {
             if days.contains(&d) && !verify.contains(&d) {
@@ -624,18 +633,50 @@ fn seal(
     Ok(touched)
 }
 
-/// Writes output partitions from the maintained state.
+/// Writes output partitions from the maintained state; partitions built from the state
+/// alone are assembled and written on `writers` threads (the dataflow's workers are idle
+/// meanwhile).
 fn write_partitions(
     engine: &Session,
     join: &Join,
     plan: &JoinPlan,
     live: &mut Live,
     days: &[Ds],
+    writers: usize,
     written: &mut Vec<Ds>,
 ) -> Result<()> {
     let wh = engine.warehouse();
     let patchable = output::patchable(plan);
+    let plain: Vec<Ds> = if writers > 1 && !live.boot.enabled {
+        days.iter()
+            .copied()
+            .filter(|d| {
+                !live.on_disk.contains(d)
+                    && !live.verify.contains(d)
+                    && !live.feeds.batches(InputId::Left, *d).is_empty()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if !plain.is_empty() {
+        if !live.hash_stored {
+            versioning::store_before_first_partition(wh, join, &plan.output)?;
+            live.hash_stored = true;
+        }
+        write_plain(engine, plan, live, &plain, writers)?;
+        for &ds in &plain {
+            if patchable {
+                live.state.forget(ds);
+                live.on_disk.insert(ds);
+            }
+            written.push(ds);
+        }
+    }
     for &ds in days {
+        if plain.contains(&ds) {
+            continue;
+        }
         let Some(left) = live.feeds.batches(InputId::Left, ds).first() else {
             continue;
         };
@@ -699,7 +740,64 @@ fn write_partitions(
             &join.meta_data.chronon_table_properties("join"),
         )?;
     }
+    written.sort_unstable();
     Ok(())
+}
+
+/// Assembles, derives and writes partitions `days` (each built from the maintained state
+/// alone) on up to `writers` threads, each taking the next day. The first error is
+/// returned; partitions written meanwhile are complete (each write is atomic).
+fn write_plain(
+    engine: &Session,
+    plan: &JoinPlan,
+    live: &Live,
+    days: &[Ds],
+    writers: usize,
+) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let write_one = |ds: Ds| -> Result<()> {
+        let left = live
+            .feeds
+            .batches(InputId::Left, ds)
+            .first()
+            .ok_or_else(|| Error::internal(format!("left partition {ds} was not fed")))?;
+        let batch = output::assemble(plan, &live.base_schema, ds, left, &live.state)?;
+        let batch = output::derive(engine, plan, &live.left_columns, batch)?;
+        engine.warehouse().write_partition_with(
+            &plan.output,
+            &[("ds".into(), ds.to_string())],
+            live.out_schema.clone(),
+            &[batch],
+            &[],
+        )
+    };
+    let worker = || -> Result<()> {
+        while !failed.load(Ordering::Relaxed) {
+            let Some(&ds) = days.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            if let Err(e) = write_one(ds) {
+                failed.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+        Ok(())
+    };
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..writers.min(days.len()).max(1))
+            .map(|_| s.spawn(worker))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::internal("a partition writer panicked")))
+            })
+            .collect()
+    });
+    results.into_iter().collect()
 }
 
 /// Whether partition `ds` of `table` holds exactly the rows of `batch` (columns by name and
