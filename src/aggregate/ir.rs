@@ -63,6 +63,16 @@ impl Aggregator {
         &self.spec
     }
 
+    /// Whether inputs are whole scalar values, not bucketed (what running sums need).
+    pub fn is_scalar_unbucketed(&self) -> bool {
+        !self.bucketed && self.shape == InputShape::Scalar
+    }
+
+    /// A finalized value as [`Aggregator::finalize`] returns it (NaN and ±∞ become NULL).
+    pub fn sanitized(&self, v: Value) -> Value {
+        sanitize(v)
+    }
+
     /// Adds one input row (`weight` copies; see the module doc for deletions). `ts` is the
     /// event time used by FIRST/LAST/FIRST_K/LAST_K.
     pub fn update(

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::FastMap;
 
 use super::records::{Item, Mutation, RowId, Value};
+use super::running::{self, Running};
 use super::spec::{window_start, PartKind, PartSpec};
 use super::tiles::{decompose, Ev, Irs, Layout, TileCache, Tiles};
 use crate::aggregate::Ir;
@@ -215,6 +216,28 @@ impl KeyState {
         let mut results: Vec<(RowId, Vec<Vec<Value>>)> = Vec::with_capacity(affected.len());
         match spec.kind {
             PartKind::Events => {
+                // invertible columns read running sums; a group of columns that all do
+                // needs no tiles at all
+                let running: Vec<Option<Running>> = spec
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        if running::supported(&c.agg) {
+                            Running::build(&c.agg, c.input, &self.events)
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+                let skip: Vec<bool> = layout
+                    .groups
+                    .iter()
+                    .map(|g| g.cols.iter().all(|&ci| running[ci].is_some()))
+                    .collect();
+                let read = Read {
+                    running: &running,
+                    skip: &skip,
+                };
                 let mut tiles = Tiles {
                     spec,
                     layout,
@@ -226,7 +249,7 @@ impl KeyState {
                 for &(q, row) in &affected {
                     let values = match &last {
                         Some((lq, v)) if *lq == q => v.clone(),
-                        _ => event_values(&mut tiles, &mut heads, q),
+                        _ => event_values(&mut tiles, &mut heads, &read, q),
                     };
                     last = Some((q, values.clone()));
                     results.push((row, vec![values]));
@@ -329,12 +352,22 @@ struct Head {
     irs: Irs,
 }
 
+/// How a recompute reads each column: from running sums (`running[column]`), or from tiles;
+/// `skip[group]` when none of a tile group's columns needs tiles.
+struct Read<'a> {
+    running: &'a [Option<Running>],
+    skip: &'a [bool],
+}
+
 /// Values of every column for a query at `q` (queries arrive in increasing `q`).
-fn event_values(tiles: &mut Tiles, heads: &mut [Head], q: i64) -> Vec<Value> {
+fn event_values(tiles: &mut Tiles, heads: &mut [Head], read: &Read, q: i64) -> Vec<Value> {
     let layout = tiles.layout;
     let spec = tiles.spec;
     // Advance each group's head to q.
     for (gi, g) in layout.groups.iter().enumerate() {
+        if read.skip[gi] {
+            continue;
+        }
         let slot = q.div_euclid(g.hop);
         let h = &mut heads[gi];
         if h.slot != Some(slot) {
@@ -348,10 +381,21 @@ fn event_values(tiles: &mut Tiles, heads: &mut [Head], q: i64) -> Vec<Value> {
         h.next = stop;
     }
     let mut prefixes: Vec<Option<std::rc::Rc<Irs>>> = vec![None; layout.groups.len()];
+    let events = tiles.events;
+    let end = events.partition_point(|e| e.ts < q);
     spec.columns
         .iter()
         .enumerate()
         .map(|(ci, c)| {
+            if let Some(r) = &read.running[ci] {
+                let lo = window_start(c.window, c.hop, q);
+                let start = if lo == i64::MIN {
+                    0
+                } else {
+                    events[..end].partition_point(|e| e.ts < lo)
+                };
+                return r.value(&c.agg, start, end);
+            }
             let (gi, pos) = layout.col_group[ci];
             let g = &layout.groups[gi];
             let slot = q.div_euclid(g.hop);

@@ -16,6 +16,7 @@ mod control;
 pub mod group;
 mod operator;
 pub mod records;
+mod running;
 mod runtime;
 pub mod shard;
 pub mod spec;

@@ -27,11 +27,14 @@ pub struct Ev {
     pub mult: i64,
 }
 
-/// Columns that share a tile size (and whether they read the unbounded prefix).
+/// Columns that share a tile size (and whether they read the unbounded prefix). Columns that
+/// can read running sums ([`super::running`]) are grouped apart, so a group of them needs no
+/// tiles when their inputs allow running sums.
 #[derive(Debug, Clone)]
 pub struct Group {
     pub hop: i64,
     pub prefix: bool,
+    pub running: bool,
     pub cols: Vec<usize>,
     pub max_level: u32,
 }
@@ -50,15 +53,17 @@ impl Layout {
         let mut col_group = Vec::new();
         for (ci, c) in spec.columns.iter().enumerate() {
             let prefix = c.window.is_none();
+            let running = super::running::supported(&c.agg);
             let gi = match groups
                 .iter()
-                .position(|g| g.hop == c.hop && g.prefix == prefix)
+                .position(|g| g.hop == c.hop && g.prefix == prefix && g.running == running)
             {
                 Some(gi) => gi,
                 None => {
                     groups.push(Group {
                         hop: c.hop,
                         prefix,
+                        running,
                         cols: Vec::new(),
                         max_level: 0,
                     });
