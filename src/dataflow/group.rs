@@ -216,17 +216,21 @@ impl KeyState {
         let mut results: Vec<(RowId, Vec<Vec<Value>>)> = Vec::with_capacity(affected.len());
         match spec.kind {
             PartKind::Events => {
-                // invertible columns read running sums; a group of columns that all do
-                // needs no tiles at all
-                let running: Vec<Option<Running>> = spec
+                // invertible columns read running sums (one per input column); a group of
+                // columns that all do needs no tiles at all
+                let mut by_input: FastMap<usize, Running> = FastMap::default();
+                for c in spec.columns.iter().filter(|c| running::supported(&c.agg)) {
+                    by_input
+                        .entry(c.input)
+                        .or_insert_with(|| Running::build(c.input, &self.events));
+                }
+                let running: Vec<Option<&Running>> = spec
                     .columns
                     .iter()
                     .map(|c| {
-                        if running::supported(&c.agg) {
-                            Running::build(&c.agg, c.input, &self.events)
-                        } else {
-                            None
-                        }
+                        by_input
+                            .get(&c.input)
+                            .filter(|r| running::supported(&c.agg) && r.serves(&c.agg))
                     })
                     .collect();
                 let skip: Vec<bool> = layout
@@ -355,7 +359,7 @@ struct Head {
 /// How a recompute reads each column: from running sums (`running[column]`), or from tiles;
 /// `skip[group]` when none of a tile group's columns needs tiles.
 struct Read<'a> {
-    running: &'a [Option<Running>],
+    running: &'a [Option<&'a Running>],
     skip: &'a [bool],
 }
 

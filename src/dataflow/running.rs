@@ -2,10 +2,11 @@
 //! inputs): over one key's events in time order, the sums up to each event, so any window is
 //! the difference of two of them — two binary searches per query instead of merging tiles.
 //!
-//! Values are exactly what folding the window's events gives: counts and long sums are
-//! integers (long sums wrap as the fold's do, and an AVERAGE's sum of longs is kept exact and
-//! rounded once); double sums are kept as double-double prefix sums, so a difference loses no
-//! more than the fold's own rounding. Columns whose inputs mix types or hold NaN or ±∞ are left
+//! One [`Running`] per input column serves every SUM, COUNT and AVERAGE of it, whatever the
+//! window. Values are exactly what folding the window's events gives: counts and long sums
+//! are integers (kept exact; a long SUM wraps as the fold's does, an AVERAGE's sum is rounded
+//! once); double sums are kept as double-double prefix sums, so a difference loses no more
+//! than the fold's own rounding. Columns whose inputs mix types or hold NaN or ±∞ are left
 //! to the tiles. Which path a column takes depends only on the key's current events, so a
 //! value computed incrementally is bit-identical to one computed from scratch.
 
@@ -14,10 +15,9 @@ use super::tiles::Ev;
 use crate::aggregate::Aggregator;
 use crate::config::Operation;
 
-/// The running sums of one column.
+/// The running sums of one input column.
 #[derive(Debug)]
 pub struct Running {
-    op: Operation,
     /// Non-null inputs before each event (unweighted: a window holds an aggregate iff > 0).
     seen: Vec<u32>,
     /// Their multiplicities summed.
@@ -27,10 +27,9 @@ pub struct Running {
 
 #[derive(Debug)]
 enum Sums {
+    /// Only counts (the inputs are not all numbers of one type: COUNT alone can use them).
     None,
-    /// Wrapping, as SUM of longs folds.
-    Long(Vec<i64>),
-    /// Exact (AVERAGE of longs).
+    /// Longs, exact.
     Wide(Vec<i128>),
     /// Double-double: `(high, low)`.
     Double(Vec<(f64, f64)>),
@@ -46,33 +45,23 @@ pub fn supported(agg: &Aggregator) -> bool {
 }
 
 impl Running {
-    /// The running sums of input `input` over `events` (sorted by time), or `None` when the
-    /// inputs do not allow them (mixed types, non-numbers, NaN or ±∞).
-    pub fn build(agg: &Aggregator, input: usize, events: &[Ev]) -> Option<Running> {
-        let op = agg.spec().op;
+    /// The running sums of input `input` over `events` (sorted by time). Sums are kept when
+    /// every non-null input is a long, or every one a finite double (and the sums stay
+    /// finite); otherwise only the counts.
+    pub fn build(input: usize, events: &[Ev]) -> Running {
         let n = events.len() + 1;
         let mut seen = Vec::with_capacity(n);
         let mut count = Vec::with_capacity(n);
         seen.push(0u32);
         count.push(0i64);
-        let kind = if op == Operation::Count {
-            0
-        } else {
-            match events
-                .iter()
-                .map(|e| &e.inputs[input])
-                .find(|v| !v.is_null())
-            {
-                Some(Value::Long(_)) | None => 1,
-                Some(Value::Double(_)) => 2,
-                Some(_) => return None,
-            }
-        };
-        let mut sums = match (kind, op) {
-            (0, _) => Sums::None,
-            (1, Operation::Average) => Sums::Wide(vec![0]),
-            (1, _) => Sums::Long(vec![0]),
-            _ => Sums::Double(vec![(0.0, 0.0)]),
+        let mut sums = match events
+            .iter()
+            .map(|e| &e.inputs[input])
+            .find(|v| !v.is_null())
+        {
+            Some(Value::Long(_)) | None => Sums::Wide(vec![0]),
+            Some(Value::Double(_)) => Sums::Double(vec![(0.0, 0.0)]),
+            Some(_) => Sums::None,
         };
         let (mut s, mut c) = (0u32, 0i64);
         for e in events {
@@ -81,59 +70,57 @@ impl Running {
                 s += 1;
                 c = c.wrapping_add(e.mult);
             }
-            match (&mut sums, v) {
-                (_, Value::Null) | (Sums::None, _) => {}
-                (Sums::Long(p), Value::Long(x)) => {
-                    let last = *p.last().expect("starts at zero");
-                    p.push(last.wrapping_add(x.wrapping_mul(e.mult)));
-                }
+            let ok = match (&mut sums, v) {
+                (Sums::None, _) => true,
                 (Sums::Wide(p), Value::Long(x)) => {
                     let last = *p.last().expect("starts at zero");
                     p.push(last + *x as i128 * e.mult as i128);
+                    true
                 }
                 (Sums::Double(p), Value::Double(b)) => {
                     let x = f64::from_bits(*b) * e.mult as f64;
-                    if !x.is_finite() {
-                        return None;
-                    }
                     let (hi, lo) = *p.last().expect("starts at zero");
                     let (s, err) = two_sum(hi, x);
                     let (hi, lo) = fast_two_sum(s, lo + err);
-                    if !hi.is_finite() {
-                        return None;
-                    }
                     p.push((hi, lo));
+                    x.is_finite() && hi.is_finite()
                 }
-                _ => return None,
-            }
-            if v.is_null() {
-                match &mut sums {
-                    Sums::Long(p) => p.push(*p.last().expect("starts at zero")),
-                    Sums::Wide(p) => p.push(*p.last().expect("starts at zero")),
-                    Sums::Double(p) => p.push(*p.last().expect("starts at zero")),
-                    Sums::None => {}
+                (Sums::Wide(p), Value::Null) => {
+                    p.push(*p.last().expect("starts at zero"));
+                    true
                 }
+                (Sums::Double(p), Value::Null) => {
+                    p.push(*p.last().expect("starts at zero"));
+                    true
+                }
+                _ => false,
+            };
+            if !ok {
+                sums = Sums::None;
             }
             seen.push(s);
             count.push(c);
         }
-        Some(Running {
-            op,
-            seen,
-            count,
-            sums,
-        })
+        Running { seen, count, sums }
     }
 
-    /// The column's value over events `a..b` (indices into the events it was built from).
+    /// Whether `agg` (a [`supported`] operation) can read its values here.
+    pub fn serves(&self, agg: &Aggregator) -> bool {
+        agg.spec().op == Operation::Count || !matches!(self.sums, Sums::None)
+    }
+
+    /// The value of `agg` (which this serves) over events `a..b` (indices into the events
+    /// the sums were built from).
     pub fn value(&self, agg: &Aggregator, a: usize, b: usize) -> Value {
         if b <= a || self.seen[b] == self.seen[a] {
             return Value::Null;
         }
+        let op = agg.spec().op;
         let count = self.count[b].wrapping_sub(self.count[a]);
-        let v = match (&self.sums, self.op) {
-            (Sums::None, _) => Value::Long(count),
-            (Sums::Long(p), _) => Value::Long(p[b].wrapping_sub(p[a])),
+        let v = match (&self.sums, op) {
+            (_, Operation::Count) => Value::Long(count),
+            // the fold wraps a long SUM: the exact sum's low 64 bits
+            (Sums::Wide(p), Operation::Sum) => Value::Long((p[b] - p[a]) as i64),
             (Sums::Wide(p), _) => Value::double((p[b] - p[a]) as f64 / count as f64),
             (Sums::Double(p), op) => {
                 let (s, err) = two_sum(p[b].0, -p[a].0);
@@ -144,6 +131,7 @@ impl Running {
                     Value::double(sum)
                 }
             }
+            (Sums::None, _) => unreachable!("`serves` is checked first"),
         };
         agg.sanitized(v)
     }
@@ -210,7 +198,8 @@ mod tests {
         for evs in [&longs, &doubles] {
             for op in [Operation::Sum, Operation::Count, Operation::Average] {
                 let a = agg(op);
-                let r = Running::build(&a, 0, evs).expect("supported inputs");
+                let r = Running::build(0, evs);
+                assert!(r.serves(&a));
                 for i in 0..=evs.len() {
                     for j in i..=evs.len() {
                         let mut ir = None;
@@ -237,13 +226,17 @@ mod tests {
 
     #[test]
     fn mixed_or_non_finite_inputs_are_left_to_the_tiles() {
-        let mixed = events(&[(Value::Long(1), 1), (Value::double(2.0), 1)]);
-        assert!(Running::build(&agg(Operation::Sum), 0, &mixed).is_none());
-        assert!(Running::build(&agg(Operation::Count), 0, &mixed).is_some());
-        let inf = events(&[(Value::double(f64::INFINITY), 1)]);
-        assert!(Running::build(&agg(Operation::Average), 0, &inf).is_none());
-        let strings = events(&[(Value::Str("a".into()), 1)]);
-        assert!(Running::build(&agg(Operation::Sum), 0, &strings).is_none());
-        assert!(Running::build(&agg(Operation::Count), 0, &strings).is_some());
+        let (sum, count, avg) = (
+            agg(Operation::Sum),
+            agg(Operation::Count),
+            agg(Operation::Average),
+        );
+        let mixed = Running::build(0, &events(&[(Value::Long(1), 1), (Value::double(2.0), 1)]));
+        assert!(!mixed.serves(&sum) && !mixed.serves(&avg) && mixed.serves(&count));
+        assert_eq!(mixed.value(&count, 0, 2), Value::Long(2));
+        let inf = Running::build(0, &events(&[(Value::double(f64::INFINITY), 1)]));
+        assert!(!inf.serves(&avg) && inf.serves(&count));
+        let strings = Running::build(0, &events(&[(Value::Str("a".into()), 1)]));
+        assert!(!strings.serves(&sum) && strings.serves(&count));
     }
 }
