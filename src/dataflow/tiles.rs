@@ -5,6 +5,8 @@
 //! before `q` (the *head*). The tail is read from aligned dyadic blocks: block `(l, i)` holds
 //! the merged partial aggregate (IR) of slots `[i·2^l, (i+1)·2^l)`, so any slot range is at
 //! most `2·log2(W/h)` block merges. Unbounded columns read a running prefix over day tiles.
+//! SUM, COUNT and AVERAGE columns usually need no tiles at all: they read running sums
+//! ([`super::running`]).
 //!
 //! Every value is computed through the same fixed merge tree, whatever was cached or when:
 //! a slot's IR is the fold of its events in time order, a block merges its two halves, a
