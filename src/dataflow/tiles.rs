@@ -6,7 +6,7 @@
 //! the merged partial aggregate (IR) of slots `[i·2^l, (i+1)·2^l)`, so any slot range is at
 //! most `2·log2(W/h)` block merges. Unbounded columns read a running prefix over day tiles.
 //! SUM, COUNT and AVERAGE columns usually need no tiles at all: they read running sums
-//! ([`super::running`]).
+//! (`dataflow::running`).
 //!
 //! Every value is computed through the same fixed merge tree, whatever was cached or when:
 //! a slot's IR is the fold of its events in time order, a block merges its two halves, a
@@ -30,7 +30,7 @@ pub struct Ev {
 }
 
 /// Columns that share a tile size (and whether they read the unbounded prefix). Columns that
-/// can read running sums ([`super::running`]) are grouped apart, so a group of them needs no
+/// can read running sums (`dataflow::running`) are grouped apart, so a group of them needs no
 /// tiles when their inputs allow running sums.
 #[derive(Debug, Clone)]
 pub struct Group {
