@@ -76,13 +76,7 @@ fn a_two_process_cluster_materializes_what_one_process_does() {
     check(&h, &w, "cluster: first epochs");
     // a new day, late events inside the maintained days, a re-landed left day
     w.land_day(&h.wh);
-    let late = day(1);
-    let mut rows = w.db.table("data.events").parts[&late].clone();
-    rows.push(rows[0].clone());
-    w.db.table_mut("data.events")
-        .parts
-        .insert(late.clone(), rows);
-    data::write_partition(&h.wh, &w.db, "data.events", &late);
+    reland_events(&mut w, &h, 1, |rows| rows.push(rows[0].clone()));
     h.materialize("deltas");
     check(&h, &w, "cluster: after deltas");
     let topology =
@@ -95,11 +89,7 @@ fn a_two_process_cluster_materializes_what_one_process_does() {
             .topology
             .clone();
     assert!(topology.starts_with("process 0 of 2"), "{topology}");
-    h.m = None;
-    drop(h);
-    p1.join()
-        .expect("process 1's thread")
-        .expect("process 1 ends cleanly when process 0 finishes");
+    stop(h, p1);
 }
 
 /// Each process of a cluster decodes its own share of the source partitions: process 1's
@@ -119,13 +109,7 @@ fn each_process_reads_its_share_of_the_sources() {
     let first = reader.partitions_read();
     assert!(first > 0, "process 1 read no source partition");
     w.land_day(&h.wh);
-    let late = day(2);
-    let mut rows = w.db.table("data.events").parts[&late].clone();
-    rows.truncate(rows.len() / 2);
-    w.db.table_mut("data.events")
-        .parts
-        .insert(late.clone(), rows);
-    data::write_partition(&h.wh, &w.db, "data.events", &late);
+    reland_events(&mut w, &h, 2, |rows| rows.truncate(rows.len() / 2));
     h.materialize("deltas");
     check(
         &h,
@@ -136,11 +120,32 @@ fn each_process_reads_its_share_of_the_sources() {
         reader.partitions_read() > first,
         "process 1 read nothing of the new and re-landed days"
     );
+    stop(h, p1);
+}
+
+/// Re-lands events day `d` with its rows changed by `edit`.
+fn reland_events(
+    w: &mut World,
+    h: &Harness,
+    d: i64,
+    edit: impl FnOnce(&mut Vec<Vec<crate::reference::V>>),
+) {
+    let late = day(d);
+    let mut rows = w.db.table("data.events").parts[&late].clone();
+    edit(&mut rows);
+    w.db.table_mut("data.events")
+        .parts
+        .insert(late.clone(), rows);
+    data::write_partition(&h.wh, &w.db, "data.events", &late);
+}
+
+/// Stops the materializer (process 0): process 1 then ends cleanly.
+fn stop(mut h: Harness, p1: std::thread::JoinHandle<weft::error::Result<()>>) {
     h.m = None;
     drop(h);
     p1.join()
         .expect("process 1's thread")
-        .expect("process 1 ends cleanly");
+        .expect("process 1 ends cleanly when process 0 finishes");
 }
 
 /// A source partition that cannot be read fails the epoch of the pipelines that read it,
@@ -181,11 +186,7 @@ fn a_source_partition_that_cannot_be_read_fails_the_epoch_and_a_good_one_repairs
     data::write_partition(&h.wh, &w.db, "data.events", &day(d));
     h.materialize("repaired");
     check(&h, &w, "after the damaged day was landed again");
-    h.m = None;
-    drop(h);
-    p1.join()
-        .expect("process 1's thread")
-        .expect("process 1 ends cleanly");
+    stop(h, p1);
 }
 
 /// One process whose two workers serialize every exchanged record (timely's
