@@ -112,8 +112,13 @@ impl Kept {
         })?;
         let payload = Arc::new(payload);
         let mut out = Vec::new();
+        let mut kept = Vec::new();
         for (key, rows) in reader.read(&payload)? {
             out.extend(reader.updates(&payload, &rows, counts)?);
+            kept.push((key, rows));
+        }
+        // kept only once all of it converted: rows never fed are never retracted
+        for (key, rows) in kept {
             self.rows.insert(key, (payload.clone(), rows));
         }
         Ok(out)
