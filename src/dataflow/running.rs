@@ -1,14 +1,15 @@
-//! Running sums for the invertible operations (SUM, COUNT, AVERAGE on scalar, unbucketed
-//! inputs): over one key's events in time order, the sums up to each event, so any window is
-//! the difference of two of them — two binary searches per query instead of merging tiles.
+//! Running sums for the invertible operations (COUNT of scalar inputs, SUM and AVERAGE of
+//! longs, unbucketed): over one key's events in time order, the sums up to each event, so any
+//! window is the difference of two of them — two binary searches per query instead of merging
+//! tiles.
 //!
 //! One [`Running`] per input column serves every SUM, COUNT and AVERAGE of it, whatever the
-//! window. Values are exactly what folding the window's events gives: counts and long sums
-//! are integers (kept exact; a long SUM wraps as the fold's does, an AVERAGE's sum is rounded
-//! once); double sums are kept as double-double prefix sums, so a difference loses no more
-//! than the fold's own rounding. Columns whose inputs mix types or hold NaN or ±∞ are left
-//! to the tiles. Which path a column takes depends only on the key's current events, so a
-//! value computed incrementally is bit-identical to one computed from scratch.
+//! window. Counts and long sums are kept exact, so a window's value depends only on the events
+//! in it, as it does through the tiles' fixed merge tree: a long SUM wraps on read as the fold
+//! wraps, and an AVERAGE's exact sum is rounded once. Sums of doubles stay on the tiles: a
+//! difference of rounded running sums would depend on the events before the window, and a
+//! value computed incrementally (over more history) would differ in its last bits from one
+//! computed from scratch.
 
 use super::records::Value;
 use super::tiles::Ev;
@@ -27,12 +28,10 @@ pub struct Running {
 
 #[derive(Debug)]
 enum Sums {
-    /// Only counts (the inputs are not all numbers of one type: COUNT alone can use them).
+    /// Only counts (the inputs are not longs: COUNT alone can use them).
     None,
     /// Longs, exact.
     Wide(Vec<i128>),
-    /// Double-double: `(high, low)`.
-    Double(Vec<(f64, f64)>),
 }
 
 /// Whether an aggregator's columns can be read from running sums.
@@ -46,8 +45,7 @@ pub fn supported(agg: &Aggregator) -> bool {
 
 impl Running {
     /// The running sums of input `input` over `events` (sorted by time). Sums are kept when
-    /// every non-null input is a long, or every one a finite double (and the sums stay
-    /// finite); otherwise only the counts.
+    /// every non-null input is a long; otherwise only the counts.
     pub fn build(input: usize, events: &[Ev]) -> Running {
         let n = events.len() + 1;
         let mut seen = Vec::with_capacity(n);
@@ -60,7 +58,6 @@ impl Running {
             .find(|v| !v.is_null())
         {
             Some(Value::Long(_)) | None => Sums::Wide(vec![0]),
-            Some(Value::Double(_)) => Sums::Double(vec![(0.0, 0.0)]),
             Some(_) => Sums::None,
         };
         let (mut s, mut c) = (0u32, 0i64);
@@ -77,19 +74,7 @@ impl Running {
                     p.push(last + *x as i128 * e.mult as i128);
                     true
                 }
-                (Sums::Double(p), Value::Double(b)) => {
-                    let x = f64::from_bits(*b) * e.mult as f64;
-                    let (hi, lo) = *p.last().expect("starts at zero");
-                    let (s, err) = two_sum(hi, x);
-                    let (hi, lo) = fast_two_sum(s, lo + err);
-                    p.push((hi, lo));
-                    x.is_finite() && hi.is_finite()
-                }
                 (Sums::Wide(p), Value::Null) => {
-                    p.push(*p.last().expect("starts at zero"));
-                    true
-                }
-                (Sums::Double(p), Value::Null) => {
                     p.push(*p.last().expect("starts at zero"));
                     true
                 }
@@ -122,32 +107,10 @@ impl Running {
             // the fold wraps a long SUM: the exact sum's low 64 bits
             (Sums::Wide(p), Operation::Sum) => Value::Long((p[b] - p[a]) as i64),
             (Sums::Wide(p), _) => Value::double((p[b] - p[a]) as f64 / count as f64),
-            (Sums::Double(p), op) => {
-                let (s, err) = two_sum(p[b].0, -p[a].0);
-                let sum = s + (err + (p[b].1 - p[a].1));
-                if op == Operation::Average {
-                    Value::double(sum / count as f64)
-                } else {
-                    Value::double(sum)
-                }
-            }
             (Sums::None, _) => unreachable!("`serves` is checked first"),
         };
         agg.sanitized(v)
     }
-}
-
-/// `a + b` as a rounded sum and its exact error (Knuth).
-fn two_sum(a: f64, b: f64) -> (f64, f64) {
-    let s = a + b;
-    let bb = s - a;
-    (s, (a - (s - bb)) + (b - bb))
-}
-
-/// `a + b` for `|a| ≥ |b|` (Dekker).
-fn fast_two_sum(a: f64, b: f64) -> (f64, f64) {
-    let s = a + b;
-    (s, b - (s - a))
 }
 
 #[cfg(test)]
@@ -188,14 +151,8 @@ mod tests {
             (Value::Long(-7), 1),
             (Value::Null, 3),
         ]);
-        let doubles = events(&[
-            (Value::double(1e16), 1),
-            (Value::double(1.0), 1),
-            (Value::Null, 1),
-            (Value::double(-1e16), 1),
-            (Value::double(0.25), 3),
-        ]);
-        for evs in [&longs, &doubles] {
+        let evs = &longs;
+        {
             for op in [Operation::Sum, Operation::Count, Operation::Average] {
                 let a = agg(op);
                 let r = Running::build(0, evs);
@@ -211,7 +168,8 @@ mod tests {
                         let same = match (&want, &got) {
                             (Value::Double(x), Value::Double(y)) => {
                                 let (x, y) = (f64::from_bits(*x), f64::from_bits(*y));
-                                // the fold rounds at every step; the running sums barely
+                                // an AVERAGE's fold rounds its sum at every step, the running
+                                // sums once (the same bits below 2^53)
                                 (x - y).abs()
                                     <= 1e-12 * x.abs().max(y.abs()) + 4.0 * f64::EPSILON * 1e16
                             }
@@ -225,7 +183,7 @@ mod tests {
     }
 
     #[test]
-    fn mixed_or_non_finite_inputs_are_left_to_the_tiles() {
+    fn doubles_and_other_inputs_are_left_to_the_tiles_except_for_counts() {
         let (sum, count, avg) = (
             agg(Operation::Sum),
             agg(Operation::Count),
@@ -234,8 +192,9 @@ mod tests {
         let mixed = Running::build(0, &events(&[(Value::Long(1), 1), (Value::double(2.0), 1)]));
         assert!(!mixed.serves(&sum) && !mixed.serves(&avg) && mixed.serves(&count));
         assert_eq!(mixed.value(&count, 0, 2), Value::Long(2));
-        let inf = Running::build(0, &events(&[(Value::double(f64::INFINITY), 1)]));
-        assert!(!inf.serves(&avg) && inf.serves(&count));
+        let doubles = Running::build(0, &events(&[(Value::double(0.1), 1), (Value::Null, 1)]));
+        assert!(!doubles.serves(&sum) && !doubles.serves(&avg) && doubles.serves(&count));
+        assert_eq!(doubles.value(&count, 0, 2), Value::Long(1));
         let strings = Running::build(0, &events(&[(Value::Str("a".into()), 1)]));
         assert!(!strings.serves(&sum) && strings.serves(&count));
     }
