@@ -386,7 +386,12 @@ fn event_values(tiles: &mut Tiles, heads: &mut [Head], read: &Read, q: i64) -> V
     }
     let mut prefixes: Vec<Option<std::rc::Rc<Irs>>> = vec![None; layout.groups.len()];
     let events = tiles.events;
-    let end = events.partition_point(|e| e.ts < q);
+    // where the query's events end, for the columns that read running sums
+    let end = if read.running.iter().any(Option::is_some) {
+        events.partition_point(|e| e.ts < q)
+    } else {
+        0
+    };
     spec.columns
         .iter()
         .enumerate()

@@ -16,17 +16,20 @@ use super::Update;
 /// Reads what a task names (its payload is the engine's, opaque here) and turns rows into
 /// dataflow updates. One per process, shared by its workers.
 pub trait ShardReader: Send + Sync {
-    /// Reads a task's partitions: the rows of each, by the key the task gives it.
-    fn read(&self, payload: &[u8]) -> Result<Vec<(u64, Vec<RecordBatch>)>, ReadError>;
+    /// Reads a task's partitions: the rows of each, by the key the task gives it, with
+    /// their updates; what could not be used is counted into `counts` (the engine's own
+    /// counters).
+    fn read(&self, payload: &[u8], counts: &mut Vec<u64>) -> Result<Vec<Share>, ReadError>;
 
-    /// The updates of rows read for `payload`, counting what could not be used into
-    /// `counts` (the engine's own counters).
-    fn updates(
-        &self,
-        payload: &[u8],
-        rows: &[RecordBatch],
-        counts: &mut Vec<u64>,
-    ) -> Result<Vec<Update>, ReadError>;
+    /// The updates of rows read earlier for `payload` (to retract them).
+    fn updates(&self, payload: &[u8], rows: &[RecordBatch]) -> Result<Vec<Update>, ReadError>;
+}
+
+/// One partition a task read: the key its rows are kept under, the rows and their updates.
+pub struct Share {
+    pub key: u64,
+    pub rows: Vec<RecordBatch>,
+    pub updates: Vec<Update>,
 }
 
 /// Why a read failed, as it crosses processes: whose problem it is (the engine's error
@@ -112,14 +115,11 @@ impl Kept {
         })?;
         let payload = Arc::new(payload);
         let mut out = Vec::new();
-        let mut kept = Vec::new();
-        for (key, rows) in reader.read(&payload)? {
-            out.extend(reader.updates(&payload, &rows, counts)?);
-            kept.push((key, rows));
-        }
-        // kept only once all of it converted: rows never fed are never retracted
-        for (key, rows) in kept {
-            self.rows.insert(key, (payload.clone(), rows));
+        // kept only once all of it converted (`read` failed otherwise): rows never fed are
+        // never retracted
+        for share in reader.read(&payload, counts)? {
+            out.extend(share.updates);
+            self.rows.insert(share.key, (payload.clone(), share.rows));
         }
         Ok(out)
     }
@@ -135,7 +135,7 @@ impl Kept {
             let Some((payload, rows)) = self.rows.remove(key) else {
                 continue;
             };
-            match reader.updates(&payload, &rows, &mut Vec::new()) {
+            match reader.updates(&payload, &rows) {
                 Ok(mut u) => {
                     u.iter_mut().for_each(|(_, r)| *r = -*r);
                     out.extend(u);

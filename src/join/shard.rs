@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::feed::read_partitions;
 use super::inputs::{shaped_rows, EventStats, RowShape};
 use super::plan::PartPlan;
-use crate::dataflow::shard::{ReadError, ShardReader};
+use crate::dataflow::shard::{ReadError, ShardReader, Share};
 use crate::dataflow::Update;
 use crate::error::{Error, Result};
 use crate::partition::Ds;
@@ -59,6 +59,21 @@ impl SourceRead {
     /// The payload of a read task.
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a source read serializes")
+    }
+
+    /// The dataflow rows of rows this share read, counting what could not be used.
+    fn updates(&self, rows: &[RecordBatch], stats: &mut EventStats) -> Result<Vec<Update>> {
+        let shape = RowShape {
+            part: self.part,
+            keys: &self.keys,
+            inputs: &self.inputs,
+            mutations: self.mutations,
+        };
+        let mut out = Vec::new();
+        for b in rows {
+            out.extend(shaped_rows(b, &shape, &self.scan.table, stats)?);
+        }
+        Ok(out)
     }
 
     fn decode(payload: &[u8]) -> Result<SourceRead, ReadError> {
@@ -146,30 +161,21 @@ fn read_error(e: Error) -> ReadError {
 }
 
 impl ShardReader for SourceReader {
-    fn read(&self, payload: &[u8]) -> Result<Vec<(u64, Vec<RecordBatch>)>, ReadError> {
+    fn read(&self, payload: &[u8], counts: &mut Vec<u64>) -> Result<Vec<Share>, ReadError> {
         let t = SourceRead::decode(payload)?;
-        self.read_share(&t).map_err(read_error)
-    }
-
-    fn updates(
-        &self,
-        payload: &[u8],
-        rows: &[RecordBatch],
-        counts: &mut Vec<u64>,
-    ) -> Result<Vec<Update>, ReadError> {
-        let t = SourceRead::decode(payload)?;
-        let shape = RowShape {
-            part: t.part,
-            keys: &t.keys,
-            inputs: &t.inputs,
-            mutations: t.mutations,
-        };
         let mut stats = EventStats::from_counts(counts);
         let mut out = Vec::new();
-        for b in rows {
-            out.extend(shaped_rows(b, &shape, &t.scan.table, &mut stats).map_err(read_error)?);
+        for (key, rows) in self.read_share(&t).map_err(read_error)? {
+            let updates = t.updates(&rows, &mut stats).map_err(read_error)?;
+            out.push(Share { key, rows, updates });
         }
         *counts = stats.to_counts();
         Ok(out)
+    }
+
+    fn updates(&self, payload: &[u8], rows: &[RecordBatch]) -> Result<Vec<Update>, ReadError> {
+        let t = SourceRead::decode(payload)?;
+        t.updates(rows, &mut EventStats::default())
+            .map_err(read_error)
     }
 }

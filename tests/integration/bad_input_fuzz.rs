@@ -315,7 +315,7 @@ mod http {
 
     struct Server {
         addr: std::net::SocketAddr,
-        _rt: tokio::runtime::Runtime,
+        _served: crate::Served,
         _dir: tempfile::TempDir,
     }
 
@@ -332,10 +332,10 @@ mod http {
                 session,
                 refresh: tx,
             };
-            let (rt, addr) = crate::serve_on_loopback(router(state));
+            let served = crate::serve_on_loopback(router(state));
             Server {
-                addr,
-                _rt: rt,
+                addr: served.addr,
+                _served: served,
                 _dir: dir,
             }
         })

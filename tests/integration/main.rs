@@ -26,9 +26,28 @@ fn cases(own: Option<&str>, default: u32) -> u32 {
         .unwrap_or(default)
 }
 
-/// Serves `router` on a free loopback port from a one-thread tokio runtime of its own; the
-/// server runs for as long as the returned runtime lives.
-fn serve_on_loopback(router: axum::Router) -> (tokio::runtime::Runtime, std::net::SocketAddr) {
+/// A router served on a free loopback port from a tokio runtime of its own, for as long as
+/// this lives (or until [`Served::stop`]).
+struct Served {
+    addr: std::net::SocketAddr,
+    rt: tokio::runtime::Runtime,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Served {
+    /// Shuts the server down gracefully and checks that it ended without an error.
+    fn stop(self) {
+        let _ = self.stop.send(());
+        self.rt
+            .block_on(self.server)
+            .expect("the server task")
+            .expect("the server ends cleanly");
+    }
+}
+
+/// Serves `router` on a free loopback port (one runtime thread).
+fn serve_on_loopback(router: axum::Router) -> Served {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -38,8 +57,20 @@ fn serve_on_loopback(router: axum::Router) -> (tokio::runtime::Runtime, std::net
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let addr = listener.local_addr().unwrap();
-    rt.spawn(async move { axum::serve(listener, router).await });
-    (rt, addr)
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = rt.spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Served {
+        addr,
+        rt,
+        stop,
+        server,
+    }
 }
 
 // Shared fixtures (suites bring them in with `use crate::<fixture>;`).

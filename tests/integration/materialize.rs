@@ -600,7 +600,8 @@ fn the_http_side_answers_status_queries_and_refreshes() {
         session: session.clone(),
         refresh: tx,
     };
-    let (_rt, addr) = crate::serve_on_loopback(weft::materialize::http::router(state));
+    let served = crate::serve_on_loopback(weft::materialize::http::router(state));
+    let addr = served.addr;
     let call = move |method: &str, path: &str, body: &str| -> (u16, String) {
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(std::time::Duration::from_secs(20)))

@@ -379,22 +379,8 @@ fn the_http_service_fetches_reports_health_metrics_and_errors() {
         on_join: None,
         extra_metrics: None,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = rt.spawn(async move {
-        axum::serve(listener, weft::online::server::router(state))
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await
-    });
+    let served = crate::serve_on_loopback(weft::online::server::router(state));
+    let addr = served.addr;
     let base = format!("http://{addr}");
     let health: J = ureq::get(&format!("{base}/health"))
         .call()
@@ -492,9 +478,7 @@ fn the_http_service_fetches_reports_health_metrics_and_errors() {
             "no server path: {body}"
         );
     }
-    let _ = stop_tx.send(());
-    rt.block_on(server).unwrap().unwrap();
-    drop(rt);
+    served.stop();
     // the fetcher (and its SQL engine's runtime) is dropped outside the server's runtime
     drop(fetcher);
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use weft::aggregate::{AggSpec, Aggregator, InputShape, Value};
 use weft::config::Operation;
 use weft::dataflow::records::Item;
-use weft::dataflow::shard::{ReadError, ReadTask, ShardReader};
+use weft::dataflow::shard::{ReadError, ReadTask, ShardReader, Share as Read};
 use weft::dataflow::spec::{ColumnSpec, PartKind, PartSpec};
 use weft::dataflow::{Runtime, Topology, Update};
 use weft::error::ErrorKind;
@@ -59,7 +59,7 @@ struct FakeReader {
 }
 
 impl ShardReader for FakeReader {
-    fn read(&self, payload: &[u8]) -> Result<Vec<(u64, Vec<RecordBatch>)>, ReadError> {
+    fn read(&self, payload: &[u8], counts: &mut Vec<u64>) -> Result<Vec<Read>, ReadError> {
         let s: Share = serde_json::from_slice(payload).unwrap();
         if let Some(m) = s.fail {
             return Err(ReadError {
@@ -84,27 +84,33 @@ impl ShardReader for FakeReader {
             vec![col(&|e| e.0 as i64), col(&|e| e.1), col(&|e| e.2)],
         )
         .unwrap();
-        Ok(vec![(s.key, vec![b])])
+        let rows = vec![b];
+        let updates = events_of(&rows);
+        counts.resize(1, 0);
+        counts[0] += updates.len() as u64;
+        Ok(vec![Read {
+            key: s.key,
+            rows,
+            updates,
+        }])
     }
 
-    fn updates(
-        &self,
-        _payload: &[u8],
-        rows: &[RecordBatch],
-        counts: &mut Vec<u64>,
-    ) -> Result<Vec<Update>, ReadError> {
-        counts.resize(1, 0);
-        let mut out = Vec::new();
-        for b in rows {
-            let c = |i: usize| b.column(i).as_primitive::<Int64Type>().clone();
-            let (k, ts, v) = (c(0), c(1), c(2));
-            for i in 0..b.num_rows() {
-                counts[0] += 1;
-                out.push(event(k.value(i) as u8, ts.value(i), v.value(i), 1));
-            }
-        }
-        Ok(out)
+    fn updates(&self, _payload: &[u8], rows: &[RecordBatch]) -> Result<Vec<Update>, ReadError> {
+        Ok(events_of(rows))
     }
+}
+
+/// The events of rows a share read.
+fn events_of(rows: &[RecordBatch]) -> Vec<Update> {
+    let mut out = Vec::new();
+    for b in rows {
+        let c = |i: usize| b.column(i).as_primitive::<Int64Type>().clone();
+        let (k, ts, v) = (c(0), c(1), c(2));
+        for i in 0..b.num_rows() {
+            out.push(event(k.value(i) as u8, ts.value(i), v.value(i), 1));
+        }
+    }
+    out
 }
 
 fn event(key: u8, ts: i64, v: i64, r: isize) -> Update {

@@ -633,9 +633,10 @@ fn seal(
     Ok(touched)
 }
 
-/// Writes output partitions from the maintained state; partitions built from the state
-/// alone are assembled and written on `writers` threads (the dataflow's workers are idle
-/// meanwhile).
+/// Writes output partitions from the maintained state. Partitions built from the state
+/// alone (no bootstrap, not patched from disk, not verified against disk) are assembled and
+/// written on `writers` threads (the dataflow's workers are idle meanwhile); the others one
+/// by one.
 fn write_partitions(
     engine: &Session,
     join: &Join,
@@ -647,7 +648,9 @@ fn write_partitions(
 ) -> Result<()> {
     let wh = engine.warehouse();
     let patchable = output::patchable(plan);
-    let plain: Vec<Ds> = if writers > 1 && !live.boot.enabled {
+    let plain: Vec<Ds> = if live.boot.enabled {
+        Vec::new()
+    } else {
         days.iter()
             .copied()
             .filter(|d| {
@@ -656,27 +659,16 @@ fn write_partitions(
                     && !live.feeds.batches(InputId::Left, *d).is_empty()
             })
             .collect()
-    } else {
-        Vec::new()
     };
     if !plain.is_empty() {
-        if !live.hash_stored {
-            versioning::store_before_first_partition(wh, join, &plan.output)?;
-            live.hash_stored = true;
-        }
+        store_hash_once(wh, join, plan, live)?;
         write_plain(engine, plan, live, &plain, writers)?;
         for &ds in &plain {
-            if patchable {
-                live.state.forget(ds);
-                live.on_disk.insert(ds);
-            }
+            kept_on_disk(live, patchable, ds);
             written.push(ds);
         }
     }
-    for &ds in days {
-        if plain.contains(&ds) {
-            continue;
-        }
+    for &ds in days.iter().filter(|d| !plain.contains(d)) {
         let Some(left) = live.feeds.batches(InputId::Left, ds).first() else {
             continue;
         };
@@ -705,19 +697,12 @@ fn write_partitions(
                 &live.state,
             )?
         } else {
-            let batch = output::assemble(plan, &live.base_schema, ds, left, &live.state)?;
-            output::derive(engine, plan, &live.left_columns, batch)?
+            from_state(engine, plan, live, ds, left)?
         };
-        if !live.hash_stored {
-            versioning::store_before_first_partition(wh, join, &plan.output)?;
-            live.hash_stored = true;
-        }
+        store_hash_once(wh, join, plan, live)?;
         if verifying && same_rows(wh, &plan.output, ds, &batch)? {
             // the partition on disk already holds these rows: keep it, maintain it from now
-            if patchable {
-                live.state.forget(ds);
-                live.on_disk.insert(ds);
-            }
+            kept_on_disk(live, patchable, ds);
             continue;
         }
         wh.write_partition_with(
@@ -727,11 +712,7 @@ fn write_partitions(
             &[batch],
             &metadata,
         )?;
-        if patchable {
-            // the partition on disk now holds its values; keep only later changes in memory
-            live.state.forget(ds);
-            live.on_disk.insert(ds);
-        }
+        kept_on_disk(live, patchable, ds);
         written.push(ds);
     }
     if !days.is_empty() {
@@ -744,9 +725,46 @@ fn write_partitions(
     Ok(())
 }
 
-/// Assembles, derives and writes partitions `days` (each built from the maintained state
-/// alone) on up to `writers` threads, each taking the next day. The first error is
-/// returned; partitions written meanwhile are complete (each write is atomic).
+/// Stores the join's semantic hash on its output table before the first partition is
+/// written (once per runner).
+fn store_hash_once(
+    wh: &crate::warehouse::Warehouse,
+    join: &Join,
+    plan: &JoinPlan,
+    live: &mut Live,
+) -> Result<()> {
+    if !live.hash_stored {
+        versioning::store_before_first_partition(wh, join, &plan.output)?;
+        live.hash_stored = true;
+    }
+    Ok(())
+}
+
+/// Partition `ds` on disk now holds its values: for patchable joins keep only later changes
+/// in memory.
+fn kept_on_disk(live: &mut Live, patchable: bool, ds: Ds) {
+    if patchable {
+        live.state.forget(ds);
+        live.on_disk.insert(ds);
+    }
+}
+
+/// Partition `ds` built from the maintained state: the left rows with every part's values,
+/// then the derivations.
+fn from_state(
+    engine: &Session,
+    plan: &JoinPlan,
+    live: &Live,
+    ds: Ds,
+    left: &RecordBatch,
+) -> Result<RecordBatch> {
+    let batch = output::assemble(plan, &live.base_schema, ds, left, &live.state)?;
+    output::derive(engine, plan, &live.left_columns, batch)
+}
+
+/// Builds and writes partitions `days` from the maintained state on up to `writers`
+/// threads, each taking the next day (inline with one). The first error is returned;
+/// partitions written meanwhile are complete (each write is atomic).
 fn write_plain(
     engine: &Session,
     plan: &JoinPlan,
@@ -755,16 +773,13 @@ fn write_plain(
     writers: usize,
 ) -> Result<()> {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
     let write_one = |ds: Ds| -> Result<()> {
         let left = live
             .feeds
             .batches(InputId::Left, ds)
             .first()
             .ok_or_else(|| Error::internal(format!("left partition {ds} was not fed")))?;
-        let batch = output::assemble(plan, &live.base_schema, ds, left, &live.state)?;
-        let batch = output::derive(engine, plan, &live.left_columns, batch)?;
+        let batch = from_state(engine, plan, live, ds, left)?;
         engine.warehouse().write_partition_with(
             &plan.output,
             &[("ds".into(), ds.to_string())],
@@ -773,6 +788,12 @@ fn write_plain(
             &[],
         )
     };
+    let threads = writers.min(days.len()).max(1);
+    if threads == 1 {
+        return days.iter().try_for_each(|&ds| write_one(ds));
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
     let worker = || -> Result<()> {
         while !failed.load(Ordering::Relaxed) {
             let Some(&ds) = days.get(next.fetch_add(1, Ordering::Relaxed)) else {
@@ -786,9 +807,7 @@ fn write_plain(
         Ok(())
     };
     let results: Vec<Result<()>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..writers.min(days.len()).max(1))
-            .map(|_| s.spawn(worker))
-            .collect();
+        let handles: Vec<_> = (0..threads).map(|_| s.spawn(worker)).collect();
         handles
             .into_iter()
             .map(|h| {
