@@ -81,6 +81,50 @@ pub fn decode(mut bytes: &[u8]) -> Vec<Value> {
     out
 }
 
+/// One value at the front of an encoding, read without building a [`Value`] when it is a
+/// scalar (see [`read_scalar`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scalar<'a> {
+    Null,
+    Bool(bool),
+    Long(i64),
+    /// `f64` bits, as in [`Value::Double`].
+    Double(u64),
+    Str(&'a str),
+    /// A binary value, list or map: decode it with [`try_decode_value`].
+    Nested,
+    /// No bytes left.
+    End,
+}
+
+/// Reads the value at the front of `bytes` (an encoding made by [`encode`]) and advances
+/// past it when it is a scalar; a [`Scalar::Nested`] value is left in place.
+pub fn read_scalar<'a>(bytes: &mut &'a [u8]) -> Scalar<'a> {
+    let Some(&tag) = bytes.first() else {
+        return Scalar::End;
+    };
+    let fixed = |b: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[1..9]);
+        w
+    };
+    let (value, used) = match tag {
+        NULL => (Scalar::Null, 1),
+        FALSE => (Scalar::Bool(false), 1),
+        TRUE => (Scalar::Bool(true), 1),
+        LONG => (Scalar::Long(i64::from_le_bytes(fixed(bytes))), 9),
+        DOUBLE => (Scalar::Double(u64::from_le_bytes(fixed(bytes))), 9),
+        STR => {
+            let n = u32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
+            let s = std::str::from_utf8(&bytes[5..5 + n]).expect("bytes written by `encode`");
+            (Scalar::Str(s), 5 + n)
+        }
+        _ => return Scalar::Nested,
+    };
+    *bytes = &bytes[used..];
+    value
+}
+
 /// Nesting depth of lists and maps that [`try_decode_value`] accepts.
 pub const MAX_DEPTH: usize = 128;
 
@@ -189,6 +233,31 @@ mod tests {
         encode(&values, &mut buf);
         assert_eq!(decode(&buf), values);
         assert!(decode(&[]).is_empty());
+    }
+
+    #[test]
+    fn scalars_read_in_place_and_nested_values_are_left_for_decoding() {
+        let values = vec![
+            Value::Null,
+            Value::Bool(true),
+            Value::Long(-7),
+            Value::double(2.5),
+            Value::str("héllo"),
+            Value::List(vec![Value::Long(1)]),
+            Value::Bool(false),
+        ];
+        let mut buf = Vec::new();
+        encode(&values, &mut buf);
+        let mut b = buf.as_slice();
+        assert_eq!(read_scalar(&mut b), Scalar::Null);
+        assert_eq!(read_scalar(&mut b), Scalar::Bool(true));
+        assert_eq!(read_scalar(&mut b), Scalar::Long(-7));
+        assert_eq!(read_scalar(&mut b), Scalar::Double(2.5f64.to_bits()));
+        assert_eq!(read_scalar(&mut b), Scalar::Str("héllo"));
+        assert_eq!(read_scalar(&mut b), Scalar::Nested);
+        assert_eq!(try_decode_value(&mut b), Ok(values[5].clone()));
+        assert_eq!(read_scalar(&mut b), Scalar::Bool(false));
+        assert_eq!(read_scalar(&mut b), Scalar::End);
     }
 
     #[test]

@@ -30,6 +30,7 @@ mod ir_check;
 mod ir_codec;
 mod leaf;
 pub mod op;
+pub mod sink;
 mod sketch;
 mod sketch_codec;
 pub mod value;

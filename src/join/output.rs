@@ -14,6 +14,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::plan::{JoinPlan, PartPlan};
 use crate::aggregate::codec;
+use crate::aggregate::sink::ColumnSink;
 use crate::aggregate::value::to_array;
 use crate::dataflow::records::{row_ds, row_id, PartValues, RowId, Value};
 use crate::error::{Error, Result};
@@ -140,13 +141,53 @@ pub fn assemble_rows(
         .iter()
         .map(|p| p.columns.len().max(p.raw_names.len()))
         .collect();
+    let n_left = left.num_columns();
+    let mut sinks: Vec<ColumnSink> = schema.fields()[n_left..]
+        .iter()
+        .map(|f| ColumnSink::new(f.data_type(), left.num_rows()))
+        .collect();
+    let sink_err = |k: usize, e: Error| {
+        Error::internal(format!(
+            "{}: column {}: {e}",
+            ctx(),
+            schema.field(n_left + k).name()
+        ))
+    };
+    let pending = state.values.get(&ds);
     let mut take: Vec<u32> = Vec::with_capacity(left.num_rows());
-    let mut cols: Vec<Vec<Value>> = vec![Vec::with_capacity(left.num_rows()); widths.iter().sum()];
+    let mut entries: Vec<&[Box<[u8]>]> = Vec::with_capacity(plan.parts.len());
     for i in 0..left.num_rows() {
         let row = row_id(ds, i as u32);
+        entries.clear();
+        entries.extend(plan.parts.iter().map(|p| {
+            pending
+                .and_then(|m| m.get(&(row, p.index)))
+                .map_or(&[][..], |v| v.as_slice())
+        }));
+        if entries.iter().all(|e| e.len() <= 1) {
+            // one output row: each part's values straight from their encoding (or NULLs)
+            take.push(i as u32);
+            let mut col = 0;
+            for (pi, e) in entries.iter().enumerate() {
+                match e.first() {
+                    Some(bytes) => {
+                        let mut bytes = &bytes[..];
+                        for (c, sink) in sinks[col..col + widths[pi]].iter_mut().enumerate() {
+                            sink.push_encoded(&mut bytes)
+                                .map_err(|e| sink_err(col + c, e))?;
+                        }
+                    }
+                    None => sinks[col..col + widths[pi]]
+                        .iter_mut()
+                        .for_each(ColumnSink::push_null),
+                }
+                col += widths[pi];
+            }
+            continue;
+        }
+        // one output row per combination of matches (a part without matches gives NULLs)
         let matches: Vec<Vec<Vec<Value>>> =
             plan.parts.iter().map(|p| state.get(row, p.index)).collect();
-        // one output row per combination of matches (a part without matches gives NULLs)
         let counts: Vec<usize> = matches.iter().map(|m| m.len().max(1)).collect();
         let total: usize = counts.iter().product();
         for combo in 0..total {
@@ -157,13 +198,15 @@ pub fn assemble_rows(
                 let pick = rest % counts[pi];
                 rest /= counts[pi];
                 for c in 0..widths[pi] {
-                    cols[col + c].push(m.get(pick).map_or(Value::Null, |v| v[c].clone()));
+                    let v = m.get(pick).map_or(Value::Null, |v| v[c].clone());
+                    sinks[col + c]
+                        .push_value(v)
+                        .map_err(|e| sink_err(col + c, e))?;
                 }
                 col += widths[pi];
             }
         }
     }
-    let n_left = left.num_columns();
     let indices = UInt32Array::from(take.clone());
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for c in left.columns() {
@@ -174,12 +217,8 @@ pub fn assemble_rows(
                 .push(arrow::compute::take(c, &indices, None).map_err(|e| Error::arrow(ctx(), e))?);
         }
     }
-    for (k, values) in cols.iter().enumerate() {
-        let field = schema.field(n_left + k);
-        columns
-            .push(to_array(field.data_type(), values).map_err(|e| {
-                Error::internal(format!("{}: column {}: {e}", ctx(), field.name()))
-            })?);
+    for (k, sink) in sinks.into_iter().enumerate() {
+        columns.push(sink.finish().map_err(|e| sink_err(k, e))?);
     }
     let batch =
         RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::arrow(ctx(), e))?;
