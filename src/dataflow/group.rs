@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::FastMap;
 
-use super::records::{Item, Mutation, RowId, Value};
+use super::records::{encode_row, Encoded, Item, Mutation, RowId, Value};
 use super::running::{self, Running};
 use super::spec::{window_start, PartKind, PartSpec};
 use super::tiles::{decompose, Ev, Irs, Layout, TileCache, Tiles};
@@ -31,11 +31,11 @@ fn cache_from_events() -> usize {
 
 /// One output change: a row's new values for the part (several for raw parts; none when
 /// the row is gone). The output is an upsert stream keyed by `(row, part)`.
-pub type OutChange = (RowId, Vec<Vec<Value>>);
+pub type OutChange = (RowId, Vec<Encoded>);
 
 /// A fingerprint of what was emitted for a row, to tell whether a recomputed value changed
 /// without keeping the values (the output partitions hold them).
-fn fingerprint(values: &[Vec<Value>]) -> u64 {
+fn fingerprint(values: &[Encoded]) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::hash::DefaultHasher::new();
     values.hash(&mut h);
@@ -213,7 +213,7 @@ impl KeyState {
         if affected.is_empty() {
             return;
         }
-        let mut results: Vec<(RowId, Vec<Vec<Value>>)> = Vec::with_capacity(affected.len());
+        let mut results: Vec<(RowId, Vec<Encoded>)> = Vec::with_capacity(affected.len());
         match spec.kind {
             PartKind::Events => {
                 // invertible columns read running sums (one per input column); a group of
@@ -249,29 +249,38 @@ impl KeyState {
                     cache: &mut self.cache,
                 };
                 let mut heads: Vec<Head> = layout.groups.iter().map(|_| Head::default()).collect();
-                let mut last: Option<(i64, Vec<Value>)> = None;
+                let mut buf = Vec::new();
+                let mut last: Option<(i64, Encoded)> = None;
                 for &(q, row) in &affected {
                     let values = match &last {
                         Some((lq, v)) if *lq == q => v.clone(),
-                        _ => event_values(&mut tiles, &mut heads, &read, q),
+                        _ => {
+                            buf.clear();
+                            event_values(&mut tiles, &mut heads, &read, q, &mut buf);
+                            buf.as_slice().into()
+                        }
                     };
                     last = Some((q, values.clone()));
                     results.push((row, vec![values]));
                 }
             }
             PartKind::Snapshot | PartKind::Mutations | PartKind::Raw => {
-                let mut memo: FastMap<i32, Vec<Vec<Value>>> = FastMap::default();
+                let mut memo: FastMap<i32, Vec<Encoded>> = FastMap::default();
                 for &(q, row) in &affected {
                     let ds = self.queries[&(q, row)];
                     let values = match spec.kind {
                         PartKind::Snapshot => memo
                             .entry(ds)
-                            .or_insert_with(|| vec![self.snapshot_values(spec, ds)])
+                            .or_insert_with(|| vec![encode_row(&self.snapshot_values(spec, ds))])
                             .clone(),
-                        PartKind::Mutations => vec![self.mutation_values(spec, ds, q)],
+                        PartKind::Mutations => {
+                            vec![encode_row(&self.mutation_values(spec, ds, q))]
+                        }
                         _ => memo
                             .entry(ds)
-                            .or_insert_with(|| self.raw_values(ds))
+                            .or_insert_with(|| {
+                                self.raw_values(ds).iter().map(|v| encode_row(v)).collect()
+                            })
                             .clone(),
                     };
                     results.push((row, values));
@@ -363,8 +372,9 @@ struct Read<'a> {
     skip: &'a [bool],
 }
 
-/// Values of every column for a query at `q` (queries arrive in increasing `q`).
-fn event_values(tiles: &mut Tiles, heads: &mut [Head], read: &Read, q: i64) -> Vec<Value> {
+/// Appends the encoded values of every column for a query at `q` to `out` (queries arrive
+/// in increasing `q`).
+fn event_values(tiles: &mut Tiles, heads: &mut [Head], read: &Read, q: i64, out: &mut Vec<u8>) {
     let layout = tiles.layout;
     let spec = tiles.spec;
     // Advance each group's head to q.
@@ -392,19 +402,16 @@ fn event_values(tiles: &mut Tiles, heads: &mut [Head], read: &Read, q: i64) -> V
     } else {
         0
     };
-    spec.columns
-        .iter()
-        .enumerate()
-        .map(|(ci, c)| {
-            if let Some(r) = &read.running[ci] {
-                let lo = window_start(c.window, c.hop, q);
-                let start = if lo == i64::MIN {
-                    0
-                } else {
-                    events[..end].partition_point(|e| e.ts < lo)
-                };
-                return r.value(&c.agg, start, end);
-            }
+    for (ci, c) in spec.columns.iter().enumerate() {
+        let value = if let Some(r) = &read.running[ci] {
+            let lo = window_start(c.window, c.hop, q);
+            let start = if lo == i64::MIN {
+                0
+            } else {
+                events[..end].partition_point(|e| e.ts < lo)
+            };
+            r.value(&c.agg, start, end)
+        } else {
             let (gi, pos) = layout.col_group[ci];
             let g = &layout.groups[gi];
             let slot = q.div_euclid(g.hop);
@@ -422,8 +429,9 @@ fn event_values(tiles: &mut Tiles, heads: &mut [Head], read: &Read, q: i64) -> V
             }
             c.agg.merge(&mut acc, &heads[gi].irs[pos]);
             c.agg.finalize(&acc)
-        })
-        .collect()
+        };
+        crate::aggregate::codec::encode_value(&value, out);
+    }
 }
 
 /// Merges a sorted, consolidated list with sorted changes, summing multiplicities and

@@ -16,12 +16,12 @@ use super::plan::{JoinPlan, PartPlan};
 use crate::aggregate::codec;
 use crate::aggregate::sink::ColumnSink;
 use crate::aggregate::value::to_array;
-use crate::dataflow::records::{row_ds, row_id, PartValues, RowId, Value};
+use crate::dataflow::records::{row_ds, row_id, Encoded, PartValues, RowId, Value};
 use crate::error::{Error, Result};
 use crate::partition::Ds;
 
 /// One partition's pending values: encoded value rows per `(row, part)`.
-type PartitionValues = FastMap<(RowId, u16), Vec<Box<[u8]>>>;
+type PartitionValues = FastMap<(RowId, u16), Vec<Encoded>>;
 
 /// The output values not yet written, per `(row, part)`, compactly encoded
 /// ([`crate::aggregate::codec`]); an empty list is a pending removal.
@@ -38,17 +38,8 @@ impl OutputState {
     pub fn apply(&mut self, mut changes: Vec<PartValues>) -> BTreeSet<Ds> {
         changes.sort_by_key(|(_, _, v)| !v.is_empty());
         let mut touched = BTreeSet::new();
-        let mut buf = Vec::new();
-        for (row, part, vals) in changes {
+        for (row, part, encoded) in changes {
             touched.insert(row_ds(row));
-            let encoded = vals
-                .iter()
-                .map(|v| {
-                    buf.clear();
-                    codec::encode(v, &mut buf);
-                    buf.as_slice().into()
-                })
-                .collect();
             // a removal is kept (as no values) until written: it overrides what is on disk
             self.values
                 .entry(row_ds(row))

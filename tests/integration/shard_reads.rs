@@ -142,10 +142,10 @@ fn read(worker: usize, tag: u64, share: &Share) -> ReadTask {
 }
 
 /// The SUM each query row got, from an epoch's output.
-fn sums(parts: &[(u64, u16, Vec<Vec<Value>>)], into: &mut BTreeMap<u64, Value>) {
+fn sums(parts: &[weft::dataflow::records::PartValues], into: &mut BTreeMap<u64, Value>) {
     for (row, _, vals) in parts {
         match vals.first() {
-            Some(v) => into.insert(*row, v[0].clone()),
+            Some(v) => into.insert(*row, weft::aggregate::codec::decode(v)[0].clone()),
             None => into.remove(row),
         };
     }

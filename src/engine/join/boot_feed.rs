@@ -538,7 +538,11 @@ pub(super) fn reconfigure(
                 for i in 0..existing.num_rows() {
                     let v: Vec<crate::aggregate::Value> =
                         cols[pi].iter().map(|c| c[i].clone()).collect();
-                    changes.push((row_id(ds, i as u32), p.index, vec![v]));
+                    changes.push((
+                        row_id(ds, i as u32),
+                        p.index,
+                        vec![crate::dataflow::records::encode_row(&v)],
+                    ));
                 }
             }
             live.state.apply(changes);

@@ -18,6 +18,7 @@ use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 
 use super::{InputId, Live};
+use crate::aggregate::codec;
 use crate::aggregate::value::to_array;
 use crate::dataflow::records::{row_ds, row_id, row_index, Item, Key, PartValues, Value};
 use crate::dataflow::spec::PartKind;
@@ -124,9 +125,10 @@ pub(super) fn take_label_outputs(
     let (labels, features): (Vec<PartValues>, Vec<PartValues>) =
         parts.drain(..).partition(|(_, p, _)| *p >= first_label);
     *parts = features;
-    for (row, part, mut vals) in labels {
+    for (row, part, encoded) in labels {
         let label_ds = row_ds(row);
         let id = row_index(row);
+        let mut vals: Vec<Vec<Value>> = encoded.iter().map(|b| codec::decode(b)).collect();
         vals.sort();
         if vals.is_empty() {
             ll.values.remove(&(label_ds, part, id));
