@@ -29,8 +29,9 @@ use super::tiles::Layout;
 
 type In = ((GroupKey, Item), u64, isize);
 type Out = (PartValues, u64, isize);
-/// Input updates waiting for their epoch to complete, by epoch.
-type Pending = BTreeMap<u64, Vec<((GroupKey, Item), isize)>>;
+/// Input updates waiting for their epoch to complete, by epoch, grouped by key as they
+/// arrive (one copy of each update, never a flat buffer of the whole epoch regrouped later).
+type Pending = BTreeMap<u64, FastMap<GroupKey, Vec<(Item, isize)>>>;
 
 /// A hash of the group key that is the same in every process.
 fn route(k: &GroupKey) -> u64 {
@@ -59,19 +60,20 @@ pub fn windows<'scope>(
                         if let Some(c) = cap.retain_least(0) {
                             caps.insert(c);
                         }
-                        for (d, t, r) in data.drain(..) {
-                            pending.entry(t).or_default().push((d, r));
+                        for ((k, item), t, r) in data.drain(..) {
+                            pending
+                                .entry(t)
+                                .or_default()
+                                .entry(k)
+                                .or_default()
+                                .push((item, r));
                         }
                     });
                     while let Some((&t, _)) = pending.first_key_value() {
                         if frontier.less_equal(&t) {
                             break;
                         }
-                        let updates = pending.remove(&t).unwrap_or_default();
-                        let mut by_key: FastMap<GroupKey, Vec<(Item, isize)>> = FastMap::default();
-                        for ((k, item), r) in updates {
-                            by_key.entry(k).or_default().push((item, r));
-                        }
+                        let by_key = pending.remove(&t).unwrap_or_default();
                         let mut out: Vec<Out> = Vec::new();
                         let mut changes = Vec::new();
                         for (k, mut ups) in by_key {
