@@ -78,12 +78,13 @@ pub struct Kept {
 }
 
 impl Kept {
-    /// Does a task: the updates to feed (and, for a read, its report).
+    /// Does a task: the updates to feed, in chunks (one per partition, never copied into one
+    /// list), and, for a read, its report.
     pub fn run(
         &mut self,
         reader: Option<&dyn ShardReader>,
         task: ReadTask,
-    ) -> (Vec<Update>, Option<ReadReport>) {
+    ) -> (Vec<Vec<Update>>, Option<ReadReport>) {
         match task {
             ReadTask::Read { tag, payload, .. } => {
                 let mut report = ReadReport {
@@ -108,7 +109,7 @@ impl Kept {
         reader: Option<&dyn ShardReader>,
         payload: Vec<u8>,
         counts: &mut Vec<u64>,
-    ) -> Result<Vec<Update>, ReadError> {
+    ) -> Result<Vec<Vec<Update>>, ReadError> {
         let reader = reader.ok_or_else(|| ReadError {
             kind: "internal".into(),
             message: "this process's dataflow runtime was started without a reader of read tasks; start every process of a cluster with `Context::follower` or `Runtime::start_reading`".into(),
@@ -118,7 +119,7 @@ impl Kept {
         // kept only once all of it converted (`read` failed otherwise): rows never fed are
         // never retracted
         for share in reader.read(&payload, counts)? {
-            out.extend(share.updates);
+            out.push(share.updates);
             self.rows.insert(share.key, (payload.clone(), share.rows));
         }
         Ok(out)
@@ -126,7 +127,7 @@ impl Kept {
 
     /// The negated updates of the rows kept under `keys`, forgotten now. Converting rows
     /// that converted once cannot fail; if it did, the error is logged (the rows stay fed).
-    fn retract(&mut self, reader: Option<&dyn ShardReader>, keys: &[u64]) -> Vec<Update> {
+    fn retract(&mut self, reader: Option<&dyn ShardReader>, keys: &[u64]) -> Vec<Vec<Update>> {
         let Some(reader) = reader else {
             return Vec::new();
         };
@@ -138,7 +139,7 @@ impl Kept {
             match reader.updates(&payload, &rows) {
                 Ok(mut u) => {
                     u.iter_mut().for_each(|(_, r)| *r = -*r);
-                    out.extend(u);
+                    out.push(u);
                 }
                 Err(e) => tracing::error!(key, error = %e.message, "could not retract rows"),
             }

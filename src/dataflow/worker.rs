@@ -282,7 +282,7 @@ impl Runner {
                 for task in tasks.into_iter().filter(|t| t.worker() == self.global) {
                     let _span = tracing::debug_span!("read_task", dataflow = id).entered();
                     let (updates, report) = d.kept.run(self.reader.as_deref(), task);
-                    for (u, r) in updates {
+                    for (u, r) in updates.into_iter().flatten() {
                         d.input.update(u, r);
                     }
                     if let Some(report) = report {

@@ -361,6 +361,20 @@ pub fn shaped_rows(
     table: &str,
     stats: &mut EventStats,
 ) -> Result<Vec<Update>> {
+    let mut out = Vec::with_capacity(batch.num_rows());
+    shaped_rows_into(batch, part, table, stats, &mut out)?;
+    Ok(out)
+}
+
+/// As [`shaped_rows`], appending to `out` (no copy of a batch's rows when a read gathers
+/// several batches).
+pub fn shaped_rows_into(
+    batch: &RecordBatch,
+    part: &RowShape<'_>,
+    table: &str,
+    stats: &mut EventStats,
+    out: &mut Vec<Update>,
+) -> Result<()> {
     let mutations = part.mutations;
     let what = format!("GroupBy source {table}");
     let keys = key_arrays(batch, part.keys, &what)?;
@@ -370,7 +384,7 @@ pub fn shaped_rows(
     let ts = cast(ts, &DataType::Int64).map_err(|e| Error::arrow(&what, e))?;
     let ts = ts.as_primitive::<Int64Type>();
     let ds = row_partitions(batch, table)?;
-    let values: Vec<Vec<Value>> = part
+    let mut values: Vec<Vec<Value>> = part
         .inputs
         .iter()
         .map(|n| {
@@ -393,7 +407,6 @@ pub fn shaped_rows(
     } else {
         None
     };
-    let mut out = Vec::with_capacity(batch.num_rows());
     for i in 0..batch.num_rows() {
         stats.rows += 1;
         if keys.iter().all(|k| k.is_null(i)) {
@@ -433,11 +446,15 @@ pub fn shaped_rows(
                     ds: ds[i],
                     ts: ts.value(i),
                     mutation,
-                    inputs: values.iter().map(|v| v[i].clone()).collect(),
+                    // each row's values are taken once, not cloned
+                    inputs: values
+                        .iter_mut()
+                        .map(|v| std::mem::replace(&mut v[i], Value::Null))
+                        .collect(),
                 },
             ),
             1,
         ));
     }
-    Ok(out)
+    Ok(())
 }

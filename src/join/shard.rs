@@ -11,7 +11,7 @@ use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use super::feed::read_partitions;
-use super::inputs::{shaped_rows, EventStats, RowShape};
+use super::inputs::{shaped_rows_into, EventStats, RowShape};
 use super::plan::PartPlan;
 use crate::dataflow::shard::{ReadError, ShardReader, Share};
 use crate::dataflow::Update;
@@ -69,9 +69,9 @@ impl SourceRead {
             inputs: &self.inputs,
             mutations: self.mutations,
         };
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(rows.iter().map(RecordBatch::num_rows).sum());
         for b in rows {
-            out.extend(shaped_rows(b, &shape, &self.scan.table, stats)?);
+            shaped_rows_into(b, &shape, &self.scan.table, stats, &mut out)?;
         }
         Ok(out)
     }
