@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use differential_dataflow::consolidation::consolidate;
+
 use super::FastMap;
 
 use super::records::{encode_row, Encoded, Item, Mutation, RowId, Value};
@@ -67,7 +69,10 @@ impl KeyState {
             && self.queries.is_empty()
     }
 
-    /// Applies one epoch's updates and appends the resulting output changes.
+    /// Applies one epoch's updates (not necessarily consolidated) and appends the resulting
+    /// output changes. Source rows need no consolidation here: they are sorted and merged
+    /// into the group's rows, equal rows summing their multiplicities. Queries are
+    /// consolidated first, so a query added and removed in one epoch is neither.
     pub fn apply(
         &mut self,
         spec: &PartSpec,
@@ -75,8 +80,8 @@ impl KeyState {
         updates: Vec<(Item, isize)>,
         out: &mut Vec<OutChange>,
     ) {
-        let mut events: Vec<(Ev, Option<Mutation>, i32)> = Vec::new();
-        let mut affected: BTreeSet<(i64, RowId)> = BTreeSet::new();
+        let mut events: Vec<(Ev, Option<Mutation>, i32)> = Vec::with_capacity(updates.len());
+        let mut queries: Vec<((RowId, i64, i32), isize)> = Vec::new();
         for (item, diff) in updates {
             match item {
                 Item::Row {
@@ -93,16 +98,19 @@ impl KeyState {
                     mutation,
                     ds,
                 )),
-                Item::Query { row, q, ds } => {
-                    if diff > 0 {
-                        self.queries.insert((q, row), ds);
-                        affected.insert((q, row));
-                    } else if self.queries.remove(&(q, row)).is_some() {
-                        affected.remove(&(q, row));
-                        if self.out.remove(&row).is_some() {
-                            out.push((row, Vec::new()));
-                        }
-                    }
+                Item::Query { row, q, ds } => queries.push(((row, q, ds), diff)),
+            }
+        }
+        consolidate(&mut queries);
+        let mut affected: BTreeSet<(i64, RowId)> = BTreeSet::new();
+        for ((row, q, ds), diff) in queries {
+            if diff > 0 {
+                self.queries.insert((q, row), ds);
+                affected.insert((q, row));
+            } else if self.queries.remove(&(q, row)).is_some() {
+                affected.remove(&(q, row));
+                if self.out.remove(&row).is_some() {
+                    out.push((row, Vec::new()));
                 }
             }
         }

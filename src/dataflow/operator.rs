@@ -15,7 +15,6 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use differential_dataflow::collection::AsCollection;
-use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::VecCollection;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
@@ -76,11 +75,7 @@ pub fn windows<'scope>(
                         let by_key = pending.remove(&t).unwrap_or_default();
                         let mut out: Vec<Out> = Vec::new();
                         let mut changes = Vec::new();
-                        for (k, mut ups) in by_key {
-                            consolidate(&mut ups);
-                            if ups.is_empty() {
-                                continue;
-                            }
+                        for (k, ups) in by_key {
                             let part = k.0;
                             let state = groups.entry(k.clone()).or_default();
                             state.apply(
