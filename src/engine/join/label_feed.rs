@@ -349,6 +349,21 @@ pub(super) fn run(
     // label parts follow the feature parts in the dataflow
     let first_label = lp.parts.first().map_or(u16::MAX, |p| p.index);
     let wh = engine.warehouse().clone();
+    // A label table with no partitions (never written, or every partition removed) fails the
+    // run before anything changes, so the runner stays as it was and a later run, once the
+    // table has partitions again, picks up from there.
+    let mut source_fps: Vec<Vec<(Ds, u64)>> = Vec::new();
+    for p in &lp.parts {
+        for s in &p.sources {
+            let t = s.scan.table_name()?;
+            let fps = wh.partition_fingerprints(&t, &s.scan.partition_column())?;
+            if fps.is_empty() {
+                return Err(wh.missing_table(&t, &s.scan.purpose));
+            }
+            source_fps.push(fps);
+        }
+    }
+    let mut source_fps = source_fps.into_iter();
     let mut dirty: BTreeSet<(Ds, Ds)> = BTreeSet::new();
     let mut updates: Vec<Update> = Vec::new();
     {
@@ -460,11 +475,7 @@ pub(super) fn run(
             }
         }
         for (si, s) in p.sources.iter().enumerate() {
-            let t = s.scan.table_name()?;
-            let fps = wh.partition_fingerprints(&t, &s.scan.partition_column())?;
-            if fps.is_empty() {
-                return Err(wh.missing_table(&t, &s.scan.purpose));
-            }
+            let fps = source_fps.next().expect("listed above, in the same order");
             let q = &s.scan.query;
             let lo = q.start_partition.as_deref().map(Ds::parse).transpose()?;
             let hi = q.end_partition.as_deref().map(Ds::parse).transpose()?;
