@@ -14,3 +14,4 @@ pub mod part;
 pub mod plan;
 pub mod semantic_hash;
 pub mod shard;
+mod values;

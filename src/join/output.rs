@@ -1,11 +1,8 @@
-//! The join's output state and partition writer: applies the dataflow's output changes to
-//! `(row, part) → values`, and assembles an output partition as the left rows (in their
-//! original order) followed by every part's feature columns. A left row matching several
+//! The join's partition writer: assembles an output partition from the maintained output
+//! values ([`OutputState`], in `join::values`) as the left rows (in their original order)
+//! followed by every part's feature columns. A left row matching several
 //! raw entity rows (no-aggregation parts) appears once per match, as in Chronon.
 
-use std::collections::BTreeSet;
-
-use crate::dataflow::FastMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, UInt32Array};
@@ -13,60 +10,13 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
 use super::plan::{JoinPlan, PartPlan};
-use crate::aggregate::codec;
 use crate::aggregate::sink::ColumnSink;
 use crate::aggregate::value::to_array;
-use crate::dataflow::records::{row_ds, row_id, Encoded, PartValues, RowId, Value};
+use crate::dataflow::records::{row_id, Value};
 use crate::error::{Error, Result};
 use crate::partition::Ds;
 
-/// One partition's pending values: encoded value rows per `(row, part)`.
-type PartitionValues = FastMap<(RowId, u16), Vec<Encoded>>;
-
-/// The output values not yet written, per `(row, part)`, compactly encoded
-/// ([`crate::aggregate::codec`]); an empty list is a pending removal.
-#[derive(Default)]
-pub struct OutputState {
-    /// By left partition, so a written partition is forgotten in one step.
-    values: FastMap<Ds, PartitionValues>,
-}
-
-impl OutputState {
-    /// Applies one epoch's output upserts from the dataflow; returns the left partitions
-    /// that changed. Removals go first: a re-landed left row can leave one key and arrive
-    /// at another within an epoch, and its new values must win.
-    pub fn apply(&mut self, mut changes: Vec<PartValues>) -> BTreeSet<Ds> {
-        changes.sort_by_key(|(_, _, v)| !v.is_empty());
-        let mut touched = BTreeSet::new();
-        for (row, part, encoded) in changes {
-            touched.insert(row_ds(row));
-            // a removal is kept (as no values) until written: it overrides what is on disk
-            self.values
-                .entry(row_ds(row))
-                .or_default()
-                .insert((row, part), encoded);
-        }
-        touched
-    }
-
-    /// The pending entry of a row for a part, decoded: `Some(empty)` is a removal.
-    fn raw(&self, row: RowId, part: u16) -> Option<Vec<Vec<Value>>> {
-        let v = self.values.get(&row_ds(row))?.get(&(row, part))?;
-        Some(v.iter().map(|b| codec::decode(b)).collect())
-    }
-
-    /// The values of a row for a part (empty when none), in a stable order.
-    pub fn get(&self, row: RowId, part: u16) -> Vec<Vec<Value>> {
-        let mut out = self.raw(row, part).unwrap_or_default();
-        out.sort();
-        out
-    }
-
-    /// Forgets the rows of a partition (after it was written and is not maintained).
-    pub fn forget(&mut self, ds: Ds) {
-        self.values.remove(&ds);
-    }
-}
+pub use super::values::OutputState;
 
 /// The output fields of one part, given the types of its inputs.
 pub fn part_fields(part: &PartPlan, input_types: &[DataType]) -> Result<Vec<Field>> {
@@ -144,25 +94,24 @@ pub fn assemble_rows(
             schema.field(n_left + k).name()
         ))
     };
-    let pending = state.values.get(&ds);
+    let pending = state.partition(ds);
     let mut take: Vec<u32> = Vec::with_capacity(left.num_rows());
-    let mut entries: Vec<&[Box<[u8]>]> = Vec::with_capacity(plan.parts.len());
+    let mut entries = Vec::with_capacity(plan.parts.len());
     for i in 0..left.num_rows() {
         let row = row_id(ds, i as u32);
         entries.clear();
-        entries.extend(plan.parts.iter().map(|p| {
-            pending
-                .and_then(|m| m.get(&(row, p.index)))
-                .map_or(&[][..], |v| v.as_slice())
-        }));
-        if entries.iter().all(|e| e.len() <= 1) {
+        entries.extend(
+            plan.parts
+                .iter()
+                .map(|p| pending.and_then(|m| m.rows(row, p.index))),
+        );
+        if entries.iter().all(|e| e.map_or(0, |r| r.len()) <= 1) {
             // one output row: each part's values straight from their encoding (or NULLs)
             take.push(i as u32);
             let mut col = 0;
-            for (pi, e) in entries.iter().enumerate() {
-                match e.first() {
-                    Some(bytes) => {
-                        let mut bytes = &bytes[..];
+            for (pi, e) in entries.iter_mut().enumerate() {
+                match e.as_mut().and_then(Iterator::next) {
+                    Some(mut bytes) => {
                         for (c, sink) in sinks[col..col + widths[pi]].iter_mut().enumerate() {
                             sink.push_encoded(&mut bytes)
                                 .map_err(|e| sink_err(col + c, e))?;
