@@ -133,15 +133,11 @@ impl GroupByRunner {
             output: plan.output.to_string(),
             ..Default::default()
         };
-        let mut fps: SourceFps = Vec::new();
-        for s in &part.sources {
-            let t = s.scan.table_name()?;
-            let f = wh.partition_fingerprints(&t, &s.scan.partition_column())?;
-            if f.is_empty() {
-                return Err(wh.missing_table(&t, &s.scan.purpose));
-            }
-            fps.push(f);
-        }
+        let fps: SourceFps = part
+            .sources
+            .iter()
+            .map(|s| s.scan.fingerprints(&wh))
+            .collect::<Result<_>>()?;
         let range = backfill_range(&self.gb, opts.start, opts.end)?;
         report.range = Some(range);
         // days with source data in range, missing from the output

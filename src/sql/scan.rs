@@ -10,8 +10,8 @@ use indexmap::IndexMap;
 use super::Session;
 use crate::config::Query;
 use crate::error::{Error, Result};
-use crate::partition::PartitionRange;
-use crate::warehouse::TableName;
+use crate::partition::{Ds, PartitionRange};
+use crate::warehouse::{TableName, Warehouse};
 
 /// One source read: a table, its Chronon query, fill-ins and the partitions wanted.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -39,6 +39,17 @@ pub fn literal(v: &str) -> String {
 impl Scan {
     pub fn table_name(&self) -> Result<TableName> {
         TableName::parse(&self.table)
+    }
+
+    /// The table's partitions (on the scan's partition column) with their fingerprints; a
+    /// table with none is missing: an error naming what reads it.
+    pub fn fingerprints(&self, wh: &Warehouse) -> Result<Vec<(Ds, u64)>> {
+        let t = self.table_name()?;
+        let fps = wh.partition_fingerprints(&t, &self.partition_column())?;
+        if fps.is_empty() {
+            return Err(wh.missing_table(&t, &self.purpose));
+        }
+        Ok(fps)
     }
 
     pub fn partition_column(&self) -> String {

@@ -352,18 +352,13 @@ pub(super) fn run(
     // A label table with no partitions (never written, or every partition removed) fails the
     // run before anything changes, so the runner stays as it was and a later run, once the
     // table has partitions again, picks up from there.
-    let mut source_fps: Vec<Vec<(Ds, u64)>> = Vec::new();
-    for p in &lp.parts {
-        for s in &p.sources {
-            let t = s.scan.table_name()?;
-            let fps = wh.partition_fingerprints(&t, &s.scan.partition_column())?;
-            if fps.is_empty() {
-                return Err(wh.missing_table(&t, &s.scan.purpose));
-            }
-            source_fps.push(fps);
-        }
-    }
-    let mut source_fps = source_fps.into_iter();
+    let mut source_fps = lp
+        .parts
+        .iter()
+        .flat_map(|p| &p.sources)
+        .map(|s| s.scan.fingerprints(&wh))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter();
     let mut dirty: BTreeSet<(Ds, Ds)> = BTreeSet::new();
     let mut updates: Vec<Update> = Vec::new();
     {

@@ -105,14 +105,7 @@ pub(super) fn source_fingerprints(
 ) -> Result<HashMap<InputId, Vec<(Ds, u64)>>> {
     let mut out = HashMap::new();
     for (id, scan) in plan.parts.iter().flat_map(|p| p.source_inputs()) {
-        let t = scan.table_name()?;
-        let fps = engine
-            .warehouse()
-            .partition_fingerprints(&t, &scan.partition_column())?;
-        if fps.is_empty() {
-            return Err(engine.warehouse().missing_table(&t, &scan.purpose));
-        }
-        out.insert(id, fps);
+        out.insert(id, scan.fingerprints(engine.warehouse())?);
     }
     Ok(out)
 }
