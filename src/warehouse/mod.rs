@@ -6,6 +6,7 @@
 pub(crate) mod append;
 pub(crate) mod archive;
 mod fingerprint;
+mod footers;
 mod inputs;
 mod lock;
 pub(crate) mod properties;
@@ -82,6 +83,8 @@ impl fmt::Display for TableName {
 #[derive(Debug, Clone)]
 pub struct Warehouse {
     root: PathBuf,
+    /// Footer schemas already read, shared by every clone.
+    schemas: std::sync::Arc<footers::SchemaCache>,
 }
 
 impl Warehouse {
@@ -91,7 +94,10 @@ impl Warehouse {
         let root = root.as_ref().to_path_buf();
         std::fs::create_dir_all(&root)
             .map_err(|e| Error::io(format!("creating warehouse folder {}", root.display()), e))?;
-        let wh = Warehouse { root };
+        let wh = Warehouse {
+            root,
+            schemas: Default::default(),
+        };
         write::recover(&wh)?;
         Ok(wh)
     }

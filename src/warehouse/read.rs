@@ -99,12 +99,15 @@ impl Warehouse {
     }
 
     /// The schema of one Parquet file's footer.
-    fn file_schema(path: &PathBuf) -> Result<SchemaRef> {
-        let file =
-            File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        let b = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| Error::parquet(format!("reading {}", path.display()), e))?;
-        Ok(b.schema().clone())
+    /// A data file's schema, from its footer (read once per file, see `footers`).
+    fn file_schema(&self, path: &PathBuf) -> Result<SchemaRef> {
+        self.schemas.schema(path, || {
+            let file = File::open(path)
+                .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+            let b = ParquetRecordBatchReaderBuilder::try_new(file)
+                .map_err(|e| Error::parquet(format!("reading {}", path.display()), e))?;
+            Ok(b.schema().clone())
+        })
     }
 
     /// Every Parquet data file of a table (any partition depth), sorted by path.
@@ -156,7 +159,7 @@ impl Warehouse {
                 .and_then(|p| p.strip_prefix(&table_dir).ok())
                 .map(|p| p.display().to_string())
                 .unwrap_or_default();
-            let s = Self::file_schema(&f)?;
+            let s = self.file_schema(&f)?;
             for field in s.fields() {
                 if partition_cols.contains(field.name()) {
                     continue;
