@@ -8,10 +8,9 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder};
 use arrow::datatypes::DataType;
-use arrow::error::ArrowError;
 
 use super::codec::{self, Scalar};
-use super::value::to_array;
+use super::value::{misfit, to_array};
 use super::Value;
 use crate::error::{Error, Result};
 
@@ -116,11 +115,7 @@ impl ColumnSink {
     }
 
     fn misfit(&self, v: &Value) -> Error {
-        let dt = self.data_type();
-        Error::arrow(
-            format!("building a {dt} column from aggregate values"),
-            ArrowError::InvalidArgumentError(format!("value {v:?} does not fit the type")),
-        )
+        misfit(&self.data_type(), v)
     }
 
     /// The finished column.

@@ -294,16 +294,19 @@ pub(crate) fn map_type(values: DataType) -> DataType {
     field.data_type().clone()
 }
 
+/// The error for a value that does not fit a column of type `dt`.
+pub(crate) fn misfit(dt: &DataType, v: &Value) -> Error {
+    arrow_err(
+        format!("building a {dt} column from aggregate values"),
+        format!("value {v:?} does not fit the type"),
+    )
+}
+
 /// Builds an Arrow array of type `dt` from values (`Null` → null). Supports Int64, Int32,
 /// Float64, Float32, Boolean, Utf8, Binary, List (of any supported) and Map (Utf8 keys → any
 /// supported; the field names of `dt` are kept). Errors if a value does not fit the type.
 pub fn to_array(dt: &DataType, values: &[Value]) -> Result<ArrayRef> {
-    let misfit = |v: &Value| {
-        arrow_err(
-            format!("building a {dt} column from aggregate values"),
-            format!("value {v:?} does not fit the type"),
-        )
-    };
+    let misfit = |v: &Value| misfit(dt, v);
     macro_rules! build {
         ($arr:ty, $conv:expr) => {{
             let mut items = Vec::with_capacity(values.len());

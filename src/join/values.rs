@@ -79,6 +79,26 @@ pub(super) struct Partition {
 impl Partition {
     fn put(&mut self, key: (RowId, u16), rows: &[Box<[u8]>]) {
         let size = 4 + rows.iter().map(|r| 4 + r.len()).sum::<usize>();
+        let (chunk, bytes) = self.room(size);
+        let offset = bytes.len();
+        bytes.extend_from_slice(&(rows.len() as u32).to_le_bytes());
+        for r in rows {
+            bytes.extend_from_slice(&(r.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(r);
+        }
+        self.place(key, chunk, offset, size);
+    }
+
+    /// Puts an entry already laid out (when compacting).
+    fn put_raw(&mut self, key: (RowId, u16), entry: &[u8]) {
+        let (chunk, bytes) = self.room(entry.len());
+        let offset = bytes.len();
+        bytes.extend_from_slice(entry);
+        self.place(key, chunk, offset, entry.len());
+    }
+
+    /// The chunk an entry of `size` bytes goes to (a new one when the last is too full).
+    fn room(&mut self, size: usize) -> (usize, &mut Vec<u8>) {
         let fits = self
             .chunks
             .last()
@@ -87,13 +107,11 @@ impl Partition {
             self.chunks.push(Vec::with_capacity(size.max(CHUNK)));
         }
         let chunk = self.chunks.len() - 1;
-        let bytes = &mut self.chunks[chunk];
-        let offset = bytes.len();
-        bytes.extend_from_slice(&(rows.len() as u32).to_le_bytes());
-        for r in rows {
-            bytes.extend_from_slice(&(r.len() as u32).to_le_bytes());
-            bytes.extend_from_slice(r);
-        }
+        (chunk, &mut self.chunks[chunk])
+    }
+
+    /// Records where an entry was put; compacts once replaced entries outweigh live ones.
+    fn place(&mut self, key: (RowId, u16), chunk: usize, offset: usize, size: usize) {
         self.total += size;
         let slot = (chunk as u32, offset as u32, size as u32);
         if let Some((_, _, old)) = self.slots.insert(key, slot) {
@@ -112,23 +130,6 @@ impl Partition {
             fresh.put_raw(key, entry);
         }
         *self = fresh;
-    }
-
-    /// Puts an already laid out entry.
-    fn put_raw(&mut self, key: (RowId, u16), entry: &[u8]) {
-        let fits = self
-            .chunks
-            .last()
-            .is_some_and(|c| c.capacity() - c.len() >= entry.len());
-        if !fits {
-            self.chunks.push(Vec::with_capacity(entry.len().max(CHUNK)));
-        }
-        let chunk = self.chunks.len() - 1;
-        let offset = self.chunks[chunk].len();
-        self.chunks[chunk].extend_from_slice(entry);
-        self.total += entry.len();
-        self.slots
-            .insert(key, (chunk as u32, offset as u32, entry.len() as u32));
     }
 
     /// The encoded rows of a row's entry for a part, if it has one.
