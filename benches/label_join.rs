@@ -587,7 +587,7 @@ fn child_weft(s: &Settings, dir: &Path, part: Part) -> Result<()> {
 
 fn main() -> Result<()> {
     // the binary's process setup (src/main.rs)
-    weft::memory::disable_transparent_huge_pages();
+    weft::memory::setup_process();
     let args: Vec<String> = std::env::args().collect();
     let settings = Settings::from_env()?;
     if let Some(i) = args.iter().position(|a| a == "__child") {

@@ -299,7 +299,7 @@ fn run(dir: &Path, logged: bool, rps: u64, secs: u64, clients: u64, n_users: u64
 
 fn main() {
     // the binary's process setup (src/main.rs)
-    weft::memory::disable_transparent_huge_pages();
+    weft::memory::setup_process();
     let rps = env("WEFT_BENCH_RPS", 1000);
     let secs = env("WEFT_BENCH_SECS", 10);
     let clients = env("WEFT_BENCH_CLIENTS", 32);

@@ -27,7 +27,7 @@ fn main() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     weft::panics::install();
-    weft::memory::disable_transparent_huge_pages();
+    weft::memory::setup_process();
     if let Err(e) = weft::cli::run(cli) {
         eprintln!("error: {e}");
         std::process::exit(1);

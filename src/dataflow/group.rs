@@ -135,13 +135,9 @@ impl KeyState {
     ) {
         changes.sort_by(|a, b| (a.0.ts, &a.0.inputs).cmp(&(b.0.ts, &b.0.inputs)));
         let (lo, hi) = (changes[0].0.ts, changes[changes.len() - 1].0.ts);
-        for (e, _, _) in &changes {
-            self.cache.invalidate(layout, e.ts);
-        }
-        self.events = merge_sorted(
-            std::mem::take(&mut self.events),
-            changes.into_iter().map(|c| c.0).collect(),
-        );
+        self.cache
+            .invalidate(layout, changes.iter().map(|(e, _, _)| e.ts));
+        merge_into(&mut self.events, changes.into_iter().map(|c| c.0).collect());
         // A query at q sees [window_start(q), q): it can see a change in [lo, hi] only if
         // q > lo and window_start(q) ≤ hi.
         let reach = spec.max_window();
@@ -178,10 +174,10 @@ impl KeyState {
         }
         for (ds, mut new) in by_ds {
             new.sort_by(|a, b| (a.ts, &a.inputs).cmp(&(b.ts, &b.inputs)));
-            let old = self.rows.remove(&ds).unwrap_or_default();
-            let merged = merge_sorted(old, new);
-            if !merged.is_empty() {
-                self.rows.insert(ds, merged);
+            let mut rows = self.rows.remove(&ds).unwrap_or_default();
+            merge_into(&mut rows, new);
+            if !rows.is_empty() {
+                self.rows.insert(ds, rows);
             }
         }
         for (ds, mut new) in muts_by_ds {
@@ -226,11 +222,22 @@ impl KeyState {
             PartKind::Events => {
                 // invertible columns read running sums (one per input column); a group of
                 // columns that all do needs no tiles at all
+                // laid out from the earliest event a bounded window of the earliest query
+                // starts at (or that query's time): unbounded windows read only the total
+                // before it
+                let q_min = affected.first().map_or(i64::MIN, |&(q, _)| q);
+                let lo = spec
+                    .columns
+                    .iter()
+                    .filter(|c| running::supported(&c.agg) && c.window.is_some())
+                    .map(|c| window_start(c.window, c.hop, q_min))
+                    .fold(q_min, i64::min);
+                let from = self.events.partition_point(|e| e.ts < lo);
                 let mut by_input: FastMap<usize, Running> = FastMap::default();
                 for c in spec.columns.iter().filter(|c| running::supported(&c.agg)) {
                     by_input
                         .entry(c.input)
-                        .or_insert_with(|| Running::build(c.input, &self.events));
+                        .or_insert_with(|| Running::build(c.input, &self.events, from));
                 }
                 let running: Vec<Option<&Running>> = spec
                     .columns
@@ -442,6 +449,19 @@ fn event_values(tiles: &mut Tiles, heads: &mut [Head], read: &Read, q: i64, out:
     }
 }
 
+/// Merges sorted changes into a sorted, consolidated list, summing multiplicities and
+/// dropping rows that reach zero. Only the rows from the first change on are moved, so
+/// appending a day to a key's history costs that day, not the history.
+fn merge_into(rows: &mut Vec<Ev>, new: Vec<Ev>) {
+    let Some(first) = new.first() else {
+        return;
+    };
+    let at = rows.partition_point(|e| (e.ts, &e.inputs) < (first.ts, &first.inputs));
+    let tail = rows.split_off(at);
+    let merged = merge_sorted(tail, new);
+    rows.extend(merged);
+}
+
 /// Merges a sorted, consolidated list with sorted changes, summing multiplicities and
 /// dropping rows that reach zero.
 fn merge_sorted(old: Vec<Ev>, new: Vec<Ev>) -> Vec<Ev> {
@@ -469,4 +489,47 @@ fn merge_sorted(old: Vec<Ev>, new: Vec<Ev>) -> Vec<Ev> {
     }
     out.retain(|e| e.mult != 0);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{merge_into, Ev, Value};
+
+    fn ev(ts: i64, v: i64, mult: i64) -> Ev {
+        Ev {
+            ts,
+            inputs: vec![Value::Long(v)],
+            mult,
+        }
+    }
+
+    /// Merging into the middle or after the end of a history equals sorting and consolidating
+    /// everything, rows that cancel out included.
+    #[test]
+    fn merging_changes_equals_consolidating_everything() {
+        let history: Vec<Ev> = (0..20).map(|i| ev(i * 10, i, 1)).collect();
+        let cases: Vec<Vec<Ev>> = vec![
+            vec![ev(500, 1, 1), ev(510, 2, 2)],
+            vec![ev(95, 7, 1), ev(100, 10, -1), ev(100, 10, 0), ev(300, 3, 1)],
+            vec![ev(-5, 0, 1), ev(0, 0, 2)],
+            vec![ev(190, 19, -1)],
+            vec![],
+        ];
+        for new in cases {
+            let mut want: Vec<Ev> = history.iter().chain(&new).cloned().collect();
+            want.sort_by(|a, b| (a.ts, &a.inputs).cmp(&(b.ts, &b.inputs)));
+            let mut consolidated: Vec<Ev> = Vec::new();
+            for e in want {
+                match consolidated.last_mut() {
+                    Some(l) if l.ts == e.ts && l.inputs == e.inputs => l.mult += e.mult,
+                    _ => consolidated.push(e),
+                }
+            }
+            consolidated.retain(|e| e.mult != 0);
+            let mut got = history.clone();
+            merge_into(&mut got, new.clone());
+            let key = |v: &[Ev]| v.iter().map(|e| (e.ts, e.mult)).collect::<Vec<_>>();
+            assert_eq!(key(&got), key(&consolidated), "changes {:?}", key(&new));
+        }
+    }
 }

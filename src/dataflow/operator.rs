@@ -77,7 +77,11 @@ pub fn windows<'scope>(
                         let mut changes = Vec::new();
                         for (k, ups) in by_key {
                             let part = k.0;
-                            let state = groups.entry(k.clone()).or_default();
+                            // the key is cloned only for a group seen the first time
+                            let state = match groups.get_mut(&k) {
+                                Some(state) => state,
+                                None => groups.entry(k.clone()).or_default(),
+                            };
                             state.apply(
                                 &specs[part as usize],
                                 &layouts[part as usize],

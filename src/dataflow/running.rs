@@ -16,9 +16,12 @@ use super::tiles::Ev;
 use crate::aggregate::Aggregator;
 use crate::config::Operation;
 
-/// The running sums of one input column.
+/// The running sums of one input column, kept from event index `from` on: the sums up to
+/// any index before it are never read but for the start, index 0 (unbounded windows).
 #[derive(Debug)]
 pub struct Running {
+    /// The first index whose sums are kept (`seen[0]` holds the sums before event `from`).
+    from: usize,
     /// Non-null inputs before each event (unweighted: a window holds an aggregate iff > 0).
     seen: Vec<u32>,
     /// Their multiplicities summed.
@@ -44,24 +47,36 @@ pub fn supported(agg: &Aggregator) -> bool {
 }
 
 impl Running {
-    /// The running sums of input `input` over `events` (sorted by time). Sums are kept when
-    /// every non-null input is a long; otherwise only the counts.
-    pub fn build(input: usize, events: &[Ev]) -> Running {
-        let n = events.len() + 1;
+    /// The running sums of input `input` over `events` (sorted by time), readable at index 0
+    /// and at every index from `from` on: the events before `from` are only summed, so a
+    /// recompute whose windows all start late (a new day) does not lay out the whole history.
+    /// Sums are kept when every non-null input is a long; otherwise only the counts.
+    pub fn build(input: usize, events: &[Ev], from: usize) -> Running {
+        let from = from.min(events.len());
+        let n = events.len() - from + 1;
         let mut seen = Vec::with_capacity(n);
         let mut count = Vec::with_capacity(n);
-        seen.push(0u32);
-        count.push(0i64);
-        let mut sums = match events
+        let (mut s, mut c, mut wide, mut longs) = (0u32, 0i64, 0i128, true);
+        for e in &events[..from] {
+            match &e.inputs[input] {
+                Value::Null => continue,
+                Value::Long(x) => wide += *x as i128 * e.mult as i128,
+                _ => longs = false,
+            }
+            s += 1;
+            c = c.wrapping_add(e.mult);
+        }
+        seen.push(s);
+        count.push(c);
+        let mut sums = match events[from..]
             .iter()
             .map(|e| &e.inputs[input])
             .find(|v| !v.is_null())
         {
-            Some(Value::Long(_)) | None => Sums::Wide(vec![0]),
-            Some(_) => Sums::None,
+            Some(Value::Long(_)) | None if longs => Sums::Wide(vec![wide]),
+            _ => Sums::None,
         };
-        let (mut s, mut c) = (0u32, 0i64);
-        for e in events {
+        for e in &events[from..] {
             let v = &e.inputs[input];
             if !v.is_null() {
                 s += 1;
@@ -86,7 +101,26 @@ impl Running {
             seen.push(s);
             count.push(c);
         }
-        Running { seen, count, sums }
+        Running {
+            from,
+            seen,
+            count,
+            sums,
+        }
+    }
+
+    /// Where index `i`'s sums are kept: index 0 and indices from `from` on.
+    fn at(&self, i: usize) -> Option<usize> {
+        if i >= self.from {
+            Some(i - self.from)
+        } else if i == 0 {
+            None
+        } else {
+            unreachable!(
+                "running sums read at {i}, before the first kept index {}",
+                self.from
+            )
+        }
     }
 
     /// Whether `agg` (a [`supported`] operation) can read its values here.
@@ -97,16 +131,26 @@ impl Running {
     /// The value of `agg` (which this serves) over events `a..b` (indices into the events
     /// the sums were built from).
     pub fn value(&self, agg: &Aggregator, a: usize, b: usize) -> Value {
-        if b <= a || self.seen[b] == self.seen[a] {
+        if b <= a {
+            return Value::Null;
+        }
+        let (a, b) = (
+            self.at(a),
+            self.at(b).expect("a window ends after its start"),
+        );
+        let seen_a = a.map_or(0, |a| self.seen[a]);
+        if self.seen[b] == seen_a {
             return Value::Null;
         }
         let op = agg.spec().op;
-        let count = self.count[b].wrapping_sub(self.count[a]);
+        let count = self.count[b].wrapping_sub(a.map_or(0, |a| self.count[a]));
         let v = match (&self.sums, op) {
             (_, Operation::Count) => Value::Long(count),
             // the fold wraps a long SUM: the exact sum's low 64 bits
-            (Sums::Wide(p), Operation::Sum) => Value::Long((p[b] - p[a]) as i64),
-            (Sums::Wide(p), _) => Value::double((p[b] - p[a]) as f64 / count as f64),
+            (Sums::Wide(p), Operation::Sum) => Value::Long((p[b] - a.map_or(0, |a| p[a])) as i64),
+            (Sums::Wide(p), _) => {
+                Value::double((p[b] - a.map_or(0, |a| p[a])) as f64 / count as f64)
+            }
             (Sums::None, _) => unreachable!("`serves` is checked first"),
         };
         agg.sanitized(v)
@@ -153,12 +197,16 @@ mod tests {
         ]);
         let evs = &longs;
         {
-            for op in [Operation::Sum, Operation::Count, Operation::Average] {
+            // laid out from every index: windows start at 0 or at `from` and later
+            for (op, from) in [Operation::Sum, Operation::Count, Operation::Average]
+                .into_iter()
+                .flat_map(|op| (0..=evs.len()).map(move |f| (op, f)))
+            {
                 let a = agg(op);
-                let r = Running::build(0, evs);
+                let r = Running::build(0, evs, from);
                 assert!(r.serves(&a));
-                for i in 0..=evs.len() {
-                    for j in i..=evs.len() {
+                for i in (0..=evs.len()).filter(|&i| i == 0 || i >= from) {
+                    for j in i.max(from)..=evs.len() {
                         let mut ir = None;
                         for e in &evs[i..j] {
                             a.update(&mut ir, e.ts, &e.inputs[0], None, e.mult);
@@ -189,13 +237,21 @@ mod tests {
             agg(Operation::Count),
             agg(Operation::Average),
         );
-        let mixed = Running::build(0, &events(&[(Value::Long(1), 1), (Value::double(2.0), 1)]));
-        assert!(!mixed.serves(&sum) && !mixed.serves(&avg) && mixed.serves(&count));
-        assert_eq!(mixed.value(&count, 0, 2), Value::Long(2));
-        let doubles = Running::build(0, &events(&[(Value::double(0.1), 1), (Value::Null, 1)]));
+        let mixed = [
+            (Value::Long(1), 1),
+            (Value::double(2.0), 1),
+            (Value::Long(3), 1),
+        ];
+        for from in 0..=3 {
+            // a double before the laid-out events counts as much as one after them
+            let mixed = Running::build(0, &events(&mixed), from);
+            assert!(!mixed.serves(&sum) && !mixed.serves(&avg) && mixed.serves(&count));
+            assert_eq!(mixed.value(&count, 0, 3), Value::Long(3));
+        }
+        let doubles = Running::build(0, &events(&[(Value::double(0.1), 1), (Value::Null, 1)]), 0);
         assert!(!doubles.serves(&sum) && !doubles.serves(&avg) && doubles.serves(&count));
         assert_eq!(doubles.value(&count, 0, 2), Value::Long(1));
-        let strings = Running::build(0, &events(&[(Value::Str("a".into()), 1)]));
+        let strings = Running::build(0, &events(&[(Value::Str("a".into()), 1)]), 0);
         assert!(!strings.serves(&sum) && strings.serves(&count));
     }
 }

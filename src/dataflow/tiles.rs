@@ -115,17 +115,35 @@ pub struct TileCache {
 }
 
 impl TileCache {
-    /// Forgets everything that depends on an event at `ts`.
-    pub fn invalidate(&mut self, layout: &Layout, ts: i64) {
+    /// Forgets everything that depends on an event at any of `times` (sorted).
+    pub fn invalidate(&mut self, layout: &Layout, times: impl Iterator<Item = i64> + Clone) {
+        if self.blocks.is_empty() && self.prefixes.is_empty() {
+            return;
+        }
         for (gi, g) in layout.groups.iter().enumerate() {
-            let slot = ts.div_euclid(g.hop);
             if g.prefix {
+                // running IRs from the earliest changed day on; most changes land after
+                // every cached day, and a split there would still allocate a new tree
+                let Some(first) = times.clone().next() else {
+                    continue;
+                };
+                let slot = first.div_euclid(g.hop);
                 if let Some(p) = self.prefixes.get_mut(&gi) {
-                    p.split_off(&slot);
+                    if p.last_key_value().is_some_and(|(&d, _)| d >= slot) {
+                        p.split_off(&slot);
+                    }
                 }
             } else {
-                for l in 0..=g.max_level {
-                    self.blocks.remove(&(gi, l, slot >> l));
+                let mut last = None;
+                for ts in times.clone() {
+                    let slot = ts.div_euclid(g.hop);
+                    if last == Some(slot) {
+                        continue;
+                    }
+                    last = Some(slot);
+                    for l in 0..=g.max_level {
+                        self.blocks.remove(&(gi, l, slot >> l));
+                    }
                 }
             }
         }

@@ -409,6 +409,7 @@ fn run(
     let live = runner.live.as_mut().expect("started above");
 
     // 1. Deltas to what was already fed: re-landed or removed partitions.
+    let mut carried: BTreeSet<Ds> = BTreeSet::new();
     if !live.owned.is_empty() {
         let mut any = sync_left(engine, plan, live, &left_fps, &|_| false, &mut report)?.is_some();
         // Source partitions that landed since inside the reach of the maintained days (a
@@ -438,7 +439,11 @@ fn run(
         let owned = live.owned.clone();
         any |= boot_feed::sync_boot(engine, plan, live, &|d| owned.contains(&d))?;
         any |= !live.stale.is_empty() || std::mem::take(&mut live.reconfigured);
-        if any {
+        if any && !schedule.is_empty() && !live.boot_active() {
+            // the first step's epoch computes these changes with its new days: one pass
+            // over the keys both touch (a new day's sources reach the last maintained day)
+            carried = std::mem::take(&mut live.stale);
+        } else if any {
             let mut touched = seal(plan, live, &source_fps, BTreeSet::new(), &mut report)?;
             touched.extend(std::mem::take(&mut live.stale));
             let dirty: Vec<Ds> = touched.intersection(&live.owned).copied().collect();
@@ -488,6 +493,11 @@ fn run(
         live.owned.extend(days.iter().copied());
         let mut dirty: BTreeSet<Ds> = touched.intersection(&live.owned).copied().collect();
         dirty.extend(days.iter().copied());
+        dirty.extend(
+            std::mem::take(&mut carried)
+                .into_iter()
+                .filter(|d| live.owned.contains(d)),
+        );
         let dirty: Vec<Ds> = dirty.into_iter().collect();
         let mut written = Vec::new();
         live.verify.extend(days.intersection(&verify).copied());
