@@ -28,6 +28,7 @@ fn main() {
         .init();
     weft::panics::install();
     weft::memory::setup_process();
+    weft::cli::process_ends_after_command();
     if let Err(e) = weft::cli::run(cli) {
         eprintln!("error: {e}");
         std::process::exit(1);

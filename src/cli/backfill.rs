@@ -115,6 +115,7 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
     let pb = progress::bar(1, kind);
     let report = engine.step(&id, &opts, &progress::follow(&pb))?;
     pb.finish_and_clear();
+    super::finish(engine);
     match report {
         Report::StagingQuery(r) => {
             println!(
@@ -261,6 +262,7 @@ fn run_folder(
     let pb = progress::bar(1, "backfill");
     let results = engine.step_all(opts, &progress::follow(&pb));
     pb.finish_and_clear();
+    super::finish(engine);
     for (id, r) in results {
         match r {
             Ok(r) => println!(

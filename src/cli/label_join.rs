@@ -85,6 +85,7 @@ pub fn run(warehouse: &Path, a: LabelJoinArgs) -> Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
+    super::finish(engine);
     Ok(())
 }
 
