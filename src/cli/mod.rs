@@ -189,7 +189,7 @@ static PROCESS_ENDS_AFTER: std::sync::atomic::AtomicBool =
 
 /// Tells the commands that the process ends when they return (the `weft` binary says so; a
 /// library caller, such as a test, does not), so a finished command may leave its engine's
-/// memory to the operating system: see [`finish`].
+/// memory to the operating system (a one-process engine is not dropped).
 pub fn process_ends_after_command() {
     PROCESS_ENDS_AFTER.store(true, std::sync::atomic::Ordering::Relaxed);
 }
