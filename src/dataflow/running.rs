@@ -123,6 +123,19 @@ impl Running {
         }
     }
 
+    /// The sums before a kept index (`None`: before the first event): non-null inputs, their
+    /// multiplicities, and the long sum (0 when only counts are kept).
+    fn before(&self, i: Option<usize>) -> (u32, i64, i128) {
+        let Some(i) = i else {
+            return (0, 0, 0);
+        };
+        let sum = match &self.sums {
+            Sums::Wide(p) => p[i],
+            Sums::None => 0,
+        };
+        (self.seen[i], self.count[i], sum)
+    }
+
     /// Whether `agg` (a [`supported`] operation) can read its values here.
     pub fn serves(&self, agg: &Aggregator) -> bool {
         agg.spec().op == Operation::Count || !matches!(self.sums, Sums::None)
@@ -134,23 +147,17 @@ impl Running {
         if b <= a {
             return Value::Null;
         }
-        let (a, b) = (
-            self.at(a),
-            self.at(b).expect("a window ends after its start"),
-        );
-        let seen_a = a.map_or(0, |a| self.seen[a]);
-        if self.seen[b] == seen_a {
+        let (s0, c0, p0) = self.before(self.at(a));
+        let (s1, c1, p1) = self.before(self.at(b));
+        if s1 == s0 {
             return Value::Null;
         }
-        let op = agg.spec().op;
-        let count = self.count[b].wrapping_sub(a.map_or(0, |a| self.count[a]));
-        let v = match (&self.sums, op) {
+        let count = c1.wrapping_sub(c0);
+        let v = match (&self.sums, agg.spec().op) {
             (_, Operation::Count) => Value::Long(count),
             // the fold wraps a long SUM: the exact sum's low 64 bits
-            (Sums::Wide(p), Operation::Sum) => Value::Long((p[b] - a.map_or(0, |a| p[a])) as i64),
-            (Sums::Wide(p), _) => {
-                Value::double((p[b] - a.map_or(0, |a| p[a])) as f64 / count as f64)
-            }
+            (Sums::Wide(_), Operation::Sum) => Value::Long((p1 - p0) as i64),
+            (Sums::Wide(_), _) => Value::double((p1 - p0) as f64 / count as f64),
             (Sums::None, _) => unreachable!("`serves` is checked first"),
         };
         agg.sanitized(v)

@@ -77,7 +77,7 @@ fn hash_dir(dir: &Path, h: &mut impl Hasher) -> Result<()> {
         if m.is_dir() {
             hash_dir(&p, h)?;
         } else {
-            (m.len(), m.mtime(), m.mtime_nsec(), m.ino()).hash(h);
+            super::footers::identity(&m).hash(h);
         }
     }
     Ok(())

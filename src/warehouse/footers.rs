@@ -16,8 +16,14 @@ use crate::error::{Error, Result};
 /// Past this many files the cache starts over (a bound on its memory; it refills as read).
 const MAX_FILES: usize = 200_000;
 
-/// Size, modification time (seconds, nanoseconds) and inode of a file.
-type Identity = (u64, i64, i64, u64);
+/// Size, modification time (seconds, nanoseconds) and inode of a file: what tells a data
+/// file from the one that was there before (the partition fingerprints hash it too).
+pub(super) type Identity = (u64, i64, i64, u64);
+
+/// A file's [`Identity`].
+pub(super) fn identity(m: &std::fs::Metadata) -> Identity {
+    (m.len(), m.mtime(), m.mtime_nsec(), m.ino())
+}
 
 #[derive(Debug, Default)]
 pub(super) struct SchemaCache {
@@ -41,7 +47,7 @@ impl SchemaCache {
     ) -> Result<SchemaRef> {
         let m = std::fs::metadata(path)
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        let id: Identity = (m.len(), m.mtime(), m.mtime_nsec(), m.ino());
+        let id = identity(&m);
         {
             let files = self.files.lock().expect("schema cache lock");
             if let Some(&(known, i)) = files.by_path.get(path) {
