@@ -839,6 +839,11 @@ fn child_weft(s: &Settings, dir: &Path, mode: &str, variant: JoinVariant) -> Res
     let mut result = json!({"full": weft_full(s, &engine, &mut runner)?});
     if variant.name == JOIN_NAME {
         result["append"] = weft_append(s, &wh, &engine, &mut runner)?;
+        // what `weft backfill` and the materializer do on their way out, for the next process
+        let t = Instant::now();
+        let stored = runner.store_aggregates()?;
+        result["store"] = json!({"seconds": t.elapsed().as_secs_f64(),
+                                 "keys": stored.iter().map(|r| r.keys).sum::<u64>()});
     }
     write_result(dir, mode, result)
 }
@@ -846,7 +851,8 @@ fn child_weft(s: &Settings, dir: &Path, mode: &str, variant: JoinVariant) -> Res
 /// After weft's run, two fresh processes' worth of work, each timed from the engine's start:
 /// a restart with nothing changed (every partition's input record matches: nothing is
 /// recomputed), and the last day's output removed, so a fresh process computes that one day
-/// (what a new day costs from `weft backfill` in a new process).
+/// from the aggregates the first process stored and stores them again (what a new day costs
+/// from `weft backfill` in a new process).
 fn child_weft_restart(s: &Settings, dir: &Path, mode: &str) -> Result<()> {
     init_tracing();
     let wh = Warehouse::open(dir.join("warehouse"))?;
@@ -867,10 +873,13 @@ fn child_weft_restart(s: &Settings, dir: &Path, mode: &str) -> Result<()> {
     drop(engine);
     let out = TableName::parse(&output_table(JOIN_NAME))?;
     wh.drop_partition(&out, &[("ds".to_string(), s.append_day().to_string())])?;
+    // as `weft backfill` does: from the aggregates the last process stored, storing them
+    // again for the next one
     let t = Instant::now();
     let engine = WeftContext::with_workers(&wh, s.workers)?;
     let mut runner = JoinRunner::new(&join)?;
     let day = runner.run(&engine, &weft_options(s.append_day()), &|_, _, _| {})?;
+    runner.store_aggregates()?;
     let seconds = t.elapsed().as_secs_f64();
     if day.written != vec![s.append_day()] {
         bail!(
@@ -882,7 +891,8 @@ fn child_weft_restart(s: &Settings, dir: &Path, mode: &str) -> Result<()> {
     write_result(
         dir,
         mode,
-        json!({"restart": {"seconds": restart, "rows": 0}, "fresh_day": run_json(seconds, &day)}),
+        json!({"restart": {"seconds": restart, "rows": 0}, "fresh_day": run_json(seconds, &day),
+               "from_stored": day.from_stored.len()}),
     )
 }
 
@@ -1253,8 +1263,10 @@ fn print_timings(runs: &Runs, ok: bool) {
         );
     }
     println!(
-        "weft's appended day took {:.1}% of its full run",
-        100.0 * f64_at(w, &["append", "seconds"]) / f64_at(w, &["full", "seconds"])
+        "weft's appended day took {:.1}% of its full run; storing the aggregates for the next process {:.2} s ({:.1}%)",
+        100.0 * f64_at(w, &["append", "seconds"]) / f64_at(w, &["full", "seconds"]),
+        f64_at(w, &["store", "seconds"]),
+        100.0 * f64_at(w, &["store", "seconds"]) / f64_at(w, &["full", "seconds"])
     );
     if let Some(r) = &runs.restart {
         let full = f64_at(w, &["full", "seconds"]);
@@ -1262,9 +1274,10 @@ fn print_timings(runs: &Runs, ok: bool) {
         let day = f64_at(&r.result, &["fresh_day", "seconds"]);
         println!(
             "weft in a fresh process: restart with nothing changed {restart:.2} s ({:.1}% of the full run); \
-             one new day {day:.2} s ({:.1}% of the full run); peak RSS {:.0} MiB",
+             one new day {day:.2} s ({:.1}% of the full run; {} parts started from stored aggregates); peak RSS {:.0} MiB",
             100.0 * restart / full,
             100.0 * day / full,
+            r.result["from_stored"],
             r.peak_mib
         );
     }

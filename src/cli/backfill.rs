@@ -152,6 +152,13 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
                     bad_ts(ev),
                     nulls
                 );
+                if let Some((_, g)) = r.from_stored.iter().find(|(p, _)| p == part) {
+                    println!(
+                        "    started from stored aggregates of the events before {g}: source partitions read from {} on ({} rows read were already in them)",
+                        g.shift(-1),
+                        ev.stored
+                    );
+                }
             }
             if let Some(p) = r.reused.first() {
                 let list = |v: &[String]| {

@@ -233,6 +233,7 @@ fn materialize(warehouse: &Path, a: RunArgs) -> Result<()> {
             }
         }
         println!("committed epoch {} in {}", last.epoch, state_dir.display());
+        super::leave_aggregates(m.engine_mut());
         if failed {
             std::process::exit(2);
         }
@@ -305,6 +306,7 @@ fn materialize(warehouse: &Path, a: RunArgs) -> Result<()> {
         while rx.try_recv().is_ok() {}
     }
     eprintln!("weft materialize: stopping");
+    super::leave_aggregates(m.engine_mut());
     let _ = rt.block_on(server);
     Ok(())
 }

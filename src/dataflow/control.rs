@@ -36,6 +36,13 @@ pub enum Ctl {
         id: DataflowId,
         tasks: Vec<ReadTask>,
     },
+    /// Write the stored aggregates of `parts` at their boundaries `(part, at)`
+    /// (`super::store`): each worker its own files in folder `dir`, reported like a read.
+    Store {
+        id: DataflowId,
+        dir: String,
+        parts: Vec<(u16, i64)>,
+    },
     /// Close epoch `epoch` of a dataflow's inputs.
     Seal { id: DataflowId, epoch: u64 },
     /// Close a dataflow's inputs and drop it once drained.

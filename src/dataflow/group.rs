@@ -9,8 +9,9 @@ use differential_dataflow::consolidation::consolidate;
 
 use super::FastMap;
 
+use super::base::Fed as BaseFed;
 use super::records::{encode_row, Encoded, Item, Mutation, RowId, Value};
-use super::running::{self, Running};
+use super::running::{self, RunSums, Running};
 use super::spec::{window_start, PartKind, PartSpec};
 use super::tiles::{decompose, Ev, Irs, Layout, TileCache, Tiles};
 use crate::aggregate::Ir;
@@ -58,6 +59,8 @@ pub struct KeyState {
     /// Fingerprint of what was emitted per row.
     out: FastMap<RowId, u64>,
     cache: TileCache,
+    /// Stored aggregates of the events before the first one here (`dataflow::base`).
+    base: Option<BaseFed>,
 }
 
 impl KeyState {
@@ -67,6 +70,7 @@ impl KeyState {
             && self.rows.is_empty()
             && self.muts.is_empty()
             && self.queries.is_empty()
+            && self.base.is_none()
     }
 
     /// Applies one epoch's updates (not necessarily consolidated) and appends the resulting
@@ -82,6 +86,8 @@ impl KeyState {
     ) {
         let mut events: Vec<(Ev, Option<Mutation>, i32)> = Vec::with_capacity(updates.len());
         let mut queries: Vec<((RowId, i64, i32), isize)> = Vec::new();
+        let mut bases: Vec<(Vec<u8>, isize)> = Vec::new();
+        let mut affected: BTreeSet<(i64, RowId)> = BTreeSet::new();
         for (item, diff) in updates {
             match item {
                 Item::Row {
@@ -99,10 +105,13 @@ impl KeyState {
                     ds,
                 )),
                 Item::Query { row, q, ds } => queries.push(((row, q, ds), diff)),
+                Item::Base { state } => bases.push((state, diff)),
             }
         }
+        if !bases.is_empty() {
+            self.apply_bases(bases, &mut affected);
+        }
         consolidate(&mut queries);
-        let mut affected: BTreeSet<(i64, RowId)> = BTreeSet::new();
         for ((row, q, ds), diff) in queries {
             if diff > 0 {
                 self.queries.insert((q, row), ds);
@@ -124,6 +133,32 @@ impl KeyState {
         if self.events.len() < cache_from_events() {
             self.cache.clear();
         }
+    }
+
+    /// Sets or removes the key's stored aggregates: every query may read them.
+    fn apply_bases(
+        &mut self,
+        mut bases: Vec<(Vec<u8>, isize)>,
+        affected: &mut BTreeSet<(i64, RowId)>,
+    ) {
+        consolidate(&mut bases);
+        // removals first: a base replaced in one epoch is a retraction and an insertion
+        bases.sort_by_key(|(_, d)| *d);
+        for (state, diff) in bases {
+            if diff < 0 {
+                if self
+                    .base
+                    .as_ref()
+                    .is_some_and(|b| b.bytes() == state.as_slice())
+                {
+                    self.base = None;
+                }
+            } else {
+                self.base = Some(BaseFed::new(state));
+            }
+        }
+        self.cache.clear();
+        affected.extend(self.queries.keys().copied());
     }
 
     fn apply_events(
@@ -233,11 +268,13 @@ impl KeyState {
                     .map(|c| window_start(c.window, c.hop, q_min))
                     .fold(q_min, i64::min);
                 let from = self.events.partition_point(|e| e.ts < lo);
+                let base = self.base.as_mut().and_then(|b| b.get(spec, layout));
                 let mut by_input: FastMap<usize, Running> = FastMap::default();
                 for c in spec.columns.iter().filter(|c| running::supported(&c.agg)) {
-                    by_input
-                        .entry(c.input)
-                        .or_insert_with(|| Running::build(c.input, &self.events, from));
+                    by_input.entry(c.input).or_insert_with(|| {
+                        let sums = base.and_then(|b| b.sums_of(c.input));
+                        Running::build(c.input, &self.events, from, sums)
+                    });
                 }
                 let running: Vec<Option<&Running>> = spec
                     .columns
@@ -262,6 +299,7 @@ impl KeyState {
                     layout,
                     events: &self.events,
                     cache: &mut self.cache,
+                    base,
                 };
                 let mut heads: Vec<Head> = layout.groups.iter().map(|_| Head::default()).collect();
                 let mut buf = Vec::new();
@@ -308,6 +346,58 @@ impl KeyState {
                 out.push((row, new));
             }
         }
+    }
+
+    /// The key's stored aggregates at `at` (a day start, not before the key's own base),
+    /// encoded: what its unbounded columns read of the events before `at`. `None` when the
+    /// part has no unbounded column or the key no event before `at`.
+    pub fn base_at(&mut self, spec: &PartSpec, layout: &Layout, at: i64) -> Option<Vec<u8>> {
+        if spec.kind != PartKind::Events || spec.max_window().is_some() {
+            return None;
+        }
+        if self.base.as_ref().is_some_and(|b| b.at() > at) {
+            return None;
+        }
+        let end = self.events.partition_point(|e| e.ts < at);
+        match &self.base {
+            None if end == 0 => return None,
+            // no event since the base: the same aggregates at the new boundary
+            Some(b) if end == 0 => return Some(b.moved_to(at)),
+            _ => {}
+        }
+        let own = self.base.as_mut().and_then(|b| b.get(spec, layout));
+        let mut sums: Vec<(usize, RunSums)> = Vec::new();
+        for c in spec.columns.iter() {
+            if c.window.is_none()
+                && running::supported(&c.agg)
+                && !sums.iter().any(|(i, _)| *i == c.input)
+            {
+                let mut s = own
+                    .and_then(|b| b.sums_of(c.input))
+                    .copied()
+                    .unwrap_or_default();
+                s.add(c.input, &self.events[..end]);
+                sums.push((c.input, s));
+            }
+        }
+        let mut tiles = Tiles {
+            spec,
+            layout,
+            events: &self.events,
+            cache: &mut self.cache,
+            base: own,
+        };
+        // read once: the running IR of each day is not kept
+        let prefix: Vec<(usize, std::rc::Rc<super::tiles::Irs>)> = layout
+            .groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.prefix)
+            .map(|(gi, g)| (gi, tiles.prefix_with(gi, at.div_euclid(g.hop), false)))
+            .collect();
+        let prefix: Vec<(usize, &super::tiles::Irs)> =
+            prefix.iter().map(|(g, irs)| (*g, &**irs)).collect();
+        Some(super::base::encode(at, &prefix, &sums))
     }
 
     /// Entity snapshot `ds` aggregated as of the end of that day.
@@ -421,9 +511,9 @@ fn event_values(tiles: &mut Tiles, heads: &mut [Head], read: &Read, q: i64, out:
         let value = if let Some(r) = &read.running[ci] {
             let lo = window_start(c.window, c.hop, q);
             let start = if lo == i64::MIN {
-                0
+                None
             } else {
-                events[..end].partition_point(|e| e.ts < lo)
+                Some(events[..end].partition_point(|e| e.ts < lo))
             };
             r.value(&c.agg, start, end)
         } else {

@@ -11,6 +11,7 @@
 //! `timely::execute`), installed and removed by id while it runs; a [`Topology`] makes that
 //! runtime one process of a timely cluster, the same code path with more workers.
 
+pub mod base;
 pub mod bootstrap;
 mod control;
 pub mod group;
@@ -20,6 +21,7 @@ mod running;
 mod runtime;
 pub mod shard;
 pub mod spec;
+pub mod store;
 pub mod tiles;
 mod topology;
 mod worker;

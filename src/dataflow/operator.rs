@@ -8,7 +8,9 @@
 //! group lives on one worker and its values do not depend on the number of workers.
 //! An epoch is processed once the input frontier has passed it, in epoch order.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use super::FastMap;
 use std::hash::{Hash, Hasher};
@@ -39,10 +41,16 @@ fn route(k: &GroupKey) -> u64 {
     h.finish()
 }
 
-/// Builds the operator over the collection of `(group, item)` updates.
+/// The groups of one worker's operator, shared with the worker, which reads them between
+/// epochs (to store aggregates, [`super::base`]).
+pub type Groups = Rc<RefCell<FastMap<GroupKey, KeyState>>>;
+
+/// Builds the operator over the collection of `(group, item)` updates; its groups live in
+/// `groups`.
 pub fn windows<'scope>(
     items: VecCollection<'scope, u64, (GroupKey, Item), isize>,
     specs: Arc<Vec<PartSpec>>,
+    groups: Groups,
 ) -> VecCollection<'scope, u64, PartValues, isize> {
     let layouts: Vec<Layout> = specs.iter().map(Layout::new).collect();
     items
@@ -53,8 +61,8 @@ pub fn windows<'scope>(
             move |_cap, _info| {
                 let mut pending: Pending = BTreeMap::new();
                 let mut caps: CapabilitySet<u64> = CapabilitySet::new();
-                let mut groups: FastMap<GroupKey, KeyState> = FastMap::default();
                 move |(input, frontier), output| {
+                    let mut groups = groups.borrow_mut();
                     input.for_each(|cap, data| {
                         if let Some(c) = cap.retain_least(0) {
                             caps.insert(c);

@@ -52,6 +52,10 @@ pub enum Item {
     /// A left row `row` asking for the part's values as of time `q` (exclusive); entity parts
     /// read snapshot partition `ds` (and, for TEMPORAL ones, the mutations of `ds + 1`).
     Query { row: RowId, q: i64, ds: i32 },
+    /// The group's stored aggregates of its events before a day boundary
+    /// ([`crate::dataflow::base`], encoded): event parts with unbounded windows fed only
+    /// the events from that boundary on.
+    Base { state: Vec<u8> },
 }
 
 /// The group an item belongs to: join part index and encoded key.

@@ -22,6 +22,8 @@ use crate::config::Operation;
 pub struct Running {
     /// The first index whose sums are kept (`seen[0]` holds the sums before event `from`).
     from: usize,
+    /// The sums before the first event: a stored base's (`dataflow::base`), else zero.
+    start: RunSums,
     /// Non-null inputs before each event (unweighted: a window holds an aggregate iff > 0).
     seen: Vec<u32>,
     /// Their multiplicities summed.
@@ -37,6 +39,43 @@ enum Sums {
     Wide(Vec<i128>),
 }
 
+/// The sums of one input column over some events: non-null inputs, their multiplicities,
+/// the exact long sum, and whether every non-null input was a long. What a stored base keeps
+/// for an input, and where [`Running::build`] starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunSums {
+    pub seen: u32,
+    pub count: i64,
+    pub wide: i128,
+    pub longs: bool,
+}
+
+impl Default for RunSums {
+    fn default() -> Self {
+        RunSums {
+            seen: 0,
+            count: 0,
+            wide: 0,
+            longs: true,
+        }
+    }
+}
+
+impl RunSums {
+    /// Adds the events' inputs `input` in.
+    pub fn add(&mut self, input: usize, events: &[Ev]) {
+        for e in events {
+            match &e.inputs[input] {
+                Value::Null => continue,
+                Value::Long(x) => self.wide += *x as i128 * e.mult as i128,
+                _ => self.longs = false,
+            }
+            self.seen += 1;
+            self.count = self.count.wrapping_add(e.mult);
+        }
+    }
+}
+
 /// Whether an aggregator's columns can be read from running sums.
 pub fn supported(agg: &Aggregator) -> bool {
     agg.is_scalar_unbucketed()
@@ -50,22 +89,22 @@ impl Running {
     /// The running sums of input `input` over `events` (sorted by time), readable at index 0
     /// and at every index from `from` on: the events before `from` are only summed, so a
     /// recompute whose windows all start late (a new day) does not lay out the whole history.
-    /// Sums are kept when every non-null input is a long; otherwise only the counts.
-    pub fn build(input: usize, events: &[Ev], from: usize) -> Running {
+    /// `base` holds the sums of the events before the first one (a stored base). Sums are
+    /// kept when every non-null input is a long; otherwise only the counts.
+    pub fn build(input: usize, events: &[Ev], from: usize, base: Option<&RunSums>) -> Running {
         let from = from.min(events.len());
         let n = events.len() - from + 1;
+        let start = base.copied().unwrap_or_default();
+        let mut before = start;
+        before.add(input, &events[..from]);
+        let RunSums {
+            seen: mut s,
+            count: mut c,
+            wide,
+            longs,
+        } = before;
         let mut seen = Vec::with_capacity(n);
         let mut count = Vec::with_capacity(n);
-        let (mut s, mut c, mut wide, mut longs) = (0u32, 0i64, 0i128, true);
-        for e in &events[..from] {
-            match &e.inputs[input] {
-                Value::Null => continue,
-                Value::Long(x) => wide += *x as i128 * e.mult as i128,
-                _ => longs = false,
-            }
-            s += 1;
-            c = c.wrapping_add(e.mult);
-        }
         seen.push(s);
         count.push(c);
         let mut sums = match events[from..]
@@ -103,18 +142,29 @@ impl Running {
         }
         Running {
             from,
+            start,
             seen,
             count,
             sums,
         }
     }
 
-    /// Where index `i`'s sums are kept: index 0 and indices from `from` on.
-    fn at(&self, i: usize) -> Option<usize> {
+    /// The sums before event `i` (kept for index 0 and indices from `from` on): non-null
+    /// inputs, their multiplicities, and the long sum (0 when only counts are kept).
+    fn before(&self, i: usize) -> (u32, i64, i128) {
         if i >= self.from {
-            Some(i - self.from)
+            let k = i - self.from;
+            let sum = match &self.sums {
+                Sums::Wide(p) => p[k],
+                Sums::None => 0,
+            };
+            (self.seen[k], self.count[k], sum)
         } else if i == 0 {
-            None
+            let sum = match &self.sums {
+                Sums::Wide(_) => self.start.wide,
+                Sums::None => 0,
+            };
+            (self.start.seen, self.start.count, sum)
         } else {
             unreachable!(
                 "running sums read at {i}, before the first kept index {}",
@@ -123,32 +173,21 @@ impl Running {
         }
     }
 
-    /// The sums before a kept index (`None`: before the first event): non-null inputs, their
-    /// multiplicities, and the long sum (0 when only counts are kept).
-    fn before(&self, i: Option<usize>) -> (u32, i64, i128) {
-        let Some(i) = i else {
-            return (0, 0, 0);
-        };
-        let sum = match &self.sums {
-            Sums::Wide(p) => p[i],
-            Sums::None => 0,
-        };
-        (self.seen[i], self.count[i], sum)
-    }
-
     /// Whether `agg` (a [`supported`] operation) can read its values here.
     pub fn serves(&self, agg: &Aggregator) -> bool {
         agg.spec().op == Operation::Count || !matches!(self.sums, Sums::None)
     }
 
     /// The value of `agg` (which this serves) over events `a..b` (indices into the events
-    /// the sums were built from).
-    pub fn value(&self, agg: &Aggregator, a: usize, b: usize) -> Value {
-        if b <= a {
-            return Value::Null;
-        }
-        let (s0, c0, p0) = self.before(self.at(a));
-        let (s1, c1, p1) = self.before(self.at(b));
+    /// the sums were built from); `a = None` reads from the very start, a stored base's
+    /// events included (unbounded windows).
+    pub fn value(&self, agg: &Aggregator, a: Option<usize>, b: usize) -> Value {
+        let (s0, c0, p0) = match a {
+            None => (0, 0, 0),
+            Some(a) if b <= a => return Value::Null,
+            Some(a) => self.before(a),
+        };
+        let (s1, c1, p1) = self.before(b);
         if s1 == s0 {
             return Value::Null;
         }
@@ -210,7 +249,7 @@ mod tests {
                 .flat_map(|op| (0..=evs.len()).map(move |f| (op, f)))
             {
                 let a = agg(op);
-                let r = Running::build(0, evs, from);
+                let r = Running::build(0, evs, from, None);
                 assert!(r.serves(&a));
                 for i in (0..=evs.len()).filter(|&i| i == 0 || i >= from) {
                     for j in i.max(from)..=evs.len() {
@@ -219,7 +258,7 @@ mod tests {
                             a.update(&mut ir, e.ts, &e.inputs[0], None, e.mult);
                         }
                         let want = a.finalize(&ir);
-                        let got = r.value(&a, i, j);
+                        let got = r.value(&a, Some(i), j);
                         let same = match (&want, &got) {
                             (Value::Double(x), Value::Double(y)) => {
                                 let (x, y) = (f64::from_bits(*x), f64::from_bits(*y));
@@ -237,6 +276,53 @@ mod tests {
         }
     }
 
+    /// Running sums that start from the sums of the events before a split (a stored base)
+    /// read every window over the events after it as the sums over all events do: unbounded
+    /// windows from the very start, bounded ones as differences.
+    #[test]
+    fn a_base_stands_for_the_events_before_it() {
+        let all = events(&[
+            (Value::Long(5), 1),
+            (Value::Null, 1),
+            (Value::Long(i64::MAX), 2),
+            (Value::Long(-7), 1),
+            (Value::Null, 3),
+            (Value::Long(11), 1),
+        ]);
+        for op in [Operation::Sum, Operation::Count, Operation::Average] {
+            let a = agg(op);
+            let whole = Running::build(0, &all, 0, None);
+            for split in 0..=all.len() {
+                let mut base = RunSums::default();
+                base.add(0, &all[..split]);
+                let tail = &all[split..];
+                for from in 0..=tail.len() {
+                    let r = Running::build(0, tail, from, Some(&base));
+                    for j in from..=tail.len() {
+                        assert_eq!(
+                            r.value(&a, None, j),
+                            whole.value(&a, None, split + j),
+                            "{op:?} unbounded to {j} after split {split}, from {from}"
+                        );
+                        for i in (0..=j).filter(|&i| i == 0 || i >= from) {
+                            assert_eq!(
+                                r.value(&a, Some(i), j),
+                                whole.value(&a, Some(split + i), split + j),
+                                "{op:?} over {i}..{j} after split {split}, from {from}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // a double before the split keeps SUM and AVERAGE off the running sums
+        let mut base = RunSums::default();
+        base.add(0, &events(&[(Value::double(0.5), 1)]));
+        let r = Running::build(0, &all, 0, Some(&base));
+        assert!(!r.serves(&agg(Operation::Sum)) && r.serves(&agg(Operation::Count)));
+        assert_eq!(r.value(&agg(Operation::Count), None, 1), Value::Long(2));
+    }
+
     #[test]
     fn doubles_and_other_inputs_are_left_to_the_tiles_except_for_counts() {
         let (sum, count, avg) = (
@@ -251,14 +337,19 @@ mod tests {
         ];
         for from in 0..=3 {
             // a double before the laid-out events counts as much as one after them
-            let mixed = Running::build(0, &events(&mixed), from);
+            let mixed = Running::build(0, &events(&mixed), from, None);
             assert!(!mixed.serves(&sum) && !mixed.serves(&avg) && mixed.serves(&count));
-            assert_eq!(mixed.value(&count, 0, 3), Value::Long(3));
+            assert_eq!(mixed.value(&count, Some(0), 3), Value::Long(3));
         }
-        let doubles = Running::build(0, &events(&[(Value::double(0.1), 1), (Value::Null, 1)]), 0);
+        let doubles = Running::build(
+            0,
+            &events(&[(Value::double(0.1), 1), (Value::Null, 1)]),
+            0,
+            None,
+        );
         assert!(!doubles.serves(&sum) && !doubles.serves(&avg) && doubles.serves(&count));
-        assert_eq!(doubles.value(&count, 0, 2), Value::Long(1));
-        let strings = Running::build(0, &events(&[(Value::Str("a".into()), 1)]), 0);
+        assert_eq!(doubles.value(&count, Some(0), 2), Value::Long(1));
+        let strings = Running::build(0, &events(&[(Value::Str("a".into()), 1)]), 0, None);
         assert!(!strings.serves(&sum) && strings.serves(&count));
     }
 }

@@ -567,6 +567,23 @@ impl Dataflow {
         Ok(())
     }
 
+    /// Has every worker write the stored aggregates of `parts` at their boundaries
+    /// `(part, at)` (day starts) to its own files in folder `dir` ([`super::store`]), from
+    /// the state of the epochs sealed so far. The next seal returns once all of them are
+    /// written, with one report per worker (tag [`super::shard::STORE_TAG`], the keys
+    /// written per part in the order given), or fails.
+    pub fn store(&mut self, dir: &std::path::Path, parts: Vec<(u16, i64)>) -> Result<()> {
+        let cmd = Ctl::Store {
+            id: self.id,
+            dir: dir.to_string_lossy().into_owned(),
+            parts,
+        };
+        if !self.shared.command(cmd) || self.shared.dead() {
+            return Err(dead_runtime(&self.shared.topology));
+        }
+        Ok(())
+    }
+
     /// The next epoch to be sealed.
     pub fn epoch(&self) -> u64 {
         self.epoch

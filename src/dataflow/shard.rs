@@ -63,6 +63,9 @@ impl ReadTask {
     }
 }
 
+/// The tag of the reports of a store command (one per worker; its count is the keys written).
+pub const STORE_TAG: u64 = u64::MAX;
+
 /// What a worker reports for one [`ReadTask::Read`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReadReport {

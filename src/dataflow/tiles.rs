@@ -161,6 +161,9 @@ pub struct Tiles<'a> {
     pub layout: &'a Layout,
     pub events: &'a [Ev],
     pub cache: &'a mut TileCache,
+    /// The key's stored aggregates before its first event, if any: unbounded prefixes
+    /// start from them.
+    pub base: Option<&'a super::base::Base>,
 }
 
 impl Tiles<'_> {
@@ -228,6 +231,12 @@ impl Tiles<'_> {
 
     /// The running IR over every day tile before `day` (prefix groups).
     pub fn prefix(&mut self, gi: usize, day: i64) -> Rc<Irs> {
+        self.prefix_with(gi, day, true)
+    }
+
+    /// [`Tiles::prefix`], keeping the running IR of each day in the cache (`keep`) or not (a
+    /// value read once: no copy per day).
+    pub fn prefix_with(&mut self, gi: usize, day: i64, keep: bool) -> Rc<Irs> {
         let hop = self.layout.groups[gi].hop;
         // Start from the latest cached running IR before `day`, if any.
         let (mut acc, from) = match self
@@ -237,7 +246,13 @@ impl Tiles<'_> {
             .and_then(|p| p.range(..day).next_back())
         {
             Some((d, irs)) => (irs.clone(), d + 1),
-            None => (Rc::new(self.empty(gi)), i64::MIN),
+            // a stored base holds the running IR through the day before its boundary
+            None => match self.base.and_then(|b| Some((b.at, b.prefix_of(gi)?))) {
+                Some((at, irs)) if at.div_euclid(hop) <= day => {
+                    (Rc::new(irs.clone()), at.div_euclid(hop))
+                }
+                _ => (Rc::new(self.empty(gi)), i64::MIN),
+            },
         };
         let lo = if from == i64::MIN {
             i64::MIN
@@ -251,14 +266,14 @@ impl Tiles<'_> {
             let stop = start + self.events[start..end].partition_point(|e| e.ts < (d + 1) * hop);
             let mut tile = self.empty(gi);
             self.fold(gi, &mut tile, &self.events[start..stop]);
-            let mut next = (*acc).clone();
-            self.merge(gi, &mut next, &tile);
-            acc = Rc::new(next);
-            self.cache
-                .prefixes
-                .entry(gi)
-                .or_default()
-                .insert(d, acc.clone());
+            self.merge(gi, Rc::make_mut(&mut acc), &tile);
+            if keep {
+                self.cache
+                    .prefixes
+                    .entry(gi)
+                    .or_default()
+                    .insert(d, acc.clone());
+            }
             start = stop;
         }
         acc

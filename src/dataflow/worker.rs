@@ -89,6 +89,9 @@ struct Installed {
     probe: ProbeHandle<u64>,
     /// Rows this worker read, to retract them exactly.
     kept: Kept,
+    /// The windows operator's groups on this worker, and the parts they compute.
+    groups: operator::Groups,
+    parts: Arc<Vec<PartSpec>>,
 }
 
 /// One worker's state for the life of the runtime.
@@ -248,8 +251,11 @@ impl Runner {
             } => {
                 let out = self.sinks_of(id).map(|s| s.outputs);
                 let index = worker.next_dataflow_index();
-                let (input, boot_input, reports, probe) =
-                    worker.dataflow::<u64, _, _>(|scope| build(scope, parts, bootstrap, out));
+                let parts = Arc::new(parts);
+                let groups = operator::Groups::default();
+                let (input, boot_input, reports, probe) = worker.dataflow::<u64, _, _>(|scope| {
+                    build(scope, parts.clone(), bootstrap, out, groups.clone())
+                });
                 let mut d = Installed {
                     index,
                     input,
@@ -257,6 +263,8 @@ impl Runner {
                     reports,
                     probe,
                     kept: Kept::default(),
+                    groups,
+                    parts,
                 };
                 for m in self.early.remove(&id).unwrap_or_default() {
                     apply(&mut d, m);
@@ -290,6 +298,36 @@ impl Runner {
                     }
                 }
             }
+            Ctl::Store { id, dir, parts } => {
+                let Some(d) = self.installed.get_mut(&id) else {
+                    return true;
+                };
+                let _span = tracing::debug_span!("store_aggregates", dataflow = id).entered();
+                let layouts: Vec<_> = d.parts.iter().map(super::tiles::Layout::new).collect();
+                let written = super::store::write(
+                    &d.groups,
+                    &d.parts,
+                    &layouts,
+                    &parts,
+                    std::path::Path::new(&dir),
+                    self.global,
+                );
+                let (counts, error) = match written {
+                    Ok(n) => (n, None),
+                    Err(message) => (
+                        Vec::new(),
+                        Some(super::shard::ReadError {
+                            kind: "io".into(),
+                            message,
+                        }),
+                    ),
+                };
+                d.reports.send(ReadReport {
+                    tag: super::shard::STORE_TAG,
+                    counts,
+                    error,
+                });
+            }
             Ctl::Remove { id } => {
                 self.early.remove(&id);
                 if let Some(d) = self.installed.remove(&id) {
@@ -302,7 +340,10 @@ impl Runner {
                         reports,
                         probe,
                         kept,
+                        groups,
+                        parts: _,
                     } = d;
+                    drop(groups);
                     drop(input);
                     drop(boot_input);
                     drop(reports);
@@ -391,9 +432,10 @@ fn agreement(cmds: &[Ctl], processes: usize) -> Result<(), String> {
 /// the bootstrap stage when there is one); outputs go to worker 0, which sends them out.
 fn build(
     scope: timely::dataflow::Scope<'_, u64>,
-    parts: Vec<PartSpec>,
+    parts: Arc<Vec<PartSpec>>,
     bootstrap: Option<BootstrapSpec>,
     outputs: Option<Sender<Out>>,
+    groups: operator::Groups,
 ) -> (ItemInput, BootInputSession, ReportInput, ProbeHandle<u64>) {
     let (input, items) = scope.new_collection::<(GroupKey, Item), isize>();
     let (boot_input, boot) = scope.new_collection::<BootInput, isize>();
@@ -443,7 +485,7 @@ fn build(
         }
         None => items,
     };
-    operator::windows(items, std::sync::Arc::new(parts))
+    operator::windows(items, parts, groups)
         .inner
         .unary::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
             Exchange::new(|_: &(PartValues, u64, isize)| 0u64),

@@ -22,7 +22,7 @@ pub use context::Context;
 pub use group_by::{backfill_group_by, GroupByOptions, GroupByReport, GroupByRunner};
 pub use join::{
     backfill_join, explain, Explain, ExplainBootstrap, ExplainPart, JoinOptions, JoinReport,
-    JoinRunner, PartitionReuse,
+    JoinRunner, PartitionReuse, StoredReport,
 };
 use pipeline::Pipeline;
 pub use pipeline::{PipelineConf, PipelineId, Progress, Report, RunOptions};
@@ -166,6 +166,19 @@ impl Engine {
         let r = runner.label(&self.cx, label_ds)?;
         self.cx.refresh()?;
         Ok(r)
+    }
+
+    /// Stores the aggregates of every join pipeline's parts with unbounded windows for its
+    /// next day ([`JoinRunner::store_aggregates`]), so that the next process starts from
+    /// them; a process calls this on its way out. Each pipeline gets its own result.
+    pub fn store_aggregates(&mut self) -> Vec<(PipelineId, Result<Vec<StoredReport>>)> {
+        self.pipelines
+            .iter_mut()
+            .filter_map(|(id, (_, p))| match p {
+                Pipeline::Join(r) => Some((id.clone(), r.store_aggregates())),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The label plan of a join pipeline, when it has a valid label part.

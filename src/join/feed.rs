@@ -151,6 +151,13 @@ impl Feeds {
         SyncPlan { gone, read }
     }
 
+    /// A new key for rows a worker keeps that belong to no partition (stored aggregates).
+    pub fn take_key(&mut self) -> u64 {
+        let key = self.next_key;
+        self.next_key += 1;
+        key
+    }
+
     /// The worker (of `peers`) to hand the next share to.
     pub fn next_worker(&mut self, peers: usize) -> usize {
         let w = self.next_worker % peers.max(1);

@@ -243,12 +243,21 @@ pub struct EventStats {
     pub null_ts: u64,
     /// Rows whose `ts` is outside years 0001–9999 (a time in the wrong unit).
     pub bad_ts: u64,
+    /// Rows read whose events stored aggregates already hold (before their day boundary):
+    /// used through the stored aggregates, not fed again.
+    pub stored: u64,
 }
 
 impl EventStats {
-    /// The counts as a worker reports them: rows, NULL keys, NULL ts, bad ts.
+    /// The counts as a worker reports them: rows, NULL keys, NULL ts, bad ts, stored.
     pub fn to_counts(&self) -> Vec<u64> {
-        vec![self.rows, self.null_keys, self.null_ts, self.bad_ts]
+        vec![
+            self.rows,
+            self.null_keys,
+            self.null_ts,
+            self.bad_ts,
+            self.stored,
+        ]
     }
 
     /// The counts [`EventStats::to_counts`] gave (missing ones are zero).
@@ -259,6 +268,7 @@ impl EventStats {
             null_keys: at(1),
             null_ts: at(2),
             bad_ts: at(3),
+            stored: at(4),
         }
     }
 
@@ -268,6 +278,7 @@ impl EventStats {
         self.null_keys += o.null_keys;
         self.null_ts += o.null_ts;
         self.bad_ts += o.bad_ts;
+        self.stored += o.stored;
     }
 
     /// Rows skipped for any reason.

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::feed::read_partitions;
 use super::inputs::{shaped_rows_into, EventStats, RowShape};
 use super::plan::PartPlan;
+use crate::dataflow::records::Item;
 use crate::dataflow::shard::{ReadError, ShardReader, Share};
 use crate::dataflow::Update;
 use crate::error::{Error, Result};
@@ -34,6 +35,69 @@ pub struct SourceRead {
     pub keys: Vec<String>,
     pub inputs: Vec<String>,
     pub mutations: bool,
+    /// Rows with a `ts` before this are held by the part's stored aggregates: read and
+    /// counted, not fed (only set on shares of partitions the stored aggregates cover).
+    #[serde(default)]
+    pub floor: Option<i64>,
+}
+
+/// What a read task's payload asks a worker to read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ReadPayload {
+    Source(Box<SourceRead>),
+    Aggregates(AggregatesRead),
+}
+
+impl ReadPayload {
+    /// The payload of a read task.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a read payload serializes")
+    }
+
+    fn decode(payload: &[u8]) -> Result<ReadPayload, ReadError> {
+        serde_json::from_slice(payload).map_err(|e| ReadError {
+            kind: "internal".into(),
+            message: format!("a read task did not decode: {e}"),
+        })
+    }
+}
+
+/// One stored-aggregate file of a part ([`crate::dataflow::store`]), fed as `Item::Base`
+/// updates of part `part` (written as part `stored_part`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AggregatesRead {
+    pub file: std::path::PathBuf,
+    pub part: u16,
+    pub stored_part: u32,
+    pub spec: crate::dataflow::spec::PartSpec,
+    /// The key its rows are kept under.
+    pub key: u64,
+}
+
+impl AggregatesRead {
+    fn read(&self) -> Result<Vec<RecordBatch>> {
+        let f = std::fs::File::open(&self.file)
+            .map_err(|e| Error::io(format!("opening {}", self.file.display()), e))?;
+        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+            .and_then(|b| b.build())
+            .map_err(|e| self.corrupt(e))?;
+        r.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.corrupt(e))
+    }
+
+    fn corrupt(&self, e: impl std::fmt::Display) -> Error {
+        Error::data(
+            &self.file.display().to_string(),
+            None,
+            format!("stored aggregates did not read: {e}"),
+        )
+        .with_fix("delete the folder that holds it: the next run reads the whole history instead and stores them again")
+    }
+
+    fn updates(&self, rows: &[RecordBatch], sign: isize) -> Result<Vec<Update>> {
+        crate::dataflow::store::updates(rows, self.part, self.stored_part, &self.spec, sign)
+            .map_err(|e| self.corrupt(e))
+    }
 }
 
 impl SourceRead {
@@ -53,12 +117,8 @@ impl SourceRead {
             keys: p.right_keys.clone(),
             inputs: p.inputs.clone(),
             mutations,
+            floor: None,
         }
-    }
-
-    /// The payload of a read task.
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("a source read serializes")
     }
 
     /// The dataflow rows of rows this share read, counting what could not be used.
@@ -73,14 +133,12 @@ impl SourceRead {
         for b in rows {
             shaped_rows_into(b, &shape, &self.scan.table, stats, &mut out)?;
         }
+        if let Some(floor) = self.floor {
+            let before = out.len();
+            out.retain(|((_, item), _)| !matches!(item, Item::Row { ts, .. } if *ts < floor));
+            stats.stored += (before - out.len()) as u64;
+        }
         Ok(out)
-    }
-
-    fn decode(payload: &[u8]) -> Result<SourceRead, ReadError> {
-        serde_json::from_slice(payload).map_err(|e| ReadError {
-            kind: "internal".into(),
-            message: format!("a read task did not decode: {e}"),
-        })
     }
 }
 
@@ -162,7 +220,19 @@ fn read_error(e: Error) -> ReadError {
 
 impl ShardReader for SourceReader {
     fn read(&self, payload: &[u8], counts: &mut Vec<u64>) -> Result<Vec<Share>, ReadError> {
-        let t = SourceRead::decode(payload)?;
+        let t = match ReadPayload::decode(payload)? {
+            ReadPayload::Source(t) => t,
+            ReadPayload::Aggregates(a) => {
+                let rows = a.read().map_err(read_error)?;
+                let updates = a.updates(&rows, 1).map_err(read_error)?;
+                *counts = vec![updates.len() as u64];
+                return Ok(vec![Share {
+                    key: a.key,
+                    rows,
+                    updates,
+                }]);
+            }
+        };
         let mut stats = EventStats::from_counts(counts);
         let mut out = Vec::new();
         for (key, rows) in self.read_share(&t).map_err(read_error)? {
@@ -174,8 +244,11 @@ impl ShardReader for SourceReader {
     }
 
     fn updates(&self, payload: &[u8], rows: &[RecordBatch]) -> Result<Vec<Update>, ReadError> {
-        let t = SourceRead::decode(payload)?;
-        t.updates(rows, &mut EventStats::default())
-            .map_err(read_error)
+        match ReadPayload::decode(payload)? {
+            ReadPayload::Source(t) => t
+                .updates(rows, &mut EventStats::default())
+                .map_err(read_error),
+            ReadPayload::Aggregates(a) => a.updates(rows, 1).map_err(read_error),
+        }
     }
 }

@@ -165,6 +165,12 @@ impl Materializer {
         &self.engine
     }
 
+    /// The engine, to act on its pipelines between epochs (e.g. to store their aggregates
+    /// before stopping).
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
     fn wh(&self) -> Warehouse {
         self.engine.context().warehouse().clone()
     }

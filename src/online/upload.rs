@@ -260,6 +260,7 @@ fn tiles(
             layout: &layout,
             events: &evs,
             cache: &mut cache,
+            base: None,
         };
         let columns = spec
             .columns

@@ -23,7 +23,7 @@ use reference::harness::{
 use reference::{ds_shift, ds_start, expected, output_table, Db, Op, Run, Table, Ty, DAY, V};
 use serde_json::Value as J;
 use weft::engine::Context;
-use weft::engine::JoinRunner;
+use weft::engine::{JoinReport, JoinRunner};
 use weft::warehouse::Warehouse;
 
 const BASE: &str = "2026-05-01";
@@ -278,8 +278,13 @@ fn join_all_kinds() -> J {
         &["user"],
         Some(vec![
             conf::agg("val", Op::Average, &[W::Days(2)], &[], &[]),
+            conf::agg("val", Op::Average, &[W::Unbounded], &[], &[]),
             conf::agg("val", Op::LastK, &[W::Days(3)], &[("k", "2")], &[]),
+            conf::agg("val", Op::LastK, &[W::Unbounded], &[("k", "2")], &[]),
             conf::agg("val", Op::Max, &[W::Unbounded], &[], &[]),
+            conf::agg("val", Op::Sum, &[W::Unbounded], &[], &[]),
+            conf::agg("val", Op::ApproxUniqueCount, &[W::Unbounded], &[], &[]),
+            conf::agg("x", Op::Variance, &[W::Unbounded], &[], &[]),
             // doubles: mixed magnitudes, NaN, ±∞, −0.0 (compared bit for bit below)
             conf::agg("x", Op::Sum, &[W::Days(2)], &[], &[]),
             conf::agg("x", Op::Sum, &[W::Unbounded], &[], &[]),
@@ -359,6 +364,9 @@ enum Delta {
     /// The oldest event partition removed (a hole inside the range is an error on both sides,
     /// and removing the newest makes the next day's a hole: neither is a delta).
     DropOldestEvents,
+    /// The process ends and a new one takes over: the runner stores its aggregates and a new
+    /// runner on a new runtime continues (starting from them where they apply).
+    Restart,
 }
 
 fn key() -> impl Strategy<Value = Option<u8>> {
@@ -391,6 +399,7 @@ fn delta() -> impl Strategy<Value = Delta> {
         1 => (0usize..100, evs(5)).prop_map(|(day, entity)| Delta::ReLandEntity { day, entity }),
         1 => (0usize..100).prop_map(|day| Delta::DropLeft { day }),
         1 => Just(Delta::DropOldestEvents),
+        2 => Just(Delta::Restart),
     ]
 }
 
@@ -460,6 +469,7 @@ fn apply(w: &mut World, wh: &Warehouse, d: &Delta) {
                 data::drop_partition(wh, "data.events", &d);
             }
         }
+        Delta::Restart => {}
         Delta::DropLeft { day: i } => {
             // never the first left day: a day re-landed before the first output partition
             // is Chronon's "first hole", computed only with --run-first-hole
@@ -611,25 +621,34 @@ fn setup() -> impl Strategy<Value = Setup> {
         .prop_map(|(workers, step_days)| Setup { workers, step_days })
 }
 
-/// Runs the first backfill and then each delta through one `JoinRunner`, checking after each.
-fn run_deltas(join: &J, w: World, deltas: &[Delta]) -> Result<(), String> {
+/// Runs the first backfill and then each delta through one `JoinRunner` (a new one after
+/// each restart), checking after each; returns each run's report.
+fn run_deltas(join: &J, w: World, deltas: &[Delta]) -> Result<Vec<JoinReport>, String> {
     run_deltas_with(join, w, deltas, DEFAULT_SETUP)
 }
 
-fn run_deltas_with(join: &J, mut w: World, deltas: &[Delta], setup: Setup) -> Result<(), String> {
+fn run_deltas_with(
+    join: &J,
+    mut w: World,
+    deltas: &[Delta],
+    setup: Setup,
+) -> Result<Vec<JoinReport>, String> {
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path()).unwrap();
     data::write_db(&wh, &w.db);
-    let engine = Context::with_workers(&wh, setup.workers).unwrap();
+    let mut engine = Context::with_workers(&wh, setup.workers).unwrap();
     let mut runner = JoinRunner::new(&conf::parse(join)).map_err(|e| e.to_string())?;
+    let mut reports = Vec::new();
     let opts = |w: &World| {
         let mut o = options(&Run::through(&day(w.last_day)));
         o.step_days = setup.step_days;
         o
     };
-    runner
-        .run(&engine, &opts(&w), &|_, _, _| {})
-        .map_err(|e| format!("first run: {e}"))?;
+    reports.push(
+        runner
+            .run(&engine, &opts(&w), &|_, _, _| {})
+            .map_err(|e| format!("first run: {e}"))?,
+    );
     let mut state = check_state(
         &wh,
         &w,
@@ -638,15 +657,24 @@ fn run_deltas_with(join: &J, mut w: World, deltas: &[Delta], setup: Setup) -> Re
         "first run",
     )?;
     for (i, d) in deltas.iter().enumerate() {
+        let step = format!("after delta {} ({d:?})", i + 1);
+        if matches!(d, Delta::Restart) {
+            runner
+                .store_aggregates()
+                .map_err(|e| format!("{step}: storing aggregates: {e}"))?;
+            runner = JoinRunner::new(&conf::parse(join)).map_err(|e| e.to_string())?;
+            engine = Context::with_workers(&wh, setup.workers).unwrap();
+        }
         apply(&mut w, &wh, d);
         engine.refresh().map_err(|e| e.to_string())?;
-        let step = format!("after delta {} ({d:?})", i + 1);
-        runner
-            .run(&engine, &opts(&w), &|_, _, _| {})
-            .map_err(|e| format!("{step}: run: {e}"))?;
+        reports.push(
+            runner
+                .run(&engine, &opts(&w), &|_, _, _| {})
+                .map_err(|e| format!("{step}: run: {e}"))?,
+        );
         state = check_state(&wh, &w, join, &state, &step)?;
     }
-    Ok(())
+    Ok(reports)
 }
 
 fn config() -> ProptestConfig {
@@ -770,6 +798,97 @@ fn each_kind_of_delta_in_turn() {
         let w = initial_world(&seed_events, &seed_left, &seed_entity);
         if let Err(e) = run_deltas(&j, w, &deltas) {
             panic!("{}: {e}", j["metaData"]["name"]);
+        }
+    }
+}
+
+/// A new process starts from the aggregates the last one stored (`Delta::Restart`): it reads
+/// only the source days the bounded windows reach and computes what a run over all history
+/// computes (`check_state` after every run). Aggregates whose covered partitions changed are
+/// not used, and aggregates in use are dropped as soon as a covered partition changes.
+#[test]
+fn restarts_start_from_stored_aggregates() {
+    let e = |k: u8, v: i64, h: i64| (Some(k), Some(v), h * 3_600_000);
+    let seed_events = vec![
+        vec![e(0, 1, 1), e(1, 2, 5)],
+        vec![e(0, 3, 2), e(0, 4, 20)],
+        vec![e(0, 5, 3), e(1, 6, 12), e(2, 7, 23)],
+        vec![e(0, 8, 0), e(1, 9, 6)],
+        vec![e(0, 10, 11)],
+    ];
+    let seed_left = vec![
+        vec![],
+        vec![],
+        vec![(Some(0), 10 * 3_600_000), (Some(1), 13 * 3_600_000)],
+        vec![(Some(0), 0), (None, 3_600_000)],
+        vec![(Some(0), 12 * 3_600_000), (Some(2), 23 * 3_600_000)],
+    ];
+    let day_n = |n: i64| Delta::AppendDay {
+        left: vec![
+            (Some((n % 3) as u8), n * 3_600_000),
+            (Some(0), 20 * 3_600_000),
+        ],
+        events: vec![e(0, n, 0), e(1, 2 * n, 7), e((n % 3) as u8, n + 1, 23)],
+        entity: vec![e(0, n, 1)],
+    };
+    let mut deltas: Vec<Delta> = (5..10).map(day_n).collect();
+    // 5: the next process starts from the stored aggregates
+    deltas.extend([Delta::Restart, day_n(10)]);
+    // 7: a covered partition changed before the next process: they are not used
+    deltas.extend([
+        Delta::Restart,
+        Delta::ReLandEvents {
+            day: 0,
+            events: vec![e(0, 70, 3)],
+        },
+        day_n(11),
+    ]);
+    // 10: stored again after that, used again; then a covered partition changes while
+    // they are in use: retracted, and all history read
+    deltas.extend([
+        Delta::Restart,
+        day_n(12),
+        Delta::LateEvents {
+            day: 1,
+            events: vec![e(1, 500, 4)],
+        },
+        day_n(13),
+    ]);
+    for (j, parts) in [(join(), 2usize), (join_all_kinds(), 3)] {
+        let name = j["metaData"]["name"].as_str().unwrap().to_string();
+        let w = initial_world(&seed_events, &seed_left, &[]);
+        let reports = match run_deltas(&j, w, &deltas) {
+            Ok(r) => r,
+            Err(e) => panic!("{name}: {e}"),
+        };
+        // reports[0] is the first run, reports[i + 1] the run after delta i
+        let after = |i: usize| &reports[i + 1];
+        let used = |i: usize| after(i).from_stored.len();
+        for (i, d) in deltas.iter().enumerate() {
+            let want = match i {
+                6 | 11 => parts,
+                _ => 0,
+            };
+            assert_eq!(
+                used(i),
+                want,
+                "{name}: run after delta {} ({d:?}): parts fed from stored aggregates {:?}",
+                i + 1,
+                after(i).from_stored
+            );
+        }
+        // fed from stored aggregates, the run reads fewer source rows than there are (the
+        // seed days and six appended days of three events), and the rows of the covered
+        // partitions it reads are counted as stored
+        let total: usize = seed_events.iter().map(Vec::len).sum::<usize>() + 6 * 3;
+        for (part, st) in &after(6).events {
+            if after(6).from_stored.iter().any(|(p, _)| p == part) {
+                assert!(st.stored > 0, "{name}: {part}: {st:?}");
+                assert!(
+                    st.rows > 0 && (st.rows as usize) < total,
+                    "{name}: {part}: {st:?} of {total} rows"
+                );
+            }
         }
     }
 }

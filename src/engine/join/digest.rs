@@ -45,11 +45,19 @@ impl Fingerprints {
     }
 
     /// The inputs as the running dataflow was fed them.
-    pub(super) fn fed(plan: &JoinPlan, feeds: &Feeds) -> Self {
+    /// Partitions that stored aggregates cover count as fed as they were when the
+    /// aggregates were computed.
+    pub(super) fn fed(
+        plan: &JoinPlan,
+        feeds: &Feeds,
+        aggs: &super::aggregates::Aggregates,
+    ) -> Self {
         let mut all = HashMap::new();
         all.insert(InputId::Left, feeds.fingerprints(InputId::Left));
         for (id, _) in plan.parts.iter().flat_map(|p| p.source_inputs()) {
-            all.insert(id, feeds.fingerprints(id));
+            let mut fed = feeds.fingerprints(id);
+            aggs.fed_as(id, &mut fed);
+            all.insert(id, fed);
         }
         for b in &plan.bootstrap {
             let id = InputId::Bootstrap { part: b.index };

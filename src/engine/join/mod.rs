@@ -24,6 +24,7 @@ use crate::sql::Session;
 
 // The bootstrap side, the label side, version rewrites and `explain` drive this module's
 // runner state (`Live`) on the same dataflow.
+mod aggregates;
 mod boot_feed;
 mod digest;
 mod explain;
@@ -33,6 +34,7 @@ mod versioning;
 
 use sync::{absorb_reads, source_fingerprints, sync_left, sync_sources};
 
+pub use aggregates::StoredReport;
 pub use explain::{explain, Explain, ExplainBootstrap, ExplainPart};
 pub use versioning::PartitionReuse;
 
@@ -71,6 +73,9 @@ pub struct JoinReport {
     /// Where the values of the partitions written by this run came from (joins with
     /// bootstrap or external parts): rows covered and computed per part, sources per column.
     pub provenance: Option<crate::join::bootstrap::assemble::Provenance>,
+    /// Parts fed from stored aggregates, with their boundary day (the events before its
+    /// start came from the stored aggregates instead of the source partitions).
+    pub from_stored: Vec<(String, Ds)>,
 }
 
 pub use crate::engine::Progress;
@@ -146,6 +151,8 @@ struct Live {
     /// Existing partitions being recomputed by a verifying first step: written only if
     /// their rows differ.
     verify: BTreeSet<Ds>,
+    /// Stored aggregates of the parts with unbounded windows.
+    aggregates: aggregates::Aggregates,
 }
 
 impl Live {
@@ -166,6 +173,17 @@ impl JoinRunner {
             labels,
             live: None,
         })
+    }
+
+    /// Stores the aggregates of the parts with unbounded windows for the next run (the day
+    /// after the last maintained one, and that one again), so that the next process's run starts from them instead of reading
+    /// all history (a process calls this on its way out; see `aggregates`). Does nothing
+    /// before the first run, for joins fed through bootstrap, or when they are up to date.
+    pub fn store_aggregates(&mut self) -> Result<Vec<StoredReport>> {
+        match self.live.as_mut() {
+            Some(live) => aggregates::store(&self.plan, live),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// The plan being run.
@@ -518,7 +536,7 @@ fn run(
         .collect();
     // what each maintained partition was computed from, for the next process: the listing
     // this run synced against, for the days whose fed inputs all agree with it
-    let fed = digest::Fingerprints::fed(plan, &live.feeds);
+    let fed = digest::Fingerprints::fed(plan, &live.feeds, &live.aggregates);
     let on_disk: BTreeSet<Ds> = wh.partitions(&plan.output)?.into_iter().collect();
     let mut records = std::collections::BTreeMap::new();
     let mut unknown = BTreeSet::new();
@@ -534,6 +552,11 @@ fn run(
     })?;
     boot_feed::report(live, &mut report);
     report.provenance = live.provenance.take();
+    report.from_stored = plan
+        .parts
+        .iter()
+        .filter_map(|p| Some((p.full_prefix.clone(), live.aggregates.boundary(p.index)?)))
+        .collect();
     for (part, st) in &report.events {
         if st.skipped() > 0 {
             tracing::warn!(part = %part, rows = st.rows, null_keys = st.null_keys, null_ts = st.null_ts, bad_ts = st.bad_ts, "source rows skipped: all keys NULL, a NULL ts or a ts outside years 0001-9999");
@@ -885,6 +908,7 @@ fn start_live(
         fields.push(output::part_fields(p, &types)?);
         specs.push(part_spec(p, &types));
     }
+    let aggregates = aggregates::Aggregates::new(engine.warehouse(), plan, &specs);
     let data_schema = without_ds(&left_schema);
     let base_schema = output::output_schema(&data_schema, &fields);
     let left_columns: Vec<String> = data_schema
@@ -938,6 +962,7 @@ fn start_live(
         owned: BTreeSet::new(),
         on_disk: BTreeSet::new(),
         verify: BTreeSet::new(),
+        aggregates,
     })
 }
 

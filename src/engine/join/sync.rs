@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use arrow::compute::concat_batches;
 use arrow::record_batch::RecordBatch;
 
-use super::{boot_feed, data_columns, JoinReport, Live, Reach};
+use super::{aggregates, boot_feed, data_columns, JoinReport, Live, Reach};
 use crate::dataflow::records::Item;
 use crate::dataflow::shard::{ReadReport, ReadTask};
 use crate::error::{Error, Result};
@@ -15,7 +15,7 @@ use crate::join::feed::InputId;
 use crate::join::inputs::{self, EventStats};
 use crate::join::part::{needed_days, source_range};
 use crate::join::plan::{JoinPlan, PartPlan};
-use crate::join::shard::SourceRead;
+use crate::join::shard::{ReadPayload, SourceRead};
 use crate::partition::{Ds, PartitionRange};
 use crate::sql::scan::Scan;
 use crate::sql::Session;
@@ -122,25 +122,35 @@ pub(super) fn sync_sources(
 ) -> Result<bool> {
     let mut tasks = Vec::new();
     for p in &plan.parts {
-        let needed = reach
-            .and_then(|r| r[p.index as usize])
-            .map(|(lo, hi)| needed_days(p, lo, hi));
+        let span = reach.and_then(|r| r[p.index as usize]);
+        // stored aggregates in use hold the events before their boundary
+        let based = aggregates::settle(plan, p, live, fps, span, &mut tasks);
+        let needed = span.map(|(lo, hi)| {
+            let (from, to) = needed_days(p, lo, hi);
+            match based {
+                Some((g, _)) => (from.max(g.shift(-1)), to),
+                None => (from, to),
+            }
+        });
         for (id, scan) in p.source_inputs() {
             let InputId::Source { mutations, .. } = id else {
                 unreachable!("source inputs are sources")
             };
-            let current = &fps[&id];
+            let listed = &fps[&id];
             let range = match needed {
-                Some((from, to)) => source_range(scan, current, from, to)?,
+                Some((from, to)) => source_range(scan, listed, from, to)?,
                 None => None,
             };
             let want = |d: Ds| range.is_some_and(|r: PartitionRange| r.contains(d));
+            let planned = based.map(|(g, at)| aggregates::planned(listed, g, at));
             let share = Share {
                 scan,
                 part: p,
                 id,
                 mutations,
-                current,
+                current: planned.as_deref().unwrap_or(listed),
+                listing: listing_stamp(listed),
+                floor: based,
             };
             tasks.extend(share.tasks(live, &want)?);
         }
@@ -156,7 +166,12 @@ struct Share<'a> {
     part: &'a PartPlan,
     id: InputId,
     mutations: bool,
+    /// The partitions and fingerprints to sync against.
     current: &'a [(Ds, u64)],
+    /// Identifies the source's listing for the readers.
+    listing: u64,
+    /// Stored aggregates in use: rows of partitions up to day `g` before `at` are not fed.
+    floor: Option<(Ds, i64)>,
 }
 
 impl Share<'_> {
@@ -185,23 +200,36 @@ impl Share<'_> {
         if plan.read.is_empty() {
             return Ok(tasks);
         }
-        let listing = listing_stamp(self.current);
         let peers = live.dataflow.peers();
         let n = plan.read.len();
         let shares = peers.min(n);
         for i in 0..shares {
             let run = &plan.read[i * n / shares..(i + 1) * n / shares];
             let worker = live.feeds.next_worker(peers);
-            let days = run
-                .iter()
-                .map(|&(ds, fp)| (ds, live.feeds.record_owned(self.id, ds, fp, worker)))
-                .collect();
-            let read = SourceRead::new(self.scan, self.part, self.mutations, listing, days);
-            tasks.push(ReadTask::Read {
-                worker,
-                tag: self.part.index as u64,
-                payload: read.encode(),
-            });
+            // partitions the stored aggregates cover are read apart, their early rows left out
+            let split = self
+                .floor
+                .map_or(0, |(g, _)| run.partition_point(|(d, _)| *d <= g));
+            for (sub, floor) in [
+                (&run[..split], self.floor.map(|(_, at)| at)),
+                (&run[split..], None),
+            ] {
+                if sub.is_empty() {
+                    continue;
+                }
+                let days = sub
+                    .iter()
+                    .map(|&(ds, fp)| (ds, live.feeds.record_owned(self.id, ds, fp, worker)))
+                    .collect();
+                let mut read =
+                    SourceRead::new(self.scan, self.part, self.mutations, self.listing, days);
+                read.floor = floor;
+                tasks.push(ReadTask::Read {
+                    worker,
+                    tag: self.part.index as u64,
+                    payload: ReadPayload::Source(Box::new(read)).encode(),
+                });
+            }
         }
         Ok(tasks)
     }
@@ -217,7 +245,7 @@ fn listing_stamp(current: &[(Ds, u64)]) -> u64 {
 
 /// Counts what the workers read in a sealed epoch into the report of their parts.
 pub(super) fn absorb_reads(reads: &[ReadReport], report: &mut JoinReport) {
-    for r in reads {
+    for r in reads.iter().filter(|r| r.tag < aggregates::LOAD_TAG) {
         if let Some((_, st)) = report.events.get_mut(r.tag as usize) {
             st.add(&EventStats::from_counts(&r.counts));
         }
