@@ -215,7 +215,7 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::{AggSpec, Aggregator, InputShape, Value};
+    use crate::aggregate::Value;
     use crate::config::Operation;
     use crate::dataflow::spec::{ColumnSpec, PartKind};
     use crate::dataflow::tiles::{Ev, TileCache, Tiles};
@@ -223,15 +223,7 @@ mod tests {
 
     fn spec() -> PartSpec {
         let col = |op, window| ColumnSpec {
-            agg: Aggregator::new(
-                AggSpec {
-                    op,
-                    k: None,
-                    percentiles: vec![],
-                },
-                InputShape::Scalar,
-                false,
-            ),
+            agg: crate::dataflow::running::tests::agg(op),
             input: 0,
             bucket: None,
             window,

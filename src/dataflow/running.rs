@@ -204,11 +204,12 @@ impl Running {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::aggregate::{AggSpec, InputShape};
 
-    fn agg(op: Operation) -> Aggregator {
+    /// An aggregator of `op` over a scalar, unbucketed input.
+    pub(in crate::dataflow) fn agg(op: Operation) -> Aggregator {
         Aggregator::new(
             AggSpec {
                 op,

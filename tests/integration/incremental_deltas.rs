@@ -715,24 +715,39 @@ proptest! {
     }
 }
 
-/// Every kind of delta once, in a fixed order, on fixed data.
-#[test]
-fn each_kind_of_delta_in_turn() {
-    let e = |k: u8, v: i64, h: i64| (Some(k), Some(v), h * 3_600_000);
-    let seed_events = vec![
+/// An event of key `k` with value `v` at hour `h` of its day.
+fn fixed_event(k: u8, v: i64, h: i64) -> Ev {
+    (Some(k), Some(v), h * 3_600_000)
+}
+
+/// The fixed tests' events of days 0..=4.
+fn fixed_seed_events() -> Vec<Vec<Ev>> {
+    let e = fixed_event;
+    vec![
         vec![e(0, 1, 1), e(1, 2, 5)],
         vec![e(0, 3, 2), e(0, 4, 20)],
         vec![e(0, 5, 3), e(1, 6, 12), e(2, 7, 23)],
         vec![e(0, 8, 0), e(1, 9, 6)],
         vec![e(0, 10, 11)],
-    ];
-    let seed_left = vec![
+    ]
+}
+
+/// The fixed tests' left rows of days 2..=4.
+fn fixed_seed_left() -> Vec<Vec<(Option<u8>, i64)>> {
+    vec![
         vec![],
         vec![],
         vec![(Some(0), 10 * 3_600_000), (Some(1), 13 * 3_600_000)],
         vec![(Some(0), 0), (None, 3_600_000)],
         vec![(Some(0), 12 * 3_600_000), (Some(2), 23 * 3_600_000)],
-    ];
+    ]
+}
+
+/// Every kind of delta once, in a fixed order, on fixed data.
+#[test]
+fn each_kind_of_delta_in_turn() {
+    let e = fixed_event;
+    let (seed_events, seed_left) = (fixed_seed_events(), fixed_seed_left());
     // the second update of days 2 and 3 retracts a row of the day before's snapshot (an
     // `is_before` mutation) before inserting its own
     let seed_entity = vec![
@@ -808,21 +823,8 @@ fn each_kind_of_delta_in_turn() {
 /// not used, and aggregates in use are dropped as soon as a covered partition changes.
 #[test]
 fn restarts_start_from_stored_aggregates() {
-    let e = |k: u8, v: i64, h: i64| (Some(k), Some(v), h * 3_600_000);
-    let seed_events = vec![
-        vec![e(0, 1, 1), e(1, 2, 5)],
-        vec![e(0, 3, 2), e(0, 4, 20)],
-        vec![e(0, 5, 3), e(1, 6, 12), e(2, 7, 23)],
-        vec![e(0, 8, 0), e(1, 9, 6)],
-        vec![e(0, 10, 11)],
-    ];
-    let seed_left = vec![
-        vec![],
-        vec![],
-        vec![(Some(0), 10 * 3_600_000), (Some(1), 13 * 3_600_000)],
-        vec![(Some(0), 0), (None, 3_600_000)],
-        vec![(Some(0), 12 * 3_600_000), (Some(2), 23 * 3_600_000)],
-    ];
+    let e = fixed_event;
+    let (seed_events, seed_left) = (fixed_seed_events(), fixed_seed_left());
     let day_n = |n: i64| Delta::AppendDay {
         left: vec![
             (Some((n % 3) as u8), n * 3_600_000),
