@@ -59,8 +59,10 @@ pub struct KeyState {
     /// Fingerprint of what was emitted per row.
     out: FastMap<RowId, u64>,
     cache: TileCache,
-    /// Stored aggregates of the events before the first one here (`dataflow::base`).
-    base: Option<BaseFed>,
+    /// Stored aggregates of the events before the first one here (`dataflow::base`); boxed,
+    /// so a group without them (every group of a run that did not start from them) pays
+    /// one word.
+    base: Option<Box<BaseFed>>,
 }
 
 impl KeyState {
@@ -154,7 +156,7 @@ impl KeyState {
                     self.base = None;
                 }
             } else {
-                self.base = Some(BaseFed::new(state));
+                self.base = Some(Box::new(BaseFed::new(state)));
             }
         }
         self.cache.clear();

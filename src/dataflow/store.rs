@@ -31,13 +31,72 @@ pub fn file_name(part: u16, worker: usize) -> String {
     format!("p{part}-w{worker}.parquet")
 }
 
-/// One part's rows being built.
-struct Builder {
+/// Rows a part's file is written in: the encoded bases of one batch are all that is held.
+const BATCH_ROWS: usize = 8192;
+
+/// One part's file being written, a batch at a time.
+struct PartFile {
     part: u16,
     at: i64,
+    path: std::path::PathBuf,
     keys: BinaryBuilder,
     states: BinaryBuilder,
+    rows: usize,
     n: u64,
+    writer: Option<parquet::arrow::ArrowWriter<std::fs::File>>,
+}
+
+impl PartFile {
+    fn push(&mut self, key: &[u8], state: &[u8]) -> Result<(), String> {
+        self.keys.append_value(key);
+        self.states.append_value(state);
+        self.rows += 1;
+        self.n += 1;
+        if self.rows >= BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        let err = |e: &dyn std::fmt::Display| format!("writing {}: {e}", self.path.display());
+        let parts = UInt32Array::from(vec![self.part as u32; self.rows]);
+        let batch = RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(parts),
+                Arc::new(self.keys.finish()),
+                Arc::new(self.states.finish()),
+            ],
+        )
+        .map_err(|e| err(&e))?;
+        self.rows = 0;
+        if self.writer.is_none() {
+            let file = std::fs::File::create(&self.path).map_err(|e| err(&e))?;
+            let props = parquet::file::properties::WriterProperties::builder()
+                .set_compression(parquet::basic::Compression::SNAPPY)
+                .build();
+            let w = parquet::arrow::ArrowWriter::try_new(file, schema(), Some(props))
+                .map_err(|e| err(&e))?;
+            self.writer = Some(w);
+        }
+        let w = self.writer.as_mut().expect("opened above");
+        w.write(&batch).map_err(|e| err(&e))?;
+        // a row group per batch: nothing but the current batch stays in memory
+        w.flush().map_err(|e| err(&e))
+    }
+
+    fn finish(mut self) -> Result<u64, String> {
+        self.flush()?;
+        if let Some(w) = self.writer.take() {
+            let path = self.path.display().to_string();
+            w.close().map_err(|e| format!("writing {path}: {e}"))?;
+        }
+        Ok(self.n)
+    }
 }
 
 /// Writes the bases at the given boundaries (`(part, at)`) of this worker's groups, one
@@ -51,61 +110,34 @@ pub fn write(
     dir: &Path,
     worker: usize,
 ) -> Result<Vec<u64>, String> {
-    let mut builders: Vec<Builder> = parts
+    let mut files: Vec<PartFile> = parts
         .iter()
-        .map(|&(part, at)| Builder {
+        .map(|&(part, at)| PartFile {
             part,
             at,
+            path: dir.join(file_name(part, worker)),
             keys: BinaryBuilder::new(),
             states: BinaryBuilder::new(),
+            rows: 0,
             n: 0,
+            writer: None,
         })
         .collect();
     let mut groups = groups.borrow_mut();
     for ((part, key), state) in groups.iter_mut() {
-        let Some(b) = builders.iter_mut().find(|b| b.part == *part) else {
+        let Some(f) = files.iter_mut().find(|f| f.part == *part) else {
             continue;
         };
         let (Some(spec), Some(layout)) = (specs.get(*part as usize), layouts.get(*part as usize))
         else {
             continue;
         };
-        if let Some(bytes) = state.base_at(spec, layout, b.at) {
-            b.keys.append_value(key);
-            b.states.append_value(bytes);
-            b.n += 1;
+        if let Some(bytes) = state.base_at(spec, layout, f.at) {
+            f.push(key, &bytes)?;
         }
     }
     drop(groups);
-    let mut counts = Vec::with_capacity(builders.len());
-    for mut b in builders {
-        counts.push(b.n);
-        if b.n == 0 {
-            continue;
-        }
-        let parts = UInt32Array::from(vec![b.part as u32; b.n as usize]);
-        let batch = RecordBatch::try_new(
-            schema(),
-            vec![
-                Arc::new(parts),
-                Arc::new(b.keys.finish()),
-                Arc::new(b.states.finish()),
-            ],
-        )
-        .map_err(|e| format!("building stored aggregates: {e}"))?;
-        let path = dir.join(file_name(b.part, worker));
-        let file = std::fs::File::create(&path)
-            .map_err(|e| format!("creating {}: {e}", path.display()))?;
-        let props = parquet::file::properties::WriterProperties::builder()
-            .set_compression(parquet::basic::Compression::SNAPPY)
-            .build();
-        let mut w = parquet::arrow::ArrowWriter::try_new(file, schema(), Some(props))
-            .map_err(|e| format!("writing {}: {e}", path.display()))?;
-        w.write(&batch)
-            .and_then(|_| w.close().map(|_| ()))
-            .map_err(|e| format!("writing {}: {e}", path.display()))?;
-    }
-    Ok(counts)
+    files.into_iter().map(PartFile::finish).collect()
 }
 
 /// The updates of a stored-aggregate file's rows for part `part` (rows of other parts are
