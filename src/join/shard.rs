@@ -85,13 +85,26 @@ impl AggregatesRead {
             .map_err(|e| self.corrupt(e))
     }
 
+    /// The error for a file that does not read. Its manifest is removed first (the files
+    /// are only ever read through it), so the next run reads all history instead.
     fn corrupt(&self, e: impl std::fmt::Display) -> Error {
+        let manifest = self
+            .file
+            .parent()
+            .and_then(|folder| folder.parent())
+            .map(|dir| dir.join("manifest.json"));
+        let removed = manifest.is_some_and(|m| std::fs::remove_file(m).is_ok());
+        let fix = if removed {
+            "they were set aside (their manifest removed): run again, and the run reads the whole history and stores them anew"
+        } else {
+            "delete the .weft-aggregates folder of this output table: the next run reads the whole history and stores them anew"
+        };
         Error::data(
             &self.file.display().to_string(),
             None,
             format!("stored aggregates did not read: {e}"),
         )
-        .with_fix("delete the folder that holds it: the next run reads the whole history instead and stores them again")
+        .with_fix(fix)
     }
 
     fn updates(&self, rows: &[RecordBatch], sign: isize) -> Result<Vec<Update>> {

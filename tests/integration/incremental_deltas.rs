@@ -894,3 +894,74 @@ fn restarts_start_from_stored_aggregates() {
         }
     }
 }
+
+/// A stored-aggregate file that does not read fails the run that feeds it with an error naming
+/// the file and what to do, and is set aside: the run after it reads all history and gives the
+/// fresh backfill's output.
+#[test]
+fn a_damaged_stored_aggregate_file_is_an_error_then_set_aside() {
+    let (seed_events, seed_left) = (fixed_seed_events(), fixed_seed_left());
+    let w = initial_world(&seed_events, &seed_left, &[]);
+    let j = join();
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::open(dir.path()).unwrap();
+    data::write_db(&wh, &w.db);
+    let mut w = w;
+    let opts = |w: &World| options(&Run::through(&day(w.last_day)));
+    let engine = Context::with_workers(&wh, 1).unwrap();
+    let mut runner = JoinRunner::new(&conf::parse(&j)).unwrap();
+    runner.run(&engine, &opts(&w), &|_, _, _| {}).unwrap();
+    let stored = runner.store_aggregates().unwrap();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    drop(runner);
+    // damage every stored file
+    let mut damaged = 0;
+    let mut stack = vec![dir.path().join(".weft-aggregates")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                std::fs::write(&p, b"not parquet").unwrap();
+                damaged += 1;
+            }
+        }
+    }
+    assert!(damaged >= 1, "{damaged} files");
+    let e = fixed_event;
+    apply(
+        &mut w,
+        &wh,
+        &Delta::AppendDay {
+            left: vec![(Some(0), 3_600_000)],
+            events: vec![e(0, 5, 2)],
+            entity: vec![],
+        },
+    );
+    let engine = Context::with_workers(&wh, 1).unwrap();
+    let mut runner = JoinRunner::new(&conf::parse(&j)).unwrap();
+    let err = runner
+        .run(&engine, &opts(&w), &|_, _, _| {})
+        .expect_err("a damaged file fails the run that feeds it")
+        .to_string();
+    assert!(
+        err.contains("stored aggregates did not read")
+            && err.contains(".parquet")
+            && err.contains("run again"),
+        "{err}"
+    );
+    // set aside: a new run reads all history
+    let mut runner = JoinRunner::new(&conf::parse(&j)).unwrap();
+    let r = runner.run(&engine, &opts(&w), &|_, _, _| {}).unwrap();
+    assert!(r.from_stored.is_empty(), "{:?}", r.from_stored);
+    assert_eq!(r.written.len(), 1, "{:?}", r.written);
+    check_state(
+        &wh,
+        &w,
+        &j,
+        &(Actual::default(), BTreeMap::new()),
+        "after the damaged file",
+    )
+    .unwrap();
+}
