@@ -217,7 +217,11 @@ enum Action {
     LandBootstrap {
         every: u8,
     },
+    /// A crash: the materializer is dropped and opened again.
     Restart,
+    /// A stop: the materializer stores its joins' aggregates (as `weft materialize` does when
+    /// it stops), then is opened again.
+    Stop,
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -229,6 +233,7 @@ fn action() -> impl Strategy<Value = Action> {
         1 => (0usize..50).prop_map(|day| Action::ReLandLeft { day }),
         1 => (2u8..4).prop_map(|every| Action::LandBootstrap { every }),
         1 => Just(Action::Restart),
+        1 => Just(Action::Stop),
     ]
 }
 
@@ -431,6 +436,12 @@ fn apply(h: &mut Harness, w: &mut World, a: &Action) {
             h.boot = Some(write_boot(&h.wh, w, *every));
         }
         Action::Restart => h.open(),
+        Action::Stop => {
+            for (id, r) in h.m.as_mut().unwrap().engine_mut().store_aggregates() {
+                r.unwrap_or_else(|e| panic!("{id}: storing aggregates: {e}"));
+            }
+            h.open();
+        }
     }
 }
 
@@ -476,6 +487,8 @@ fn a_fixed_script_covers_every_action() {
             LandBootstrap { every: 2 },
             Restart,
             ReLandLeft { day: 0 },
+            LandDay { left_late: false },
+            Stop,
             LandDay { left_late: false },
         ],
     );
