@@ -125,6 +125,17 @@ fn part_digest(p: &PartPlan, spec: &PartSpec) -> String {
         .collect()
 }
 
+/// The partitions of a source listing that aggregates at boundary `g` cover: up to `g`, within
+/// the source query's partition bounds (only those are ever read).
+fn covered(scan: &crate::sql::scan::Scan, listing: &[(Ds, u64)], g: Ds) -> Vec<(Ds, u64)> {
+    let (lo, hi) = super::digest::bounds(scan);
+    listing
+        .iter()
+        .copied()
+        .filter(|(d, _)| *d <= g && lo.is_none_or(|l| *d >= l) && hi.is_none_or(|h| *d <= h))
+        .collect()
+}
+
 /// The mixed fingerprint a partition up to the boundary is fed under while aggregates are in
 /// use (its rows before the boundary left out): fed again in full when they stop applying.
 fn floored(fp: u64, at: i64) -> u64 {
@@ -222,7 +233,7 @@ fn look(
         }
         let mut covers = HashMap::new();
         let mut stale = None;
-        for (id, _) in p.source_inputs() {
+        for (id, scan) in p.source_inputs() {
             let name = input_name(id).expect("a source input");
             let stored: Vec<(Ds, u64)> = entry
                 .sources
@@ -233,8 +244,7 @@ fn look(
                         .collect()
                 })
                 .unwrap_or_default();
-            let now: Vec<(Ds, u64)> = fps[&id].iter().copied().filter(|(d, _)| *d <= g).collect();
-            if stored != now {
+            if stored != covered(scan, &fps[&id], g) {
                 stale = stale.or(Some(name));
             }
             covers.insert(id, stored);
@@ -295,10 +305,9 @@ pub(super) fn settle(
     }
     let bounded = live.aggregates.parts.get(&p.index)?.bounded;
     let u = live.aggregates.using.get(&p.index)?;
-    let unchanged = p.source_inputs().all(|(id, _)| {
-        let now = fps[&id].iter().copied().filter(|(d, _)| *d <= u.g);
-        now.eq(u.covers.get(&id).into_iter().flatten().copied())
-    });
+    let unchanged = p
+        .source_inputs()
+        .all(|(id, scan)| u.covers.get(&id).is_some_and(|c| *c == covered(scan, &fps[&id], u.g)));
     let reaches = span.is_none_or(|(lo, _)| Ds::of_millis(lo - bounded) >= u.g);
     let loaded = !u.loaded.is_empty();
     let fresh = p

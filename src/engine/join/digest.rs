@@ -127,7 +127,7 @@ impl Fingerprints {
 }
 
 /// A scan's partition bounds (`startPartition`, `endPartition`), when they parse.
-fn bounds(scan: &Scan) -> (Option<Ds>, Option<Ds>) {
+pub(super) fn bounds(scan: &Scan) -> (Option<Ds>, Option<Ds>) {
     let q = &scan.query;
     let p = |v: &Option<String>| v.as_deref().and_then(|s| Ds::parse(s).ok());
     (p(&q.start_partition), p(&q.end_partition))
