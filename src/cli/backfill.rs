@@ -142,6 +142,12 @@ pub fn run(warehouse: &Path, a: BackfillArgs) -> Result<()> {
             }
             print_stale(&r.stale);
             print_rewritten(&r.rewritten);
+            if let (Some(first), Some(last)) = (r.dropped.first(), r.dropped.last()) {
+                println!(
+                    "  dropped {} output partition(s) whose left partition is gone ({first} .. {last})",
+                    r.dropped.len()
+                );
+            }
             for ((part, nulls), (_, ev)) in r.null_key_rows.iter().zip(&r.events) {
                 println!(
                     "  part {part}: {} source rows read, {} skipped (all keys NULL: {}, NULL ts: {}{}); {} left rows with a NULL key got NULL features",

@@ -422,6 +422,9 @@ enum Delta {
     /// Event partition `d` (of the existing days) landed again with these events: a removed
     /// partition comes back inside the reach of days already computed.
     ReLandEvents(i64, Vec<(Option<u8>, i64, i64)>),
+    /// The process ends and a new one takes over: the runner stores its aggregates and a new
+    /// runner on a new runtime continues (starting from them where they apply).
+    Restart,
 }
 
 fn key() -> impl Strategy<Value = Option<u8>> {
@@ -447,6 +450,7 @@ fn delta() -> impl Strategy<Value = Delta> {
         1 => (lefts(), events()).prop_map(|(l, e)| Delta::NewDay(l, e)),
         1 => Just(Delta::DropOldestEvents),
         1 => (0i64..4, events()).prop_map(|(d, e)| Delta::ReLandEvents(d, e)),
+        1 => Just(Delta::Restart),
     ]
 }
 
@@ -472,7 +476,7 @@ fn run_case(
     let dir = tempfile::tempdir().unwrap();
     let wh = Warehouse::open(dir.path()).unwrap();
     write_all(&wh, &mut w);
-    let engine = Context::new(&wh).unwrap();
+    let mut engine = Context::new(&wh).unwrap();
     let mut runner = JoinRunner::new(&conf::parse(&join(&w, true))).map_err(|e| e.to_string())?;
     let opts = |w: &World| options(&Run::through(&day(w.last_day)));
     runner
@@ -498,6 +502,14 @@ fn run_case(
             Delta::ReLandEvents(d, e) => {
                 let d = d % (w.last_day + 1);
                 w.set_events(d, e);
+            }
+            Delta::Restart => {
+                runner
+                    .store_aggregates()
+                    .map_err(|e| format!("restart: storing aggregates: {e}"))?;
+                runner =
+                    JoinRunner::new(&conf::parse(&join(&w, true))).map_err(|e| e.to_string())?;
+                engine = Context::new(&wh).unwrap();
             }
         }
         write_all(&wh, &mut w);
@@ -577,9 +589,22 @@ fn each_kind_of_delta_in_turn() {
             0,
             vec![(Some(0), 40, 7), (Some(1), 41, 8), (Some(2), 42, 9)],
         ),
+        Delta::Restart,
+        Delta::NewDay(
+            vec![(Some(0), 20), (Some(2), 30_000)],
+            vec![(Some(0), 8, 50)],
+        ),
+        Delta::NewDay(
+            vec![(Some(1), 40)],
+            vec![(Some(1), 9, 60), (Some(2), 1, 70)],
+        ),
+        Delta::Restart,
+        Delta::NewDay(vec![(Some(0), 80), (Some(1), 90)], vec![(Some(0), 2, 99)]),
         Delta::Toggle(0),
         Delta::Toggle(1),
         Delta::Toggle(2),
+        Delta::Restart,
+        Delta::NewDay(vec![(Some(2), 100)], vec![(Some(2), 3, 101)]),
     ];
     run_case(days, Vec::new(), [false; 3], &deltas).unwrap_or_else(|e| panic!("{e}"));
 }

@@ -305,9 +305,11 @@ pub(super) fn settle(
     }
     let bounded = live.aggregates.parts.get(&p.index)?.bounded;
     let u = live.aggregates.using.get(&p.index)?;
-    let unchanged = p
-        .source_inputs()
-        .all(|(id, scan)| u.covers.get(&id).is_some_and(|c| *c == covered(scan, &fps[&id], u.g)));
+    let unchanged = p.source_inputs().all(|(id, scan)| {
+        u.covers
+            .get(&id)
+            .is_some_and(|c| *c == covered(scan, &fps[&id], u.g))
+    });
     let reaches = span.is_none_or(|(lo, _)| Ds::of_millis(lo - bounded) >= u.g);
     let loaded = !u.loaded.is_empty();
     let fresh = p
@@ -389,14 +391,14 @@ pub(super) fn planned(current: &[(Ds, u64)], g: Ds, at: i64) -> Vec<(Ds, u64)> {
 
 /// Stores the aggregates of every eligible part for the next run — which computes the day
 /// after the last maintained one and may recompute that one — when they would differ from
-/// what is stored: one pass of the workers over their groups,
-/// then the manifest. Runners fed through bootstrap are skipped (their sources are read only
-/// where uncovered rows reach).
+/// what is stored: one pass of the workers over their groups, then the manifest. They cover
+/// the partitions that were fed (with bootstrap, only what uncovered rows reach): aggregates
+/// missing a partition of the listing never apply.
 pub(super) fn store(plan: &JoinPlan, live: &mut Live) -> Result<Vec<StoredReport>> {
     let Some(last) = live.owned.last().copied() else {
         return Ok(Vec::new());
     };
-    if live.boot_active() || live.aggregates.parts.is_empty() {
+    if live.aggregates.parts.is_empty() {
         return Ok(Vec::new());
     }
     let wh = live.aggregates.wh.clone();

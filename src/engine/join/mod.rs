@@ -73,6 +73,9 @@ pub struct JoinReport {
     /// Where the values of the partitions written by this run came from (joins with
     /// bootstrap or external parts): rows covered and computed per part, sources per column.
     pub provenance: Option<crate::join::bootstrap::assemble::Provenance>,
+    /// Output partitions dropped because their left partition is gone (a runner that
+    /// maintains them drops them as the left partition goes; a new runner on its first run).
+    pub dropped: Vec<Ds>,
     /// Parts fed from stored aggregates, with their boundary day (the events before its
     /// start came from the stored aggregates instead of the source partitions).
     pub from_stored: Vec<(String, Ds)>,
@@ -176,9 +179,9 @@ impl JoinRunner {
     }
 
     /// Stores the aggregates of the parts with unbounded windows for the next run (the day
-    /// after the last maintained one, and that one again), so that the next process's run starts from them instead of reading
-    /// all history (a process calls this on its way out; see `aggregates`). Does nothing
-    /// before the first run, for joins fed through bootstrap, or when they are up to date.
+    /// after the last maintained one, and that one again), so that the next process's run
+    /// starts from them instead of reading all history (a process calls this on its way out;
+    /// see `aggregates`). Does nothing before the first run or when they are up to date.
     pub fn store_aggregates(&mut self) -> Result<Vec<StoredReport>> {
         match self.live.as_mut() {
             Some(live) => aggregates::store(&self.plan, live),
@@ -376,6 +379,13 @@ fn run(
         }
         Some(_) => BTreeSet::new(),
     };
+    // a runner drops the partitions it maintains as their left partitions go (`sync_left`)
+    let owned = runner
+        .live
+        .as_ref()
+        .map(|l| l.owned.clone())
+        .unwrap_or_default();
+    report.dropped = drop_orphans(engine, plan, &left_parts, range, &owned)?;
     let existing = wh.partitions(&plan.output)?;
     // Existing partitions this runner does not maintain yet whose inputs changed since they
     // were written (or that have no record): recomputed, and written only if their rows
@@ -621,6 +631,38 @@ fn late_source_partition(live: &Live, source_fps: &HashMap<InputId, Vec<(Ds, u64
 }
 
 /// The query-time span of the maintained days, for every part (`None` when none).
+/// Drops the output partitions inside the run's range that weft computed (they have an input
+/// record), that this runner does not maintain (`owned`), and whose left partition is gone,
+/// as a runner maintaining them would have when it went: a new process sees the same output
+/// as one that ran all along. Partitions before the range (left partitions purged for
+/// retention) are kept.
+fn drop_orphans(
+    engine: &Session,
+    plan: &JoinPlan,
+    left: &[Ds],
+    range: PartitionRange,
+    owned: &BTreeSet<Ds>,
+) -> Result<Vec<Ds>> {
+    let wh = engine.warehouse();
+    let records = wh.input_records(&plan.output)?;
+    let mut dropped = Vec::new();
+    for d in wh.partitions(&plan.output)? {
+        if range.contains(d)
+            && !owned.contains(&d)
+            && records.contains_key(&d)
+            && left.binary_search(&d).is_err()
+        {
+            wh.drop_partition(&plan.output, &[("ds".into(), d.to_string())])?;
+            dropped.push(d);
+        }
+    }
+    if !dropped.is_empty() {
+        tracing::info!(join = %plan.name, output = %plan.output, partitions = dropped.len(), "dropped output partitions whose left partition is gone");
+        wh.update_input_records(&plan.output, &Default::default(), &|d| dropped.contains(&d))?;
+    }
+    Ok(dropped)
+}
+
 fn owned_reach(plan: &JoinPlan, owned: &BTreeSet<Ds>) -> Option<Reach> {
     let (first, last) = (owned.first()?, owned.last()?);
     let span = (first.start_millis(), last.shift(1).start_millis() - 1);
