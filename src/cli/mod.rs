@@ -55,7 +55,9 @@ pub enum Command {
     /// (D+1) 00:00 in each window; entity GroupBys: snapshot D). Event rows whose values are
     /// all NULL are dropped.
     ///
-    /// Partitions that already exist are skipped, so re-running is cheap. Examples:
+    /// Partitions that already exist are skipped, so re-running is cheap. A join with unbounded
+    /// windows leaves its aggregates in `<warehouse>/.weft-aggregates` when the run ends, so the
+    /// next day's run reads only the days its bounded windows reach. Examples:
     ///
     ///   weft backfill --conf dataflows/production/joins/risk/checkout.v1 --end-ds 2026-02-28
     ///
