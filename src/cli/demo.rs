@@ -384,6 +384,8 @@ fn run_with(a: &DemoArgs, dataflows: &Path) -> Result<()> {
         println!("5. Point-in-time features in {out}, ds={ds} (first rows, some columns):");
         println!("{}", super::render::rows(&sample)?);
     }
+    // as every command that runs joins: the next process starts from them (`--append-day`)
+    super::leave_aggregates(&mut eng);
     println!("Done in {:.1}s. Explore:", started.elapsed().as_secs_f64());
     let w = wh.root().display();
     println!("   weft --warehouse {w} tables");
