@@ -63,9 +63,17 @@ pub fn window_start(window: Option<i64>, hop: i64, q: i64) -> i64 {
 impl PartSpec {
     /// The longest window (`None` if any column is unbounded).
     pub fn max_window(&self) -> Option<i64> {
+        let unbounded = self.columns.iter().any(|c| c.window.is_none());
+        (!unbounded).then(|| self.bounded_reach())
+    }
+
+    /// How far back (ms) the bounded windows reach from a query, tail hop included (0 when
+    /// no column is bounded).
+    pub fn bounded_reach(&self) -> i64 {
         self.columns
             .iter()
-            .try_fold(0i64, |m, c| c.window.map(|w| m.max(w + c.hop)))
+            .filter_map(|c| c.window.map(|w| w + c.hop))
+            .fold(0, i64::max)
     }
 }
 

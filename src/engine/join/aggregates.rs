@@ -57,13 +57,12 @@ struct Eligible {
 /// Stored aggregates a runner may use or uses for one part.
 struct InUse {
     g: Ds,
-    at: i64,
     /// Per source input: the partitions up to `g` and their fingerprints.
     covers: HashMap<InputId, Vec<(Ds, u64)>>,
     stored_part: u32,
     files: Vec<PathBuf>,
-    /// Fed: the `(worker, key)` each file's rows are kept under.
-    loaded: Vec<(usize, u64)>,
+    /// Once fed: the `(worker, key)` each file's rows are kept under.
+    loaded: Option<Vec<(usize, u64)>>,
 }
 
 /// `manifest.json`: the folder of the current worker files and an entry per part.
@@ -98,12 +97,13 @@ pub struct StoredReport {
     pub keys: u64,
 }
 
-fn input_name(id: InputId) -> Option<String> {
+/// A source input's name in the manifest: `<source index>`, `m` appended for mutations.
+fn input_name(id: InputId) -> String {
     match id {
         InputId::Source {
             source, mutations, ..
-        } => Some(format!("{source}{}", if mutations { "m" } else { "" })),
-        _ => None,
+        } => format!("{source}{}", if mutations { "m" } else { "" }),
+        _ => unreachable!("stored aggregates cover source inputs only"),
     }
 }
 
@@ -152,16 +152,10 @@ impl Aggregates {
             .zip(specs)
             .filter(|(_, s)| s.kind == PartKind::Events && s.max_window().is_none())
             .map(|(p, s)| {
-                let bounded = s
-                    .columns
-                    .iter()
-                    .filter_map(|c| c.window.map(|w| w + c.hop))
-                    .max()
-                    .unwrap_or(0);
                 let e = Eligible {
                     spec: s.clone(),
                     digest: part_digest(p, s),
-                    bounded,
+                    bounded: s.bounded_reach(),
                 };
                 (p.index, e)
             })
@@ -178,7 +172,7 @@ impl Aggregates {
     pub(super) fn boundary(&self, part: u16) -> Option<Ds> {
         self.using
             .get(&part)
-            .filter(|u| !u.loaded.is_empty())
+            .filter(|u| u.loaded.is_some())
             .map(|u| u.g)
     }
 
@@ -188,7 +182,7 @@ impl Aggregates {
         let InputId::Source { part, .. } = id else {
             return;
         };
-        let Some(u) = self.using.get(&part).filter(|u| !u.loaded.is_empty()) else {
+        let Some(u) = self.using.get(&part).filter(|u| u.loaded.is_some()) else {
             return;
         };
         let covers = u.covers.get(&id).map_or(&[][..], |c| &c[..]);
@@ -234,7 +228,7 @@ fn look(
         let mut covers = HashMap::new();
         let mut stale = None;
         for (id, scan) in p.source_inputs() {
-            let name = input_name(id).expect("a source input");
+            let name = input_name(id);
             let stored: Vec<(Ds, u64)> = entry
                 .sources
                 .get(&name)
@@ -277,11 +271,10 @@ fn look(
             p.index,
             InUse {
                 g,
-                at: g.start_millis(),
                 covers,
                 stored_part: entry.part,
                 files,
-                loaded: Vec::new(),
+                loaded: None,
             },
         );
     }
@@ -311,7 +304,7 @@ pub(super) fn settle(
             .is_some_and(|c| *c == covered(scan, &fps[&id], u.g))
     });
     let reaches = span.is_none_or(|(lo, _)| Ds::of_millis(lo - bounded) >= u.g);
-    let loaded = !u.loaded.is_empty();
+    let loaded = u.loaded.is_some();
     let fresh = p
         .source_inputs()
         .all(|(id, _)| live.feeds.days(id).is_empty());
@@ -321,10 +314,10 @@ pub(super) fn settle(
             .using
             .remove(&p.index)
             .expect("looked up above");
-        if loaded {
+        if let Some(kept) = u.loaded {
             tracing::info!(part = %p.full_prefix, boundary = %u.g, "stored aggregates no longer apply (a covered source partition changed, or new queries reach before their boundary): retracting them and reading all history");
             let mut by_worker: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
-            for (w, k) in u.loaded {
+            for (w, k) in kept {
                 by_worker.entry(w).or_default().push(k);
             }
             tasks.extend(
@@ -347,10 +340,8 @@ pub(super) fn settle(
             .using
             .get_mut(&p.index)
             .expect("looked up above");
-        if u.files.is_empty() {
-            // no key had events before the boundary: in use with nothing to feed
-            u.loaded.push((0, u64::MAX));
-        }
+        // no file: no key had events before the boundary, in use with nothing to feed
+        let mut kept = Vec::with_capacity(u.files.len());
         for file in u.files.clone() {
             let worker = live.feeds.next_worker(peers);
             let key = live.feeds.take_key();
@@ -366,12 +357,13 @@ pub(super) fn settle(
                 tag: LOAD_TAG | p.index as u64,
                 payload: ReadPayload::Aggregates(read).encode(),
             });
-            u.loaded.push((worker, key));
+            kept.push((worker, key));
         }
+        u.loaded = Some(kept);
         tracing::info!(part = %p.full_prefix, boundary = %u.g, files = u.files.len(), "starting from stored aggregates: reading source partitions from the day before their boundary on");
     }
-    let u = &live.aggregates.using[&p.index];
-    Some((u.g, u.at))
+    let g = live.aggregates.using[&p.index].g;
+    Some((g, g.start_millis()))
 }
 
 /// The listing a based part's source is planned against: partitions up to `g` under their
@@ -423,7 +415,7 @@ pub(super) fn store(plan: &JoinPlan, live: &mut Live) -> Result<Vec<StoredReport
             live.aggregates.fed_as(id, &mut fed);
             fed.retain(|(d, _)| *d <= g);
             sources.insert(
-                input_name(id).expect("a source input"),
+                input_name(id),
                 fed.iter()
                     .map(|(d, fp)| (d.to_string(), *fp))
                     .collect::<Vec<_>>(),

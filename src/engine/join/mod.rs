@@ -379,14 +379,17 @@ fn run(
         }
         Some(_) => BTreeSet::new(),
     };
+    let mut existing = wh.partitions(&plan.output)?;
     // a runner drops the partitions it maintains as their left partitions go (`sync_left`)
-    let owned = runner
-        .live
-        .as_ref()
-        .map(|l| l.owned.clone())
-        .unwrap_or_default();
-    report.dropped = drop_orphans(engine, plan, &left_parts, range, &owned)?;
-    let existing = wh.partitions(&plan.output)?;
+    report.dropped = drop_orphans(
+        engine,
+        plan,
+        &left_parts,
+        range,
+        runner.live.as_ref().map(|l| &l.owned),
+        &existing,
+    )?;
+    existing.retain(|d| !report.dropped.contains(d));
     // Existing partitions this runner does not maintain yet whose inputs changed since they
     // were written (or that have no record): recomputed, and written only if their rows
     // differ. With `verify_existing` (`--force`), every existing partition in range.
@@ -641,20 +644,24 @@ fn drop_orphans(
     plan: &JoinPlan,
     left: &[Ds],
     range: PartitionRange,
-    owned: &BTreeSet<Ds>,
+    owned: Option<&BTreeSet<Ds>>,
+    existing: &[Ds],
 ) -> Result<Vec<Ds>> {
+    let orphans: Vec<Ds> = existing
+        .iter()
+        .copied()
+        .filter(|d| range.contains(*d) && !owned.is_some_and(|o| o.contains(d)))
+        .filter(|d| left.binary_search(d).is_err())
+        .collect();
+    if orphans.is_empty() {
+        return Ok(orphans);
+    }
     let wh = engine.warehouse();
     let records = wh.input_records(&plan.output)?;
     let mut dropped = Vec::new();
-    for d in wh.partitions(&plan.output)? {
-        if range.contains(d)
-            && !owned.contains(&d)
-            && records.contains_key(&d)
-            && left.binary_search(&d).is_err()
-        {
-            wh.drop_partition(&plan.output, &[("ds".into(), d.to_string())])?;
-            dropped.push(d);
-        }
+    for d in orphans.into_iter().filter(|d| records.contains_key(d)) {
+        wh.drop_partition(&plan.output, &[("ds".into(), d.to_string())])?;
+        dropped.push(d);
     }
     if !dropped.is_empty() {
         tracing::info!(join = %plan.name, output = %plan.output, partitions = dropped.len(), "dropped output partitions whose left partition is gone");
