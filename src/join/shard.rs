@@ -75,16 +75,6 @@ pub struct AggregatesRead {
 }
 
 impl AggregatesRead {
-    fn read(&self) -> Result<Vec<RecordBatch>> {
-        let f = std::fs::File::open(&self.file)
-            .map_err(|e| Error::io(format!("opening {}", self.file.display()), e))?;
-        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-            .and_then(|b| b.build())
-            .map_err(|e| self.corrupt(e))?;
-        r.collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| self.corrupt(e))
-    }
-
     /// The error for a file that does not read. Its manifest is removed first (the files
     /// are only ever read through it), so the next run reads all history instead.
     fn corrupt(&self, e: impl std::fmt::Display) -> Error {
@@ -236,7 +226,8 @@ impl ShardReader for SourceReader {
         let t = match ReadPayload::decode(payload)? {
             ReadPayload::Source(t) => t,
             ReadPayload::Aggregates(a) => {
-                let rows = a.read().map_err(read_error)?;
+                let rows = (self.wh.read_files(std::slice::from_ref(&a.file)))
+                    .map_err(|e| read_error(a.corrupt(e)))?;
                 let updates = a.updates(&rows, 1).map_err(read_error)?;
                 *counts = vec![updates.len() as u64];
                 return Ok(vec![Share {
